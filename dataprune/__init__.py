@@ -1,0 +1,16 @@
+"""dataprune: data- and agent-level pruning for LLM pipelines.
+
+Subpackages: ``dataprune.rag`` (context pruning) and ``dataprune.agents`` (multi-agent graph
+pruning). Heavy dependencies (torch, transformers, faiss) are imported inside functions, so
+``import dataprune`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = ["__version__"]

@@ -1,0 +1,100 @@
+"""Helpers shared by the CLI sub-commands (argument groups, loading, writing outputs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_input_args(
+    p: argparse.ArgumentParser, *, text: bool = True, sft: bool = False, label: bool = False
+) -> None:
+    """Add INPUT, field options and ``--on-bad-record``."""
+    p.add_argument(
+        "input", metavar="INPUT", help="JSONL / JSON / parquet / CSV file, or a hub dataset id"
+    )
+    if text:
+        p.add_argument("--text-field", help="field holding the text")
+    if sft:
+        p.add_argument("--prompt-field", help="field holding the prompt (SFT records)")
+        p.add_argument("--response-field", help="field holding the response (SFT records)")
+    if label:
+        p.add_argument("--label-field", help="field holding the class label")
+    p.add_argument(
+        "--split", default=None, help="split to load for hub dataset ids (default: train)"
+    )
+    p.add_argument(
+        "--on-bad-record",
+        choices=("error", "skip"),
+        default="error",
+        help="stop at the first bad record (default) or skip bad records and write them to OUTPUT.rejects.jsonl",
+    )
+
+
+def add_output_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument("--output", "-o", required=required, help="output file (format from its suffix)")
+
+
+def load_validated(
+    args: argparse.Namespace, *, text_fields: list[str], label_field: str | None = None
+):
+    """Load ``args.input`` and validate the fields; returns a :class:`~dataprune.io.RecordSet`."""
+    from dataprune.io import load_records, validate_fields
+
+    rs = load_records(args.input, split=args.split, on_bad_record=args.on_bad_record)
+    return validate_fields(
+        rs, text_fields=text_fields, label_field=label_field, on_bad_record=args.on_bad_record
+    )
+
+
+def output_format(output: str, input_format: str) -> str | None:
+    """Output format: from the output suffix, else the input's format."""
+    from dataprune.errors import DataValidationError
+    from dataprune.io import detect_format
+
+    try:
+        return detect_format(output)
+    except DataValidationError:
+        if input_format in ("jsonl", "json", "parquet", "csv"):
+            return input_format
+        raise
+
+
+def report_rejects(rs: Any, output: str | Path) -> str | None:
+    """Write rejects next to ``output``; return a one-line summary or ``None``."""
+    from dataprune.io import write_rejects
+
+    path = write_rejects(rs.rejects, output)
+    if path is None:
+        return None
+    return f"skipped {len(rs.rejects)} bad records (details in {path})"
+
+
+def text_fields_from_args(args: argparse.Namespace) -> list[str]:
+    """The text fields named on the command line (``--text-field`` or prompt + response)."""
+    from dataprune.errors import DataValidationError
+
+    text = getattr(args, "text_field", None)
+    prompt = getattr(args, "prompt_field", None)
+    response = getattr(args, "response_field", None)
+    if text and (prompt or response):
+        raise DataValidationError(
+            "give either --text-field or --prompt-field/--response-field, not both"
+        )
+    if text:
+        return [text]
+    if prompt and response:
+        return [prompt, response]
+    if prompt or response:
+        raise DataValidationError("--prompt-field and --response-field must be given together")
+    raise DataValidationError(
+        "name the text with --text-field, or --prompt-field and --response-field"
+    )
+
+
+def record_texts(records: list[dict], fields: list[str]) -> list[str]:
+    """One text per record: the named fields joined by a blank line."""
+    if len(fields) == 1:
+        return [r[fields[0]] for r in records]
+    return ["\n\n".join(r[f] for f in fields) for r in records]

