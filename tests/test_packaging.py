@@ -18,7 +18,11 @@ else:  # pragma: no cover
 def test_all_packages_listed():
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(cfg["packages"])
-    roots = {"dataprune": REPO / "dataprune", "dataprune.rag": REPO / "rag", "dataprune.agents": REPO / "agents"}
+    roots = {
+        "dataprune": REPO / "dataprune",
+        "dataprune.rag": REPO / "rag",
+        "dataprune.agents": REPO / "agents",
+    }
     assert cfg["package-dir"] == {k: v.name for k, v in roots.items()}
     found = set()
     for name, root in roots.items():

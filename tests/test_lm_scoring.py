@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dataprune.errors import DataValidationError
+from dataprune.lm_scoring import encode_sft, logit_statistics, score_sft
+
+from tiny_models import tiny_causal_lm
+
+PROMPTS = ["what is two plus two", "hello world", "please write a short poem about the sea"]
+RESPONSES = ["two plus two is four", "how are you", "the sea is blue and wide the sea is blue"]
+
+
+def _reference(model, enc):
+    """Plain full-logits computation for one sample."""
+    ids = torch.from_numpy(enc.input_ids)[None]
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :-1].float()
+    targets = ids[0, 1:]
+    logp = torch.log_softmax(logits, -1)
+    nll = -logp.gather(1, targets[:, None]).squeeze(1)
+    p = logp.exp()
+    ent = -(p * logp).sum(-1)
+    m = torch.from_numpy(enc.response_mask[1:])
+    return nll[m].numpy(), ent[m].numpy(), (p * p).sum(-1)[m].numpy(), ent.mean().item()
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_scores_match_full_forward(chat):
+    model, tok = tiny_causal_lm(chat_template=chat)
+    scores = score_sft(model, tok, PROMPTS, RESPONSES, batch_size=2, chunk_size=3)
+    assert len(scores) == 3
+    for i, enc in enumerate(scores.encodings):
+        nll, ent, sp2, ent_all = _reference(model, enc)
+        assert len(scores.nll[i]) == enc.n_response_tokens == len(nll)
+        np.testing.assert_allclose(scores.nll[i], nll, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(scores.entropy[i], ent, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(scores.sum_p2[i], sp2, rtol=1e-4, atol=1e-6)
+        assert scores.entropy_all[i] == pytest.approx(ent_all, rel=1e-4)
+    ppl = scores.perplexity()
+    assert ppl.shape == (3,) and np.all(ppl > 1)
+    el2n = scores.token_el2n()
+    p = scores.p_true[0]
+    np.testing.assert_allclose(el2n[0], np.sqrt(np.clip(1 - 2 * p + scores.sum_p2[0], 0, None)))
+
+
+def test_batch_composition_does_not_change_scores():
+    model, tok = tiny_causal_lm()
+    a = score_sft(model, tok, PROMPTS, RESPONSES, batch_size=1)
+    b = score_sft(model, tok, PROMPTS, RESPONSES, batch_size=3)
+    for x, y in zip(a.nll, b.nll):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_chat_template_masks_prompt():
+    _, tok = tiny_causal_lm(chat_template=True)
+    enc = encode_sft(tok, "hello world", "how are you")
+    resp_tokens = tok.convert_ids_to_tokens(enc.input_ids[enc.response_mask].tolist())
+    assert resp_tokens[:3] == ["how", "are", "you"]
+    prompt_tokens = tok.convert_ids_to_tokens(enc.input_ids[~enc.response_mask].tolist())
+    assert "hello" in prompt_tokens and "how" not in prompt_tokens
+
+
+def test_truncation_keeps_response():
+    _, tok = tiny_causal_lm()
+    enc = encode_sft(tok, " ".join(["the cat sat"] * 20), "the answer is 42", max_length=16)
+    assert len(enc.input_ids) == 16 and enc.truncated
+    assert enc.n_response_tokens == 5  # 4 words + eos
+
+
+def test_logit_statistics_chunks_agree():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(37, 11, generator=g)
+    targets = torch.randint(0, 11, (37,), generator=g)
+    a = logit_statistics(logits, targets, chunk_size=5)
+    b = logit_statistics(logits, targets, chunk_size=100)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    p = torch.softmax(logits, -1)
+    torch.testing.assert_close(a["p_true"], p[torch.arange(37), targets])
+
+
+def test_bad_inputs():
+    model, tok = tiny_causal_lm()
+    with pytest.raises(DataValidationError, match="equal lengths"):
+        score_sft(model, tok, ["a"], ["b", "c"])
+    with pytest.raises(DataValidationError, match="record 1"):
+        score_sft(model, tok, ["a", "b"], ["the cat", ""], batch_size=1)
+
+
+@pytest.mark.offline_models
+def test_smollm2_fluent_vs_salad():
+    from dataprune.models import load_causal_lm
+
+    model, tok = load_causal_lm()
+    fluent = "The capital of France is Paris. It is known for the Eiffel Tower."
+    salad = "Tower Eiffel the France known of is Paris capital for It. the is"
+    s = score_sft(model, tok, ["Tell me about Paris."] * 2, [fluent, salad])
+    ppl = s.perplexity()
+    assert ppl[0] * 10 < ppl[1]
