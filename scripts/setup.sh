@@ -16,7 +16,12 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+# (grep drops pip's notes about unreadable local index folders some machines configure)
+pip() {
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 \
+    | { grep -v "^WARNING: Location 'file:" || true; }
+  return "${PIPESTATUS[0]}"
+}
 echo "setup: installing torch==2.13.0 (CPU) into $VENV" >&2
 pip install "torch==2.13.0"
 echo "setup: installing dataprune[$EXTRAS]" >&2

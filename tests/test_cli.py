@@ -6,10 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import HashingEncoder
 
 from dataprune.cli.main import main
 from dataprune.io import write_records
+
+from conftest import HashingEncoder
 
 
 def run_cli(*args):

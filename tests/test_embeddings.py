@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import HashingEncoder
 
 from dataprune.embeddings import embed_texts, embedding_cache_key, texts_sha256
 from dataprune.errors import DataValidationError
+
+from conftest import HashingEncoder
 
 TEXTS = [f"sentence number {i}" for i in range(25)]
 
