@@ -10,7 +10,7 @@ import pytest
 from dataprune.cli.main import main
 from dataprune.io import write_records
 
-from conftest import HashingEncoder
+from fakes import HashingEncoder
 
 
 def run_cli(*args):

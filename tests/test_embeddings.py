@@ -6,7 +6,7 @@ import pytest
 from dataprune.embeddings import embed_texts, embedding_cache_key, texts_sha256
 from dataprune.errors import DataValidationError
 
-from conftest import HashingEncoder
+from fakes import HashingEncoder
 
 TEXTS = [f"sentence number {i}" for i in range(25)]
 

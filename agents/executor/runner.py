@@ -1,0 +1,474 @@
+"""Run a :class:`~dataprune.agents.topology.Topology` on a query.
+
+Agents run round by round and, within a round, level by level (:meth:`Topology.levels`); the
+agents of one level run concurrently in a thread pool. Each agent receives its active
+predecessors' outputs (spatial edges of this round, temporal edges from the previous round).
+Pruned agents are never called. The decision agent (when the topology has one) reads every active
+agent's final output and answers; otherwise the topology's aggregator rule decides. Every call has
+a timeout and is retried on transient errors; an agent that still fails is reported in the result
+(its successors run without its message).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dataprune.agents.executor.backends import BackendError, ChatBackend, make_backend
+from dataprune.agents.executor.messages import (
+    AgentCall,
+    Completion,
+    Message,
+    build_chat_messages,
+    extract_answer,
+)
+from dataprune.agents.spec import AgentSpec
+from dataprune.agents.topology import Topology
+from dataprune.errors import DataValidationError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AgentRun", "ExecutionResult", "Executor", "TokenLedger", "aggregate_answers"]
+
+
+@dataclass
+class AgentRun:
+    """One agent's work in one round.
+
+    Attributes
+    ----------
+    agent : str
+    round : int
+    level : int
+        Parallel level within the round (-1 for the decision agent and pruned agents).
+    status : {"ok", "failed", "pruned"}
+    output : str or None
+    answer : str or None
+        Extracted answer.
+    prompt_tokens, completion_tokens : int
+    usage_source : str
+    attempts : int
+    latency_s : float
+    error : str or None
+    inputs : list of str
+        Senders whose messages it read.
+    missing_inputs : list of str
+        Predecessors that failed (their message is missing).
+    """
+
+    agent: str
+    round: int
+    level: int
+    status: str
+    output: str | None = None
+    answer: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_source: str = ""
+    attempts: int = 0
+    latency_s: float = 0.0
+    started_s: float = 0.0
+    error: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    missing_inputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AgentTokens:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    failed_calls: int = 0
+    usage_sources: list[str] = field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class TokenLedger:
+    """Tokens per agent, from the endpoint's ``usage`` or tokenizer counts."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, AgentTokens] = {}
+
+    def add(self, agent: str, run: AgentRun) -> None:
+        t = self.agents.setdefault(agent, AgentTokens())
+        t.prompt_tokens += run.prompt_tokens
+        t.completion_tokens += run.completion_tokens
+        t.calls += run.attempts
+        t.failed_calls += run.attempts - (1 if run.status == "ok" else 0)
+        if run.usage_source and run.usage_source not in t.usage_sources:
+            t.usage_sources.append(run.usage_source)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(t.prompt_tokens for t in self.agents.values())
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(t.completion_tokens for t in self.agents.values())
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agents": {
+                k: {**asdict(v), "total_tokens": v.total_tokens} for k, v in self.agents.items()
+            },
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass
+class ExecutionResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    query : str
+    answer : str or None
+        The final answer (``None`` when nothing could decide).
+    decided_by : str
+        ``"decision:<name>"``, or the aggregator rule used.
+    runs : list of AgentRun
+        Every agent-round, pruned agents included (status ``"pruned"``, never called).
+    ledger : TokenLedger
+    failed : list of str
+        ``"name"`` (or ``"name@round"`` with several rounds) of agents that failed.
+    skipped : list of str
+        Pruned agents (not called).
+    wall_time_s : float
+    """
+
+    query: str
+    answer: str | None
+    decided_by: str
+    runs: list[AgentRun]
+    ledger: TokenLedger
+    failed: list[str]
+    skipped: list[str]
+    wall_time_s: float
+    topology: Topology | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no agent failed and an answer was produced."""
+        return not self.failed and self.answer is not None
+
+    def run_of(self, agent: str, round: int | None = None) -> AgentRun:
+        rs = [r for r in self.runs if r.agent == agent and (round is None or r.round == round)]
+        if not rs:
+            raise KeyError(agent)
+        return rs[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "answer": self.answer,
+            "decided_by": self.decided_by,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "wall_time_s": round(self.wall_time_s, 4),
+            "ledger": self.ledger.to_dict(),
+            "runs": [asdict(r) for r in self.runs],
+        }
+
+
+def aggregate_answers(
+    answers: list[str | None], rule: str = "majority"
+) -> tuple[str | None, int | None]:
+    """Combine extracted answers (given in topological order).
+
+    ``"majority"``: most frequent answer (compared case-insensitively, whitespace-normalised);
+    a tie goes to the answer of the earliest voter. ``"last"``: the last non-missing answer.
+    Returns ``(answer, index of the voter whose text is returned)``.
+    """
+    valid = [(i, a) for i, a in enumerate(answers) if a is not None]
+    if not valid:
+        return None, None
+    if rule == "last":
+        i, a = valid[-1]
+        return a, i
+
+    def norm(a: str) -> str:
+        return " ".join(a.split()).casefold()
+
+    counts: dict[str, int] = {}
+    for _, a in valid:
+        counts[norm(a)] = counts.get(norm(a), 0) + 1
+    top = max(counts.values())
+    for i, a in valid:
+        if counts[norm(a)] == top:
+            return a, i
+    return None, None  # pragma: no cover
+
+
+class Executor:
+    """Run topologies on queries with real or simulated agents.
+
+    Parameters
+    ----------
+    backend : ChatBackend or mapping of agent name to ChatBackend, optional
+        One backend for every agent, or per agent; agents without one use their ``llm`` config
+        (:func:`~dataprune.agents.executor.backends.make_backend`).
+    max_workers : int, default=8
+        Concurrent calls within a level.
+    timeout_s : float, default=60.0
+        Per-attempt timeout handed to the backend; the executor also stops waiting for a level
+        after ``timeout_s * (max_retries + 1)`` plus back-off and marks late agents as failed.
+    max_retries : int, default=2
+        Retries of a retryable :class:`BackendError` (timeouts, connection errors, 429, 5xx).
+    retry_backoff_s : float, default=0.5
+        First back-off; doubles per retry (a server's ``Retry-After`` wins when larger, capped at
+        ``timeout_s``).
+    answer_parser : callable(str) -> str or None, optional
+        Extracts the answer from an output (default: :func:`extract_answer`).
+    """
+
+    def __init__(
+        self,
+        backend: ChatBackend | Mapping[str, ChatBackend] | None = None,
+        *,
+        max_workers: int = 8,
+        timeout_s: float = 60.0,
+        max_retries: int = 2,
+        retry_backoff_s: float = 0.5,
+        answer_parser: Callable[[str | None], str | None] | None = None,
+    ) -> None:
+        if max_workers < 1:
+            raise DataValidationError(f"max_workers must be >= 1, got {max_workers}")
+        if timeout_s <= 0:
+            raise DataValidationError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_retries < 0:
+            raise DataValidationError(f"max_retries must be >= 0, got {max_retries}")
+        self.backend = backend
+        self.max_workers = max_workers
+        self.timeout_s = float(timeout_s)
+        self.max_retries = int(max_retries)
+        self.retry_backoff_s = float(retry_backoff_s)
+        self.answer_parser = answer_parser or extract_answer
+        self._made: dict[Any, ChatBackend] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ backends
+    def _backend_for(self, agent: AgentSpec) -> ChatBackend:
+        b = self.backend
+        if isinstance(b, ChatBackend):
+            return b
+        if isinstance(b, Mapping) and agent.name in b:
+            return b[agent.name]
+        if agent.llm is None:
+            raise DataValidationError(
+                f"agent {agent.name!r} has no backend: give it an llm config or pass "
+                "Executor(backend=...)"
+            )
+        with self._lock:
+            if agent.llm not in self._made:
+                self._made[agent.llm] = make_backend(agent.llm)
+            return self._made[agent.llm]
+
+    # ------------------------------------------------------------------ one call
+    def _call(self, backend: ChatBackend, call: AgentCall, run: AgentRun, t0: float) -> AgentRun:
+        run.started_s = time.perf_counter() - t0
+        start = time.perf_counter()
+        delay = self.retry_backoff_s
+        for attempt in range(self.max_retries + 1):
+            run.attempts = attempt + 1
+            try:
+                c: Completion = backend.complete(call)
+            except BackendError as exc:
+                run.error = f"BackendError: {exc}"
+                if not exc.retryable or attempt == self.max_retries:
+                    break
+                wait = max(delay, exc.retry_after or 0.0)
+                time.sleep(min(wait, self.timeout_s))
+                delay *= 2
+                continue
+            except Exception as exc:  # a custom backend's bug: report it, do not retry
+                run.error = f"{type(exc).__name__}: {exc}"
+                break
+            run.status = "ok"
+            run.error = None
+            run.output = c.text
+            run.answer = self.answer_parser(c.text)
+            run.prompt_tokens = int(c.prompt_tokens)
+            run.completion_tokens = int(c.completion_tokens)
+            run.usage_source = c.usage_source
+            break
+        if run.status != "ok":
+            run.status = "failed"
+        run.latency_s = time.perf_counter() - start
+        return run
+
+    def _run_batch(
+        self, items: list[tuple[ChatBackend, AgentCall, AgentRun]], t0: float
+    ) -> list[AgentRun]:
+        if len(items) == 1:
+            b, c, r = items[0]
+            return [self._call(b, c, r, t0)]
+        budget = (
+            self.timeout_s * (self.max_retries + 1)
+            + self.retry_backoff_s * (2 ** (self.max_retries + 1))
+            + 1.0
+        )
+        pool = cf.ThreadPoolExecutor(max_workers=min(self.max_workers, len(items)))
+        try:
+            futs = [pool.submit(self._call, b, c, r, t0) for b, c, r in items]
+            done, _ = cf.wait(futs, timeout=budget)
+            out = []
+            for f, (_, _, r) in zip(futs, items):
+                if f in done:
+                    out.append(f.result())
+                else:
+                    r.status = "failed"
+                    r.error = f"TimeoutError: no answer within {budget:.1f} s (backend ignored its timeout)"
+                    out.append(r)
+            return out
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ a whole run
+    def run(self, topology: Topology, query: str) -> ExecutionResult:
+        """Run ``topology`` on ``query``; see the module docstring.
+
+        Raises
+        ------
+        DataValidationError
+            For an empty query, a topology without active agents, or an agent without backend.
+        """
+        if not isinstance(topology, Topology):
+            raise DataValidationError(f"expected a Topology, got {type(topology).__name__}")
+        if not isinstance(query, str) or not query.strip():
+            raise DataValidationError("expected a non-empty query string")
+        if topology.n_active_agents == 0:
+            raise DataValidationError("the topology has no active agent to run")
+        t0 = time.perf_counter()
+        ledger = TokenLedger()
+        backends = {nm: self._backend_for(topology.agent(nm)) for nm in topology.active_names}
+        dec_backend = self._backend_for(topology.decision) if topology.decision else None
+        runs: list[AgentRun] = [
+            AgentRun(nm, r, -1, "pruned")
+            for r in range(1, topology.rounds + 1)
+            for nm in topology.pruned_names
+        ]
+        outputs: dict[tuple[str, int], AgentRun] = {}
+        levels = topology.levels()
+        temporal = topology.effective_temporal()
+        names = topology.names
+        multi = topology.rounds > 1
+        failed: list[str] = []
+        for r in range(1, topology.rounds + 1):
+            for k, level in enumerate(levels):
+                items = []
+                for nm in level:
+                    senders: list[tuple[str, int]] = [(p, r) for p in topology.predecessors(nm)]
+                    if r > 1:
+                        j = names.index(nm)
+                        senders = [
+                            (names[i], r - 1) for i in range(len(names)) if temporal[i, j]
+                        ] + senders
+                    inbox, missing = [], []
+                    for s, sr in senders:
+                        prev = outputs.get((s, sr))
+                        if prev is not None and prev.status == "ok":
+                            inbox.append(Message(s, prev.output or "", sr))
+                        else:
+                            missing.append(s if not multi else f"{s}@{sr}")
+                    agent = topology.agent(nm)
+                    call = AgentCall(
+                        agent,
+                        query,
+                        tuple(inbox),
+                        r,
+                        build_chat_messages(agent, query, inbox, round=r),
+                        self.timeout_s,
+                    )
+                    run = AgentRun(
+                        nm,
+                        r,
+                        k,
+                        "failed",
+                        inputs=[m.sender for m in inbox],
+                        missing_inputs=missing,
+                    )
+                    items.append((backends[nm], call, run))
+                for run in self._run_batch(items, t0):
+                    outputs[(run.agent, r)] = run
+                    runs.append(run)
+                    ledger.add(run.agent, run)
+                    if run.status != "ok":
+                        failed.append(run.agent if not multi else f"{run.agent}@{r}")
+                        logger.warning("agent %s failed: %s", run.agent, run.error)
+        order = topology.topological_order()
+        final_round = topology.rounds
+        if topology.decision is None and topology.aggregator == "sinks":
+            sinks = set(topology.sinks())
+            voters = [nm for nm in order if nm in sinks]
+        elif topology.decision is None and topology.aggregator == "last":
+            voters = order[-1:]
+        else:
+            voters = order
+        answer: str | None = None
+        decided_by = topology.aggregator
+        if topology.decision is not None and dec_backend is not None:
+            d = topology.decision
+            inbox = [
+                Message(nm, outputs[(nm, final_round)].output or "", final_round)
+                for nm in order
+                if outputs[(nm, final_round)].status == "ok"
+            ]
+            call = AgentCall(
+                d,
+                query,
+                tuple(inbox),
+                final_round,
+                build_chat_messages(d, query, inbox, round=final_round, is_decision=True),
+                self.timeout_s,
+                is_decision=True,
+            )
+            drun = AgentRun(d.name, final_round, -1, "failed", inputs=[m.sender for m in inbox])
+            drun = self._run_batch([(dec_backend, call, drun)], t0)[0]
+            runs.append(drun)
+            ledger.add(d.name, drun)
+            if drun.status == "ok":
+                answer = drun.answer
+                decided_by = f"decision:{d.name}"
+            else:
+                failed.append(d.name)
+                logger.warning(
+                    "decision agent %s failed (%s); falling back to %s",
+                    d.name,
+                    drun.error,
+                    topology.aggregator,
+                )
+        if answer is None:
+            answers = [
+                outputs[(nm, final_round)].answer
+                if outputs[(nm, final_round)].status == "ok"
+                else None
+                for nm in voters
+            ]
+            answer, _ = aggregate_answers(
+                answers, "last" if topology.aggregator == "last" else "majority"
+            )
+        return ExecutionResult(
+            query=query,
+            answer=answer,
+            decided_by=decided_by,
+            runs=runs,
+            ledger=ledger,
+            failed=failed,
+            skipped=list(topology.pruned_names),
+            wall_time_s=time.perf_counter() - t0,
+            topology=topology,
+        )
