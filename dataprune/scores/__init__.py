@@ -1,0 +1,58 @@
+"""Per-record difficulty and label-quality scores.
+
+* :func:`el2n_scores`, :func:`grand_scores` — closed forms from probabilities (and features);
+* :func:`proxy_scores` — EL2N/GraNd averaged over seeded proxy heads trained on embeddings
+  (labelled data); :func:`cross_val_probs` — out-of-fold probabilities;
+* :func:`lm_scores` / :func:`lm_el2n_scores` — per-response-token EL2N/GraNd from a causal LM
+  (unlabelled SFT data);
+* :func:`find_label_issues`, :func:`label_quality_scores` — confident learning.
+
+Directions: EL2N and GraNd are "higher = harder"; label quality is "higher = keep".
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "LMScores",
+    "ProxyConfig",
+    "ProxyScores",
+    "confident_joint",
+    "cross_val_probs",
+    "el2n_from_token_stats",
+    "el2n_scores",
+    "find_label_issues",
+    "grand_scores",
+    "label_quality_scores",
+    "lm_el2n_scores",
+    "lm_scores",
+    "proxy_scores",
+]
+
+_LAZY = {
+    "el2n_scores": "dataprune.scores.el2n",
+    "el2n_from_token_stats": "dataprune.scores.el2n",
+    "grand_scores": "dataprune.scores.grand",
+    "ProxyConfig": "dataprune.scores.proxy",
+    "ProxyScores": "dataprune.scores.proxy",
+    "proxy_scores": "dataprune.scores.proxy",
+    "cross_val_probs": "dataprune.scores.proxy",
+    "LMScores": "dataprune.scores.lm",
+    "lm_scores": "dataprune.scores.lm",
+    "lm_el2n_scores": "dataprune.scores.lm",
+    "confident_joint": "dataprune.scores.label_issues",
+    "find_label_issues": "dataprune.scores.label_issues",
+    "label_quality_scores": "dataprune.scores.label_issues",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dataprune.scores' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
