@@ -1,5 +1,56 @@
-"""Provence-style RAG context pruning (installed as ``dataprune.rag``)."""
+"""Provence-style RAG context pruning (installed as ``dataprune.rag``).
+
+Hand a query and the retrieved passages to a :class:`ContextPruner`; get back each passage with
+its irrelevant sentences removed and a relevance score to rerank by::
+
+    from dataprune.rag import ContextPruner
+
+    pruner = ContextPruner.from_pretrained("default")   # shipped MiniLM pruner, works offline
+    for p in pruner.prune(query, passages, threshold=0.1):
+        print(p.passage_score, p.compression_chars, p.text)
+
+Heavy modules (torch, transformers) load on first use, so ``import dataprune.rag`` stays cheap.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import Any
+
+from dataprune.rag.config import PrunerConfig, TrainConfig
+from dataprune.rag.sentences import Sentence, split_sentences
+
+__all__ = [
+    "AGGREGATIONS",
+    "ContextPruner",
+    "PassageScores",
+    "PrunedPassage",
+    "PrunerConfig",
+    "Sentence",
+    "TrainConfig",
+    "TrainingCollapsedError",
+    "pruning_metrics",
+    "split_sentences",
+    "train_pruner",
+]
+
+_LAZY = {
+    "ContextPruner": "dataprune.rag.pruner",
+    "PrunedPassage": "dataprune.rag.selection",
+    "AGGREGATIONS": "dataprune.rag.selection",
+    "PassageScores": "dataprune.rag.inference",
+    "train_pruner": "dataprune.rag.train",
+    "TrainingCollapsedError": "dataprune.rag.train",
+    "pruning_metrics": "dataprune.rag.evaluation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dataprune.rag' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

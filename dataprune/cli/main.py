@@ -84,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
+    root = logging.getLogger("dataprune")
+    saved = (root.handlers[:], root.level, root.propagate)
     _configure_logging(args.verbose, args.quiet)
     try:
         status = args.run(args)
@@ -94,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dataprune {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # main() may be called in-process (tests, notebooks): leave logging as it was.
+        root.handlers[:], root.level, root.propagate = saved
     return int(status or 0)
 
 

@@ -1,0 +1,222 @@
+"""Pruning throughput on CPU: the shipped MiniLM pruner vs the original Provence architecture.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/rag_speed.py
+
+Passages: held-out SQuAD v2 paragraphs cut at sentence boundaries to about 200 tokens (query
+included in each forward pass). Both models run through the same ``ContextPruner`` pipeline
+(sentence splitting, windowing, length-sorted batching, selection); only the network differs:
+
+* ours: all-MiniLM-L6-v2 backbone (6 layers, 384 hidden, 22.7M parameters) with the shipped
+  fine-tuned weights;
+* Provence architecture: DeBERTa-v3-large config (24 layers, 1024 hidden, 435M parameters, what
+  ``naver/provence-reranker-debertav3-v1`` uses), randomly initialised (timing only), fed the same
+  token ids.
+
+Passages/s at batch 1 (one passage per call) and batch 32 (32 passages per call), float32 and
+bf16 autocast for ours, repeated and interleaved so both models see the same machine load; the
+median is reported. Writes ``benchmarks/results/rag_speed.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+logger = logging.getLogger("benchmarks.rag_speed")
+
+
+def _passages(pruner, data, articles, n, target_tokens=200):
+    from dataprune.rag.sentences import split_sentences
+
+    out = []
+    for art in data:
+        if art["title"] not in articles:
+            continue
+        for p in art["paragraphs"]:
+            sents = split_sentences(p["context"])
+            ids = pruner.tokenizer([s.text for s in sents], add_special_tokens=False)["input_ids"]
+            acc, used = [], 0
+            for s, t in zip(sents, ids):
+                if used + len(t) > target_tokens + 15:
+                    break
+                acc.append(s.text)
+                used += len(t)
+            if target_tokens - 40 <= used <= target_tokens + 15:
+                out.append((p["qas"][0]["question"], " ".join(acc), used))
+            if len(out) >= n:
+                return out
+    return out
+
+
+def _time(fn, reps):
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "squad_v2"))
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
+    ap.add_argument("--b1-calls", type=int, default=16, help="batch-1 calls per round (ours)")
+    ap.add_argument("--b1-calls-provence", type=int, default=2)
+    ap.add_argument("--name", default="rag_speed")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    import torch
+    from transformers import DebertaV2Config, DebertaV2Model
+
+    from dataprune.atomic import atomic_write_json
+    from dataprune.rag.config import PrunerConfig
+    from dataprune.rag.labels import load_squad_v2
+    from dataprune.rag.model import PrunerModel
+    from dataprune.rag.pruner import ContextPruner
+
+    ours = ContextPruner.from_pretrained("default", precision="float32")
+    ours_bf16 = ContextPruner(
+        ours.model, ours.tokenizer, max_length=ours.max_length, precision="bfloat16", name="default"
+    )
+    card = ours.meta["card"]
+    data = load_squad_v2(args.data)
+    passages = _passages(ours, data, set(card["data"]["split"]["test"]), 64)
+    if len(passages) < 33:
+        raise SystemExit(f"only {len(passages)} ~200-token passages found")
+    mean_tokens = sum(p[2] for p in passages) / len(passages)
+    logger.info("%d passages of ~%.0f passage tokens", len(passages), mean_tokens)
+
+    torch.manual_seed(0)
+    cfg = DebertaV2Config(
+        vocab_size=128100,
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        max_position_embeddings=512,
+        relative_attention=True,
+        position_buckets=256,
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+        pos_att_type=["p2c", "c2p"],
+        layer_norm_eps=1e-7,
+        max_relative_positions=-1,
+        position_biased_input=False,
+        type_vocab_size=0,
+    )
+    deberta = DebertaV2Model(cfg).eval()
+    n_params_prov = sum(p.numel() for p in deberta.parameters())
+    prov_model = PrunerModel(
+        deberta, PrunerConfig(backbone="deberta-v3-large (random init)")
+    ).eval()
+    provence = ContextPruner(
+        prov_model, ours.tokenizer, max_length=512, precision="float32", name="provence-arch"
+    )
+    n_params_ours = sum(p.numel() for p in ours.model.parameters())
+
+    q0 = passages[0][0]
+    batch32 = [p[1] for p in passages[:32]]
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def rec(key, size, times):
+        results.setdefault(key, {"batch": size, "passages_per_s": []})
+        results[key]["passages_per_s"].extend(size / t for t in times)
+
+    # warm-up
+    ours.prune(q0, batch32[:2])
+    provence.prune(q0, batch32[:1])
+    singles = iter([p for _ in range(1000) for p in passages])
+
+    def one(pr):
+        q, text, _ = next(singles)
+        pr.prune(q, [text])
+
+    for rnd in range(args.rounds):
+        logger.info("round %d", rnd + 1)
+        rec("ours/float32/b1", 1, _time(lambda: one(ours), args.b1_calls))
+        rec("ours/bfloat16/b1", 1, _time(lambda: one(ours_bf16), args.b1_calls))
+        rec("ours/float32/b32", 32, _time(lambda: ours.prune(q0, batch32), 2))
+        rec("ours/bfloat16/b32", 32, _time(lambda: ours_bf16.prune(q0, batch32), 2))
+        rec("provence-arch/float32/b1", 1, _time(lambda: one(provence), args.b1_calls_provence))
+        if rnd < 2:
+            rec("provence-arch/float32/b32", 32, _time(lambda: provence.prune(q0, batch32), 1))
+    med = {k: statistics.median(v["passages_per_s"]) for k, v in results.items()}
+    ratios = {
+        "b1": med["ours/float32/b1"] / med["provence-arch/float32/b1"],
+        "b32": med["ours/float32/b32"] / med["provence-arch/float32/b32"],
+    }
+    bf16_vs_fp32 = {
+        "b1": med["ours/bfloat16/b1"] / med["ours/float32/b1"],
+        "b32": med["ours/bfloat16/b32"] / med["ours/float32/b32"],
+    }
+    out = {
+        "command": "python benchmarks/rag_speed.py"
+        + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
+        "n_passages": len(passages),
+        "mean_passage_tokens": mean_tokens,
+        "params": {"ours": n_params_ours, "provence_arch": n_params_prov},
+        "raw": results,
+        "median_passages_per_s": med,
+        "speedup_vs_provence_arch": ratios,
+        "bf16_over_fp32": bf16_vs_fp32,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_has_amx_bf16": __import__(
+            "dataprune.rag.inference", fromlist=["x"]
+        ).cpu_has_fast_bf16(),
+        "note": "shared 2-core CPU with other jobs running; interleaved rounds, medians",
+    }
+    res_dir = HERE / "results"
+    res_dir.mkdir(exist_ok=True)
+    atomic_write_json(res_dir / f"{args.name}.json", out)
+    lines = [
+        "## RAG pruning speed vs the Provence architecture (`rag_speed`)",
+        "",
+        f"Command: `{out['command']}`. {len(passages)} held-out SQuAD v2 passages of ~{mean_tokens:.0f} "
+        "tokens (+ the query), pruned through the same `ContextPruner` pipeline; only the network "
+        f"differs: ours = fine-tuned all-MiniLM-L6-v2 ({n_params_ours / 1e6:.1f}M parameters), "
+        f"Provence architecture = DeBERTa-v3-large config, random init ({n_params_prov / 1e6:.0f}M). "
+        f"Torch threads: {out['torch_threads']}; timings on a shared 2-core CPU with other jobs "
+        "running (interleaved rounds, medians).",
+        "",
+        "| model | precision | batch | passages/s (median) |",
+        "|---|---|---|---|",
+    ]
+    for k in sorted(med):
+        name, prec, b = k.split("/")
+        lines.append(f"| {name} | {prec} | {b[1:]} | {med[k]:.2f} |")
+    lines += [
+        "",
+        f"Speed-up of ours over the Provence architecture (float32): batch 1 **{ratios['b1']:.1f}x**, "
+        f"batch 32 **{ratios['b32']:.1f}x** (target >= 10x: "
+        f"{'met' if min(ratios.values()) >= 10 else 'NOT met'}).",
+        f"bf16 autocast / float32 for ours on this CPU (AMX: {out['cpu_has_amx_bf16']}): batch 1 "
+        f'{bf16_vs_fp32["b1"]:.2f}x, batch 32 {bf16_vs_fp32["b32"]:.2f}x -> `precision="auto"` '
+        f"uses {'bf16' if out['cpu_has_amx_bf16'] else 'float32'} here.",
+    ]
+    from dataprune.atomic import atomic_write
+
+    with atomic_write(res_dir / f"{args.name}.md") as fh:
+        fh.write("\n".join(lines) + "\n")
+    from benchmarks.make_results import write_results_md
+
+    write_results_md()
+    print(json.dumps({"median": med, "speedup": ratios, "bf16_over_fp32": bf16_vs_fp32}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""``dataprune rag``: train a Provence-style context pruner and prune retrieved passages.
+
+* ``dataprune rag train --data ../shared/data/squad_v2 --output DIR``: SQuAD v2 sentence labels,
+  article-level split, training, held-out evaluation, compact checkpoint + card.
+* ``dataprune rag prune --query Q --input passages.jsonl --output OUT``: prune every passage
+  of a file for one query (or per-record queries with ``--query-field``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+ORDER = 50
+
+_TRAIN_DEFAULTS = {
+    "steps": 350,
+    "batch_size": 16,
+    "lr": 2e-4,
+    "head_lr": 1e-3,
+    "pos_weight": 2.0,
+    "rank_loss_weight": 0.2,
+    "trainable_layers": 2,
+    "max_length": 512,
+    "max_train_pairs": 4000,
+    "seed": 0,
+    "n_test_articles": 4,
+    "n_val_articles": 1,
+    "eval_every": 70,
+    "precision": "float32",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rag",
+        help="RAG context pruning: train a Provence-style pruner, prune retrieved passages",
+        description="Provence-style RAG context pruning.",
+    )
+    rsub = p.add_subparsers(dest="rag_command", metavar="RAG_COMMAND")
+    p.set_defaults(run=_missing_sub(p))
+
+    t = rsub.add_parser(
+        "train",
+        help="train a pruner on SQuAD v2 sentence labels and evaluate on held-out articles",
+    )
+    t.add_argument("--data", required=True, help="SQuAD v2 JSON file or folder holding one")
+    t.add_argument("--output", "-o", required=True, help="checkpoint folder to write")
+    d = _TRAIN_DEFAULTS
+    t.add_argument(
+        "--steps", type=int, default=d["steps"], help="optimiser steps (default %(default)s)"
+    )
+    t.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        help="stop after this many steps of the --steps schedule (CPU budget; resumable)",
+    )
+    t.add_argument("--batch-size", type=int, default=d["batch_size"])
+    t.add_argument("--lr", type=float, default=d["lr"], help="encoder learning rate")
+    t.add_argument(
+        "--head-lr", type=float, default=d["head_lr"], help="keep/rank head learning rate"
+    )
+    t.add_argument(
+        "--pos-weight",
+        type=float,
+        default=d["pos_weight"],
+        help="weight of relevant tokens/sentences",
+    )
+    t.add_argument("--rank-loss-weight", type=float, default=d["rank_loss_weight"])
+    t.add_argument(
+        "--trainable-layers",
+        type=int,
+        default=d["trainable_layers"],
+        help="top encoder layers to fine-tune (-1: all incl. embeddings; default %(default)s)",
+    )
+    t.add_argument("--max-length", type=int, default=d["max_length"], help="tokens per window")
+    t.add_argument(
+        "--max-train-pairs",
+        type=int,
+        default=d["max_train_pairs"],
+        help="seeded subsample of training pairs (CPU budget; 0 = all)",
+    )
+    t.add_argument(
+        "--backbone", default=None, help="encoder path or hub id (default: all-MiniLM-L6-v2)"
+    )
+    t.add_argument("--n-test-articles", type=int, default=d["n_test_articles"])
+    t.add_argument("--n-val-articles", type=int, default=d["n_val_articles"])
+    t.add_argument("--eval-every", type=int, default=d["eval_every"])
+    t.add_argument("--precision", choices=("bfloat16", "float32"), default=d["precision"])
+    t.add_argument(
+        "--seed", type=int, default=d["seed"], help="random_state of split, init and order"
+    )
+    t.add_argument(
+        "--no-resume", action="store_true", help="start over even if OUTPUT has a training state"
+    )
+    t.set_defaults(run=run_train)
+
+    r = rsub.add_parser(
+        "prune",
+        help="prune the passages of a JSONL/JSON/parquet/CSV file for a query",
+    )
+    q = r.add_mutually_exclusive_group(required=True)
+    q.add_argument("--query", help="the query every passage is pruned for")
+    q.add_argument("--query-field", help="field holding each record's own query")
+    r.add_argument("--input", "-i", required=True, help="passages file (one record per passage)")
+    r.add_argument("--output", "-o", required=True, help="output file (format from its suffix)")
+    r.add_argument("--text-field", default="text", help="field holding the passage (default: text)")
+    r.add_argument(
+        "--model", default="default", help="'default' (shipped pruner), checkpoint folder or hub id"
+    )
+    r.add_argument("--threshold", type=float, default=0.1, help="keep threshold (default 0.1)")
+    r.add_argument("--aggregation", choices=("mean_prob", "vote"), default="mean_prob")
+    r.add_argument(
+        "--always-select-title",
+        action="store_true",
+        help="treat each passage's first sentence as a title: kept iff another sentence is kept",
+    )
+    r.add_argument("--max-tokens", type=int, default=None, help="token budget per query")
+    r.add_argument("--drop-empty", action="store_true", help="leave out passages pruned to nothing")
+    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument(
+        "--on-bad-record",
+        choices=("error", "skip"),
+        default="error",
+        help="stop at the first bad record (default) or skip it (written to OUTPUT.rejects.jsonl)",
+    )
+    r.set_defaults(run=run_prune)
+
+
+def _missing_sub(parser: argparse.ArgumentParser):
+    def run(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    return run
+
+
+def _train_command(args: argparse.Namespace) -> str:
+    parts = ["dataprune rag train", f"--data {args.data}", f"--output {args.output}"]
+    for key, default in _TRAIN_DEFAULTS.items():
+        val = getattr(args, key)
+        parts.append(f"--{key.replace('_', '-')} {val}")
+        del default
+    if args.stop_after_steps:
+        parts.append(f"--stop-after-steps {args.stop_after_steps}")
+    if args.backbone:
+        parts.append(f"--backbone {args.backbone}")
+    return " ".join(parts)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from dataprune.rag.config import PrunerConfig, TrainConfig
+    from dataprune.rag.train import train_pruner
+
+    pruner = PrunerConfig(max_length=args.max_length, trainable_layers=args.trainable_layers)
+    if args.backbone:
+        pruner.backbone = args.backbone
+    config = TrainConfig(
+        data=args.data,
+        max_steps=args.steps,
+        stop_after_steps=args.stop_after_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        pos_weight=args.pos_weight,
+        rank_loss_weight=args.rank_loss_weight,
+        n_test_articles=args.n_test_articles,
+        n_val_articles=args.n_val_articles,
+        eval_every=args.eval_every,
+        max_train_pairs=args.max_train_pairs or None,
+        precision=args.precision,
+        random_state=args.seed,
+        pruner=pruner,
+    )
+    result = train_pruner(
+        config, args.output, command=_train_command(args), resume=not args.no_resume
+    )
+    at = result.card["held_out"]["at_default"]
+    print(
+        f"wrote {args.output}: {result.card['checkpoint_bytes'] / 1e6:.1f} MB; held-out articles "
+        f"{', '.join(result.card['data']['split']['test'])}: at T=0.1 recall {at['recall']:.3f}, "
+        f"compression {at['compression']:.3f}, answer retention {at['answer_retention']:.3f}, "
+        f"empty answerable {at['empty_rate_answerable']:.3f} ({result.card['wall_time_s']:.0f} s)"
+    )
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from dataprune.cli._common import report_rejects
+    from dataprune.errors import DataValidationError
+    from dataprune.io import check_output_path, load_records, validate_fields, write_records
+    from dataprune.manifest import RunTimer, build_manifest, write_manifest
+    from dataprune.rag.pruner import ContextPruner
+
+    timer = RunTimer()
+    if args.query is not None and not args.query.strip():
+        raise DataValidationError("--query is empty")
+    if args.batch_size < 1:
+        raise DataValidationError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from dataprune.rag.selection import check_threshold
+
+    check_threshold(args.threshold)
+    if args.max_tokens is not None and args.max_tokens < 0:
+        raise DataValidationError(f"--max-tokens must be >= 0, got {args.max_tokens}")
+    check_output_path(args.output, args.input)
+    fields = [args.text_field] + ([args.query_field] if args.query_field else [])
+    rs = load_records(args.input, on_bad_record=args.on_bad_record)
+    rs = validate_fields(rs, text_fields=fields, on_bad_record=args.on_bad_record)
+    pruner = ContextPruner.from_pretrained(args.model, batch_size=args.batch_size)
+    texts = rs.column(args.text_field)
+    if args.query_field:
+        queries = rs.column(args.query_field)
+        for i, q in enumerate(queries):
+            if not q.strip():
+                raise DataValidationError(
+                    "empty query", source=rs.source, record=rs.indices[i], field=args.query_field
+                )
+        order: dict[str, list[int]] = {}
+        for i, q in enumerate(queries):
+            order.setdefault(q, []).append(i)
+        groups = list(order.items())
+        results_nested = pruner.prune_batch(
+            [q for q, _ in groups],
+            [[texts[i] for i in idx] for _, idx in groups],
+            threshold=args.threshold,
+            aggregation=args.aggregation,
+            always_select_title=args.always_select_title,
+            max_tokens=args.max_tokens,
+        )
+        results: list = [None] * len(texts)
+        for (_, idx), res in zip(groups, results_nested):
+            for i, r in zip(idx, res):
+                results[i] = r
+    else:
+        results = pruner.prune(
+            args.query,
+            texts,
+            threshold=args.threshold,
+            aggregation=args.aggregation,
+            always_select_title=args.always_select_title,
+            max_tokens=args.max_tokens,
+        )
+    out_records = []
+    kept_idx = []
+    for pos, (rec, res) in enumerate(zip(rs.records, results)):
+        if args.drop_empty and res.is_empty:
+            continue
+        out_records.append({**rec, **res.to_dict()})
+        kept_idx.append(rs.indices[pos])
+    write_records(out_records, args.output)
+    note = report_rejects(rs, args.output)
+    n_chars = sum(r.n_chars for r in results)
+    kept_chars = sum(r.n_chars * (1 - r.compression_chars) for r in results)
+    n_tok = sum(r.n_tokens for r in results)
+    kept_tok = sum(r.n_tokens * (1 - r.compression_tokens) for r in results)
+    comp_c = 1 - kept_chars / n_chars if n_chars else 0.0
+    comp_t = 1 - kept_tok / n_tok if n_tok else 0.0
+    n_empty = sum(r.is_empty for r in results)
+    manifest = build_manifest(
+        command="dataprune rag prune",
+        parameters={
+            "query": args.query,
+            "query_field": args.query_field,
+            "text_field": args.text_field,
+            "model": args.model,
+            "threshold": args.threshold,
+            "aggregation": args.aggregation,
+            "always_select_title": args.always_select_title,
+            "max_tokens": args.max_tokens,
+            "drop_empty": args.drop_empty,
+            "precision": pruner.precision_,
+        },
+        random_state=None,
+        inputs={rs.source: rs.content_hash},
+        counts={
+            "n_input": rs.n_input,
+            "n_output": len(out_records),
+            "n_rejected": len(rs.rejects),
+            "n_emptied": n_empty,
+        },
+        models={"pruner": pruner.describe()},
+        outputs={"passages": str(args.output)},
+        timer=timer,
+        extra={
+            "compression_chars": round(comp_c, 4),
+            "compression_tokens": round(comp_t, 4),
+            "kept_indices": kept_idx,
+        },
+    )
+    write_manifest(args.output, manifest)
+    print(
+        f"wrote {args.output}: {len(out_records)} of {len(results)} passages "
+        f"({n_empty} pruned to nothing{', dropped' if args.drop_empty else ''}); removed "
+        f"{comp_c:.1%} of characters, {comp_t:.1%} of tokens ({timer.elapsed:.1f} s)"
+    )
+    if note:
+        print(note)
+    return 0

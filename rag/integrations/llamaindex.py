@@ -1,0 +1,126 @@
+"""LlamaIndex adapter: a ``BaseNodePostprocessor`` that prunes retrieved nodes.
+
+>>> from dataprune.rag.integrations.llamaindex import ProvenceNodePostprocessor
+>>> query_engine = index.as_query_engine(
+...     node_postprocessors=[ProvenceNodePostprocessor(threshold=0.1)]
+... )
+
+Each returned ``NodeWithScore`` holds a copy of the node with the pruned text; the node metadata
+gains ``pruner_passage_score`` (relevance in [0, 1]), ``pruner_kept_sentences``,
+``pruner_sentence_scores`` and ``pruner_compression_chars``; the retrieval score is kept unless
+``replace_score=True`` (then the passage score becomes the node score). Input nodes are never
+modified. Needs ``pip install 'dataprune[llamaindex]'``.
+
+LlamaIndex downloads NLTK data lazily for some of its own components (not for this one); in
+offline environments point ``NLTK_DATA`` / ``LLAMA_INDEX_CACHE_DIR`` at a writable folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataprune.optional import require
+
+require(
+    "llama_index.core.postprocessor.types", "llamaindex", purpose="the LlamaIndex postprocessor"
+)
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr  # noqa: E402
+from llama_index.core.postprocessor.types import BaseNodePostprocessor  # noqa: E402
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle  # noqa: E402
+
+__all__ = ["ProvenceNodePostprocessor"]
+
+
+class ProvenceNodePostprocessor(BaseNodePostprocessor):
+    """Prune retrieved nodes to their query-relevant sentences.
+
+    Parameters
+    ----------
+    model : str, default="default"
+        Passed to :meth:`ContextPruner.from_pretrained` (ignored when ``pruner`` is given).
+    pruner : ContextPruner, optional
+        An already loaded pruner.
+    threshold, aggregation, always_select_title, max_tokens
+        As in :meth:`ContextPruner.prune`.
+    drop_empty : bool, default=True
+        Leave out nodes pruned to nothing.
+    replace_score : bool, default=False
+        Use the pruner's passage score as the node score.
+    rerank : bool, default=False
+        Sort nodes by passage score (descending).
+    top_n : int, optional
+        Keep at most this many nodes.
+    """
+
+    model: str = Field(default="default")
+    pruner: Any = Field(default=None, exclude=True)
+    threshold: float = Field(default=0.1)
+    aggregation: str = Field(default="mean_prob")
+    always_select_title: bool = Field(default=False)
+    max_tokens: int | None = Field(default=None)
+    drop_empty: bool = Field(default=True)
+    replace_score: bool = Field(default=False)
+    rerank: bool = Field(default=False)
+    top_n: int | None = Field(default=None)
+    _loaded: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ProvenceNodePostprocessor"
+
+    def _get_pruner(self) -> Any:
+        if self.pruner is not None:
+            return self.pruner
+        if self._loaded is None:
+            from dataprune.rag.pruner import ContextPruner
+
+            self._loaded = ContextPruner.from_pretrained(self.model)
+        return self._loaded
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        from dataprune.errors import DataValidationError
+
+        if query_bundle is None:
+            raise DataValidationError("ProvenceNodePostprocessor needs the query (query_bundle)")
+        if not nodes:
+            return []
+        texts = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
+        results = self._get_pruner().prune(
+            query_bundle.query_str,
+            texts,
+            threshold=self.threshold,
+            aggregation=self.aggregation,
+            always_select_title=self.always_select_title,
+            max_tokens=self.max_tokens,
+        )
+        out = []
+        for n, r in zip(nodes, results):
+            if self.drop_empty and r.is_empty:
+                continue
+            node = n.node.model_copy(deep=True)
+            node.set_content(r.text)
+            node.metadata = {
+                **node.metadata,
+                "pruner_passage_score": r.passage_score,
+                "pruner_kept_sentences": r.kept_sentences,
+                "pruner_sentence_scores": r.sentence_scores,
+                "pruner_compression_chars": r.compression_chars,
+            }
+            # Scores and sentence lists are bookkeeping, not text for the LLM or the embedder.
+            for key in ("pruner_kept_sentences", "pruner_sentence_scores"):
+                if key not in node.excluded_llm_metadata_keys:
+                    node.excluded_llm_metadata_keys.append(key)
+                if key not in node.excluded_embed_metadata_keys:
+                    node.excluded_embed_metadata_keys.append(key)
+            score = r.passage_score if self.replace_score else n.score
+            out.append(NodeWithScore(node=node, score=score))
+        if self.rerank:
+            out.sort(key=lambda x: -(x.node.metadata["pruner_passage_score"]))
+        if self.top_n is not None:
+            out = out[: self.top_n]
+        return out

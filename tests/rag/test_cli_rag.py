@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dataprune.cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """main() installs a stderr handler on the dataprune logger; do not leak it to other tests."""
+    import logging
+
+    log = logging.getLogger("dataprune")
+    saved = (log.handlers[:], log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.fixture()
+def tiny_ckpt(tiny_pruner, tmp_path):
+    from dataprune.rag.model import save_pruner_model
+
+    return save_pruner_model(tiny_pruner.model, tmp_path / "ckpt")
+
+
+def _passages(tmp_path):
+    src = tmp_path / "passages.jsonl"
+    rows = [
+        {"id": 1, "text": "The zebra lives in Africa. Paris is the capital of France."},
+        {"id": 2, "text": "Warsaw was founded in the 13th century. It rained all day."},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return src
+
+
+def test_prune_writes_records_and_manifest(tmp_path, tiny_ckpt, capsys):
+    src = _passages(tmp_path)
+    out = tmp_path / "out.jsonl"
+    rc = main(
+        [
+            "rag",
+            "prune",
+            "--query",
+            "Where does the zebra live?",
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--model",
+            str(tiny_ckpt),
+            "--threshold",
+            "0",
+        ]
+    )
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [1, 2]
+    assert rows[0]["pruned_text"] == rows[0]["text"]
+    assert {
+        "kept_sentences",
+        "sentence_scores",
+        "passage_score",
+        "compression_chars",
+        "compression_tokens",
+    } <= set(rows[0])
+    man = json.loads((tmp_path / "out.jsonl.manifest.json").read_text())
+    assert man["command"] == "dataprune rag prune" and man["counts"]["n_output"] == 2
+    assert "wrote" in capsys.readouterr().out
+    rc = main(
+        [
+            "rag",
+            "prune",
+            "--query",
+            "q",
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--model",
+            str(tiny_ckpt),
+            "--threshold",
+            "1",
+            "--drop-empty",
+        ]
+    )
+    assert rc == 0 and out.read_text() == ""
+
+
+def test_prune_with_per_record_queries(tmp_path, tiny_ckpt):
+    src = tmp_path / "p.jsonl"
+    src.write_text(
+        json.dumps({"q": "zebra?", "text": "A cat sat."})
+        + "\n"
+        + json.dumps({"q": "Warsaw?", "text": "It rained."})
+        + "\n"
+    )
+    out = tmp_path / "o.jsonl"
+    assert (
+        main(
+            [
+                "rag",
+                "prune",
+                "--query-field",
+                "q",
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--model",
+                str(tiny_ckpt),
+            ]
+        )
+        == 0
+    )
+    assert len(out.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--query", " "], "--query is empty"),
+        (["--query", "q", "--text-field", "body"], "field 'body': missing field"),
+        (["--query", "q", "--threshold", "3"], "threshold must be in [0, 1]"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path, tiny_ckpt, capsys, args, expected):
+    src = _passages(tmp_path)
+    rc = main(
+        [
+            "rag",
+            "prune",
+            *args,
+            "--input",
+            str(src),
+            "--output",
+            str(tmp_path / "o.jsonl"),
+            "--model",
+            str(tiny_ckpt),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and expected in err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_rag_without_subcommand_prints_help_and_exits_2(capsys):
+    assert main(["rag"]) == 2
+    assert "train" in capsys.readouterr().out
+
+
+def test_help_lists_nested_commands():
+    r = subprocess.run(
+        [sys.executable, "-m", "dataprune.cli.main", "rag", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "train" in r.stdout and "prune" in r.stdout
+
+
+def test_shipped_card_command_reproduces_train_config():
+    """The recorded training command parses back into exactly the recorded training options."""
+    import shlex
+
+    from dataprune.cli.main import build_parser
+    from dataprune.rag.pruner import default_checkpoint_path
+
+    card_path = default_checkpoint_path() / "card.json"
+    if not card_path.exists():
+        pytest.skip("no default checkpoint in this checkout")
+    card = json.loads(card_path.read_text())
+    argv = shlex.split(card["command"])
+    assert argv[:3] == ["dataprune", "rag", "train"]
+    args = build_parser().parse_args(argv[1:])
+    recorded = card["train_config"]
+    assert args.steps == recorded["max_steps"] == card["schedule_steps"]
+    assert (args.stop_after_steps or args.steps) == card["steps"]
+    assert args.stop_after_steps == recorded["stop_after_steps"]
+    assert args.seed == recorded["random_state"] == card["seed"]
+    assert args.lr == recorded["lr"] and args.batch_size == recorded["batch_size"]
+    assert args.max_train_pairs == recorded["max_train_pairs"]
+    assert args.trainable_layers == recorded["pruner"]["trainable_layers"]
+    assert args.data == recorded["data"] == "../shared/data/squad_v2"
