@@ -133,7 +133,9 @@ def encode_sft(
     return SFTEncoding(ids, mask, truncated)
 
 
-def logit_statistics(logits: Any, targets: Any, *, chunk_size: int = 512) -> dict[str, Any]:
+def logit_statistics(
+    logits: Any, targets: Any, *, chunk_size: int = 512, compile_stats: bool = False
+) -> dict[str, Any]:
     """Per-row NLL, entropy, target probability and sum of squared probabilities.
 
     Parameters
@@ -142,6 +144,8 @@ def logit_statistics(logits: Any, targets: Any, *, chunk_size: int = 512) -> dic
         Any float dtype; processed in float32 ``chunk_size`` rows at a time.
     targets : torch.Tensor of shape (n_rows,), int64
         Target token per row.
+    compile_stats : bool, default=False
+        Compute the statistics with one fused ``torch.compile`` kernel (see :func:`score_sft`).
 
     Returns
     -------
@@ -157,13 +161,66 @@ def logit_statistics(logits: Any, targets: Any, *, chunk_size: int = 512) -> dic
     }
     for lo in range(0, n, chunk_size):
         hi = min(n, lo + chunk_size)
-        _fill_stats(logits[lo:hi], targets[lo:hi], out, lo, hi)
+        _fill_stats(logits[lo:hi], targets[lo:hi], out, lo, hi, compile_stats=compile_stats)
     return out
 
 
-def _fill_stats(logits: Any, targets: Any, out: dict[str, Any], lo: int, hi: int) -> None:
+def _stats_fused(logits: Any, targets: Any) -> tuple[Any, Any, Any, Any]:
+    """The four statistics from one max-shifted exponential (written for torch.compile fusion)."""
     import torch
 
+    z = logits.float()
+    zc = z - z.amax(dim=-1, keepdim=True)
+    e = zc.exp()
+    s = e.sum(dim=-1)
+    log_s = s.log()
+    nll = log_s - zc.gather(1, targets[:, None].long()).squeeze(1)
+    ez = torch.where(e > 0, e * zc, torch.zeros_like(zc)).sum(dim=-1)
+    entropy = log_s - ez / s
+    sum_p2 = (e * e).sum(dim=-1) / (s * s)
+    return nll, entropy, torch.exp(-nll), sum_p2
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def _compiled_stats() -> Any:
+    """``torch.compile``'d :func:`_stats_fused` (built once per process), or None if unavailable."""
+    if "fn" not in _COMPILED:
+        try:
+            import torch
+
+            _COMPILED["fn"] = torch.compile(_stats_fused, dynamic=True)
+        except Exception as exc:  # no compiler / unsupported platform
+            logger.warning("torch.compile unavailable (%s); using eager statistics", exc)
+            _COMPILED["fn"] = None
+    return _COMPILED["fn"]
+
+
+def _fill_stats(
+    logits: Any,
+    targets: Any,
+    out: dict[str, Any],
+    lo: int,
+    hi: int,
+    *,
+    compile_stats: bool = False,
+) -> None:
+    import torch
+
+    fn = _compiled_stats() if compile_stats else None
+    if fn is not None:
+        try:
+            nll, ent, p_true, sum_p2 = fn(logits, targets)
+        except Exception as exc:  # compilation failed at first call: fall back for good
+            logger.warning("compiled statistics failed (%s); using eager statistics", exc)
+            _COMPILED["fn"] = None
+        else:
+            out["nll"][lo:hi] = nll
+            out["entropy"][lo:hi] = ent
+            out["p_true"][lo:hi] = p_true
+            out["sum_p2"][lo:hi] = sum_p2
+            return
     logp = torch.log_softmax(logits.float(), dim=-1)
     p = logp.exp()
     nll = -logp.gather(1, targets[:, None].long()).squeeze(1)
@@ -243,6 +300,7 @@ def score_sft(
     chunk_size: int = 512,
     use_chat_template: bool | None = None,
     show_progress_bar: bool | None = None,
+    compile_stats: bool = False,
 ) -> TokenScores:
     """Score every response token of SFT samples with a causal LM.
 
@@ -264,6 +322,11 @@ def score_sft(
         Default: use it when the tokenizer has one.
     show_progress_bar : bool, optional
         ``None`` follows the log level.
+    compile_stats : bool, default=False
+        Compute the per-position statistics with one fused ``torch.compile`` kernel instead of
+        several vocabulary-wide eager passes (about 10x less time for that part on CPU; the first
+        call compiles, which takes seconds to minutes and is cached on disk by torch). Worth it
+        for large datasets; falls back to eager with a warning where compilation fails.
 
     Returns
     -------
@@ -339,7 +402,14 @@ def score_sft(
                     sl = slice(c, c + chunk_size)
                     h = hidden[rows_b[sl], rows_t[sl]]
                     logits = head(h) if head is not None else h
-                    _fill_stats(logits, targets[sl], stats, c, min(c + chunk_size, len(rows_b)))
+                    _fill_stats(
+                        logits,
+                        targets[sl],
+                        stats,
+                        c,
+                        min(c + chunk_size, len(rows_b)),
+                        compile_stats=compile_stats,
+                    )
                 stats = {k: v.cpu().numpy() for k, v in stats.items()}
                 rows_b_np = rows_b.cpu().numpy()
                 for b, i in enumerate(idx):

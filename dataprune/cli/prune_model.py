@@ -1,0 +1,284 @@
+"""``dataprune prune-model``: prune a causal LM (Wanda / magnitude / llm-compressor) from a
+calibration set chosen by data pruning, and save the pruned model."""
+
+from __future__ import annotations
+
+import argparse
+
+ORDER = 60
+
+_METHODS = ("wanda", "magnitude", "llmcompressor-wanda", "llmcompressor-sparsegpt")
+
+
+def _option(text: str) -> tuple[str, object]:
+    import json
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip().replace("-", "_")
+    if not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prune-model",
+        help="prune a causal LM's weights (Wanda, magnitude, llm-compressor) from a calibration "
+        "set chosen with a selection method; saves the pruned model",
+        description=(
+            "Build a calibration set from --calibration with --selector, prune the model's decoder "
+            "linear layers to --sparsity (or an N:M --pattern) and write OUTPUT/ with the pruned "
+            "model (save_pretrained + tokenizer), prune_report.json (per-layer sparsity, time), "
+            "calibration.npz (the samples and their provenance) and manifest.json."
+        ),
+    )
+    p.add_argument(
+        "--model", default=None, help="causal LM path or hub id (default SmolLM2-135M-Instruct)"
+    )
+    p.add_argument("--method", default="wanda", choices=_METHODS, help="pruner (default wanda)")
+    p.add_argument(
+        "--sparsity", type=float, default=None, help="fraction of weights to zero, e.g. 0.5"
+    )
+    p.add_argument(
+        "--pattern", default=None, help="'unstructured' (default) or N:M such as 2:4 or 4:8"
+    )
+    g = p.add_argument_group("calibration")
+    g.add_argument(
+        "--calibration", metavar="INPUT", help="JSONL / JSON / parquet / CSV pool of texts"
+    )
+    g.add_argument("--text-field", help="field holding the text")
+    g.add_argument("--prompt-field", help="field holding the prompt (SFT records)")
+    g.add_argument("--response-field", help="field holding the response (SFT records)")
+    g.add_argument("--split", default=None, help="split for hub dataset ids (default: train)")
+    g.add_argument(
+        "--on-bad-record",
+        choices=("error", "skip"),
+        default="error",
+        help="stop at the first bad record (default) or skip it",
+    )
+    g.add_argument(
+        "--selector",
+        default="random",
+        help="selection method for the calibration samples: random (default), kcenter, "
+        "prototypes, facility_location, semdedup, ...",
+    )
+    g.add_argument(
+        "--option",
+        "-O",
+        action="append",
+        type=_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="selector option, repeatable (e.g. keep=easy for prototypes)",
+    )
+    g.add_argument("--n-samples", type=int, default=128, help="calibration samples (default 128)")
+    g.add_argument("--seq-len", type=int, default=512, help="tokens per sample (default 512)")
+    g.add_argument(
+        "--chunking",
+        choices=("pack", "truncate"),
+        default="pack",
+        help="pack texts into full seq-len blocks (default) or one truncated sample per text",
+    )
+    g.add_argument(
+        "--encoder", default=None, help="encoder for embedding selectors (default MiniLM)"
+    )
+    g.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    w = p.add_argument_group("pruner")
+    w.add_argument(
+        "--no-sequential",
+        action="store_true",
+        help="wanda: calibrate all layers in one dense pass instead of block by block",
+    )
+    w.add_argument("--batch-size", type=int, default=8, help="calibration batch size (default 8)")
+    w.add_argument(
+        "--dtype",
+        choices=("bfloat16", "float32", "float16"),
+        default="bfloat16",
+        help="model dtype for the forward passes and the saved model (scores are always float32)",
+    )
+    e = p.add_argument_group("evaluation (optional)")
+    e.add_argument("--eval", metavar="INPUT", help="held-out texts: perplexity before and after")
+    e.add_argument(
+        "--eval-text-field", default=None, help="text field of --eval (default: --text-field)"
+    )
+    e.add_argument(
+        "--eval-max-tokens", type=int, default=16384, help="token budget (default 16384)"
+    )
+    e.add_argument("--eval-seq-len", type=int, default=512, help="window (default 512)")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty DIR")
+    p.set_defaults(run=run)
+
+
+def _validate_args(args: argparse.Namespace) -> None:
+    from dataprune.errors import DataValidationError
+    from dataprune.model_pruning.patterns import resolve_sparsity
+
+    resolve_sparsity(args.sparsity, args.pattern)
+    for name in ("n_samples", "seq_len", "batch_size", "eval_max_tokens", "eval_seq_len"):
+        v = getattr(args, name)
+        if v < 1:
+            raise DataValidationError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if args.method != "magnitude" and not args.calibration:
+        raise DataValidationError(f"--method {args.method} needs --calibration INPUT (a text pool)")
+
+
+def _texts(path: str, args: argparse.Namespace, fields: list[str]):
+    from dataprune.cli._common import record_texts
+    from dataprune.io import load_records, validate_fields
+
+    rs = load_records(path, split=args.split, on_bad_record=args.on_bad_record)
+    rs = validate_fields(rs, text_fields=fields, on_bad_record=args.on_bad_record)
+    return rs, record_texts(rs.records, fields)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from dataprune.atomic import atomic_write_json
+    from dataprune.cli._common import text_fields_from_args
+    from dataprune.errors import DataValidationError
+    from dataprune.manifest import RunTimer, build_manifest
+    from dataprune.model_pruning import get_model_pruner
+    from dataprune.model_pruning.perplexity import perplexity
+    from dataprune.model_pruning.structure import all_prunable_layers
+    from dataprune.models import load_causal_lm
+
+    timer = RunTimer()
+    _validate_args(args)
+    out = Path(args.output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise DataValidationError(
+            "output exists and is not an empty folder (use --overwrite to replace it)",
+            source=str(out),
+        )
+    calib_rs = texts = None
+    if args.calibration:
+        fields = text_fields_from_args(args)
+        calib_rs, texts = _texts(args.calibration, args, fields)
+    eval_texts = None
+    if args.eval:
+        eval_field = args.eval_text_field or args.text_field
+        if not eval_field:
+            raise DataValidationError("name the evaluation text with --eval-text-field")
+        _, eval_texts = _texts(args.eval, args, [eval_field])
+
+    model, tokenizer = load_causal_lm(args.model, dtype=args.dtype)
+    resolved = getattr(model, "dataprune_source", None)
+    all_prunable_layers(model)  # fail before any calibration work on a model without linears
+    calib = None
+    if texts is not None and args.method != "magnitude":
+        from dataprune.calibration import build_calibration_set
+
+        calib = build_calibration_set(
+            texts,
+            tokenizer,
+            n_samples=args.n_samples,
+            seq_len=args.seq_len,
+            selector=args.selector,
+            selector_params=dict(args.option) or None,
+            chunking=args.chunking,
+            encoder=args.encoder,
+            random_state=args.random_state,
+        )
+    params: dict = {"sparsity": args.sparsity, "pattern": args.pattern}
+    if args.method == "wanda":
+        params.update(sequential=not args.no_sequential, batch_size=args.batch_size)
+    elif args.method.startswith("llmcompressor"):
+        params.update(batch_size=args.batch_size, tokenizer=tokenizer)
+    pruner = get_model_pruner(args.method, **params)
+
+    ppl_before = ppl_after = None
+    if eval_texts is not None:
+        ppl_before = perplexity(
+            model, tokenizer, eval_texts, seq_len=args.eval_seq_len, max_tokens=args.eval_max_tokens
+        )
+    report = pruner.prune(model, calib)
+    if eval_texts is not None:
+        ppl_after = perplexity(
+            model, tokenizer, eval_texts, seq_len=args.eval_seq_len, max_tokens=args.eval_max_tokens
+        )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with torch.no_grad():
+            model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        report_d = report.to_dict()
+        if ppl_before is not None:
+            report_d["eval"] = {
+                "source": args.eval,
+                "dense": ppl_before.to_dict(),
+                "pruned": ppl_after.to_dict(),
+            }
+        atomic_write_json(tmp / "prune_report.json", report_d)
+        if calib is not None:
+            calib.save(tmp / "calibration.npz")
+        inputs = {}
+        if calib_rs is not None:
+            inputs[calib_rs.source] = calib_rs.content_hash
+        manifest = build_manifest(
+            command="dataprune prune-model",
+            parameters={
+                "method": args.method,
+                "sparsity": args.sparsity,
+                "pattern": report.pattern,
+                "selector": args.selector,
+                "selector_options": dict(args.option),
+                "n_samples": args.n_samples,
+                "seq_len": args.seq_len,
+                "chunking": args.chunking,
+                "sequential": not args.no_sequential,
+                "dtype": args.dtype,
+            },
+            random_state=args.random_state,
+            inputs=inputs,
+            counts={
+                "n_calibration_pool": 0 if texts is None else len(texts),
+                "n_calibration_samples": 0 if calib is None else calib.n_samples,
+                "n_rejected": 0 if calib_rs is None else len(calib_rs.rejects),
+                "n_pruned_layers": len(report.layers),
+            },
+            models={"causal_lm": resolved.describe() if resolved else {"name": str(args.model)}},
+            outputs={"model": str(out), "report": str(out / "prune_report.json")},
+            timer=timer,
+            extra={"calibration": None if calib is None else calib.provenance},
+        )
+        atomic_write_json(tmp / "manifest.json", manifest)
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, trash / "old")
+            os.replace(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(report.summary())
+    if calib is not None:
+        print(
+            f"calibration: {calib.n_samples} x {calib.seq_len} tokens chosen by {args.selector} "
+            f"from {len(texts)} records"
+        )
+    if ppl_before is not None:
+        print(
+            f"perplexity on {args.eval}: dense {ppl_before.perplexity:.2f} -> pruned "
+            f"{ppl_after.perplexity:.2f} ({ppl_after.n_tokens} tokens)"
+        )
+    print(
+        f"wrote {out}/ (model, tokenizer, prune_report.json, manifest.json) in {timer.elapsed:.1f} s"
+    )
+    return 0

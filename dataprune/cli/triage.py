@@ -1,0 +1,270 @@
+"""``dataprune triage``: Q-Tuning triage of SFT samples and tokens with a causal LM (static mode)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dataprune.cli._common import add_input_args
+
+ORDER = 40
+
+
+def _ratio(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return v
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "triage",
+        help="Q-Tuning: keep the SFT samples and tokens that teach (EU-plane triage with a causal LM)",
+        description=(
+            "Score every prompt/response pair with a causal LM (PPL and predictive entropy of the "
+            "response), keep exactly round(n * sample-ratio) samples from the Q2 (high error, low "
+            "uncertainty) and Q4 (low error, high uncertainty) corners, and mask tokens of Q2 "
+            "samples. Writes OUTPUT (kept records with input_ids and labels, -100 where pruned, "
+            "and a readable qtuning_view), OUTPUT.scores.parquet (every input sample with its "
+            "quadrant), OUTPUT.eu_plane.png and OUTPUT.manifest.json."
+        ),
+    )
+    add_input_args(p, text=False, sft=True)
+    p.add_argument(
+        "--output", "-o", required=True, help="kept records (.jsonl, .jsonl.gz, .json or .parquet)"
+    )
+    p.add_argument(
+        "--sample-ratio", type=_ratio, default=0.25, help="fraction of samples kept (default 0.25)"
+    )
+    p.add_argument(
+        "--token-ratio",
+        type=_ratio,
+        default=0.7,
+        help="fraction of response tokens kept in Q2 samples (default 0.7)",
+    )
+    p.add_argument(
+        "--lambda",
+        dest="neighbor_lambda",
+        type=float,
+        default=0.5,
+        help="neighbour weight of the token score (default 0.5)",
+    )
+    p.add_argument(
+        "--drop",
+        choices=("high", "low"),
+        default="high",
+        help="prune the highest-scoring Q2 tokens (authors' code, default) or the lowest",
+    )
+    p.add_argument(
+        "--entropy-span",
+        choices=("response", "all"),
+        default="response",
+        help="average entropy over response tokens (default) or all predicted positions",
+    )
+    p.add_argument(
+        "--token-budget",
+        choices=("sample", "batch"),
+        default="sample",
+        help="token ratio per Q2 sample (default) or over all Q2 tokens at once",
+    )
+    p.add_argument(
+        "--fill-norm",
+        choices=("minmax", "rank"),
+        default="minmax",
+        help="scale for the fill-up order: min-max (the paper, default) or quantile ranks "
+        "(robust to PPL outliers)",
+    )
+    p.add_argument("--max-steps", type=int, default=10, help="bisection steps on alpha")
+    p.add_argument(
+        "--tol", type=float, default=0.01, help="bisection tolerance on the kept fraction"
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="causal LM path or hub id (default: SmolLM2-135M-Instruct, offline)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="bfloat16",
+        choices=("bfloat16", "float32", "float16"),
+        help="model dtype (bf16 is ~4x faster than fp32 on CPUs with AMX)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=1024, help="token window per sample")
+    p.add_argument(
+        "--no-chat-template",
+        action="store_true",
+        help="do not apply the tokenizer's chat template (prompt + response + EOS)",
+    )
+    p.add_argument(
+        "--random-state", type=int, default=0, help="breaks exact ties in the fill-up order"
+    )
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=512,
+        help="samples per resumable scoring shard (cached in OUTPUT.scores-cache/ until done)",
+    )
+    p.add_argument(
+        "--keep-cache", action="store_true", help="keep OUTPUT.scores-cache/ after success"
+    )
+    p.add_argument(
+        "--compile-stats",
+        action="store_true",
+        help="fuse the NLL/entropy statistics with torch.compile (faster on large inputs; "
+        "compiles once, needs a C++ compiler)",
+    )
+    p.add_argument("--no-plot", action="store_true", help="do not write OUTPUT.eu_plane.png")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import shutil
+    from pathlib import Path
+
+    from dataprune.cli._common import load_validated, report_rejects, text_fields_from_args
+    from dataprune.errors import DataValidationError
+    from dataprune.io import Rejected, check_output_path, detect_format
+    from dataprune.manifest import RunTimer, build_manifest
+    from dataprune.models import load_causal_lm
+    from dataprune.qtuning.config import QTuningConfig
+    from dataprune.qtuning.static import QTuningTriage, write_triage
+
+    timer = RunTimer()
+    for name in ("batch_size", "max_length", "shard_size", "max_steps"):
+        v = getattr(args, name)
+        if v < (2 if name == "max_length" else 1):
+            flag = "--" + name.replace("_", "-")
+            raise DataValidationError(
+                f"{flag} must be >= {2 if name == 'max_length' else 1}, got {v}"
+            )
+    fields = text_fields_from_args(args)
+    if len(fields) != 2:
+        raise DataValidationError("triage needs --prompt-field and --response-field")
+    prompt_field, response_field = fields
+    out = check_output_path(args.output, args.input)
+    if detect_format(out) == "csv":
+        raise DataValidationError(
+            "CSV cannot hold token-level labels; use .jsonl, .json or .parquet", source=str(out)
+        )
+    try:
+        config = QTuningConfig(
+            sample_ratio=args.sample_ratio,
+            token_ratio=args.token_ratio,
+            neighbor_lambda=args.neighbor_lambda,
+            drop=args.drop,
+            entropy_span=args.entropy_span,
+            token_budget=args.token_budget,
+            fill_norm=args.fill_norm,
+            max_steps=args.max_steps,
+            tol=args.tol,
+        )
+    except ValueError as exc:
+        raise DataValidationError(str(exc)) from None
+    rs = load_validated(args, text_fields=fields)
+    # empty responses cannot be scored: stop or skip them like any other bad record
+    keep_pos = []
+    for pos, rec in enumerate(rs.records):
+        if rec[response_field].strip():
+            keep_pos.append(pos)
+            continue
+        msg = "empty response; expected text to score"
+        if args.on_bad_record == "error":
+            raise DataValidationError(
+                msg,
+                source=rs.source,
+                record=rs.indices[pos],
+                field=response_field,
+                line=rs.line_of(pos),
+            )
+        rs.rejects.append(
+            Rejected(
+                f"field {response_field!r}: {msg}",
+                index=rs.indices[pos],
+                line=rs.line_of(pos),
+                raw=rec,
+            )
+        )
+    if not keep_pos:
+        raise DataValidationError("no record has a non-empty response", source=rs.source)
+    records = [rs.records[i] for i in keep_pos]
+    indices = [rs.indices[i] for i in keep_pos]
+
+    model, tok = load_causal_lm(args.model, dtype=args.dtype, device=args.device)
+    resolved = model.dataprune_source
+    cache = Path(f"{out}.scores-cache")
+    triage = QTuningTriage(
+        config,
+        model=model,
+        tokenizer=tok,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        use_chat_template=False if args.no_chat_template else None,
+        cache_dir=cache,
+        random_state=args.random_state,
+        compile_stats=args.compile_stats,
+    ).fit([r[prompt_field] for r in records], [r[response_field] for r in records])
+    result = triage.result_
+    note = report_rejects(rs, out)
+    summary = result.summary()
+    manifest = build_manifest(
+        command="dataprune triage",
+        parameters={
+            "prompt_field": prompt_field,
+            "response_field": response_field,
+            **config.to_dict(),
+            "model": args.model,
+            "dtype": args.dtype,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "chat_template": not args.no_chat_template,
+            "compile_stats": args.compile_stats,
+        },
+        random_state=args.random_state,
+        inputs={rs.source: rs.content_hash},
+        counts={
+            "n_input": rs.n_input,
+            "n_scored": len(records),
+            "n_output": len(result.kept_indices),
+            "n_rejected": len(rs.rejects),
+            **{f"n_{k}": v for k, v in summary["quadrants"].items()},
+            **{f"n_{k}": v for k, v in summary["tokens"].items()},
+            "n_truncated": int(result.meta.get("n_truncated", 0)),
+        },
+        models={"causal_lm": resolved.describe()},
+        timer=timer,
+        extra={
+            "labels": "labels are -100 on prompt tokens and on pruned response tokens",
+            "row_index": "'qtuning_index' / scores 'index' = record position in the input",
+        },
+    )
+    paths = write_triage(
+        out,
+        records,
+        result,
+        tok,
+        input_indices=indices,
+        plot=not args.no_plot,
+        manifest=manifest,
+    )
+    if not args.keep_cache:
+        shutil.rmtree(cache, ignore_errors=True)
+    q = summary["quadrants"]
+    t = summary["tokens"]
+    print(
+        f"wrote {paths['kept']}: kept {q['kept']} of {len(records)} samples "
+        f"(Q2 {sum(result.samples.q2)}, Q4 {sum(result.samples.q4)}; dropped Q1 {q['Q1']}, "
+        f"Q3 {q['Q3']}; {q['fill_up']} by fill-up, alpha={summary['alpha']:.3f}) and "
+        f"{t['kept_tokens']} of {t['response_tokens_in_kept_samples']} response tokens in them "
+        f"({timer.elapsed:.1f} s)"
+    )
+    print(
+        f"scores -> {paths['scores']}" + (f"; plot -> {paths['plot']}" if "plot" in paths else "")
+    )
+    if note:
+        print(note)
+    return 0

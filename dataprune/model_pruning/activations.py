@@ -1,0 +1,189 @@
+"""Calibration passes: per-feature input norms of linear layers, and block-by-block execution.
+
+``ActivationNorms`` accumulates, for every hooked linear layer, the float32 sum over calibration
+tokens of each input feature's squared activation (padding tokens excluded), i.e. ``||X_j||_2^2``.
+
+``capture_block_inputs`` runs the model once with every decoder block replaced by a recorder that
+returns its input unchanged, collecting the hidden states entering the first block and the keyword
+arguments (attention mask, rotary embeddings, ...) that the model passes to each block. Sequential
+pruners then run the blocks one at a time on those inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataprune.model_pruning.structure import PrunableLayer
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ActivationNorms", "BlockInputs", "capture_block_inputs", "run_block"]
+
+
+class ActivationNorms:
+    """Forward hooks accumulating ``sum_t x_tj^2`` (float32) for each layer's input feature j.
+
+    Set :attr:`token_mask` (bool tensor with one entry per token of the current batch, True =
+    real token) before each forward pass to exclude padding.
+    """
+
+    def __init__(self, layers: Sequence[PrunableLayer]) -> None:
+        self.layers = list(layers)
+        self.sq_norms: dict[str, Any] = {}
+        self.n_tokens: dict[str, int] = {}
+        self.token_mask: Any = None
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> ActivationNorms:
+        for layer in self.layers:
+            self._handles.append(layer.module.register_forward_hook(self._hook(layer.name)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _hook(self, name: str):
+        import torch
+
+        def hook(module: Any, args: tuple[Any, ...], output: Any) -> None:
+            x = args[0] if args else None
+            if x is None:
+                return
+            x = x.detach().reshape(-1, x.shape[-1])
+            mask = self.token_mask
+            if mask is not None and mask.numel() == x.shape[0]:
+                x = x[mask.reshape(-1).to(x.device)]
+            x = x.to(torch.float32)
+            s = (x * x).sum(dim=0)
+            if name in self.sq_norms:
+                self.sq_norms[name] += s
+                self.n_tokens[name] += int(x.shape[0])
+            else:
+                self.sq_norms[name] = s
+                self.n_tokens[name] = int(x.shape[0])
+
+        return hook
+
+
+class _StopForwardError(Exception):
+    """Raised after the last block has recorded its inputs (skips the LM head)."""
+
+
+@dataclass
+class BlockInputs:
+    """Inputs of the decoder blocks, per calibration batch.
+
+    Attributes
+    ----------
+    hidden : list of torch.Tensor
+        Hidden states entering the current block, one (batch, seq, hidden) tensor per batch.
+    args : list of list of tuple
+        ``args[block][batch]``: positional arguments after the hidden states.
+    kwargs : list of list of dict
+        ``kwargs[block][batch]``: keyword arguments the model passed to that block.
+    token_masks : list of torch.Tensor
+        (batch, seq) bool, True for real tokens.
+    tuple_output : bool
+        Whether blocks return a tuple whose first item is the hidden states.
+    """
+
+    hidden: list[Any]
+    args: list[list[tuple[Any, ...]]]
+    kwargs: list[list[dict[str, Any]]]
+    token_masks: list[Any]
+    tuple_output: bool = False
+    n_blocks: int = field(default=0)
+
+
+@contextlib.contextmanager
+def _patched_forwards(blocks: Sequence[Any], recorder_factory) -> Iterator[None]:
+    originals = []
+    try:
+        for i, b in enumerate(blocks):
+            originals.append(b.forward)
+            b.forward = recorder_factory(i, b.forward)
+        yield
+    finally:
+        for b, f in zip(blocks, originals):
+            # restore the class method (delete the instance attribute we set)
+            if "forward" in b.__dict__:
+                del b.__dict__["forward"]
+            if b.forward != f:  # an instance-level forward existed before (e.g. a wrapper)
+                b.forward = f
+
+
+def capture_block_inputs(model: Any, blocks: Sequence[Any], batches: Sequence[dict[str, Any]]):
+    """Record what the model feeds every block, without running the blocks.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The full model (called with ``input_ids``, ``attention_mask``, ``use_cache=False``).
+    blocks : sequence of torch.nn.Module
+        The decoder blocks, in order.
+    batches : sequence of dict
+        Tensor batches from :meth:`CalibrationSet.batches`.
+
+    Returns
+    -------
+    BlockInputs
+    """
+    import torch
+
+    n = len(blocks)
+    hidden: list[Any] = []
+    args: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
+    kwargs: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    state = {"tuple_output": None}
+
+    def factory(i: int, original):
+        def recorder(*a: Any, **kw: Any) -> Any:
+            if a:
+                h, rest = a[0], tuple(a[1:])
+            else:
+                h, rest = kw.pop("hidden_states"), ()
+            if i == 0:
+                hidden.append(h.detach())
+                if state["tuple_output"] is None:
+                    out = original(h, *rest, **kw)
+                    state["tuple_output"] = isinstance(out, tuple)
+            args[i].append(rest)
+            kwargs[i].append(kw)
+            if i == n - 1:
+                raise _StopForwardError
+            return (h,) if state["tuple_output"] else h
+
+        return recorder
+
+    device = next(model.parameters()).device
+    masks = []
+    with _patched_forwards(blocks, factory), torch.no_grad():
+        for batch in batches:
+            masks.append(batch["attention_mask"].bool())
+            try:
+                model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    use_cache=False,
+                )
+            except _StopForwardError:
+                pass
+            else:  # pragma: no cover - a model that never reached its last block
+                raise RuntimeError("the model's forward did not run through its decoder blocks")
+    if len(hidden) != len(masks) or any(len(k) != len(masks) for k in kwargs):
+        raise RuntimeError(
+            "could not record the inputs of every decoder block (does the model skip blocks?)"
+        )
+    return BlockInputs(hidden, args, kwargs, masks, bool(state["tuple_output"]), n)
+
+
+def run_block(block: Any, inputs: BlockInputs, index: int, batch: int) -> Any:
+    """Run decoder block ``index`` on batch ``batch`` of ``inputs``; return its hidden states."""
+    out = block(inputs.hidden[batch], *inputs.args[index][batch], **inputs.kwargs[index][batch])
+    return out[0] if isinstance(out, tuple) else out

@@ -1,0 +1,240 @@
+"""Wanda (Sun et al., ICLR 2024): prune by |weight| x input-activation norm, no retraining.
+
+For every linear layer inside the decoder blocks the importance of weight ``W_ij`` is
+``|W_ij| * ||X_j||_2``, where ``X_j`` is input feature ``j`` over all calibration tokens; the lowest
+scores are zeroed within each output row (unstructured) or within each group of M consecutive
+weights of a row (N:M, e.g. 2:4). Embeddings and the LM head are never touched.
+
+With ``sequential=True`` (the reference implementation's and llm-compressor's behaviour) the blocks
+are processed one at a time: block ``i`` is calibrated on the outputs of the already-pruned blocks
+``0..i-1``, pruned, and its pruned outputs become the next block's inputs. With
+``sequential=False`` one forward pass of the dense model calibrates every layer at once (faster;
+activations then come from the dense model).
+
+Activation norms and scores are computed in float32 whatever the model dtype; forward passes run
+in the model's dtype (bf16 is fine on CPUs with AMX / avx512_bf16).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from dataprune.calibration.calibration_set import as_calibration_set
+from dataprune.errors import DataValidationError
+from dataprune.model_pruning.activations import (
+    ActivationNorms,
+    capture_block_inputs,
+    run_block,
+)
+from dataprune.model_pruning.base import (
+    MODEL_PRUNERS,
+    LayerReport,
+    PruneReport,
+    model_sparsity,
+)
+from dataprune.model_pruning.masks import COMPARISON_GROUPS, apply_mask, layer_mask, wanda_scores
+from dataprune.model_pruning.patterns import SparsitySpec, resolve_sparsity
+from dataprune.model_pruning.structure import (
+    DEFAULT_IGNORE,
+    PrunableLayer,
+    all_prunable_layers,
+)
+from dataprune.progress import progress
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["WandaPruner"]
+
+
+class WandaPruner:
+    """Wanda pruning of a Hugging Face causal LM, in pure torch (CPU or any device).
+
+    Parameters
+    ----------
+    sparsity : float, optional
+        Fraction of weights to zero in every pruned layer, in (0, 1). Implied by ``pattern``.
+    pattern : str, optional
+        ``"unstructured"`` (default) or ``"N:M"`` (at most N non-zeros in every M consecutive
+        weights of a row; ``"2:4"`` is the hardware-accelerated pattern).
+    sequential : bool, default=True
+        Calibrate each block on the outputs of the already-pruned previous blocks.
+    batch_size : int, default=8
+        Calibration samples per forward pass.
+    comparison : {"row", "layer"}, default="row"
+        Comparison group for unstructured sparsity (Wanda's per-output row is the paper's choice).
+    block_path : str, optional
+        Dotted path of the decoder block list; found automatically when omitted.
+    ignore : sequence of str, default=DEFAULT_IGNORE
+        Regexes of layer names to leave dense (MoE routers by default).
+    show_progress_bar : bool, optional
+        ``None`` follows the log level.
+
+    Attributes
+    ----------
+    report_ : PruneReport
+        Set by :meth:`prune`.
+    """
+
+    name = "wanda"
+    requires_calibration = True
+
+    def __init__(
+        self,
+        *,
+        sparsity: float | None = None,
+        pattern: str | None = None,
+        sequential: bool = True,
+        batch_size: int = 8,
+        comparison: str = "row",
+        block_path: str | None = None,
+        ignore: Sequence[str] = DEFAULT_IGNORE,
+        show_progress_bar: bool | None = None,
+    ) -> None:
+        self.sparsity = sparsity
+        self.pattern = pattern
+        self.sequential = sequential
+        self.batch_size = batch_size
+        self.comparison = comparison
+        self.block_path = block_path
+        self.ignore = ignore
+        self.show_progress_bar = show_progress_bar
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "sparsity": self.sparsity,
+            "pattern": self.pattern,
+            "sequential": self.sequential,
+            "batch_size": self.batch_size,
+            "comparison": self.comparison,
+            "block_path": self.block_path,
+            "ignore": list(self.ignore),
+        }
+
+    def __repr__(self) -> str:
+        return f"WandaPruner({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    def _validate(self) -> SparsitySpec:
+        spec = resolve_sparsity(self.sparsity, self.pattern)
+        if self.comparison not in COMPARISON_GROUPS:
+            raise DataValidationError(
+                f"comparison must be one of {', '.join(COMPARISON_GROUPS)}, got {self.comparison!r}"
+            )
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise DataValidationError(f"batch_size must be an integer, got {self.batch_size!r}")
+        if self.batch_size < 1:
+            raise DataValidationError(f"batch_size must be >= 1, got {self.batch_size}")
+        return spec
+
+    def prune(self, model: Any, calibration: Any = None) -> PruneReport:
+        """Prune ``model`` in place.
+
+        Parameters
+        ----------
+        model : transformers.PreTrainedModel
+            A causal LM (any module whose forward takes ``input_ids`` / ``attention_mask``).
+        calibration : CalibrationSet, tensor, mapping or list of tensors
+            Calibration samples (see :func:`dataprune.calibration.build_calibration_set`).
+
+        Returns
+        -------
+        PruneReport
+        """
+        import torch
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        spec = self._validate()
+        calib = as_calibration_set(calibration)
+        path, blocks, layers = all_prunable_layers(
+            model, block_path=self.block_path, ignore=self.ignore
+        )
+        was_training = model.training
+        model.eval()
+        batches = list(calib.batches(self.batch_size))
+        reports: list[LayerReport] = []
+        skipped: list[dict[str, Any]] = []
+        try:
+            with torch.no_grad():
+                if self.sequential:
+                    self._prune_sequential(model, blocks, layers, batches, spec, reports, skipped)
+                else:
+                    self._prune_one_pass(model, layers, batches, spec, reports, skipped)
+        finally:
+            model.train(was_training)
+        report = PruneReport(
+            method=self.name,
+            params=self.get_params(),
+            pattern=spec.pattern,
+            target_sparsity=spec.sparsity,
+            layers=reports,
+            time_s=time.perf_counter() - t0,
+            cpu_time_s=time.process_time() - c0,
+            block_path=path,
+            n_calibration_samples=calib.n_samples,
+            n_calibration_tokens=calib.n_tokens,
+            calibration=dict(calib.provenance) or None,
+            skipped=skipped,
+            model_sparsity=model_sparsity(model),
+        )
+        logger.info("%s", report.summary())
+        self.report_ = report
+        return report
+
+    def _prune_layers(
+        self,
+        layers: list[PrunableLayer],
+        norms: ActivationNorms,
+        spec: SparsitySpec,
+        reports: list[LayerReport],
+        skipped: list[dict[str, Any]],
+    ) -> None:
+        for layer in layers:
+            if layer.name not in norms.sq_norms:
+                skipped.append({"layer": layer.name, "reason": "received no calibration tokens"})
+                logger.warning("%s received no calibration tokens; left dense", layer.name)
+                continue
+            scores = wanda_scores(layer.weight_matrix(), norms.sq_norms.pop(layer.name))
+            mask, why = layer_mask(layer, scores, spec, self.comparison)
+            if mask is None:
+                skipped.append({"layer": layer.name, "reason": why})
+                logger.warning("%s left dense: %s", layer.name, why)
+                continue
+            reports.append(apply_mask(layer, mask))
+
+    def _prune_one_pass(self, model, layers, batches, spec, reports, skipped) -> None:
+        flat = [lay for block_layers in layers for lay in block_layers]
+        device = next(model.parameters()).device
+        with ActivationNorms(flat) as norms:
+            for batch in progress(
+                batches, show_progress_bar=self.show_progress_bar, desc="wanda: calibrating"
+            ):
+                norms.token_mask = batch["attention_mask"].bool()
+                model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    use_cache=False,
+                )
+        self._prune_layers(flat, norms, spec, reports, skipped)
+
+    def _prune_sequential(self, model, blocks, layers, batches, spec, reports, skipped) -> None:
+        inputs = capture_block_inputs(model, blocks, batches)
+        for i in progress(
+            range(len(blocks)),
+            show_progress_bar=self.show_progress_bar,
+            desc="wanda: pruning blocks",
+        ):
+            block = blocks[i]
+            if layers[i]:
+                with ActivationNorms(layers[i]) as norms:
+                    for b in range(len(batches)):
+                        norms.token_mask = inputs.token_masks[b]
+                        run_block(block, inputs, i, b)
+                self._prune_layers(layers[i], norms, spec, reports, skipped)
+            if i < len(blocks) - 1:
+                for b in range(len(batches)):
+                    inputs.hidden[b] = run_block(block, inputs, i, b)
+
+
+MODEL_PRUNERS.register("wanda", WandaPruner)

@@ -1,0 +1,157 @@
+"""Configuration of Q-Tuning triage (peft-style dataclass shared by static and dynamic mode)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dataprune.errors import UnknownOptionError
+from dataprune.registry import Registry
+
+__all__ = ["DROP_POLICIES", "ENTROPY_SPANS", "FILL_NORMS", "TOKEN_BUDGETS", "QTuningConfig"]
+
+#: Which end of the neighbour-aware token score ranking is pruned from Q2 samples.
+DROP_POLICIES: Registry[str] = Registry("token drop policy")
+DROP_POLICIES.register(
+    "high", "prune the highest-scoring (most surprising) tokens, as in the authors' code"
+)
+DROP_POLICIES.register("low", "prune the lowest-scoring tokens (the paper text keeps the top ones)")
+
+#: Positions averaged for a sample's entropy.
+ENTROPY_SPANS: Registry[str] = Registry("entropy span")
+ENTROPY_SPANS.register("response", "mean predictive entropy over response tokens (the paper)")
+ENTROPY_SPANS.register("all", "mean over every predicted position, prompt included (authors' code)")
+
+#: How the Q2 token budget is applied.
+TOKEN_BUDGETS: Registry[str] = Registry("token budget")
+TOKEN_BUDGETS.register("sample", "keep round(token_ratio * L) tokens of every Q2 sample")
+TOKEN_BUDGETS.register(
+    "batch", "keep round(token_ratio * total Q2 tokens) across the batch, >= 1 per sample"
+)
+
+#: How PPL and entropy are put on a common scale for the fill-up (and trimming) order.
+FILL_NORMS: Registry[str] = Registry("fill-up normalisation")
+FILL_NORMS.register("minmax", "min-max over the batch (the paper and the authors' code)")
+FILL_NORMS.register(
+    "rank", "quantile ranks, consistent with the quantile thresholds; robust to PPL outliers"
+)
+
+
+@dataclass
+class QTuningConfig:
+    """Parameters of Q-Tuning sample and token triage.
+
+    The same object drives static triage (:func:`dataprune.qtuning.triage_dataset`, the
+    ``dataprune triage`` command) and dynamic triage inside training
+    (:class:`dataprune.qtuning.QTuningTrainer`).
+
+    Parameters
+    ----------
+    sample_ratio : float, default=0.25
+        Fraction ``r_sample`` of samples kept per triaged batch, in (0, 1]. Exactly
+        ``K = max(1, round(B * sample_ratio))`` samples are kept out of ``B`` (Python's ``round``,
+        half to even, as in the authors' code).
+    token_ratio : float, default=0.7
+        Fraction ``r_token`` of response tokens kept in every Q2 sample, in (0, 1]. Q4 samples keep
+        every token; every kept sample keeps at least one token.
+    neighbor_lambda : float, default=0.5
+        The paper's lambda in ``s_i = (1 - lambda) * ppl_i + lambda * (ppl_{i-1} + ppl_{i+1}) / 2``,
+        in [0, 1].
+    drop : {"high", "low"}, default="high"
+        Prune the highest-scoring tokens of Q2 samples (the authors' code) or the lowest (the
+        paper's text keeps "the top fraction").
+    entropy_span : {"response", "all"}, default="response"
+        Average the predictive entropy over response tokens (the paper) or every predicted
+        position including the prompt (the authors' code).
+    token_budget : {"sample", "batch"}, default="sample"
+        Apply ``token_ratio`` to each Q2 sample, or to all Q2 tokens of a batch at once (tokens
+        compete across samples by score; each sample still keeps >= 1).
+    fill_norm : {"minmax", "rank"}, default="minmax"
+        Scale used when the bisection cannot reach ``K`` (always for ``sample_ratio >= ~0.5``):
+        samples are added by the largest ``|ppl_n - ent_n|`` with both axes min-max normalised
+        over the batch (the paper), or replaced by their quantile ranks. Min-max is sensitive to
+        the heavy right tail of PPL: one outlier squeezes every other ``ppl_n`` towards 0, so the
+        fill-up then favours high-entropy samples whatever their PPL (see
+        ``benchmarks/qtuning_diagnostic.py``); ``"rank"`` is immune to that.
+    max_steps : int, default=10
+        Bisection steps on alpha.
+    tol : float, default=0.01
+        Stop the bisection when ``|(|Q2| + |Q4|) / B - sample_ratio| < tol``.
+    alpha_min, alpha_max : float, default=0.0 and 0.49
+        Bisection interval for the quantile level alpha.
+    """
+
+    sample_ratio: float = 0.25
+    token_ratio: float = 0.7
+    neighbor_lambda: float = 0.5
+    drop: str = "high"
+    entropy_span: str = "response"
+    token_budget: str = "sample"
+    fill_norm: str = "minmax"
+    max_steps: int = 10
+    tol: float = 0.01
+    alpha_min: float = 0.0
+    alpha_max: float = 0.49
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> QTuningConfig:
+        """Check every field; raise ``ValueError`` / :class:`UnknownOptionError` naming it."""
+        for name in ("sample_ratio", "token_ratio"):
+            v = getattr(self, name)
+            if not _is_real(v) or not 0.0 < v <= 1.0:
+                raise ValueError(f"{name} must be a number in (0, 1], got {v!r}")
+        if not _is_real(self.neighbor_lambda) or not 0.0 <= self.neighbor_lambda <= 1.0:
+            raise ValueError(f"neighbor_lambda must be in [0, 1], got {self.neighbor_lambda!r}")
+        self.drop = _option(DROP_POLICIES, self.drop)
+        self.entropy_span = _option(ENTROPY_SPANS, self.entropy_span)
+        self.token_budget = _option(TOKEN_BUDGETS, self.token_budget)
+        self.fill_norm = _option(FILL_NORMS, self.fill_norm)
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int):
+            raise ValueError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if not _is_real(self.tol) or self.tol < 0:
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        if not (
+            _is_real(self.alpha_min)
+            and _is_real(self.alpha_max)
+            and 0.0 <= self.alpha_min <= self.alpha_max < 0.5
+        ):
+            raise ValueError(
+                "alpha_min and alpha_max must satisfy 0 <= alpha_min <= alpha_max < 0.5, got "
+                f"{self.alpha_min!r} and {self.alpha_max!r}"
+            )
+        return self
+
+    def n_keep(self, n_samples: int) -> int:
+        """``K = max(1, round(n_samples * sample_ratio))`` (at most ``n_samples``)."""
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        return min(n_samples, max(1, round(n_samples * self.sample_ratio)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able parameters (for manifests and logs)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QTuningConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        known = set(cls.__dataclass_fields__)
+        extra = sorted(set(d) - known)
+        if extra:
+            raise UnknownOptionError(
+                f"unknown QTuningConfig field(s) {', '.join(extra)}; valid: {', '.join(sorted(known))}"
+            )
+        return cls(**d)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _option(registry: Registry[str], value: Any) -> str:
+    registry.get(value)  # raises UnknownOptionError listing the valid names
+    return value.lower()

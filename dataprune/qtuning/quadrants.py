@@ -1,0 +1,330 @@
+"""Sample triage on the Error-Uncertainty (EU) plane: quadrants, bisection on alpha, fill-up to K.
+
+Each sample has an error (PPL over response tokens) and an uncertainty (mean predictive entropy).
+With quantile thresholds at level alpha,
+
+* Q2 (valuable misconception) = ``PPL > q_PPL(1 - alpha)`` and ``Ent <= q_Ent(alpha)`` -> kept;
+* Q4 (calibration)            = ``PPL <= q_PPL(alpha)`` and ``Ent > q_Ent(1 - alpha)`` -> kept;
+* every other sample is dropped: Q1 (harmful noise, high PPL and high Ent) or Q3 (redundant, low
+  PPL and low Ent).
+
+alpha is found by bisection on ``[alpha_min, alpha_max]`` so that ``|Q2 u Q4| / B`` approaches
+``sample_ratio``. The kept set is then made exactly ``K = max(1, round(B * sample_ratio))``: missing
+samples are filled up by the largest ``|ppl_n - ent_n|`` (min-max normalised over the batch, or
+quantile ranks with ``fill_norm="rank"``; Q2 when ``ppl_n >= ent_n`` else Q4), surplus corner
+samples (possible when the bisection overshoots) are trimmed by the smallest ``|ppl_n - ent_n|``.
+Dropped samples are labelled Q1 when their PPL and entropy quantile ranks sum above 1 (closer to
+the high-error, high-uncertainty corner; ties go to the larger PPL rank) and Q3 otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dataprune.errors import DataValidationError
+from dataprune.qtuning.config import QTuningConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Q1",
+    "Q2",
+    "Q3",
+    "Q4",
+    "QUADRANT_NAMES",
+    "SELECTION_NAMES",
+    "SampleTriage",
+    "corner_masks",
+    "quantile_thresholds",
+    "triage_samples",
+]
+
+Q1, Q2, Q3, Q4 = 1, 2, 3, 4
+QUADRANT_NAMES = {
+    Q1: "Q1 harmful noise",
+    Q2: "Q2 valuable misconception",
+    Q3: "Q3 redundant",
+    Q4: "Q4 calibration",
+}
+#: How a sample got its fate: 0 dropped, 1 kept by the quantile corners, 2 added by the fill-up,
+#: 3 in a corner but trimmed to reach exactly K.
+DROPPED, CORNER, FILL_UP, TRIMMED = 0, 1, 2, 3
+SELECTION_NAMES = {DROPPED: "dropped", CORNER: "corner", FILL_UP: "fill-up", TRIMMED: "trimmed"}
+
+
+@dataclass
+class SampleTriage:
+    """The sample-level decision for one batch (or a whole dataset in static mode).
+
+    Attributes
+    ----------
+    quadrant : ndarray of shape (n_samples,), int8
+        1..4 for Q1..Q4. Kept samples are Q2 or Q4; dropped samples Q1 or Q3.
+    kept : ndarray of shape (n_samples,), bool
+        Exactly ``n_keep`` True values.
+    selection : ndarray of shape (n_samples,), int8
+        See ``SELECTION_NAMES``.
+    alpha : float
+        Quantile level whose corners were used (``nan`` when the bisection was skipped).
+    thresholds : dict
+        ``ppl_hi = q_PPL(1 - alpha)``, ``ppl_lo = q_PPL(alpha)``, ``ent_lo = q_Ent(alpha)``,
+        ``ent_hi = q_Ent(1 - alpha)``.
+    n_keep : int
+        K.
+    n_corner : int
+        ``|Q2 u Q4|`` at ``alpha`` before fill-up / trimming.
+    n_bisection_steps : int
+        Bisection steps run.
+    ppl_rank, ent_rank : ndarray of shape (n_samples,)
+        Quantile ranks in (0, 1) (average ranks for ties), used to label dropped samples.
+    """
+
+    quadrant: np.ndarray
+    kept: np.ndarray
+    selection: np.ndarray
+    alpha: float
+    thresholds: dict[str, float]
+    n_keep: int
+    n_corner: int
+    n_bisection_steps: int
+    ppl_rank: np.ndarray
+    ent_rank: np.ndarray
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def kept_indices(self) -> np.ndarray:
+        """Indices of kept samples, ascending."""
+        return np.flatnonzero(self.kept)
+
+    @property
+    def q2(self) -> np.ndarray:
+        """Boolean mask of kept Q2 samples (token-pruned)."""
+        return self.kept & (self.quadrant == Q2)
+
+    @property
+    def q4(self) -> np.ndarray:
+        """Boolean mask of kept Q4 samples (kept whole)."""
+        return self.kept & (self.quadrant == Q4)
+
+    def counts(self) -> dict[str, int]:
+        """Samples per quadrant plus fill-up / trimmed counts."""
+        out = {f"Q{q}": int(np.sum(self.quadrant == q)) for q in (Q1, Q2, Q3, Q4)}
+        out["kept"] = int(self.kept.sum())
+        out["fill_up"] = int(np.sum(self.selection == FILL_UP))
+        out["trimmed"] = int(np.sum(self.selection == TRIMMED))
+        return out
+
+
+def quantile_thresholds(
+    perplexity: np.ndarray, entropy: np.ndarray, alpha: float
+) -> dict[str, float]:
+    """Quantile thresholds at level ``alpha`` (numpy's linear interpolation).
+
+    Returns
+    -------
+    dict
+        ``ppl_hi``, ``ppl_lo``, ``ent_lo``, ``ent_hi``.
+    """
+    a = float(min(max(alpha, 0.0), 1.0))
+    return {
+        "ppl_hi": float(np.quantile(perplexity, 1.0 - a)),
+        "ppl_lo": float(np.quantile(perplexity, a)),
+        "ent_lo": float(np.quantile(entropy, a)),
+        "ent_hi": float(np.quantile(entropy, 1.0 - a)),
+    }
+
+
+def corner_masks(
+    perplexity: np.ndarray, entropy: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Q2 and Q4 corner masks at quantile level ``alpha``.
+
+    Returns
+    -------
+    q2, q4 : ndarray of shape (n_samples,), bool
+        ``Q2 = PPL > q_PPL(1 - alpha) & Ent <= q_Ent(alpha)``;
+        ``Q4 = PPL <= q_PPL(alpha) & Ent > q_Ent(1 - alpha)``.
+    thresholds : dict
+        As :func:`quantile_thresholds`.
+    """
+    t = quantile_thresholds(perplexity, entropy, alpha)
+    q2 = (perplexity > t["ppl_hi"]) & (entropy <= t["ent_lo"])
+    q4 = (perplexity <= t["ppl_lo"]) & (entropy > t["ent_hi"])
+    return q2, q4, t
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):
+        return np.zeros_like(x, dtype=np.float64)
+    return (x - lo) / (hi - lo)
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    # average ranks, scaled to (0, 1)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(len(x), dtype=np.float64)
+    sx = x[order]
+    # average over tie groups
+    bounds = np.flatnonzero(np.diff(sx) != 0) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(x)]):
+        if hi - lo > 1:
+            ranks[order[lo:hi]] = (lo + hi - 1) / 2.0
+    return (ranks + 0.5) / len(x)
+
+
+def _order_desc(score: np.ndarray, candidates: np.ndarray, rng: np.random.Generator | None):
+    """Candidates sorted by score, largest first; ties by index, or randomly when ``rng``."""
+    if rng is None:
+        tiebreak = candidates.astype(np.float64)
+    else:
+        tiebreak = rng.permutation(len(candidates)).astype(np.float64)
+    return candidates[np.lexsort((tiebreak, -score[candidates]))]
+
+
+def _check_inputs(perplexity: Any, entropy: Any) -> tuple[np.ndarray, np.ndarray]:
+    ppl = np.asarray(perplexity, dtype=np.float64)
+    ent = np.asarray(entropy, dtype=np.float64)
+    if ppl.ndim != 1 or ent.ndim != 1:
+        raise DataValidationError(
+            f"perplexity and entropy must be 1-D arrays, got shapes {ppl.shape} and {ent.shape}"
+        )
+    if len(ppl) != len(ent):
+        raise DataValidationError(
+            f"got {len(ppl)} perplexities but {len(ent)} entropies; expected equal lengths"
+        )
+    if len(ppl) == 0:
+        raise DataValidationError("no samples to triage; expected at least one")
+    for name, x in (("perplexity", ppl), ("entropy", ent)):
+        bad = np.flatnonzero(~np.isfinite(x))
+        if len(bad):
+            raise DataValidationError(
+                f"{name} is not finite (got {x[bad[0]]}); expected finite numbers",
+                record=int(bad[0]),
+            )
+    return ppl, ent
+
+
+def triage_samples(
+    perplexity: Any,
+    entropy: Any,
+    config: QTuningConfig | None = None,
+    *,
+    random_state: int | np.random.Generator | None = None,
+) -> SampleTriage:
+    """Assign EU-plane quadrants and keep exactly ``K`` samples.
+
+    Parameters
+    ----------
+    perplexity : array-like of shape (n_samples,)
+        Per-sample PPL over response tokens (higher = larger error).
+    entropy : array-like of shape (n_samples,)
+        Per-sample mean predictive entropy (higher = more uncertain).
+    config : QTuningConfig, optional
+        ``sample_ratio``, ``max_steps``, ``tol``, ``alpha_min``, ``alpha_max`` are used.
+    random_state : int, Generator or None
+        Breaks exact ties in the fill-up / trimming order; ``None`` breaks them by index.
+
+    Returns
+    -------
+    SampleTriage
+    """
+    cfg = config if config is not None else QTuningConfig()
+    ppl, ent = _check_inputs(perplexity, entropy)
+    return _compute_sample_triage(ppl, ent, cfg, random_state)
+
+
+def _compute_sample_triage(
+    ppl: np.ndarray,
+    ent: np.ndarray,
+    cfg: QTuningConfig,
+    random_state: int | np.random.Generator | None,
+) -> SampleTriage:
+    n = len(ppl)
+    k = cfg.n_keep(n)
+    target = cfg.sample_ratio
+    lo, hi = cfg.alpha_min, cfg.alpha_max
+    best: tuple[Any, ...] | None = None
+    history: list[dict[str, float]] = []
+    steps = 0
+    for steps in range(1, cfg.max_steps + 1):  # noqa: B007 (steps is reported)
+        alpha = (lo + hi) / 2.0
+        q2, q4, t = corner_masks(ppl, ent, alpha)
+        count = int(q2.sum() + q4.sum())
+        frac = count / n
+        history.append({"alpha": alpha, "n_corner": count, "fraction": frac})
+        # closest count to K wins; on equal distance prefer the one that needs a fill-up (<= K)
+        key = (abs(count - k), count > k)
+        if best is None or key < best[0]:
+            best = (key, alpha, q2, q4, t, count)
+        if abs(frac - target) < cfg.tol:
+            break
+        if frac < target:
+            lo = alpha
+        else:
+            hi = alpha
+    assert best is not None
+    _, alpha, q2, q4, thresholds, n_corner = best
+
+    quadrant = np.zeros(n, dtype=np.int8)
+    quadrant[q2] = Q2
+    quadrant[q4] = Q4
+    selection = np.zeros(n, dtype=np.int8)
+    selection[q2 | q4] = CORNER
+    ppl_rank, ent_rank = _ranks(ppl), _ranks(ent)
+    if cfg.fill_norm == "rank":
+        ppl_n, ent_n = ppl_rank, ent_rank
+    else:
+        ppl_n, ent_n = _minmax(ppl), _minmax(ent)
+    extremity = np.abs(ppl_n - ent_n)
+    rng = (
+        None
+        if random_state is None
+        else (
+            random_state
+            if isinstance(random_state, np.random.Generator)
+            else np.random.default_rng(random_state)
+        )
+    )
+    kept = q2 | q4
+    if n_corner < k:
+        rest = _order_desc(extremity, np.flatnonzero(~kept), rng)[: k - n_corner]
+        kept[rest] = True
+        selection[rest] = FILL_UP
+        quadrant[rest] = np.where(ppl_n[rest] >= ent_n[rest], Q2, Q4)
+    elif n_corner > k:
+        order = _order_desc(extremity, np.flatnonzero(kept), rng)
+        surplus = order[k:]
+        kept[surplus] = False
+        selection[surplus] = TRIMMED
+    dropped = ~kept
+    s = ppl_rank + ent_rank
+    high = (s > 1.0 + 1e-12) | ((np.abs(s - 1.0) <= 1e-12) & (ppl_rank >= ent_rank))
+    quadrant[dropped] = np.where(high[dropped], Q1, Q3)
+    if n_corner != k:
+        logger.debug(
+            "bisection reached %d of K=%d samples at alpha=%.4f; %s %d",
+            n_corner,
+            k,
+            alpha,
+            "filled up" if n_corner < k else "trimmed",
+            abs(k - n_corner),
+        )
+    return SampleTriage(
+        quadrant=quadrant,
+        kept=kept,
+        selection=selection,
+        alpha=float(alpha),
+        thresholds=thresholds,
+        n_keep=k,
+        n_corner=n_corner,
+        n_bisection_steps=steps,
+        ppl_rank=ppl_rank,
+        ent_rank=ent_rank,
+        history=history,
+    )

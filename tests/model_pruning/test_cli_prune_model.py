@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dataprune.cli.main import main
+from dataprune.io import write_records
+
+from tiny_models import CORPUS
+
+
+@pytest.fixture()
+def tiny_dir(tmp_path, model, tok):
+    d = tmp_path / "tiny"
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture()
+def pool_file(tmp_path):
+    recs = [
+        {"body": f"{a} and {b}", "n": i}
+        for i, (a, b) in enumerate((a, b) for a in CORPUS for b in CORPUS)
+    ]
+    return write_records(recs, tmp_path / "pool.jsonl")
+
+
+def test_prune_model_end_to_end(
+    tiny_dir, pool_file, tmp_path, monkeypatch, capsys, hashing_encoder, isolated_cache
+):
+    from transformers import AutoModelForCausalLM
+
+    import dataprune.models as models
+
+    monkeypatch.setattr(models, "load_encoder", lambda *a, **k: hashing_encoder)
+    out = tmp_path / "pruned"
+    rc = main(
+        [
+            "prune-model",
+            "--model",
+            str(tiny_dir),
+            "--pattern",
+            "2:4",
+            "--calibration",
+            str(pool_file),
+            "--text-field",
+            "body",
+            "--selector",
+            "kcenter",
+            "--n-samples",
+            "4",
+            "--seq-len",
+            "12",
+            "--eval",
+            str(pool_file),
+            "--eval-max-tokens",
+            "60",
+            "--eval-seq-len",
+            "20",
+            "--dtype",
+            "float32",
+            "--output",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "wanda 2:4: 50.00% zeros in 21 layers" in printed
+    assert "calibration: 4 x 12 tokens chosen by kcenter from 64 records" in printed
+    assert "perplexity on" in printed
+    assert {p.name for p in out.iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "prune_report.json",
+        "calibration.npz",
+        "manifest.json",
+    }
+    report = json.loads((out / "prune_report.json").read_text())
+    assert report["total_sparsity"] == 0.5 and report["pattern"] == "2:4"
+    assert report["calibration"]["selector"] == "kcenter"
+    assert report["eval"]["pruned"]["n_tokens"] > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parameters"]["selector"] == "kcenter"
+    assert manifest["counts"]["n_calibration_samples"] == 4
+    assert str(pool_file) in manifest["inputs"]
+    m = AutoModelForCausalLM.from_pretrained(out)
+    w = m.model.layers[0].mlp.up_proj.weight
+    assert ((w == 0).reshape(w.shape[0], -1, 4).sum(-1) >= 2).all()
+    # a second run into the same folder needs --overwrite
+    again = [
+        "prune-model",
+        "--model",
+        str(tiny_dir),
+        "--method",
+        "magnitude",
+        "--sparsity",
+        "0.3",
+        "--output",
+        str(out),
+    ]
+    assert main(again) == 2
+    assert "use --overwrite" in capsys.readouterr().err
+    assert main([*again, "--overwrite"]) == 0
+    assert json.loads((out / "prune_report.json").read_text())["method"] == "magnitude"
+    assert not (out / "calibration.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sparsity", "1.5"], "sparsity must be strictly between 0 and 1"),
+        (["--sparsity", "0"], "sparsity must be strictly between 0 and 1"),
+        (["--pattern", "3:2"], "need 0 < N < M"),
+        (["--pattern", "two-four"], "pattern must be 'unstructured' or 'N:M'"),
+        (["--sparsity", "0.7", "--pattern", "2:4"], "contradicts pattern '2:4'"),
+        ([], "give a sparsity"),
+        (["--sparsity", "0.5"], "needs --calibration INPUT"),
+        (
+            ["--sparsity", "0.5", "--calibration", "x.jsonl", "--n-samples", "0"],
+            "--n-samples must be >= 1",
+        ),
+    ],
+)
+def test_bad_options(extra, message, capsys, tmp_path):
+    assert main(["prune-model", *extra, "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_model_without_linear_layers(monkeypatch, tok, capsys, tmp_path):
+    import dataprune.models as models
+
+    monkeypatch.setattr(
+        models,
+        "load_causal_lm",
+        lambda *a, **k: (torch.nn.Sequential(torch.nn.Embedding(8, 4)), tok),
+    )
+    rc = main(
+        [
+            "prune-model",
+            "--model",
+            "x",
+            "--method",
+            "magnitude",
+            "--sparsity",
+            "0.5",
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert rc == 2
+    assert "no decoder blocks with linear layers" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataprune.errors import DataValidationError
+from dataprune.qtuning import Q1, Q2, Q3, Q4, QTuningConfig, corner_masks, triage_samples
+from dataprune.qtuning.quadrants import CORNER, DROPPED, FILL_UP, TRIMMED, _minmax
+
+PPL = np.arange(1.0, 11.0)  # 1..10
+ANTI = PPL[::-1].copy()  # entropy perfectly anti-correlated with PPL
+
+
+def test_corner_rules_by_hand():
+    q2, q4, t = corner_masks(PPL, ANTI, 0.2)
+    # numpy linear quantiles of 1..10: q(0.8) = 8.2, q(0.2) = 2.8
+    assert t == pytest.approx({"ppl_hi": 8.2, "ppl_lo": 2.8, "ent_lo": 2.8, "ent_hi": 8.2})
+    assert np.flatnonzero(q2).tolist() == [8, 9]  # PPL > 8.2 and Ent <= 2.8
+    assert np.flatnonzero(q4).tolist() == [0, 1]  # PPL <= 2.8 and Ent > 8.2
+
+
+def test_q2_needs_low_entropy_and_q4_needs_low_ppl():
+    # same PPL ranking, but entropy follows PPL: the high-PPL corner is high-entropy -> not Q2
+    q2, q4, _ = corner_masks(PPL, PPL.copy(), 0.3)
+    assert not q2.any() and not q4.any()
+
+
+def test_triage_keeps_q2_q4_and_labels_dropped_q1_q3():
+    tri = triage_samples(PPL, ANTI, QTuningConfig(sample_ratio=0.4))
+    assert tri.n_keep == 4 and tri.kept.sum() == 4
+    assert set(np.flatnonzero(tri.q2)) == {8, 9} and set(np.flatnonzero(tri.q4)) == {0, 1}
+    assert set(tri.quadrant[~tri.kept]) <= {Q1, Q3}
+    assert set(tri.quadrant[tri.kept]) <= {Q2, Q4}
+    # correlated data: the high/high samples are noise (Q1), the low/low redundant (Q3)
+    corr = triage_samples(PPL, PPL * 0.1, QTuningConfig(sample_ratio=0.2))
+    dropped = np.flatnonzero(~corr.kept)
+    for i in dropped:
+        assert corr.quadrant[i] == (Q1 if PPL[i] > 5.5 else Q3)
+
+
+def test_bisection_hits_the_budget_without_fill_up():
+    rng = np.random.default_rng(0)
+    ppl = np.exp(rng.normal(1.5, 0.5, 400))
+    ent = rng.normal(1.0, 0.2, 400) - 0.3 * np.log(ppl)  # anti-correlated: corners are populated
+    cfg = QTuningConfig(sample_ratio=0.2)
+    tri = triage_samples(ppl, ent, cfg)
+    assert tri.kept.sum() == 80
+    assert abs(tri.n_corner - 80) / 400 < cfg.tol or tri.n_bisection_steps == cfg.max_steps
+    assert 0.0 < tri.alpha < 0.49
+    # every kept corner sample satisfies the rule at the reported alpha
+    q2, q4, _ = corner_masks(ppl, ent, tri.alpha)
+    corner = tri.selection == CORNER
+    assert np.all((q2 | q4)[corner])
+    assert np.all(q2[corner & (tri.quadrant == Q2)]) and np.all(q4[corner & (tri.quadrant == Q4)])
+
+
+def test_bisection_steps_and_tolerance():
+    cfg = QTuningConfig(sample_ratio=0.2, max_steps=1)
+    tri = triage_samples(PPL, ANTI, cfg)
+    assert tri.n_bisection_steps == 1 and tri.alpha == pytest.approx(0.245)
+    assert len(tri.history) == 1
+    full = triage_samples(PPL, ANTI, QTuningConfig(sample_ratio=0.2))
+    assert full.n_bisection_steps <= 10
+    alphas = [h["alpha"] for h in full.history]
+    assert alphas[0] == pytest.approx(0.245)
+    # bisection: each step moves by half the previous move
+    moves = np.abs(np.diff(alphas))
+    assert np.allclose(moves, 0.49 / 2 ** np.arange(2, len(alphas) + 1))
+
+
+@pytest.mark.parametrize("r", [0.5, 0.6, 0.9, 1.0])
+def test_sample_ratio_at_or_above_half_fills_up_exactly(r):
+    rng = np.random.default_rng(1)
+    ppl, ent = np.exp(rng.normal(size=37)), rng.random(37)
+    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=r))
+    K = max(1, round(37 * r))
+    assert tri.kept.sum() == K == tri.n_keep
+    if r >= 0.6:
+        assert tri.n_corner < K  # opposite corners cannot hold much more than half the batch
+    fill = tri.selection == FILL_UP
+    assert fill.sum() == max(0, K - tri.n_corner)
+    ppl_n, ent_n = _minmax(ppl), _minmax(ent)
+    ext = np.abs(ppl_n - ent_n)
+    # fill-up takes the largest |ppl_n - ent_n| among the non-corner samples
+    if fill.any() and (~tri.kept).any():
+        assert ext[fill].min() >= ext[~tri.kept].max() - 1e-12
+    # and assigns Q2 when ppl_n >= ent_n, else Q4
+    assert np.all(tri.quadrant[fill] == np.where(ppl_n[fill] >= ent_n[fill], Q2, Q4))
+    if r == 1.0:
+        assert tri.kept.all()
+
+
+def test_trimming_when_the_corners_overshoot():
+    ppl, ent = np.array([1.0, 2.0, 3.0, 4.0]), np.array([4.0, 3.0, 2.0, 1.0])
+    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25))
+    # both extreme corners are populated at every alpha > 0: 2 > K = 1
+    assert tri.n_corner == 2 and tri.kept.sum() == 1
+    assert tri.selection.tolist() == [CORNER, DROPPED, DROPPED, TRIMMED]
+    # ties in extremity go by index; dropped samples on the anti-diagonal go by the PPL rank
+    assert tri.quadrant.tolist() == [Q4, Q3, Q1, Q1]
+
+
+def test_single_sample_batch():
+    tri = triage_samples([7.0], [1.2], QTuningConfig(sample_ratio=0.25))
+    assert tri.kept.tolist() == [True] and tri.quadrant.tolist() == [Q2]
+    assert tri.selection.tolist() == [FILL_UP] and tri.n_keep == 1
+
+
+def test_two_sample_batch():
+    tri = triage_samples([2.0, 9.0], [1.0, 0.5], QTuningConfig(sample_ratio=0.5))
+    assert tri.kept.sum() == 1
+
+
+def test_all_ties():
+    ppl, ent = np.full(8, 3.0), np.full(8, 1.0)
+    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25))
+    # strict '>' in the rules: nothing is in a corner; fill-up breaks ties by index
+    assert tri.n_corner == 0 and np.flatnonzero(tri.kept).tolist() == [0, 1]
+    assert set(tri.quadrant[tri.kept]) == {Q2}  # ppl_n == ent_n -> Q2
+    a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=3)
+    b = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=3)
+    assert a.kept.tolist() == b.kept.tolist() and a.kept.sum() == 2
+    picks = {
+        tuple(np.flatnonzero(triage_samples(ppl, ent, random_state=s).kept)) for s in range(10)
+    }
+    assert len(picks) > 1  # random_state really breaks ties
+
+
+def test_partial_ties_in_ppl():
+    ppl = np.array([5.0, 5.0, 5.0, 5.0, 1.0, 1.0, 9.0, 9.0])
+    ent = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, 0.4])
+    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.5))
+    assert tri.kept.sum() == 4
+    assert tri.kept[[6, 7]].all()  # high PPL, lowest entropy
+
+
+def test_determinism():
+    rng = np.random.default_rng(5)
+    ppl, ent = np.exp(rng.normal(size=64)), rng.random(64)
+    a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.3))
+    b = triage_samples(ppl.copy(), ent.copy(), QTuningConfig(sample_ratio=0.3))
+    assert np.array_equal(a.quadrant, b.quadrant) and np.array_equal(a.kept, b.kept)
+    assert a.alpha == b.alpha
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=40).flatmap(
+        lambda n: st.tuples(
+            st.lists(
+                st.floats(1.0, 1e4, allow_nan=False, allow_infinity=False), min_size=n, max_size=n
+            ),
+            st.lists(
+                st.floats(0.0, 10.0, allow_nan=False, allow_infinity=False), min_size=n, max_size=n
+            ),
+        )
+    ),
+    st.floats(0.01, 1.0),
+)
+def test_invariants(data, r):
+    ppl, ent = np.array(data[0]), np.array(data[1])
+    cfg = QTuningConfig(sample_ratio=r)
+    tri = triage_samples(ppl, ent, cfg)
+    K = max(1, round(len(ppl) * r))
+    assert tri.kept.sum() == K
+    assert set(tri.quadrant[tri.kept].tolist()) <= {Q2, Q4}
+    assert set(tri.quadrant[~tri.kept].tolist()) <= {Q1, Q3}
+    assert np.all(tri.selection[tri.kept] != DROPPED)
+    q2, q4, _ = corner_masks(ppl, ent, tri.alpha)
+    assert tri.n_corner == int(q2.sum() + q4.sum())
+    if tri.n_corner <= K:  # nothing trimmed: every corner sample is kept in its quadrant
+        assert np.all(tri.kept[q2 | q4])
+        assert np.all(tri.quadrant[q2] == Q2) and np.all(tri.quadrant[q4] == Q4)
+
+
+@pytest.mark.parametrize(
+    ("ppl", "ent", "match"),
+    [
+        ([1.0, float("nan")], [1.0, 1.0], "record 1"),
+        ([1.0, 2.0], [1.0], "equal lengths"),
+        ([], [], "at least one"),
+        ([[1.0]], [[1.0]], "1-D"),
+    ],
+)
+def test_bad_inputs(ppl, ent, match):
+    with pytest.raises(DataValidationError, match=match):
+        triage_samples(ppl, ent)
+
+
+def test_rank_fill_up_is_robust_to_a_ppl_outlier():
+    rng = np.random.default_rng(3)
+    n = 40
+    ppl = np.exp(rng.normal(1.3, 0.3, n))
+    ppl[0] = 1e4  # one outlier squeezes every other min-max normalised PPL towards 0
+    ent = rng.normal(1.0, 0.2, n)
+    cfg_mm = QTuningConfig(sample_ratio=0.75)
+    cfg_rank = QTuningConfig(sample_ratio=0.75, fill_norm="rank")
+    mm, rk = triage_samples(ppl, ent, cfg_mm), triage_samples(ppl, ent, cfg_rank)
+    assert mm.kept.sum() == rk.kept.sum() == 30
+    fill_mm, fill_rk = mm.selection == FILL_UP, rk.selection == FILL_UP
+    # min-max: almost every filled sample is "Q4" (ent_n > ppl_n ~ 0) whatever its PPL
+    assert np.mean(mm.quadrant[fill_mm] == Q4) > 0.9
+    # rank: Q2 fill-ups have above-median PPL and below-median entropy ranks, Q4 the reverse
+    q2 = fill_rk & (rk.quadrant == Q2)
+    q4 = fill_rk & (rk.quadrant == Q4)
+    assert q2.any() and q4.any()
+    assert np.all(rk.ppl_rank[q2] >= rk.ent_rank[q2]) and np.all(rk.ppl_rank[q4] < rk.ent_rank[q4])

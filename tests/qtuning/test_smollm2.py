@@ -1,0 +1,57 @@
+"""Behaviour with the real SmolLM2-135M-Instruct (small slices; wiring is tested with tiny models)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dataprune.qtuning import Q4, QTuningConfig, QTuningTriage
+
+pytestmark = pytest.mark.offline_models
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from dataprune.models import load_causal_lm
+
+    return load_causal_lm()
+
+
+@pytest.mark.slow
+def test_mismatched_answers_are_high_error_and_never_calibration(shared_data, smollm2):
+    model, tok = smollm2
+    rows = [
+        json.loads(line)
+        for line in (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[:16]
+    ]
+    questions = [r["question"] for r in rows]
+    answers = [r["answer"] for r in rows]
+    # answers 0..3 rotated among questions 0..3; the true pairs are scored as well
+    bad = [answers[(i + 1) % 4] for i in range(4)]
+    tri = QTuningTriage(
+        QTuningConfig(sample_ratio=0.25), model=model, tokenizer=tok, max_length=256
+    ).fit(questions + questions[:4], answers + bad)
+    ppl = tri.perplexity_
+    # the same answer text is harder to predict after the wrong question than after its own
+    own = np.array([ppl[(i + 1) % 4] for i in range(4)])
+    assert np.all(ppl[16:] > own)
+    assert np.median(ppl[16:]) > 1.5 * np.median(ppl[:16])
+    # low PPL is what Q4 requires: mismatched answers are never kept as calibration data
+    assert not np.any(tri.quadrant_[16:] == Q4)
+    assert len(tri.kept_indices_) == 5  # round(20 * 0.25)
+
+
+@pytest.mark.slow
+def test_demo_step(tmp_path):
+    from dataprune.demo import run_demo
+
+    lines: list[str] = []
+    ctx = run_demo(tmp_path, only=["triage"], emit=lines.append)
+    text = "\n".join(lines)
+    assert "kept exactly" in text and "mismatched record" in text
+    assert (tmp_path / "triage_kept.jsonl").is_file()
+    assert (tmp_path / "triage_kept.jsonl.eu_plane.png").is_file()
+    res = ctx.state["triage"]
+    assert res.samples.kept.sum() == round(len(res) * 0.25)

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dataprune.lm_scoring import score_sft
+from dataprune.qtuning import (
+    QTuningConfig,
+    QTuningTrainer,
+    SFTCollator,
+    qtuning_loss,
+    sft_features,
+    triage_token_scores,
+)
+
+from tiny_models import CORPUS, tiny_causal_lm
+
+
+@pytest.fixture()
+def tiny_lm():
+    """(model, tokenizer): a random 2-layer Llama with a word-level tokenizer and chat template."""
+    return tiny_causal_lm(chat_template=True)
+
+
+PROMPTS = CORPUS + CORPUS[::-1]
+RESPONSES = [CORPUS[(i * 5 + 2) % len(CORPUS)] + " the end" for i in range(len(PROMPTS))]
+
+
+def _batch(tok, n=None):
+    n = len(PROMPTS) if n is None else n
+    feats = sft_features(tok, PROMPTS[:n], RESPONSES[:n])
+    return SFTCollator(tok.pad_token_id)(feats)
+
+
+@pytest.mark.parametrize("forward", ["hidden", "full"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        QTuningConfig(sample_ratio=0.25, token_ratio=0.5),
+        QTuningConfig(sample_ratio=0.6, token_ratio=0.7, drop="low", entropy_span="all"),
+        QTuningConfig(sample_ratio=0.5, token_ratio=0.5, token_budget="batch"),
+    ],
+)
+def test_dynamic_equals_static_triage_of_the_same_batch(tiny_lm, forward, cfg):
+    """Same parameters, same rules: the micro-batch triage equals the static triage of its samples."""
+    model, tok = tiny_lm
+    model.train()  # tiny model has no dropout; train mode as in the Trainer
+    batch = _batch(tok)
+    loss, _, stats = qtuning_loss(model, batch, cfg, forward=forward)
+    static = triage_token_scores(score_sft(model, tok, PROMPTS, RESPONSES, batch_size=16), cfg)
+    assert stats["kept"] == static.samples.kept.tolist()
+    assert stats["quadrant"] == static.samples.quadrant.tolist()
+    assert stats["kept_samples"] == cfg.n_keep(len(PROMPTS))
+    assert stats["kept_tokens"] == static.token_counts()["kept_tokens"]
+    expected = np.concatenate(
+        [static_nll[m] for static_nll, m in zip(static_nll_list(model, tok), static.token_keep)]
+    ).mean()
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def static_nll_list(model, tok):
+    return score_sft(model, tok, PROMPTS, RESPONSES).nll
+
+
+@pytest.mark.parametrize("forward", ["hidden", "full"])
+def test_gradient_equals_plain_loss_on_the_kept_tokens(tiny_lm, forward):
+    """The Q-Tuning gradient is the plain causal-LM gradient with pruned labels set to -100."""
+    model, tok = tiny_lm
+    model.train()
+    batch = _batch(tok)
+    cfg = QTuningConfig(sample_ratio=0.5, token_ratio=0.6)
+    loss, _, stats = qtuning_loss(model, batch, cfg, forward=forward)
+    loss.backward()
+    g_q = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+
+    # rebuild the kept-token labels from the static triage of the same samples
+    static = triage_token_scores(score_sft(model, tok, PROMPTS, RESPONSES), cfg)
+    labels = batch["labels"].clone()
+    for b in range(labels.shape[0]):
+        resp = torch.nonzero(labels[b] != -100, as_tuple=True)[0]
+        keep = torch.from_numpy(static.token_keep[b])
+        labels[b, resp[~keep]] = -100
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    out.loss.backward()
+    for a, b in zip(g_q, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert stats["kept_tokens"] == int((labels[:, 1:] != -100).sum())
+
+
+@pytest.mark.parametrize("forward", ["auto", "full"])
+def test_one_forward_pass_per_micro_batch(tiny_lm, forward):
+    model, tok = tiny_lm
+    model.train()
+    calls = {"decoder": 0, "model": 0}
+    h1 = model.model.register_forward_hook(
+        lambda *a: calls.__setitem__("decoder", calls["decoder"] + 1)
+    )
+    h2 = model.register_forward_hook(lambda *a: calls.__setitem__("model", calls["model"] + 1))
+    try:
+        qtuning_loss(model, _batch(tok), QTuningConfig(entropy_span="all"), forward=forward)
+    finally:
+        h1.remove()
+        h2.remove()
+    assert calls["decoder"] == 1
+    assert calls["model"] == (1 if forward == "full" else 0)
+
+
+def test_empty_and_partial_batches(tiny_lm):
+    model, tok = tiny_lm
+    model.train()
+    batch = _batch(tok, 4)
+    batch["labels"][1:] = -100  # only the first sample has response tokens
+    loss, _, stats = qtuning_loss(model, batch, QTuningConfig(sample_ratio=0.25))
+    assert stats["samples_scored"] == 1 and stats["kept_samples"] == 1 and stats["kept"][0]
+    loss.backward()
+    batch["labels"][:] = -100
+    loss, _, stats = qtuning_loss(model, batch)
+    assert loss.item() == 0.0 and stats["kept_samples"] == 0
+    loss.backward()  # still differentiable
+    with pytest.raises(ValueError, match="labels"):
+        qtuning_loss(model, {"input_ids": batch["input_ids"]})
+
+
+def _args(tmp_path, **kw):
+    from transformers import TrainingArguments
+
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=8,
+        max_steps=2,
+        logging_steps=1,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+    )
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+def test_trainer_with_lora_logs_counts_and_trains_only_adapters(tiny_lm, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = tiny_lm
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
+    )
+    before = {n: p.detach().clone() for n, p in peft_model.named_parameters()}
+    tr = QTuningTrainer(
+        model=peft_model,
+        args=_args(tmp_path),
+        train_dataset=sft_features(tok, PROMPTS, RESPONSES),
+        data_collator=SFTCollator(tok.pad_token_id),
+        qtuning_config=QTuningConfig(sample_ratio=0.25, token_ratio=0.5),
+    )
+    tr.train()
+    assert len(tr.qtuning_history) == 2
+    assert [h["kept_samples"] for h in tr.qtuning_history] == [2, 2]
+    logs = [entry for entry in tr.state.log_history if "loss" in entry]
+    assert logs and all(entry["qtuning/kept_samples"] == 2 for entry in logs)
+    assert all(entry["qtuning/kept_tokens"] <= entry["qtuning/response_tokens"] for entry in logs)
+    for n, p in peft_model.named_parameters():
+        if "lora_" not in n:
+            assert torch.equal(before[n], p.detach()), f"frozen weight {n} changed"
+    assert any(
+        not torch.equal(before[n], p.detach())
+        for n, p in peft_model.named_parameters()
+        if "lora_B" in n
+    )
+
+
+def test_trainer_full_fine_tuning_and_plain_eval(tiny_lm, tmp_path):
+    model, tok = tiny_lm
+    feats = sft_features(tok, PROMPTS, RESPONSES)
+    before = [p.detach().clone() for p in model.parameters()]
+    tr = QTuningTrainer(
+        model=model,
+        args=_args(
+            tmp_path,
+            per_device_eval_batch_size=16,
+            gradient_accumulation_steps=2,
+            per_device_train_batch_size=4,
+        ),
+        train_dataset=feats,
+        eval_dataset=feats,
+        data_collator=SFTCollator(tok.pad_token_id),
+        qtuning_config=QTuningConfig(sample_ratio=0.5),
+    )
+    assert tr.loss_is_scaled_for_ga is False
+    tr.train()
+    assert len(tr.qtuning_history) == 4  # 2 steps x 2 accumulated micro-batches
+    assert all(h["kept_samples"] == 2 and h["batch_size"] == 4 for h in tr.qtuning_history)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    # evaluation is the plain loss over every response token (no triage)
+    metrics = tr.evaluate()
+    model.eval()
+    batch = _batch(tok)
+    with torch.no_grad():
+        plain = model(**batch).loss.item()
+    assert metrics["eval_loss"] == pytest.approx(plain, rel=1e-4)
+    assert len(tr.qtuning_history) == 4
+
+
+def test_unknown_forward_option(tiny_lm, tmp_path):
+    from dataprune.errors import UnknownOptionError
+
+    model, _ = tiny_lm
+    with pytest.raises(UnknownOptionError, match="auto, hidden, full"):
+        QTuningTrainer(model=model, args=_args(tmp_path), qtuning_forward="fast")
