@@ -12,9 +12,9 @@ O(n_samples^2). ``f`` is monotone submodular, so greedy is a (1 - 1/e)-approxima
 
 Lazy greedy (Minoux 1978): a candidate's gain can only shrink as ``S`` grows, so stale gains are
 upper bounds. Candidates never re-evaluated stay in one array sorted by their initial gain; re-
-evaluated ones go to a ``heapq``; the best bound is popped, re-evaluated on its reverse-neighbour
-list (CSR arrays), and taken if it still beats every other bound. The selection equals plain greedy
-(ties: smallest index).
+evaluated ones go to a ``heapq``. Each round pops the 16 best bounds, re-evaluates them in one
+vectorised pass over their reverse-neighbour lists (CSR arrays) and takes the best if it still beats
+every other bound. The selection equals plain greedy (ties: smallest index).
 """
 
 from __future__ import annotations
@@ -115,15 +115,41 @@ def _coverage_csr(
     return indptr, covered[order], vals[order]
 
 
+def _gains(
+    cands: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    coverage: np.ndarray,
+) -> np.ndarray:
+    """Marginal gains ``sum_i max(sim(i, j) - coverage[i], 0)`` of the candidates ``cands``.
+
+    One vectorised pass over the candidates' coverage lists; every gain in this module is computed
+    here, so a candidate's value depends only on its list and ``coverage`` (not on the batch).
+    """
+    starts = indptr[cands]
+    lens = indptr[cands + 1] - starts  # >= 1: every candidate covers itself
+    offsets = np.cumsum(lens) - lens
+    pos = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - offsets, lens)
+    contrib = data[pos] - coverage[indices[pos]]
+    np.maximum(contrib, 0.0, out=contrib)
+    return np.add.reduceat(contrib, offsets)
+
+
 def _lazy_greedy(
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
     k: int,
     *,
+    batch: int = 16,
     show_progress_bar: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Lazy greedy facility location on the coverage CSR arrays of :func:`_coverage_csr`.
+
+    Each round pops the ``batch`` best upper bounds, re-evaluates them in one vectorised call and
+    takes the best fresh gain if it beats every remaining bound (ties: smallest index); the other
+    fresh gains go back as tighter bounds. Same selection as plain greedy with :func:`_gains`.
 
     Returns
     -------
@@ -141,36 +167,38 @@ def _lazy_greedy(
     n = len(indptr) - 1
     cur = np.zeros(n, np.float64)
     nearest = np.full(n, -1, np.int64)
-    # initial gains; inflated by a relative 1e-9 so that they stay upper bounds of the
-    # (differently-summed) fresh gains computed below
-    init = np.add.reduceat(data.astype(np.float64), indptr[:-1]) if n else np.zeros(0)
+    # initial bounds (coverage 0), slightly inflated: bounds only decide the evaluation order
+    init = _gains(np.arange(n), indptr, indices, data, cur) if n else np.zeros(0)
     init = init * (1.0 + 1e-9) + 1e-12
     order = np.lexsort((np.arange(n), -init))
+    # never-evaluated candidates, best first; re-evaluated ones live in `heap`
     arr_key = (-init[order]).tolist()
     arr_idx = order.tolist()
     del init, order
-    ptr = indptr.tolist()
     heap: list[tuple[float, int]] = []
     selected: list[int] = []
     gains: list[float] = []
     p = 0
-    maximum = np.maximum
     push, pop = heapq.heappush, heapq.heappop
     bar = progress(
         total=k, show_progress_bar=show_progress_bar, desc="facility location", unit="pick"
     )
     n_evals = 0
     while len(selected) < k:
-        if p < n and (not heap or (arr_key[p], arr_idx[p]) < heap[0]):
-            j = arr_idx[p]
-            p += 1
-        else:
-            j = pop(heap)[1]
-        a, b = ptr[j], ptr[j + 1]
-        rows = indices[a:b]
-        vals = data[a:b]
-        g = float(maximum(vals - cur[rows], 0.0).sum())
-        n_evals += 1
+        cands: list[int] = []
+        while len(cands) < batch and (p < n or heap):
+            if p < n and (not heap or (arr_key[p], arr_idx[p]) < heap[0]):
+                cands.append(arr_idx[p])
+                p += 1
+            else:
+                cands.append(pop(heap)[1])
+        ca = np.asarray(cands, dtype=np.int64)
+        g = _gains(ca, indptr, indices, data, cur)
+        n_evals += len(cands)
+        best = g.max()
+        tied = np.flatnonzero(g == best)
+        b = int(tied[np.argmin(ca[tied])]) if len(tied) > 1 else int(tied[0])
+        j, gj = cands[b], float(best)
         if p < n:
             nxt = (arr_key[p], arr_idx[p])
             if heap and heap[0] < nxt:
@@ -179,16 +207,21 @@ def _lazy_greedy(
             nxt = heap[0]
         else:
             nxt = None
-        if nxt is None or (-g, j) < nxt:
+        take = nxt is None or (-gj, j) < nxt
+        for i, (c, gc) in enumerate(zip(cands, g.tolist())):
+            if not (take and i == b):
+                push(heap, (-gc, c))  # fresh gains stay valid upper bounds
+        if take:
+            a_, b_ = indptr[j], indptr[j + 1]
+            rows = indices[a_:b_]
+            vals = data[a_:b_]
             better = vals > cur[rows]
             r = rows[better]
             cur[r] = vals[better]
             nearest[r] = j
             selected.append(j)
-            gains.append(g)
+            gains.append(gj)
             bar.update(1)
-        else:
-            push(heap, (-g, j))
     bar.close()
     logger.debug("lazy greedy: %d gain evaluations for %d picks", n_evals, k)
     return (
@@ -208,10 +241,9 @@ def _all_gains(
     out = np.zeros(n, np.float64)
     block = 1 << 16
     for lo in range(0, n, block):
-        hi = min(n, lo + block)
-        a, b = indptr[lo], indptr[hi]
-        contrib = np.maximum(data[a:b] - coverage[indices[a:b]], 0.0)
-        out[lo:hi] = np.add.reduceat(contrib, indptr[lo:hi] - a)
+        out[lo : min(n, lo + block)] = _gains(
+            np.arange(lo, min(n, lo + block)), indptr, indices, data, coverage
+        )
     return out
 
 
