@@ -54,6 +54,9 @@ N_NEIGHBORS = 32
 FRACTION = 0.1
 CASE_TIMEOUT_S = 600
 SIZES = {"small": (10_000, 20_000), "200k": 200_000, "1m": 1_000_000}
+# --methods: re-run only these; other cases reuse their rows from the last results JSON
+ONLY: set[str] = set()
+PREVIOUS: dict[tuple[str, int], dict] = {}
 COMMAND = "python benchmarks/selection_speed.py"
 
 
@@ -286,6 +289,8 @@ def run_worker(spec: dict) -> dict:
 # ------------------------------------------------------------------------------------ parent
 def run_case(spec: dict, workdir: Path, timeout: int = CASE_TIMEOUT_S) -> dict:
     tag = f"{spec['method']}_{spec['n']}"
+    if ONLY and spec["method"] not in ONLY and (spec["method"], spec["n"]) in PREVIOUS:
+        return dict(PREVIOUS[(spec["method"], spec["n"])])
     out = workdir / f"{tag}.json"
     spec = {**spec, "out": str(out)}
     load = os.getloadavg()[0]
@@ -403,7 +408,8 @@ def part_small(data_dir: Path, workdir: Path) -> list[dict]:
             s = _selected(case[m])
             if s is None:
                 continue
-            case[m]["radius_exact"] = _kcenter_radius(X, s)
+            if "radius_exact" not in case[m]:
+                case[m]["radius_exact"] = _kcenter_radius(X, s)
             if m != "reference_kcenter" and ref is not None:
                 case[m]["vs_reference"] = _compare_kcenter(X, s, ref)
         for m in ("facility_location", "apricot_dense", "apricot_dense_cosine"):
@@ -439,7 +445,8 @@ def part_200k(data_dir: Path, workdir: Path) -> list[dict]:
         case[m] = r
     ours = _selected(case["kcenter"])
     if ours is not None:
-        case["kcenter"]["radius_exact"] = _kcenter_radius(X, ours)
+        if "radius_exact" not in case["kcenter"]:
+            case["kcenter"]["radius_exact"] = _kcenter_radius(X, ours)
         for m in ("kcenter_full", "reference_kcenter"):
             s = _selected(case[m])
             if s is not None:
@@ -688,12 +695,25 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="rebuild the md/png from the existing selection_speed.json",
     )
+    p.add_argument(
+        "--methods",
+        default="",
+        help="comma list: re-run only these methods (others reuse the recorded rows)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.methods:
+        ONLY.update(m.strip() for m in args.methods.split(",") if m.strip())
+        prev_json = RESULTS / f"{NAME}.json"
+        if prev_json.exists():
+            for r in json.loads(prev_json.read_text())["rows"]:
+                PREVIOUS[(r["method"], r["n"])] = r
     if args.report_only:
         payload = json.loads((RESULTS / f"{NAME}.json").read_text())
         meta = payload["meta"]
-        meta["notes"] = _notes(payload["rows"], meta.get("part_minutes", {}))
+        meta["notes"] = _notes(
+            payload["rows"], meta.get("part_minutes", {}), meta.get("reruns", [])
+        )
         write_report(payload["rows"], meta)
         return
     if args.quick:
@@ -715,7 +735,8 @@ def main(argv: list[str] | None = None) -> None:
     for part in parts:
         t = time.time()
         new = funcs[part](data_dir, workdir)
-        durations[part] = round((time.time() - t) / 60, 1)
+        if not ONLY:
+            durations[part] = round((time.time() - t) / 60, 1)
         if args.quick:
             for r in new:
                 print(json.dumps(r, default=float))
@@ -739,15 +760,22 @@ def main(argv: list[str] | None = None) -> None:
         "numpy": np.__version__,
         "faiss": faiss.__version__,
         "apricot": getattr(apricot, "__version__", "?"),
-        "notes": _notes(rows, durations),
+        "reruns": old.get("meta", {}).get("reruns", [])
+        + ([f"{', '.join(sorted(ONLY))} ({', '.join(parts)})"] if ONLY else []),
         "last_run_minutes": round((time.time() - started) / 60, 1),
     }
+    meta["notes"] = _notes(rows, durations, meta["reruns"])
     write_report(rows, meta)
     print(f"wrote {RESULTS / (NAME + '.md')}")
 
 
-def _notes(rows: list[dict], durations: dict) -> list[str]:
+def _notes(rows: list[dict], durations: dict, reruns: list[str] | None = None) -> list[str]:
     notes = []
+    for r in reruns or []:
+        notes.append(
+            f"- Re-run on their own with `--methods` (after a code change), later than the other "
+            f"rows: {r}."
+        )
     doc = [r for r in rows if r["method"] == "apricot_sparse_documented"]
     if doc:
         err = doc[0].get("error", "no error")

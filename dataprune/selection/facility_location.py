@@ -12,7 +12,7 @@ O(n_samples^2). ``f`` is monotone submodular, so greedy is a (1 - 1/e)-approxima
 
 Lazy greedy (Minoux 1978): a candidate's gain can only shrink as ``S`` grows, so stale gains are
 upper bounds. Candidates never re-evaluated stay in one array sorted by their initial gain; re-
-evaluated ones go to a ``heapq``. Each round pops the 16 best bounds, re-evaluates them in one
+evaluated ones go to a ``heapq``. Each round pops the 32 best bounds, re-evaluates them in one
 vectorised pass over their reverse-neighbour lists (CSR arrays) and takes the best if it still beats
 every other bound. The selection equals plain greedy (ties: smallest index).
 """
@@ -142,7 +142,7 @@ def _lazy_greedy(
     data: np.ndarray,
     k: int,
     *,
-    batch: int = 16,
+    batch: int = 32,
     show_progress_bar: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Lazy greedy facility location on the coverage CSR arrays of :func:`_coverage_csr`.
