@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dataprune.cache import cache_dir
-    from dataprune.calibration import build_calibration_set
+    from dataprune.calibration import CalibrationSet, build_calibration_set
     from dataprune.model_pruning import MagnitudePruner, WandaPruner
     from dataprune.model_pruning.perplexity import perplexity_of_ids, tokenize_eval_texts
     from dataprune.models import load_causal_lm, load_encoder
@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "wanda": {"sequential": True, "comparison": "row"},
         "magnitude": {"comparison": "layer"},
     }
-    key_base = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    # seeds and the selector list only say which runs to do; every run is cached on its own
+    keyed = {k: v for k, v in config.items() if k not in ("seeds", "selectors")}
+    key_base = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
     partial_path = cache_dir("benchmarks") / f"{args.name}-{key_base}.partial.json"
     done: dict[str, dict] = json.loads(partial_path.read_text()) if partial_path.exists() else {}
     logger.info("resuming with %d finished runs from %s", len(done), partial_path)
@@ -139,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp.replace(partial_path)
 
     if args.report_only:
+        if "dense" not in done:
+            logger.error("no finished runs in %s", partial_path)
+            return 1
         write_outputs(args, config, done, patterns, seeds, selectors, float("nan"))
         return 0
     dense_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -160,7 +165,25 @@ def main(argv: list[str] | None = None) -> int:
     def calibration(name: str, seed: int):
         if (name, seed) not in calib_cache:
             t0 = time.perf_counter()
-            if name == "gsm8k":
+            if name.endswith("_by_source"):
+                # the same selector inside each source, equal quotas (stratified coverage)
+                base = name[: -len("_by_source")]
+                quotas = [args.n_samples // 3 + (i < args.n_samples % 3) for i in range(3)]
+                parts = [
+                    build_calibration_set(
+                        pool[src],
+                        tok,
+                        n_samples=q,
+                        seq_len=args.seq_len,
+                        selector=base,
+                        encoder=encoder,
+                        random_state=seed,
+                    )
+                    for src, q in zip(SOURCES, quotas)
+                ]
+                c = CalibrationSet.concatenate(parts, names=list(SOURCES))
+                comp = {src: q / args.n_samples for src, q in zip(SOURCES, quotas)}
+            elif name == "gsm8k":
                 c = build_calibration_set(
                     pool["gsm8k"],
                     tok,
@@ -376,7 +399,13 @@ def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
         f"of {c['pool']['c4']} C4 documents + {c['pool']['wiki']} Wikipedia articles + "
         f"{c['pool']['gsm8k']} GSM8K train problems; `gsm8k` = random blocks of the GSM8K train "
         "problems only (domain-matched). k-center / prototypes run on all-MiniLM-L6-v2 embeddings "
-        "of the candidate blocks. Perplexity on fixed held-out slices (never in the pool): "
+        "of the candidate blocks"
+        + (
+            "; `kcenter_by_source` = k-center inside each source with equal quotas (stratified)"
+            if any(s.endswith("_by_source") for s in selectors)
+            else ""
+        )
+        + ". Perplexity on fixed held-out slices (never in the pool): "
         + ", ".join(f"{e} {n} tokens" for e, n in c["eval_tokens"].items())
         + f" (windows of {c['eval_seq_len']}; GSM8K = test-set answers). Seeds "
         f"{', '.join(map(str, c['seeds']))} (the seed drives the random draw, the first k-center "

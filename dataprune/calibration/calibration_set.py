@@ -196,6 +196,40 @@ class CalibrationSet:
                 tokenizer=tokenizer,
             )
 
+    @classmethod
+    def concatenate(
+        cls, sets: Sequence[CalibrationSet], *, names: Sequence[str] | None = None
+    ) -> CalibrationSet:
+        """Stack calibration sets with the same ``seq_len`` (e.g. one selection per domain).
+
+        The provenance lists every part's provenance under ``"parts"`` (with its name and sample
+        range); the tokenizer and pad token come from the first set.
+        """
+        sets = list(sets)
+        if not sets:
+            raise DataValidationError("nothing to concatenate")
+        if len({c.seq_len for c in sets}) != 1:
+            raise DataValidationError(
+                f"calibration sets have different seq_len: {[c.seq_len for c in sets]}"
+            )
+        if names is not None and len(names) != len(sets):
+            raise DataValidationError(f"{len(names)} names for {len(sets)} calibration sets")
+        parts, start = [], 0
+        for i, c in enumerate(sets):
+            name = names[i] if names is not None else str(i)
+            parts.append({"name": name, "samples": [start, start + c.n_samples], **c.provenance})
+            start += c.n_samples
+        selectors = sorted({str(c.provenance.get("selector", "?")) for c in sets})
+        texts = None if any(c.texts is None for c in sets) else [t for c in sets for t in c.texts]
+        return cls(
+            np.concatenate([c.input_ids for c in sets]),
+            np.concatenate([c.attention_mask for c in sets]),
+            {"selector": "+".join(selectors), "concatenated": True, "parts": parts},
+            texts,
+            sets[0].pad_token_id,
+            sets[0].tokenizer,
+        )
+
     def subset(self, indices: Sequence[int]) -> CalibrationSet:
         """A new set with the samples at ``indices`` (provenance notes the subset)."""
         idx = np.asarray(indices, dtype=np.int64)

@@ -90,3 +90,17 @@ def test_as_calibration_set_variants():
         as_calibration_set(None)
     with pytest.raises(DataValidationError, match="'input_ids'"):
         as_calibration_set({"ids": [1]})
+
+
+def test_concatenate(padded):
+    other = CalibrationSet(np.array([[1, 2, 3, 4]]), np.ones((1, 4), int), {"selector": "y"}, ["d"])
+    both = CalibrationSet.concatenate([padded, other], names=["code", "math"])
+    assert both.n_samples == 4 and both.texts == ["a", "b", "c", "d"]
+    assert both.provenance["selector"] == "x+y"
+    assert [p["samples"] for p in both.provenance["parts"]] == [[0, 3], [3, 4]]
+    assert both.provenance["parts"][1]["name"] == "math"
+    short = CalibrationSet(np.ones((1, 2), int), np.ones((1, 2), int))
+    with pytest.raises(DataValidationError, match="different seq_len"):
+        CalibrationSet.concatenate([padded, short])
+    with pytest.raises(DataValidationError, match="nothing to concatenate"):
+        CalibrationSet.concatenate([])
