@@ -117,6 +117,7 @@ def test_gains_objective_and_scores():
     sim_to_rep = np.einsum("ij,ij->i", X[covered], X[fl.nearest_selected_[covered]])
     np.testing.assert_allclose(fl.coverage_[covered], np.maximum(sim_to_rep, 0), atol=1e-5)
     assert fl.n_gain_evaluations_ >= 50
+    assert set(fl.timings_) == {"knn_graph_s", "coverage_lists_s", "lazy_greedy_s"}
 
 
 def test_complete_graph_equals_dense_brute_force():

@@ -161,8 +161,12 @@ def test_memmap_input_not_copied_or_modified(tmp_path):
 
 
 def test_auto_uses_batched_for_large_budgets():
+    from threadpoolctl import threadpool_info
+
     X = _clustered(6000, dim=8, n_clusters=50, seed=6)
+    before = [p["num_threads"] for p in threadpool_info()]
     sel = KCenterGreedy(n_samples=300, random_state=0).fit(X)
+    assert [p["num_threads"] for p in threadpool_info()] == before  # BLAS threads restored
     assert sel.algorithm_ == "batched"
     full = KCenterGreedy(n_samples=300, random_state=0, algorithm="full").fit(X)
     np.testing.assert_array_equal(sel.selected_indices_, full.selected_indices_)
