@@ -15,11 +15,12 @@ keep masks.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from dataprune.rag.lexical import content_tokens
 
 __all__ = [
     "bm25_scores",
@@ -30,54 +31,6 @@ __all__ = [
     "lead_scores",
     "random_scores",
 ]
-
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "by",
-        "with",
-        "from",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "did",
-        "do",
-        "does",
-        "that",
-        "this",
-        "these",
-        "those",
-        "it",
-        "its",
-        "as",
-    ]
-)
-
-
-def _tokens(text: str) -> list[str]:
-    return [w for w in re.findall(r"\w+", text.lower()) if w not in _STOP]
 
 
 def lead_scores(n_sentences: Sequence[int]) -> list[np.ndarray]:
@@ -107,12 +60,12 @@ def bm25_scores(queries: Sequence[str], sentences: Sequence[Sequence[str]]) -> l
     if not uniq:
         return [np.zeros(0) for _ in sentences]
     pos = {s: i for i, s in enumerate(uniq)}
-    bm25 = BM25Okapi([_tokens(s) or ["<empty>"] for s in uniq])
+    bm25 = BM25Okapi([content_tokens(s) or ["<empty>"] for s in uniq])
     out = []
     for q, ss in zip(queries, sentences):
         ids = [pos[s] for s in ss]
         out.append(
-            np.asarray(bm25.get_batch_scores(_tokens(q), ids), dtype=np.float64)
+            np.asarray(bm25.get_batch_scores(content_tokens(q), ids), dtype=np.float64)
             if ids
             else np.zeros(0)
         )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataprune.errors import DataValidationError
+from dataprune.rag.lexical import content_tokens
 from dataprune.rag.sentences import Sentence, split_sentences
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def build_examples(
     for art in chosen:
         title = art["title"]
         contexts = [p["context"] for p in art["paragraphs"]]
-        bm25 = BM25Okapi([_tokens(c) for c in contexts])
+        bm25 = BM25Okapi([content_tokens(c) for c in contexts])
         for p_i, para in enumerate(art["paragraphs"]):
             ctx = para["context"]
             ss = sents(ctx)
@@ -239,7 +240,7 @@ def build_examples(
                     kind = negative_kinds[k % len(negative_kinds)]
                     neg = None
                     if kind == "hard_negative":
-                        scores = bm25.get_scores(_tokens(q))
+                        scores = bm25.get_scores(content_tokens(q))
                         for j in np.argsort(-scores, kind="stable"):
                             if j != p_i and not any(t in contexts[j].lower() for t in low):
                                 neg = contexts[j]
@@ -255,54 +256,3 @@ def build_examples(
                     ns = sents(neg)
                     out.append(PruningExample(q, neg, ns, [0] * len(ns), [], kind, title, qa["id"]))
     return out
-
-
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "by",
-        "with",
-        "from",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "did",
-        "do",
-        "does",
-        "that",
-        "this",
-        "these",
-        "those",
-        "it",
-        "its",
-        "as",
-    ]
-)
-
-
-def _tokens(text: str) -> list[str]:
-    import re
-
-    return [w for w in re.findall(r"\w+", text.lower()) if w not in _STOP]

@@ -98,3 +98,20 @@ def record_texts(records: list[dict], fields: list[str]) -> list[str]:
     if len(fields) == 1:
         return [r[fields[0]] for r in records]
     return ["\n\n".join(r[f] for f in fields) for r in records]
+
+
+def key_value_option(text: str) -> tuple[str, object]:
+    """argparse type for ``--option KEY=VALUE``: VALUE parsed as JSON when it is JSON, else str."""
+    import json
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip().replace("-", "_")
+    if not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key, value

@@ -5,25 +5,11 @@ from __future__ import annotations
 
 import argparse
 
+from dataprune.cli._common import key_value_option
+
 ORDER = 60
 
 _METHODS = ("wanda", "magnitude", "llmcompressor-wanda", "llmcompressor-sparsegpt")
-
-
-def _option(text: str) -> tuple[str, object]:
-    import json
-
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    key = key.strip().replace("-", "_")
-    if not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key, value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--option",
         "-O",
         action="append",
-        type=_option,
+        type=key_value_option,
         default=[],
         metavar="KEY=VALUE",
         help="selector option, repeatable (e.g. keep=easy for prototypes)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import add_input_args
+from dataprune.cli._common import add_input_args, key_value_option
 
 ORDER = 20
 
@@ -12,22 +12,6 @@ _METHOD_HELP = (
     "random, class_balanced, longest, kcenter, facility_location, prototypes, semdedup, ccs, "
     "el2n, grand, confident_learning"
 )
-
-
-def _option(text: str) -> tuple[str, object]:
-    import json
-
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    key = key.strip().replace("-", "_")
-    if not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key, value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--option",
         "-O",
         action="append",
-        type=_option,
+        type=key_value_option,
         default=[],
         metavar="KEY=VALUE",
         help="method option, repeatable (VALUE parsed as JSON when it can be): e.g. keep=easy, "

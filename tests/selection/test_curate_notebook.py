@@ -1,47 +1,20 @@
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "curate_sft_dataset.ipynb"
-
-
-def test_notebook_is_committed_without_outputs():
-    import nbformat
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None
+from notebook_runner import run_notebook
 
 
 @pytest.mark.offline_models
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_notebook_executes_on_a_small_slice(monkeypatch, tmp_path, shared_data):
-    import nbformat
-    from nbclient import NotebookClient
-
-    monkeypatch.setenv("CURATE_NB_N", "16")
-    monkeypatch.setenv("CURATE_NB_OUT", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    run = run_notebook(
+        "curate_sft_dataset.ipynb", monkeypatch, CURATE_NB_N="16", CURATE_NB_OUT=str(tmp_path)
     )
-    client.execute(env=dict(os.environ))
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "\n".join(
-        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs
-    )
+    text = run.text
     assert "el2n: kept 9 of 18 records" in text
     assert "kept_records=9" in text
-    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert run.has_png
     assert (tmp_path / "curated.jsonl").exists() and (tmp_path / "pruning_curves.png").exists()
     assert (tmp_path / "curated.scores.parquet").exists()
