@@ -773,7 +773,7 @@ def main(argv: list[str] | None = None) -> None:
 def _summary(rows: list[dict]) -> list[str]:
     """Headline findings, computed from the rows (nothing hard-coded)."""
     by = {(r["method"], r["n"]): r for r in rows}
-    out = ["**Summary.**", ""]
+    out = ["", "**Summary.**", ""]
     big = max((r["n"] for r in rows), default=0)
     fl, pr = by.get(("facility_location", big), {}), by.get(("prototypes", big), {})
     if "wall_s" in fl:
@@ -852,7 +852,7 @@ def _summary(rows: list[dict]) -> list[str]:
             "- k-center greedy vs the DeepCore-style reference: " + ", ".join(kc) + " faster, "
             "same covering radius; O(n) memory instead of its O(n k) distance matrix."
         )
-    return [*out, ""] if len(out) > 2 else []
+    return out if len(out) > 3 else []
 
 
 def _notes(rows: list[dict], durations: dict, reruns: list[str] | None = None) -> list[str]:
