@@ -48,7 +48,8 @@ def knn_graph(
     k : int
         Neighbours per row (clipped to ``n_samples - 1``).
     exact : bool, optional
-        Exact flat search (default when ``n_samples <= 100_000``) or an IVF index.
+        Exact search by blockwise matrix products (default when ``n_samples <= 100_000``)
+        or a faiss IVF index.
     block_size : int, default=16384
         Query rows per search call.
     nlist : int, optional
@@ -75,17 +76,16 @@ def knn_graph(
     if exact is None:
         exact = n <= _EXACT_LIMIT
     if exact:
-        index = faiss.IndexFlatIP(d)
-    else:
-        nlist = nlist or max(16, int(4 * np.sqrt(n)))
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(random_state)
-        n_train = min(n, max(nlist * 40, 10_000))
-        train = X[np.sort(rng.choice(n, size=n_train, replace=False))]
-        index.cp.seed = int(random_state)
-        index.train(train)
-        index.nprobe = nprobe
+        return _exact_knn(X, k, block_size=block_size, show_progress_bar=show_progress_bar)
+    nlist = nlist or max(16, int(4 * np.sqrt(n)))
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(random_state)
+    n_train = min(n, max(nlist * 40, 10_000))
+    train = X[np.sort(rng.choice(n, size=n_train, replace=False))]
+    index.cp.seed = int(random_state)
+    index.train(train)
+    index.nprobe = nprobe
     index.add(X)
     sims = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
@@ -102,6 +102,38 @@ def knn_graph(
         keep[no_self, -1] = False
         sims[lo:hi] = s[keep].reshape(hi - lo, k)
         idx[lo:hi] = i[keep].reshape(hi - lo, k)
+    return sims, idx
+
+
+def _exact_knn(
+    X: np.ndarray, k: int, *, block_size: int, show_progress_bar: bool | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN by blockwise float32 matrix products and top-k (self excluded).
+
+    torch's GEMM + ``topk`` is 2-3x faster than a faiss flat index on this kind of CPU; a block
+    holds at most ~64 MiB of similarities whatever ``n_samples`` is.
+    """
+    import warnings
+
+    import torch
+
+    n = X.shape[0]
+    with warnings.catch_warnings():  # read-only memmaps: the tensor is never written
+        warnings.simplefilter("ignore", UserWarning)
+        keys = torch.from_numpy(X)
+    rows = int(max(1, min(block_size, 2**24 // n)))
+    sims = np.empty((n, k), np.float32)
+    idx = np.empty((n, k), np.int64)
+    with torch.inference_mode():
+        for lo in progress(
+            range(0, n, rows), show_progress_bar=show_progress_bar, desc="kNN", unit="block"
+        ):
+            hi = min(n, lo + rows)
+            S = keys[lo:hi] @ keys.T
+            S[torch.arange(hi - lo), torch.arange(lo, hi)] = -torch.inf  # never its own neighbour
+            v, i = torch.topk(S, k, dim=1)
+            sims[lo:hi] = v.numpy()
+            idx[lo:hi] = i.numpy()
     return sims, idx
 
 
