@@ -9,8 +9,8 @@ from dataprune.cli._common import add_input_args, key_value_option
 ORDER = 20
 
 _METHOD_HELP = (
-    "random, class_balanced, longest, kcenter, facility_location, prototypes, semdedup, ccs, "
-    "el2n, grand, confident_learning"
+    "random, class_balanced, longest, kcenter, facility_location, cluster_facility_location, "
+    "prototypes, semdedup, ccs, el2n, grand, confident_learning"
 )
 
 
@@ -53,6 +53,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also save OUTPUT.scores.png: score histograms, kept vs not kept",
     )
+    eg = p.add_argument_group("execution engine")
+    eg.add_argument(
+        "--engine",
+        default="local",
+        help="where the work runs: 'local' (this process, default) or 'ray' (embedding and LM "
+        "scores as resumable Ray Data shard pipelines; prototypes/semdedup/"
+        "cluster_facility_location as per-cluster Ray tasks, el2n/ccs ranked on the driver; "
+        "needs pip install 'dataprune[ray]')",
+    )
+    eg.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (e.g. auto, ray://head:10001); default: a running ray.init, "
+        "else a local Ray on this machine",
+    )
+    eg.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs of a locally started Ray (default: all)"
+    )
+    eg.add_argument(
+        "--concurrency", type=int, default=None, help="encoder actors (default: one per CPU)"
+    )
+    eg.add_argument(
+        "--work-dir",
+        default=None,
+        help="where the engine keeps embedding shards (a rerun resumes from them; default: "
+        "the dataprune cache)",
+    )
     p.add_argument(
         "--keep-empty",
         action="store_true",
@@ -71,6 +98,30 @@ def run(args: argparse.Namespace) -> int:
 
     timer = RunTimer()
     spec = get_method(args.method)  # unknown method: error listing the valid ones
+    engine = str(args.engine).lower()
+    engine_options: dict[str, object] = {}
+    if engine != "local":
+        from dataprune.distributed.clustered import ENGINE_METHODS
+        from dataprune.distributed.engines import ENGINES
+
+        ENGINES.get(engine)  # unknown engine: error listing the valid ones
+        if spec.name not in ENGINE_METHODS:
+            raise DataValidationError(
+                f"--method {spec.name} runs on the local engine only; methods for "
+                f"--engine {engine}: {', '.join(ENGINE_METHODS)}"
+            )
+        engine_options = {
+            k: v
+            for k, v in {
+                "address": args.address,
+                "num_cpus": args.num_cpus,
+                "concurrency": args.concurrency,
+                "work_dir": args.work_dir,
+            }.items()
+            if v is not None
+        }
+    elif any(v is not None for v in (args.address, args.num_cpus, args.concurrency)):
+        raise DataValidationError("--address, --num-cpus and --concurrency need --engine ray")
     options = dict(args.option)
     spec.split_options(options)  # unknown options fail before any loading
     if args.fraction is not None and not 0.0 < args.fraction <= 1.0:
@@ -93,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         on_bad_record=args.on_bad_record,
         empty_text="keep" if args.keep_empty else "exclude",
+        engine=engine,
+        engine_options=engine_options,
         **options,
     )
     kept = result.dataset.records

@@ -26,6 +26,7 @@ __all__ = ["SelectionResult", "select"]
 
 _SKIP_ATTRS = {"selected_indices_", "scores_", "ranking_", "n_samples_seen_"}
 _STATUS_OK, _STATUS_EMPTY, _STATUS_REJECTED = "ok", "empty_text", "rejected"
+_ENGINE_OPTIONS = {"address", "num_cpus", "concurrency", "work_dir", "shard_size", "max_retries"}
 
 
 @dataclass
@@ -333,6 +334,8 @@ def select(
     on_bad_record: str = "error",
     empty_text: str = "exclude",
     show_progress_bar: bool | None = None,
+    engine: Any = "local",
+    engine_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> SelectionResult:
     """Select exactly ``n_samples`` (or ``fraction`` of the) records with a named method.
@@ -366,6 +369,16 @@ def select(
     empty_text : {"exclude", "keep"}, default="exclude"
         Records whose text (or response) is empty are reported in ``status``; ``"exclude"`` keeps
         them out of the candidates (the budget is counted over the candidates).
+    engine : {"local", "ray"} or dataprune.distributed.Engine, default="local"
+        Where the work runs. ``"local"``: in this process (every method). Any other engine runs
+        the embedding (and, for ``el2n`` / ``ccs`` on SFT records, the LM scores) as a resumable
+        shard pipeline and the clustering methods (``prototypes``, ``semdedup``,
+        ``cluster_facility_location``) as per-block and per-cluster tasks, with the same
+        selection as ``"local"`` for the same embeddings and ``random_state`` (see
+        :mod:`dataprune.distributed.clustered`).
+    engine_options : dict, optional
+        For ``engine="ray"``: ``address``, ``num_cpus``, ``concurrency`` (model actors),
+        ``work_dir`` (shards, for resuming), ``shard_size``, ``max_retries``.
     **options
         Method options, e.g. ``keep="easy"`` (prototypes, el2n), ``offset=0.1`` (el2n, grand),
         ``eps=0.05`` (semdedup), ``beta=0.1`` (ccs), ``n_runs=5`` / ``proxy={...}`` (proxy
@@ -378,6 +391,27 @@ def select(
     from dataprune.io import load_records, validate_fields
 
     spec = get_method(method)
+    eng: Any = None
+    eng_opts = dict(engine_options or {})
+    bad = sorted(set(eng_opts) - _ENGINE_OPTIONS)
+    if bad:
+        raise DataValidationError(
+            f"unknown engine option(s) {', '.join(map(repr, bad))}; valid: "
+            f"{', '.join(sorted(_ENGINE_OPTIONS))}"
+        )
+    if not (isinstance(engine, str) and engine.lower() == "local"):
+        from dataprune.distributed.clustered import ENGINE_METHODS
+        from dataprune.distributed.engines import get_engine
+
+        if spec.name not in ENGINE_METHODS:
+            raise DataValidationError(
+                f"method {spec.name!r} runs on the local engine only; methods for other engines: "
+                f"{', '.join(ENGINE_METHODS)}"
+            )
+        eng = get_engine(
+            engine,
+            **{k: eng_opts.pop(k) for k in ("address", "num_cpus") if k in eng_opts},
+        )
     if empty_text not in ("exclude", "keep"):
         raise DataValidationError(f"empty_text must be 'exclude' or 'keep', got {empty_text!r}")
     sel_opts, inp_opts = spec.split_options(options)
@@ -456,6 +490,16 @@ def select(
             models["encoder"] = resolve_encoder(model).describe()
         else:
             models["encoder"] = {"name": model_identity(model)}
+        if eng is not None:
+            from dataprune.distributed.shards import embed_texts_distributed
+
+            return embed_texts_distributed(
+                _joined_texts(records, fields),
+                model,
+                engine=eng,
+                show_progress_bar=show_progress_bar,
+                **eng_opts,
+            )
         return np.asarray(
             embed_texts(_joined_texts(records, fields), model, show_progress_bar=show_progress_bar),
             dtype=np.float32,
@@ -476,6 +520,12 @@ def select(
         if score_name not in ("el2n", "grand"):
             raise DataValidationError(f"score must be 'el2n' or 'grand', got {score_name!r}")
         if label_field is not None:
+            if eng is not None:
+                raise DataValidationError(
+                    f"method {spec.name!r} with a label field trains proxy heads on the local "
+                    "engine only; other engines score SFT records (prompt_field and "
+                    "response_field) with the LM"
+                )
             from dataprune.scores.proxy import proxy_scores
 
             ps = proxy_scores(
@@ -491,22 +541,55 @@ def select(
         else:
             from dataprune.scores.lm import lm_scores
 
-            lm, tok, desc = _load_lm(model)
-            models["causal_lm"] = desc
-            ls = lm_scores(
-                lm,
-                tok,
-                [r[prompt_field] for r in records],  # type: ignore[index]
-                [r[response_field] for r in records],  # type: ignore[index]
-                grand=score_name == "grand",
-                batch_size=inp_opts.get("batch_size", 8),
-                max_length=inp_opts.get("max_length", 1024),
-                show_progress_bar=show_progress_bar,
-            )
-            columns.update(el2n=ls.el2n, nll=ls.nll, response_tokens=ls.n_tokens)
-            if ls.grand is not None:
-                columns["grand"] = ls.grand
-            details["lm"] = {"n_truncated": ls.n_truncated}
+            if eng is not None:
+                if score_name != "el2n":
+                    raise DataValidationError(
+                        f"score {score_name!r} runs on the local engine only; other engines "
+                        "compute the LM EL2N (with NLL, PPL and entropy)"
+                    )
+                from dataprune.distributed.shards import lm_score_records
+                from dataprune.models import resolve_causal_lm
+
+                if model is None or isinstance(model, (str, os.PathLike)):
+                    models["causal_lm"] = resolve_causal_lm(model).describe()
+                else:
+                    obj = model[0] if isinstance(model, tuple) else model
+                    models["causal_lm"] = {"name": getattr(obj, "__qualname__", type(obj).__name__)}
+                ds = lm_score_records(
+                    [r[prompt_field] for r in records],  # type: ignore[index]
+                    [r[response_field] for r in records],  # type: ignore[index]
+                    model,
+                    engine=eng,
+                    batch_size=inp_opts.get("batch_size", 8),
+                    max_length=inp_opts.get("max_length", 1024),
+                    show_progress_bar=show_progress_bar,
+                    **eng_opts,
+                )
+                columns.update(
+                    el2n=ds["el2n"],
+                    nll=ds["nll"],
+                    ppl=ds["ppl"],
+                    entropy=ds["entropy"],
+                    response_tokens=ds["n_tokens"],
+                )
+                details["lm"] = {"n_truncated": int(ds["truncated"].sum())}
+            else:
+                lm, tok, desc = _load_lm(model)
+                models["causal_lm"] = desc
+                ls = lm_scores(
+                    lm,
+                    tok,
+                    [r[prompt_field] for r in records],  # type: ignore[index]
+                    [r[response_field] for r in records],  # type: ignore[index]
+                    grand=score_name == "grand",
+                    batch_size=inp_opts.get("batch_size", 8),
+                    max_length=inp_opts.get("max_length", 1024),
+                    show_progress_bar=show_progress_bar,
+                )
+                columns.update(el2n=ls.el2n, nll=ls.nll, response_tokens=ls.n_tokens)
+                if ls.grand is not None:
+                    columns["grand"] = ls.grand
+                details["lm"] = {"n_truncated": ls.n_truncated}
         X = columns[score_name]
 
     selector = spec.build(
@@ -515,7 +598,15 @@ def select(
         show_progress_bar=show_progress_bar,
         **sel_opts,
     )
-    selector.fit(X, y)
+    if eng is None or spec.fit_input == "difficulty":  # a ranking of scores: on the driver
+        selector.fit(X, y)
+        if eng is not None:
+            models["engine"] = eng.describe()
+    else:
+        from dataprune.distributed.clustered import fit_with_engine
+
+        fit_with_engine(selector, X, y, engine=eng)
+        models["engine"] = eng.describe()
     where = original[cand]
     columns.update(_per_record_columns(selector, where))
 
@@ -548,6 +639,7 @@ def select(
         "empty_text": empty_text,
         "on_bad_record": on_bad_record,
         "options": {k: v for k, v in options.items()},
+        "engine": "local" if eng is None else eng.name,
         "selector": repr(selector),
     }
     result = SelectionResult(

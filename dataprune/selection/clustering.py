@@ -15,7 +15,14 @@ from dataprune.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KMeansResult", "default_n_clusters", "spherical_kmeans"]
+__all__ = [
+    "KMeansResult",
+    "assign_to_centroids",
+    "default_n_clusters",
+    "kmeans_seed",
+    "spherical_kmeans",
+    "train_spherical_centroids",
+]
 
 
 @dataclass
@@ -76,45 +83,117 @@ def spherical_kmeans(
     -------
     KMeansResult
     """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise DataValidationError(f"expected a non-empty 2-D array, got shape {X.shape}")
+    centroids = train_spherical_centroids(
+        X,
+        n_clusters,
+        n_iter=n_iter,
+        random_state=random_state,
+        max_points_per_centroid=max_points_per_centroid,
+    )
+    labels, sims = assign_to_centroids(X, centroids, block_size=block_size)
+    return KMeansResult(centroids, labels, sims)
+
+
+def kmeans_seed(random_state: int | None) -> int:
+    """The faiss seed :func:`spherical_kmeans` derives from ``random_state``."""
+    return int(np.random.default_rng(random_state).integers(0, 2**31 - 1))
+
+
+def train_spherical_centroids(
+    X: np.ndarray,
+    n_clusters: int,
+    *,
+    n_iter: int = 20,
+    random_state: int | None = 0,
+    max_points_per_centroid: int = 256,
+) -> np.ndarray:
+    """The centres of :func:`spherical_kmeans` (trained on a seeded sample of ``X``).
+
+    Only the sampled rows are read (sorted row indices), so ``X`` may be a memory map larger than
+    RAM; with one cluster the centre is the normalised mean of every row.
+
+    Returns
+    -------
+    ndarray of shape (min(n_clusters, n_samples), dim), float32
+        Unit-norm centres.
+    """
     import faiss
 
-    X = np.ascontiguousarray(X, dtype=np.float32)
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataValidationError(f"expected a non-empty 2-D array, got shape {X.shape}")
     n, d = X.shape
     if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
         raise DataValidationError(f"n_clusters must be a positive integer, got {n_clusters!r}")
     k = int(min(n_clusters, n))
-    seed = int(np.random.default_rng(random_state).integers(0, 2**31 - 1))
+    seed = kmeans_seed(random_state)
     if k == 1:
-        c = X.mean(axis=0, keepdims=True)
-        centroids = (c / max(float(np.linalg.norm(c)), 1e-12)).astype(np.float32)
-    else:
-        n_train = min(n, max_points_per_centroid * k)
-        if n_train < n:
-            rng = np.random.default_rng(seed)
-            train = X[np.sort(rng.choice(n, size=n_train, replace=False))]
-        else:
-            train = X
-        km = faiss.Kmeans(
-            d,
-            k,
-            niter=n_iter,
-            seed=seed,
-            spherical=True,
-            max_points_per_centroid=max(max_points_per_centroid, -(-n_train // k)),
-            min_points_per_centroid=1,
-            verbose=False,
+        c = np.asarray(X, dtype=np.float32).mean(axis=0, keepdims=True)
+        return (c / max(float(np.linalg.norm(c)), 1e-12)).astype(np.float32)
+    n_train = min(n, max_points_per_centroid * k)
+    if n_train < n:
+        rng = np.random.default_rng(seed)
+        train = np.ascontiguousarray(
+            X[np.sort(rng.choice(n, size=n_train, replace=False))], dtype=np.float32
         )
-        km.train(train)
-        centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
-    index = faiss.IndexFlatIP(d)
-    index.add(centroids)
+    else:
+        train = np.ascontiguousarray(X, dtype=np.float32)
+    km = faiss.Kmeans(
+        d,
+        k,
+        niter=n_iter,
+        seed=seed,
+        spherical=True,
+        max_points_per_centroid=max(max_points_per_centroid, -(-n_train // k)),
+        min_points_per_centroid=1,
+        verbose=False,
+    )
+    km.train(train)
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def assign_to_centroids(
+    X: np.ndarray, centroids: np.ndarray, *, block_size: int = 65536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre (inner product) of every row, ``block_size`` rows per search call.
+
+    faiss proposes the two best centres; both similarities are then recomputed row by row in
+    float64, and the better one wins (ties: lower centre id). faiss's BLAS search rounds
+    differently with the thread count; the recomputation makes the result independent of it, so
+    a block assigned in a one-CPU worker equals the same block assigned in a multi-threaded driver.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int64
+    similarity : ndarray of shape (n_samples,), float32
+    """
+    import faiss
+
+    n = X.shape[0]
+    C = np.ascontiguousarray(centroids, dtype=np.float32)
+    index = faiss.IndexFlatIP(C.shape[1])
+    index.add(C)
+    kk = min(2, C.shape[0])
+    C64 = C.astype(np.float64)
     labels = np.empty(n, dtype=np.int64)
     sims = np.empty(n, dtype=np.float32)
     for lo in range(0, n, block_size):
         hi = min(n, lo + block_size)
-        s, i = index.search(X[lo:hi], 1)
-        labels[lo:hi] = i[:, 0]
-        sims[lo:hi] = s[:, 0]
-    return KMeansResult(centroids, labels, sims)
+        B = np.ascontiguousarray(X[lo:hi], dtype=np.float32)
+        _, i = index.search(B, kk)
+        i = np.where(i < 0, i[:, :1], i)
+        exact = np.empty((hi - lo, kk), np.float64)
+        for a in range(0, hi - lo, 8192):  # row-wise float64 dot products, 8192 rows at a time
+            B64 = B[a : a + 8192].astype(np.float64)
+            for c in range(kk):
+                exact[a : a + 8192, c] = np.einsum("ij,ij->i", B64, C64[i[a : a + 8192, c]])
+        best = np.argmax(exact, axis=1)
+        if kk == 2:  # exact tie: the lower centre id
+            tie = (exact[:, 0] == exact[:, 1]) & (i[:, 1] < i[:, 0])
+            best[tie] = 1
+        rows = np.arange(hi - lo)
+        labels[lo:hi] = i[rows, best]
+        sims[lo:hi] = exact[rows, best].astype(np.float32)
+    return labels, sims

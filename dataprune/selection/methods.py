@@ -176,6 +176,15 @@ _add(
 )
 _add(
     MethodSpec(
+        "cluster_facility_location",
+        "dataprune.distributed.clustered:ClusteredFacilityLocation",
+        "embeddings",
+        "facility location inside k-means clusters, budget split by cluster size (runs per "
+        "cluster on --engine ray)",
+    )
+)
+_add(
+    MethodSpec(
         "prototypes",
         "dataprune.selection.prototypes:Prototypes",
         "embeddings",

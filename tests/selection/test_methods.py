@@ -12,6 +12,7 @@ EXPECTED = {
     "longest",
     "kcenter",
     "facility_location",
+    "cluster_facility_location",
     "prototypes",
     "semdedup",
     "ccs",
