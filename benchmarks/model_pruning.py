@@ -393,7 +393,14 @@ def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
     lines = [
         "## Model pruning: calibration sets chosen by data pruning (SmolLM2-135M-Instruct)",
         "",
-        f"`{out['command'].strip()}` (script `benchmarks/model_pruning.py`). Wanda (sequential, "
+        f"`{out['command'].strip()}` (script `benchmarks/model_pruning.py`"
+        + (
+            "; every run is cached as it finishes, and this report was assembled from the runs "
+            "cached by earlier invocations with the same configuration"
+            if args.report_only
+            else ""
+        )
+        + "). Wanda (sequential, "
         "per-row comparison) vs magnitude (per-layer) at 50% unstructured and 2:4. Calibration: "
         f"{c['n_samples']} samples x {c['seq_len']} tokens (packed blocks) chosen from a mixed pool "
         f"of {c['pool']['c4']} C4 documents + {c['pool']['wiki']} Wikipedia articles + "
@@ -410,9 +417,9 @@ def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
         + f" (windows of {c['eval_seq_len']}; GSM8K = test-set answers). Seeds "
         f"{', '.join(map(str, c['seeds']))} (the seed drives the random draw, the first k-center "
         "centre and the k-means initialisation). bf16 forward passes, float32 Wanda statistics. "
-        "Timings on a shared 2-core CPU with other jobs running (load average 12-20), no GPU: wall "
-        "times are inflated several-fold; the CPU time (all threads of this process) is steadier"
-        + ("." if math.isnan(wall) else f"; wall time {wall / 60:.1f} min."),
+        "Timings on a shared 2-core CPU with 2-3 other jobs running, no GPU: wall times are "
+        "inflated several-fold and vary with the load; the CPU time (all threads of this process) "
+        "is steadier" + ("." if math.isnan(wall) else f"; wall time {wall / 60:.1f} min."),
         "",
     ]
     for pattern in patterns:
@@ -495,6 +502,115 @@ def verdict(summary, patterns, evals) -> list[str]:
             if worse:
                 txt += f"; worse on every seed for {', '.join(worse)}"
             out.append(txt + ".")
+        wanda = [r for m, r in rows.items() if m != "magnitude"]
+        if wanda:
+            cpu = [r["prune_cpu_s"][0] for r in wanda if r["prune_cpu_s"]]
+            wall = [r["prune_time_s"][0] for r in wanda]
+            txt = f"- 50% {pattern}, time per Wanda prune: {statistics.fmean(wall):.0f} s wall"
+            if cpu:
+                txt += f", {statistics.fmean(cpu):.0f} s CPU"
+            if "magnitude" in rows:
+                txt += f" (magnitude: {rows['magnitude']['prune_time_s'][0]:.0f} s wall)"
+            out.append(txt + ".")
+    out += _selection_answer(summary, patterns, evals)
+    return out
+
+
+def _selection_answer(summary, patterns, evals) -> list[str]:
+    """Does coreset selection beat random calibration, and does domain matching help GSM8K?
+
+    A (pattern, eval set) pair counts as a consistent gain (loss) only when the method is better
+    (worse) than random on every seed; everything else is within seed-to-seed variation.
+    """
+    methods: list[str] = []
+    for pattern in patterns:
+        methods += [m for m in summary[pattern]["paired_vs_random"] if m not in methods]
+    out: list[str] = []
+    selectors = [m for m in methods if m != "gsm8k"]
+    verdicts: dict[str, tuple[str, float, int]] = {}
+    for m in selectors:
+        wins = n = 0
+        ratios, gains, losses, used = [], [], [], []
+        for pattern in patterns:
+            per = summary[pattern]["paired_vs_random"].get(m, {})
+            used += [pattern] if per else []
+            for e, d in per.items():
+                wins, n = wins + d["wins"], n + d["n"]
+                ratios.append(d["ratio_mean"])
+                if d["n"] >= 2 and d["wins"] == d["n"]:
+                    gains.append(f"{pattern} {e} (x{d['ratio_mean']:.3f})")
+                elif d["n"] >= 2 and d["wins"] == 0:
+                    losses.append(f"{pattern} {e} (x{d['ratio_mean']:.3f})")
+        if not n:
+            continue
+        if gains and len(gains) == len(ratios):
+            v = "is better than random on every seed for every (pattern, held-out set)"
+        elif gains and not losses:
+            v = "is better than random on some held-out sets and never consistently worse"
+        elif gains:
+            v = "helps some held-out sets and hurts others"
+        elif losses:
+            v = "is worse than random"
+        else:
+            v = "shows no consistent difference from random"
+        ratio = statistics.fmean(ratios)
+        verdicts[m] = (v, ratio, len(gains))
+        rows = summary[used[0]]["rows"]
+        mix = ""
+        if rows.get(m, {}).get("composition") and rows.get("random", {}).get("composition"):
+            mix = " (calibration mix c4/wiki/gsm8k {} vs random's {})".format(
+                *(
+                    "/".join(f"{100 * rows[k]['composition'][s]:.0f}%" for s in SOURCES)
+                    for k in (m, "random")
+                )
+            )
+        out.append(
+            f"- Overall, {m}{mix} {v}: lower perplexity than random in {wins}/{n} paired "
+            f"comparisons ({', '.join(used)}; every held-out set), mean PPL ratio x{ratio:.3f}; "
+            f"consistent gains: {', '.join(gains) or 'none'}; consistent losses: "
+            f"{', '.join(losses) or 'none'}."
+        )
+    if verdicts:
+        everywhere = [
+            m for m, (v, _, _) in verdicts.items() if v.startswith("is better than random on every")
+        ]
+        partial = [
+            m for m, (v, _, _) in verdicts.items() if v.startswith("is better than random on some")
+        ]
+        if everywhere:
+            answer = f"yes: {', '.join(everywhere)} is better than random everywhere it was tested"
+        elif partial:
+            answer = "only partly: " + "; ".join(
+                f"{m} is never consistently worse and better on every seed in "
+                f"{verdicts[m][2]} (pattern, held-out set) pair(s), but averaged over all of them "
+                f"its perplexity is {100 * abs(1 - verdicts[m][1]):.1f}% "
+                + ("below" if verdicts[m][1] < 1 else "above")
+                + " random's"
+                for m in partial
+            )
+            rest = [m for m in verdicts if m not in partial]
+            if rest:
+                answer += f"; {', '.join(rest)} does not beat random"
+        else:
+            answer = (
+                "no: no coreset selector has consistent gains over random without consistent losses"
+            )
+        out.append(f"- **Does selection beat random calibration?** {answer}.")
+    for pattern in patterns:
+        d = summary[pattern]["paired_vs_random"].get("gsm8k", {})
+        if "gsm8k" not in d:
+            continue
+        g = d["gsm8k"]
+        others = ", ".join(
+            f"{e} x{d[e]['ratio_mean']:.3f} ({d[e]['wins']}/{d[e]['n']} wins)"
+            for e in evals
+            if e != "gsm8k" and e in d
+        )
+        out.append(
+            f"- 50% {pattern}, domain-matched calibration (GSM8K train only): GSM8K-test "
+            f"perplexity {g['delta_mean']:+.2f} vs random (x{g['ratio_mean']:.3f}, lower on "
+            f"{g['wins']}/{g['n']} seeds); on the other held-out sets: {others or 'n/a'}."
+        )
     return out
 
 

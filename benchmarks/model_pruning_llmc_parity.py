@@ -1,13 +1,14 @@
 """Built-in sequential Wanda vs llm-compressor's WandaPruningModifier on SmolLM2-135M (float32).
 
 Needs ``llmcompressor`` importable. It cannot be installed into this project's environment
-without replacing transformers (every release pins ``transformers<=5.17``), so the recorded run
-used an out-of-tree target folder put in front of the path:
+without replacing transformers (every release pins ``transformers<=5.17``), so
+``scripts/setup.sh`` installs it, with the transformers and huggingface_hub it pins, into an
+out-of-tree target folder that is put in front of the path only for this script and the adapter
+tests:
 
-    .venv/bin/python -m pip install --no-deps --target /tmp/llmc-site llmcompressor==0.14.0.1 \\
-        compressed-tensors==0.19.0 transformers==5.17.0 huggingface_hub==1.33.0 loguru \\
-        auto-round==0.15.1 nvidia-ml-py py-cpuinfo
-    PYTHONPATH=/tmp/llmc-site .venv/bin/python benchmarks/model_pruning_llmc_parity.py
+    .venv/bin/python -m pip install --no-deps --target .venv/llmc-site llmcompressor==0.14.0.1 \\
+        compressed-tensors==0.19.0 transformers==5.17.0 huggingface_hub==1.33.0 loguru==0.7.3
+    PYTHONPATH=.venv/llmc-site .venv/bin/python benchmarks/model_pruning_llmc_parity.py
 
 Both prune the same copy of the model from the same CalibrationSet (4 x 64 tokens of C4); the
 script counts, per decoder block, the mask entries where the two disagree.

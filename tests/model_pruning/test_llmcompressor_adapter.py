@@ -1,11 +1,22 @@
-"""llm-compressor adapter. The parity tests need the ``llmcompressor`` extra and are skipped (with
-the reason) where it is absent; llmcompressor pins transformers <= 5.17, so it cannot be installed
-beside this project's transformers without replacing it."""
+"""llm-compressor adapter.
+
+llmcompressor pins ``transformers<=5.17``, so it cannot be installed beside this project's
+transformers. ``scripts/setup.sh`` installs it, with the transformers and huggingface_hub it pins,
+into a folder of its own (``<venv>/llmc-site``; ``DATAPRUNE_LLMC_SITE`` points elsewhere), and
+``test_parity_in_llmc_site`` runs this file's llm-compressor tests in a subprocess with that
+folder in front of ``PYTHONPATH``. Where llmcompressor is importable in-process (installed
+normally with ``pip install 'dataprune[llmcompressor]'``), the same tests run here directly.
+"""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,10 +28,67 @@ from dataprune.model_pruning import LLMCompressorPruner, WandaPruner, get_model_
 HAVE_LLMC = importlib.util.find_spec("llmcompressor") is not None
 needs_llmc = pytest.mark.skipif(
     not HAVE_LLMC,
-    reason="the 'llmcompressor' extra is not installed (pip install 'dataprune[llmcompressor]'; "
-    "every llmcompressor release pins transformers<=5.17, so it is absent where a newer "
-    "transformers is installed)",
+    reason="llmcompressor is not importable in-process (it pins transformers<=5.17); "
+    "test_parity_in_llmc_site runs these tests against the copy scripts/setup.sh installs",
 )
+LLMC_SITE = Path(os.environ.get("DATAPRUNE_LLMC_SITE") or Path(sys.prefix) / "llmc-site")
+IN_SUBPROCESS = os.environ.get("DATAPRUNE_LLMC_SUBPROCESS") == "1"
+REPO = Path(__file__).resolve().parents[2]
+# the tests the subprocess must report as passed (the parity check above all)
+LLMC_TESTS = {
+    "test_wanda_masks_match_builtin_sequential[0.5-None]",
+    "test_wanda_masks_match_builtin_sequential[None-2:4]",
+    "test_sparsegpt_runs_and_reloads",
+    "test_needs_a_tokenizer",
+    "test_recipe_maps_patterns_and_ignores",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(IN_SUBPROCESS, reason="already inside the llmc-site subprocess")
+@pytest.mark.skipif(
+    not (LLMC_SITE / "llmcompressor").is_dir(),
+    reason=f"no llmcompressor in {LLMC_SITE}: scripts/setup.sh installs it there "
+    "(llmcompressor 0.14.0.1 with the transformers 5.17 it pins)",
+)
+def test_parity_in_llmc_site(tmp_path):
+    """Built-in sequential Wanda masks == llm-compressor's (unstructured and 2:4) on a tiny
+    in-process Llama, run in a subprocess that imports llmcompressor from ``LLMC_SITE``."""
+    report = tmp_path / "junit.xml"
+    env = dict(os.environ, DATAPRUNE_LLMC_SUBPROCESS="1", HF_HUB_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(LLMC_SITE), os.environ.get("PYTHONPATH", "")) if p
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(Path(__file__).relative_to(REPO)),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    cases = {c.get("name"): c for c in ET.parse(report).iter("testcase")}
+    for name in LLMC_TESTS:
+        assert name in cases, (name, sorted(cases))
+        outcome = {child.tag for child in cases[name]} & {"skipped", "failure", "error"}
+        assert not outcome, ET.tostring(cases[name], encoding="unicode")[:2000]
+    props = {
+        p.get("name"): p.get("value")
+        for p in cases["test_wanda_masks_match_builtin_sequential[0.5-None]"].iter("property")
+    }
+    # the llmcompressor and transformers versions came from the site folder, not the venv
+    assert props["llmcompressor_file"].startswith(str(LLMC_SITE)), props
+    assert props["transformers_file"].startswith(str(LLMC_SITE)), props
 
 
 def test_registry_names():
@@ -37,7 +105,13 @@ def test_missing_extra_gives_install_hint(model, calib):
 
 @needs_llmc
 @pytest.mark.parametrize(("sparsity", "pattern"), [(0.5, None), (None, "2:4")])
-def test_wanda_masks_match_builtin_sequential(model, calib, sparsity, pattern):
+def test_wanda_masks_match_builtin_sequential(model, calib, sparsity, pattern, record_property):
+    import llmcompressor
+    import transformers
+
+    for mod in (llmcompressor, transformers):
+        record_property(f"{mod.__name__}_version", mod.__version__)
+        record_property(f"{mod.__name__}_file", mod.__file__)
     ours, theirs = copy.deepcopy(model), copy.deepcopy(model)
     WandaPruner(sparsity=sparsity, pattern=pattern, sequential=True).prune(ours, calib)
     report = LLMCompressorPruner(method="wanda", sparsity=sparsity, pattern=pattern).prune(
