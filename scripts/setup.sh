@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-EXTRAS=${DATAPRUNE_EXTRAS:-offline-models,demo,dev,langchain,llamaindex,langgraph,autogen,peft,ray}
+EXTRAS=${DATAPRUNE_EXTRAS:-offline-models,demo,dev,bench,langchain,llamaindex,langgraph,autogen,peft,ray}
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
