@@ -53,14 +53,14 @@ def latency_md(results: dict) -> list[str]:
         f"Command: `{results['command']}`. {results['n_queries']} single-query `predict` calls after "
         "loading the saved model (safetensors + JSON) and a warm-up; each call = MiniLM query "
         "embedding + GCN + thresholding into a Topology (6-agent pool). Measured on the shared "
-        "2-core CPU while other jobs ran (load average "
+        "2-core CPU (1-minute load average "
         + (
-            f"{results['load_average_at_start'][0]:.0f} at the start"
+            f"{results['load_average_at_start'][0]:.1f} at the start"
             if "load_average_at_start" in results
             else "~17 during the recorded run, read with `uptime`"
         )
-        + "), so absolute numbers are inflated and noisy; the encoder-only column was timed in "
-        "the same conditions.",
+        + "; above 2 means other jobs competed for the cores); the encoder-only column was "
+        "timed in the same conditions.",
         "",
         "| torch threads | predict median (ms) | predict p95 (ms) | encoder alone median (ms) |",
         "|---|---|---|---|",
