@@ -7,9 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from dataprune.errors import DataValidationError
 from dataprune.model_pruning.base import MODEL_PRUNERS, LayerReport, PruneReport, model_sparsity
-from dataprune.model_pruning.masks import COMPARISON_GROUPS, apply_mask, layer_mask
+from dataprune.model_pruning.masks import apply_mask, check_comparison, layer_mask
 from dataprune.model_pruning.patterns import resolve_sparsity
 from dataprune.model_pruning.structure import DEFAULT_IGNORE, all_prunable_layers
 
@@ -77,10 +76,7 @@ class MagnitudePruner:
 
         t0, c0 = time.perf_counter(), time.process_time()
         spec = resolve_sparsity(self.sparsity, self.pattern)
-        if self.comparison not in COMPARISON_GROUPS:
-            raise DataValidationError(
-                f"comparison must be one of {', '.join(COMPARISON_GROUPS)}, got {self.comparison!r}"
-            )
+        check_comparison(self.comparison)
         path, _, layers = all_prunable_layers(model, block_path=self.block_path, ignore=self.ignore)
         reports: list[LayerReport] = []
         skipped: list[dict[str, Any]] = []

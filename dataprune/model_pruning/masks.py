@@ -18,7 +18,14 @@ from dataprune.model_pruning.base import LayerReport
 from dataprune.model_pruning.patterns import SparsitySpec
 from dataprune.model_pruning.structure import PrunableLayer
 
-__all__ = ["COMPARISON_GROUPS", "apply_mask", "layer_mask", "prune_mask", "wanda_scores"]
+__all__ = [
+    "COMPARISON_GROUPS",
+    "apply_mask",
+    "check_comparison",
+    "layer_mask",
+    "prune_mask",
+    "wanda_scores",
+]
 
 COMPARISON_GROUPS = ("row", "layer")
 
@@ -81,21 +88,26 @@ def prune_mask(scores: Any, spec: SparsitySpec, *, comparison: str = "row") -> A
         idx = torch.topk(groups, n_prune, dim=2, largest=False)[1]
         mask.view(out_f, in_f // m, m).scatter_(2, idx, True)
         return mask
+    check_comparison(comparison)
     if comparison == "row":
         k = int(in_f * spec.sparsity)
         if k:
             idx = torch.sort(scores, dim=1, stable=True)[1][:, :k]
             mask.scatter_(1, idx, True)
         return mask
-    if comparison == "layer":
-        k = int(scores.numel() * spec.sparsity)
-        if k:
-            idx = torch.sort(scores.reshape(-1), stable=True)[1][:k]
-            mask.view(-1)[idx] = True
-        return mask
-    raise DataValidationError(
-        f"comparison must be one of {', '.join(COMPARISON_GROUPS)}, got {comparison!r}"
-    )
+    k = int(scores.numel() * spec.sparsity)  # comparison == "layer"
+    if k:
+        idx = torch.sort(scores.reshape(-1), stable=True)[1][:k]
+        mask.view(-1)[idx] = True
+    return mask
+
+
+def check_comparison(comparison: str) -> None:
+    """Raise a clear error unless ``comparison`` names a group of :data:`COMPARISON_GROUPS`."""
+    if comparison not in COMPARISON_GROUPS:
+        raise DataValidationError(
+            f"comparison must be one of {', '.join(COMPARISON_GROUPS)}, got {comparison!r}"
+        )
 
 
 def apply_mask(layer: PrunableLayer, mask: Any) -> LayerReport:

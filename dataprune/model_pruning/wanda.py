@@ -35,7 +35,7 @@ from dataprune.model_pruning.base import (
     PruneReport,
     model_sparsity,
 )
-from dataprune.model_pruning.masks import COMPARISON_GROUPS, apply_mask, layer_mask, wanda_scores
+from dataprune.model_pruning.masks import apply_mask, check_comparison, layer_mask, wanda_scores
 from dataprune.model_pruning.patterns import SparsitySpec, resolve_sparsity
 from dataprune.model_pruning.structure import (
     DEFAULT_IGNORE,
@@ -118,10 +118,7 @@ class WandaPruner:
 
     def _validate(self) -> SparsitySpec:
         spec = resolve_sparsity(self.sparsity, self.pattern)
-        if self.comparison not in COMPARISON_GROUPS:
-            raise DataValidationError(
-                f"comparison must be one of {', '.join(COMPARISON_GROUPS)}, got {self.comparison!r}"
-            )
+        check_comparison(self.comparison)
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
             raise DataValidationError(f"batch_size must be an integer, got {self.batch_size!r}")
         if self.batch_size < 1:
