@@ -791,6 +791,24 @@ def read_embeddings(
     return shard, row, X
 
 
+def _write_input_shards(directory: Path, columns: dict[str, list], shard_size: int) -> None:
+    """Write equal-length ``columns`` as ``part-NNNNN.parquet`` shards of ``shard_size`` rows.
+
+    Shards already on disk are kept (a rerun resumes); each new one is written atomically.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    n = len(next(iter(columns.values())))
+    for i, lo in enumerate(range(0, n, shard_size)):
+        path = directory / f"part-{i:05d}.parquet"
+        if not path.is_file():
+            tbl = pa.table({k: v[lo : lo + shard_size] for k, v in columns.items()})
+            with atomic_path(path) as tmp:
+                pq.write_table(tbl, tmp)
+
+
 def embed_texts_distributed(
     texts: Sequence[str],
     model: Any = None,
@@ -817,8 +835,6 @@ def embed_texts_distributed(
     ndarray of shape (n_samples, dim), float32
         A read-only memory map.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from dataprune.cache import cache_dir
     from dataprune.embeddings import embedding_cache_key
@@ -846,12 +862,7 @@ def embed_texts_distributed(
     root = Path(work_dir) if work_dir is not None else cache_dir("distributed")
     base = root / key / f"shard{shard_size}-chunk{chunk_size}-batch{batch_size}"
     texts_dir = base / "texts"
-    texts_dir.mkdir(parents=True, exist_ok=True)
-    for i, lo in enumerate(range(0, len(texts), shard_size)):
-        path = texts_dir / f"part-{i:05d}.parquet"
-        if not path.is_file():
-            with atomic_path(path) as tmp:
-                pq.write_table(pa.table({"text": texts[lo : lo + shard_size]}), tmp)
+    _write_input_shards(texts_dir, {"text": texts}, shard_size)
     embed_shards(
         texts_dir,
         base / "embeddings",
@@ -895,8 +906,6 @@ def lm_score_records(
     shards. Returns the columns ``el2n``, ``nll``, ``ppl``, ``entropy``, ``entropy_all``,
     ``n_tokens`` and ``truncated``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from dataprune.cache import cache_dir
     from dataprune.embeddings import texts_sha256
@@ -916,18 +925,7 @@ def lm_score_records(
     root = Path(work_dir) if work_dir is not None else cache_dir("distributed")
     base = root / key / f"lm-shard{shard_size}-len{max_length}"
     pairs_dir = base / "pairs"
-    pairs_dir.mkdir(parents=True, exist_ok=True)
-    for i, lo in enumerate(range(0, len(prompts), shard_size)):
-        path = pairs_dir / f"part-{i:05d}.parquet"
-        if not path.is_file():
-            tbl = pa.table(
-                {
-                    "prompt": prompts[lo : lo + shard_size],
-                    "response": responses[lo : lo + shard_size],
-                }
-            )
-            with atomic_path(path) as tmp:
-                pq.write_table(tbl, tmp)
+    _write_input_shards(pairs_dir, {"prompt": prompts, "response": responses}, shard_size)
     lm_score_shards(
         pairs_dir,
         base / "scores",
