@@ -32,6 +32,7 @@ from typing import Any
 
 from dataprune.calibration.calibration_set import as_calibration_set
 from dataprune.errors import DataValidationError
+from dataprune.estimator import ParamsMixin
 from dataprune.model_pruning.base import MODEL_PRUNERS, LayerReport, PruneReport, model_sparsity
 from dataprune.model_pruning.patterns import resolve_sparsity
 from dataprune.model_pruning.structure import DEFAULT_IGNORE, all_prunable_layers
@@ -69,7 +70,7 @@ def _config_on_disk(model: Any) -> Iterator[None]:
             cfg._name_or_path = current
 
 
-class LLMCompressorPruner:
+class LLMCompressorPruner(ParamsMixin):
     """llm-compressor's ``oneshot`` with ``WandaPruningModifier`` or ``SparseGPTModifier``.
 
     Parameters
@@ -129,19 +130,6 @@ class LLMCompressorPruner:
     @property
     def name(self) -> str:
         return f"llmcompressor-{self.method}"
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "sparsity": self.sparsity,
-            "pattern": self.pattern,
-            "dampening_frac": self.dampening_frac,
-            "block_size": self.block_size,
-            "batch_size": self.batch_size,
-            "block_path": self.block_path,
-            "ignore": list(self.ignore),
-            "compressed_save": self.compressed_save,
-        }
 
     def build_recipe(self, model: Any) -> tuple[Any, str]:
         """The llm-compressor modifier for ``model`` and the decoder-block class it targets."""
@@ -223,9 +211,11 @@ class LLMCompressorPruner:
             reports.append(
                 LayerReport(layer.name, (out_f, in_f), out_f * in_f, int((w == 0).sum()))
             )
+        params = self.get_params()
+        params.pop("tokenizer")  # an object, not a setting: kept out of the JSON report
         report = PruneReport(
             method=self.name,
-            params=self.get_params(),
+            params=params,
             pattern=spec.pattern,
             target_sparsity=spec.sparsity,
             layers=reports,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from dataprune.estimator import ParamsMixin
 from dataprune.model_pruning.base import MODEL_PRUNERS, LayerReport, PruneReport, model_sparsity
 from dataprune.model_pruning.masks import apply_mask, check_comparison, layer_mask
 from dataprune.model_pruning.patterns import resolve_sparsity
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MagnitudePruner"]
 
 
-class MagnitudePruner:
+class MagnitudePruner(ParamsMixin):
     """Data-free baseline: importance ``|W_ij|``.
 
     Parameters
@@ -57,18 +58,6 @@ class MagnitudePruner:
         self.comparison = comparison
         self.block_path = block_path
         self.ignore = ignore
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "sparsity": self.sparsity,
-            "pattern": self.pattern,
-            "comparison": self.comparison,
-            "block_path": self.block_path,
-            "ignore": list(self.ignore),
-        }
-
-    def __repr__(self) -> str:
-        return f"MagnitudePruner({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def prune(self, model: Any, calibration: Any = None) -> PruneReport:
         """Prune ``model`` in place (``calibration`` is ignored)."""

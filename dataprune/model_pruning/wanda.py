@@ -24,6 +24,7 @@ from typing import Any
 
 from dataprune.calibration.calibration_set import as_calibration_set
 from dataprune.errors import DataValidationError
+from dataprune.estimator import ParamsMixin
 from dataprune.model_pruning.activations import (
     ActivationNorms,
     capture_block_inputs,
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["WandaPruner"]
 
 
-class WandaPruner:
+class WandaPruner(ParamsMixin):
     """Wanda pruning of a Hugging Face causal LM, in pure torch (CPU or any device).
 
     Parameters
@@ -101,20 +102,6 @@ class WandaPruner:
         self.block_path = block_path
         self.ignore = ignore
         self.show_progress_bar = show_progress_bar
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "sparsity": self.sparsity,
-            "pattern": self.pattern,
-            "sequential": self.sequential,
-            "batch_size": self.batch_size,
-            "comparison": self.comparison,
-            "block_path": self.block_path,
-            "ignore": list(self.ignore),
-        }
-
-    def __repr__(self) -> str:
-        return f"WandaPruner({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def _validate(self) -> SparsitySpec:
         spec = resolve_sparsity(self.sparsity, self.pattern)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dataprune.errors import DataValidationError
+from dataprune.estimator import ParamsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def resolve_budget(
     return max(1, min(n_total, round(f * n_total)))
 
 
-class BaseSelector:
+class BaseSelector(ParamsMixin):
     """Base for selectors.
 
     Subclasses implement ``_select(X, y, k, rng) -> (selected_indices, scores)`` where
@@ -80,12 +81,6 @@ class BaseSelector:
         self.random_state = random_state
 
     # -- estimator API --------------------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        import inspect
-
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
-
     def fit(self, X: Any, y: Any = None) -> BaseSelector:
         """Select ``n_samples`` (or ``fraction``) records from ``X``.
 
@@ -133,10 +128,6 @@ class BaseSelector:
 
     def _select(self, X: np.ndarray, y: Any, k: int, rng: np.random.Generator):  # pragma: no cover
         raise NotImplementedError
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _ranking(n: int, selected: np.ndarray, scores: np.ndarray) -> np.ndarray:
