@@ -97,21 +97,13 @@ class ProvenceCompressor(BaseDocumentCompressor):
             always_select_title=self.always_select_title,
             max_tokens=self.max_tokens,
         )
-        out = []
+        from dataprune.rag.integrations.results import order_and_cut, result_metadata
+
+        out, scores = [], []
         for d, r in zip(docs, results):
             if self.drop_empty and r.is_empty:
                 continue
-            meta = {
-                **d.metadata,
-                "pruner_passage_score": r.passage_score,
-                "pruner_kept_sentences": r.kept_sentences,
-                "pruner_sentence_scores": r.sentence_scores,
-                "pruner_compression_chars": r.compression_chars,
-                "pruner_original_length": r.n_chars,
-            }
+            meta = {**d.metadata, **result_metadata(r)}
             out.append(Document(page_content=r.text, metadata=meta, id=getattr(d, "id", None)))
-        if self.rerank:
-            out.sort(key=lambda d: -d.metadata["pruner_passage_score"])
-        if self.top_n is not None:
-            out = out[: self.top_n]
-        return out
+            scores.append(r.passage_score)
+        return order_and_cut(out, scores, rerank=self.rerank, top_n=self.top_n)

@@ -98,29 +98,26 @@ class ProvenceNodePostprocessor(BaseNodePostprocessor):
             always_select_title=self.always_select_title,
             max_tokens=self.max_tokens,
         )
-        out = []
+        from dataprune.rag.integrations.results import order_and_cut, result_metadata
+
+        out, scores = [], []
         for n, r in zip(nodes, results):
             if self.drop_empty and r.is_empty:
                 continue
             node = n.node.model_copy(deep=True)
             node.set_content(r.text)
-            node.metadata = {
-                **node.metadata,
-                "pruner_passage_score": r.passage_score,
-                "pruner_kept_sentences": r.kept_sentences,
-                "pruner_sentence_scores": r.sentence_scores,
-                "pruner_compression_chars": r.compression_chars,
-            }
+            node.metadata = {**node.metadata, **result_metadata(r)}
             # Scores and sentence lists are bookkeeping, not text for the LLM or the embedder.
-            for key in ("pruner_kept_sentences", "pruner_sentence_scores"):
+            for key in (
+                "pruner_kept_sentences",
+                "pruner_sentence_scores",
+                "pruner_original_length",
+            ):
                 if key not in node.excluded_llm_metadata_keys:
                     node.excluded_llm_metadata_keys.append(key)
                 if key not in node.excluded_embed_metadata_keys:
                     node.excluded_embed_metadata_keys.append(key)
             score = r.passage_score if self.replace_score else n.score
             out.append(NodeWithScore(node=node, score=score))
-        if self.rerank:
-            out.sort(key=lambda x: -(x.node.metadata["pruner_passage_score"]))
-        if self.top_n is not None:
-            out = out[: self.top_n]
-        return out
+            scores.append(r.passage_score)
+        return order_and_cut(out, scores, rerank=self.rerank, top_n=self.top_n)
