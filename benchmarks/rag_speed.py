@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     deberta = DebertaV2Model(cfg).eval()
     n_params_prov = sum(p.numel() for p in deberta.parameters())
     prov_model = PrunerModel(
-        deberta, PrunerConfig(backbone="deberta-v3-large (random init)")
+        deberta, PrunerConfig(backbone="deberta-v3-large (random init)", keep_head="linear")
     ).eval()
     provence = ContextPruner(
         prov_model, ours.tokenizer, max_length=512, precision="float32", name="provence-arch"

@@ -7,7 +7,10 @@ from typing import Any
 
 from dataprune.errors import DataValidationError
 
-__all__ = ["PrunerConfig", "TrainConfig"]
+__all__ = ["KEEP_HEADS", "PrunerConfig", "TrainConfig"]
+
+#: Valid ``PrunerConfig.keep_head`` values.
+KEEP_HEADS = ("query_match", "linear")
 
 
 @dataclass
@@ -29,6 +32,16 @@ class PrunerConfig:
         Only those layers and the heads are stored in a compact checkpoint.
     dropout : float
         Dropout before both heads during training.
+    keep_head : {"query_match", "linear"}
+        ``"linear"``: Provence's head, a linear keep logit per token and a linear rank logit on
+        the first token. ``"query_match"`` adds, to every token of a sentence, the scaled cosine
+        between the sentence's and the query's mean hidden states (after a learned projection
+        that starts as the identity), and to the rank logit the scaled maximum of those cosines:
+        the pretrained encoder's similarity geometry is used from the first step, which is what
+        makes a CPU-sized fine-tune learn (the plain linear head barely moves in the same budget).
+    match_scale : float
+        Initial scale of the query-match cosine (learned afterwards); 10 suits the pretrained
+        sentence-embedding backbones, a random backbone wants a small value.
     """
 
     backbone: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -36,8 +49,16 @@ class PrunerConfig:
     max_query_tokens: int = 128
     trainable_layers: int = 2
     dropout: float = 0.1
+    keep_head: str = "query_match"
+    match_scale: float = 10.0
 
     def __post_init__(self) -> None:
+        if not self.match_scale > 0:
+            raise DataValidationError(f"match_scale must be > 0, got {self.match_scale}")
+        if self.keep_head not in KEEP_HEADS:
+            raise DataValidationError(
+                f"unknown keep_head {self.keep_head!r}; valid: {', '.join(KEEP_HEADS)}"
+            )
         if self.max_length < 32:
             raise DataValidationError(f"max_length must be >= 32, got {self.max_length}")
         if not 1 <= self.max_query_tokens <= self.max_length // 2:
@@ -58,7 +79,10 @@ class PrunerConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PrunerConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        kwargs = {k: v for k, v in d.items() if k in known}
+        # checkpoints written before keep_head existed used the linear head
+        kwargs.setdefault("keep_head", "linear")
+        return cls(**kwargs)
 
 
 @dataclass

@@ -131,13 +131,20 @@ def forward_windows(
             ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
             types = torch.zeros((len(idx), width), dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
+            segs = torch.full((len(idx), width), -1, dtype=torch.long)
+            em = torch.zeros((len(idx), width), dtype=torch.float32)
             for r, i in enumerate(idx):
                 w = windows[i]
                 n = len(w)
                 ids[r, :n] = torch.tensor(w.input_ids)
                 types[r, :n] = torch.tensor(w.token_type_ids)
+                segs[r, :n] = torch.tensor(w.segment_ids())
+                if w.exact_match:
+                    em[r, :n] = torch.tensor(w.exact_match, dtype=torch.float32)
                 mask[r, :n] = 1
-            out = model(ids.to(device), mask.to(device), types.to(device))
+            out = model(
+                ids.to(device), mask.to(device), types.to(device), segs.to(device), em.to(device)
+            )
             p = torch.sigmoid(out.token_logits.float()).cpu().numpy()
             rk = out.rank_logits.float().cpu().numpy()
             for r, i in enumerate(idx):

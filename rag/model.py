@@ -3,8 +3,11 @@
 One forward pass over ``[CLS] query [SEP] passage [SEP]`` gives
 
 * ``token_logits`` of shape ``(batch, seq_len)``: keep logit of every token (higher = keep);
-* ``rank_logits`` of shape ``(batch,)``: relevance of the window from the first token (higher =
-  more relevant).
+* ``rank_logits`` of shape ``(batch,)``: relevance of the window (higher = more relevant).
+
+With ``keep_head="query_match"`` (the default) both heads also read a query-sentence match
+term computed from the same hidden states (see :class:`QueryMatchHead`), which needs the
+window's ``segment_ids`` (sentence index per passage token, ``-2`` for query tokens).
 
 Compact checkpoints store only what training changed: the fine-tuned top encoder layers and the
 two heads, in float16 safetensors, plus ``pruner_config.json``; they are applied on top of the
@@ -34,6 +37,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "PrunerModel",
     "PrunerOutput",
+    "QueryMatchHead",
     "build_pruner_model",
     "load_pruner_model",
     "save_pruner_model",
@@ -50,6 +54,76 @@ class PrunerOutput:
 
     token_logits: Any
     rank_logits: Any
+
+
+class QueryMatchHead(nn.Module):
+    """Query-sentence match term of the ``"query_match"`` keep-head.
+
+    For each window: ``q`` = mean hidden state of the query tokens, ``s_j`` = mean hidden state
+    of the tokens of sentence ``j``; ``m_j = cos(P s_j, P q)`` with a learned projection ``P``
+    (initialised to the identity, so at step 0 this is the encoder's own similarity).
+    Every token of sentence ``j`` receives ``exp(log_scale) * m_j``; the window's rank logit
+    receives ``exp(log_rank_scale) * max_j m_j``. Passage tokens that repeat a content token of
+    the query (``exact_match``, as in DrQA's reader) also receive
+    ``exp(log_match_scale) * sigmoid(g . h_t + c)``, a learned, context-dependent term weight.
+
+    Parameters
+    ----------
+    hidden : int
+        Hidden size of the encoder.
+    scale : float, default=10.0
+        Initial scale of the cosine (learned, in log space).
+    """
+
+    def __init__(self, hidden: int, scale: float = 10.0) -> None:
+        super().__init__()
+        self.proj = nn.Linear(hidden, hidden)
+        with torch.no_grad():
+            self.proj.weight.copy_(torch.eye(hidden))
+            self.proj.bias.zero_()
+        init = torch.tensor(float(scale)).log()
+        self.log_scale = nn.Parameter(init.clone())
+        self.log_rank_scale = nn.Parameter(init.clone())
+        self.term_gate = nn.Linear(hidden, 1)
+        with torch.no_grad():
+            self.term_gate.weight.zero_()
+            self.term_gate.bias.zero_()
+        self.log_match_scale = nn.Parameter(torch.tensor(2.0).log())
+
+    def forward(self, hidden: Any, segment_ids: Any, exact_match: Any = None) -> tuple[Any, Any]:
+        """Token terms ``(batch, seq_len)`` and rank terms ``(batch,)``.
+
+        Parameters
+        ----------
+        hidden : torch.Tensor
+            Shape ``(batch, seq_len, hidden)``.
+        segment_ids : torch.Tensor
+            Shape ``(batch, seq_len)``: sentence index (``>= 0``) of passage tokens, ``-2`` for
+            query tokens, ``-1`` for special and padding tokens.
+        exact_match : torch.Tensor, optional
+            Shape ``(batch, seq_len)``: 1 where a passage token repeats a query content token.
+        """
+        from torch.nn import functional as nnf
+
+        from dataprune.rag.windows import QUERY_SEGMENT
+
+        seg = segment_ids.to(hidden.device)
+        n_sent = max(1, int(seg.max().item()) + 1)
+        qmask = (seg == QUERY_SEGMENT).to(hidden.dtype)
+        q = (qmask.unsqueeze(-1) * hidden).sum(1) / qmask.sum(1, keepdim=True).clamp(min=1)
+        slots = torch.arange(n_sent, device=seg.device)
+        onehot = (seg.unsqueeze(1) == slots[None, :, None]).to(hidden.dtype)  # (B, S, T)
+        counts = onehot.sum(-1)  # (B, S)
+        sents = (onehot @ hidden) / counts.clamp(min=1).unsqueeze(-1)  # (B, S, H)
+        ps = nnf.normalize(self.proj(sents).float(), dim=-1)
+        pq = nnf.normalize(self.proj(q).float(), dim=-1)
+        cos = (ps * pq.unsqueeze(1)).sum(-1)  # (B, S)
+        tok = self.log_scale.exp() * torch.gather(cos, 1, seg.clamp(min=0)) * (seg >= 0).float()
+        if exact_match is not None:
+            gate = torch.sigmoid(self.term_gate(hidden).squeeze(-1).float())
+            tok = tok + self.log_match_scale.exp() * gate * exact_match.to(tok.device).float()
+        best = cos.masked_fill(counts == 0, -1.0).max(dim=1).values
+        return tok, self.log_rank_scale.exp() * best
 
 
 class PrunerModel(nn.Module):
@@ -70,20 +144,47 @@ class PrunerModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.token_head = nn.Linear(hidden, 1)
         self.rank_head = nn.Linear(hidden, 1)
+        self.match_head = (
+            QueryMatchHead(hidden, scale=config.match_scale)
+            if config.keep_head == "query_match"
+            else None
+        )
         self._accepts_token_types = _accepts_token_types(encoder)
 
     def forward(
-        self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        token_type_ids: Any = None,
+        segment_ids: Any = None,
+        exact_match: Any = None,
     ) -> PrunerOutput:
-        """Token keep logits ``(batch, seq_len)`` and rank logits ``(batch,)``."""
+        """Token keep logits ``(batch, seq_len)`` and rank logits ``(batch,)``.
+
+        ``segment_ids`` and ``exact_match`` (``(batch, seq_len)``, see
+        :class:`~dataprune.rag.windows.Window`) are read by the ``"query_match"`` head
+        (``segment_ids`` is required there).
+        """
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and self._accepts_token_types:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state
+        return self.heads(hidden, segment_ids, exact_match)
+
+    def heads(self, hidden: Any, segment_ids: Any = None, exact_match: Any = None) -> PrunerOutput:
+        """Apply the keep and rank heads to encoder states ``(batch, seq_len, hidden)``."""
         hidden = self.dropout(hidden)
-        token_logits = self.token_head(hidden).squeeze(-1)
-        rank_logits = self.rank_head(hidden[:, 0]).squeeze(-1)
-        return PrunerOutput(token_logits.float(), rank_logits.float())
+        token_logits = self.token_head(hidden).squeeze(-1).float()
+        rank_logits = self.rank_head(hidden[:, 0]).squeeze(-1).float()
+        if self.match_head is not None:
+            if segment_ids is None:
+                raise ValueError(
+                    "the 'query_match' keep-head needs segment_ids (Window.segment_ids())"
+                )
+            tok, rank = self.match_head(hidden, segment_ids, exact_match)
+            token_logits = token_logits + tok
+            rank_logits = rank_logits + rank
+        return PrunerOutput(token_logits, rank_logits)
 
 
 def _accepts_token_types(encoder: Any) -> bool:
@@ -174,8 +275,8 @@ def set_trainable(model: Any, trainable_layers: int) -> None:
         for layer in list(layers)[len(layers) - min(trainable_layers, len(layers)) :]:
             for p in layer.parameters():
                 p.requires_grad_(True)
-    for head in (model.token_head, model.rank_head):
-        for p in head.parameters():
+    for head in (model.token_head, model.rank_head, model.match_head):
+        for p in head.parameters() if head is not None else ():
             p.requires_grad_(True)
 
 

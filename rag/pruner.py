@@ -48,7 +48,14 @@ class _RemoteProvence:
         self.training = False
         self.config = type("Cfg", (), {"max_length": max_length, "max_query_tokens": 128})()
 
-    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+    def __call__(
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        token_type_ids: Any = None,
+        segment_ids: Any = None,
+        exact_match: Any = None,
+    ) -> Any:
         import torch
 
         from dataprune.rag.model import PrunerOutput

@@ -6,9 +6,13 @@ Loss per batch of windows (query + passage, see :mod:`dataprune.rag.windows`)::
   + sentence_loss_weight * BCE(mean token logit of each sentence, label)    (sentence-pooled)
   + rank_loss_weight     * BCE(rank logit, "window holds an answer sentence")
 
-Relevant tokens / sentences are up-weighted by ``pos_weight`` and the keep-head bias starts at
-the prior log-odds, which together with the sentence-pooled term keeps the tagger from collapsing
-to "drop everything" (what a naive per-token tagger does on this data). Collapse is checked on a
+Relevant tokens / sentences are up-weighted by ``pos_weight`` and the head biases start at the
+optimal constant (prior log-odds + ``log(pos_weight)``, measured with the match term in place),
+which together with the sentence-pooled term keeps the tagger from collapsing to "drop
+everything" (what a naive per-token tagger does on this data). The default ``query_match``
+keep-head (:class:`~dataprune.rag.model.QueryMatchHead`) starts from the encoder's own
+query-sentence similarity; SQuAD v2's unanswerable questions (whose most similar sentence is
+labelled irrelevant) can be down-sampled in training with ``unanswerable_share``. Collapse is checked on a
 held-out validation article at every evaluation; the best validation checkpoint (sentence average
 precision) is kept, and a run whose best checkpoint is still collapsed raises
 :class:`TrainingCollapsedError`. The training state is saved every ``checkpoint_every`` steps and
@@ -87,6 +91,8 @@ def _window_targets(examples: list[Any], tokenizer: Any, config: TrainConfig) ->
                 "ids": np.asarray(w.input_ids, dtype=np.int64),
                 "types": np.asarray(w.token_type_ids, dtype=np.int64),
                 "sent": sent,
+                "seg": np.asarray(w.segment_ids(), dtype=np.int64),
+                "em": np.asarray(w.exact_match or [0] * len(w), dtype=np.float32),
                 "y": y,
                 "rank": float((y == 1).any()),
             }
@@ -154,9 +160,9 @@ def _cache_frozen(
         model.train(was)
 
 
-def _top_forward(model: Any, h: Any, mask: Any, n_frozen: int) -> Any:
+def _top_forward(model: Any, h: Any, mask: Any, seg: Any, em: Any, n_frozen: int) -> Any:
     """Run the trainable top layers and the heads on cached frozen-layer states."""
-    from dataprune.rag.model import PrunerOutput, encoder_layers
+    from dataprune.rag.model import encoder_layers
 
     ext, _ = model.encoder._create_attention_masks(
         attention_mask=mask,
@@ -169,10 +175,7 @@ def _top_forward(model: Any, h: Any, mask: Any, n_frozen: int) -> Any:
         h = layer(h, ext)
         if isinstance(h, tuple):
             h = h[0]
-    h = model.dropout(h)
-    return PrunerOutput(
-        model.token_head(h).squeeze(-1).float(), model.rank_head(h[:, 0]).squeeze(-1).float()
-    )
+    return model.heads(h, seg, em)
 
 
 def _check_cached_path(model: Any, items: list[dict], n_frozen: int, pad_id: int) -> bool:
@@ -187,9 +190,9 @@ def _check_cached_path(model: Any, items: list[dict], n_frozen: int, pad_id: int
         model.eval()
         with torch.inference_mode():
             b = _collate(probe, np.arange(len(probe)), pad_id)
-            full = model(b["ids"], b["mask"], b["types"])
+            full = model(b["ids"], b["mask"], b["types"], b["seg"], b["em"])
             hb = _collate_h(probe, np.arange(len(probe)))
-            top = _top_forward(model, hb.float(), b["mask"], n_frozen)
+            top = _top_forward(model, hb.float(), b["mask"], b["seg"], b["em"], n_frozen)
         model.train(was)
         m = b["mask"].bool()
         diff = float((full.token_logits - top.token_logits)[m].abs().max())
@@ -244,6 +247,8 @@ def _collate(items: list[dict], idx: np.ndarray, pad_id: int) -> dict[str, Any]:
     mask = torch.zeros((b, width), dtype=torch.long)
     y = torch.full((b, width), -100, dtype=torch.long)
     sent = torch.full((b, width), -1, dtype=torch.long)
+    seg = torch.full((b, width), -1, dtype=torch.long)
+    em = torch.zeros((b, width), dtype=torch.float32)
     rank = torch.zeros(b)
     for r, i in enumerate(idx):
         it = items[i]
@@ -253,8 +258,55 @@ def _collate(items: list[dict], idx: np.ndarray, pad_id: int) -> dict[str, Any]:
         mask[r, :n] = 1
         y[r, :n] = torch.from_numpy(it["y"])
         sent[r, :n] = torch.from_numpy(it["sent"])
+        seg[r, :n] = torch.from_numpy(it["seg"])
+        em[r, :n] = torch.from_numpy(it["em"])
         rank[r] = it["rank"]
-    return {"ids": ids, "types": types, "mask": mask, "y": y, "sent": sent, "rank": rank}
+    return {
+        "ids": ids,
+        "types": types,
+        "mask": mask,
+        "y": y,
+        "sent": sent,
+        "seg": seg,
+        "em": em,
+        "rank": rank,
+    }
+
+
+def _init_biases(
+    model: Any,
+    items: list[dict],
+    prior: float,
+    rank_prior: float,
+    pad_id: int,
+    *,
+    pos_weight: float,
+    random_state: int,
+    n_probe: int = 64,
+) -> None:
+    """Set the head biases so the initial mean logits are the optimal constant predictions.
+
+    Keep logits start at the label log-odds plus ``log(pos_weight)`` (the minimiser of the
+    up-weighted BCE for a constant), rank logits at the window log-odds. With the
+    ``query_match`` head the match term shifts every logit by several units; without this the
+    first steps would only learn the offset.
+    """
+    import torch
+
+    with torch.no_grad():
+        model.token_head.bias.zero_()
+        model.rank_head.bias.zero_()
+        idx = np.random.default_rng(random_state).permutation(len(items))[:n_probe]
+        was = model.training
+        model.eval()
+        b = _collate(items, idx, pad_id)
+        out = model(b["ids"], b["mask"], b["types"], b["seg"], b["em"])
+        model.train(was)
+        tok_mean = float(out.token_logits[b["y"] >= 0].mean())
+        rank_mean = float(out.rank_logits.mean())
+        keep_offset = math.log(prior / (1 - prior)) + math.log(pos_weight)
+        model.token_head.bias.fill_(keep_offset - tok_mean)
+        model.rank_head.bias.fill_(math.log(rank_prior / (1 - rank_prior)) - rank_mean)
 
 
 def _losses(out: Any, batch: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
@@ -456,14 +508,20 @@ def train_pruner(
     tok_y = np.concatenate([it["y"][it["y"] >= 0] for it in items])
     prior = float(np.clip(tok_y.mean(), 1e-3, 0.5))
     rank_prior = float(np.clip(np.mean([it["rank"] for it in items]), 1e-3, 0.999))
-    with torch.no_grad():
-        model.token_head.bias.fill_(math.log(prior / (1 - prior)))
-        model.rank_head.bias.fill_(math.log(rank_prior / (1 - rank_prior)))
-    batches = _schedule(lengths, config.batch_size, config.max_steps, rs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    _init_biases(
+        model, items, prior, rank_prior, pad, pos_weight=config.pos_weight, random_state=rs
+    )
+    batches = _schedule(lengths, config.batch_size, config.max_steps, rs)
 
-    head_params = [p for n, p in model.named_parameters() if p.requires_grad and "_head" in n]
-    enc_params = [p for n, p in model.named_parameters() if p.requires_grad and "_head" not in n]
+    # the match head's projection starts as the identity: it moves at the encoder's pace
+    head_params = [
+        p
+        for n, p in model.named_parameters()
+        if p.requires_grad and "_head" in n and not n.startswith("match_head.proj")
+    ]
+    head_ids = {id(p) for p in head_params}
+    enc_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     optim = torch.optim.AdamW(
         [
             {"params": enc_params, "lr": config.lr, "weight_decay": config.weight_decay},
@@ -569,9 +627,11 @@ def train_pruner(
         with autocast:
             if n_frozen:
                 h = _collate_h(items, batches[step]).float()
-                out_b = _top_forward(model, h, batch["mask"], n_frozen)
+                out_b = _top_forward(model, h, batch["mask"], batch["seg"], batch["em"], n_frozen)
             else:
-                out_b = model(batch["ids"], batch["mask"], batch["types"])
+                out_b = model(
+                    batch["ids"], batch["mask"], batch["types"], batch["seg"], batch["em"]
+                )
         losses = _losses(out_b, batch, config)
         optim.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -625,8 +685,9 @@ def train_pruner(
     wall = time.perf_counter() - t_start
     card = {
         "name": out.name,
-        "description": "Provence-style context pruner (token keep-head + ranking head) fine-tuned "
-        "from all-MiniLM-L6-v2 on SQuAD v2 sentence labels; embeddings frozen.",
+        "description": "Provence-style context pruner (token keep-head + ranking head, "
+        f"keep_head={config.pruner.keep_head!r}) fine-tuned from "
+        f"{config.pruner.backbone} on SQuAD v2 sentence labels; embeddings frozen.",
         "command": command,
         "train_config": config.to_dict(),
         "data": {

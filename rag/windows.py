@@ -13,11 +13,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from dataprune.rag.lexical import STOPWORDS
 from dataprune.rag.sentences import Sentence, split_sentences
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EncodedPair", "PairTemplate", "Window", "encode_pairs"]
+__all__ = ["QUERY_SEGMENT", "EncodedPair", "PairTemplate", "Window", "encode_pairs"]
+
+#: Segment id of query tokens in :meth:`Window.segment_ids` (sentences are ``>= 0``, the rest -1).
+QUERY_SEGMENT = -2
 
 
 @dataclass(frozen=True)
@@ -91,15 +95,29 @@ class Window:
     sentence_of_token : list of int
         Shape ``(seq_len,)``: sentence index of each passage token, ``-1`` for query and special
         tokens.
+    query_span : tuple of int
+        ``(start, stop)`` positions of the query tokens.
+    exact_match : list of int
+        Shape ``(seq_len,)``: 1 for a passage token whose id is a content token of the query
+        (not a stop word, punctuation or a one-letter piece), else 0 (DrQA-style exact match).
     """
 
     pair: int
     input_ids: list[int]
     token_type_ids: list[int]
     sentence_of_token: list[int]
+    query_span: tuple[int, int] = (0, 0)
+    exact_match: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def segment_ids(self) -> list[int]:
+        """Shape ``(seq_len,)``: sentence index per passage token, ``-2`` query, ``-1`` other."""
+        seg = list(self.sentence_of_token)
+        a, b = self.query_span
+        seg[a:b] = [QUERY_SEGMENT] * (b - a)
+        return seg
 
 
 @dataclass
@@ -171,6 +189,7 @@ def encode_pairs(
     windows: list[Window] = []
     pos = 0
     warned = False
+    content_cache: dict[int, bool] = {}
     for i, (q, ss) in enumerate(zip(queries, sents)):
         s_ids = flat_ids[pos : pos + len(ss)]
         pos += len(ss)
@@ -183,11 +202,12 @@ def encode_pairs(
                 )
                 warned = True
             qi = qi[:max_query_tokens]
+        terms = frozenset(t for t in qi if _is_content(tokenizer, t, content_cache))
         pair = EncodedPair(ss, [len(x) for x in s_ids], query_truncated=truncated)
         capacity = max_length - len(qi) - template.n_special
         for chunk in _pack(s_ids, capacity):
             pair.windows.append(len(windows))
-            windows.append(_window(i, qi, chunk, template))
+            windows.append(_window(i, qi, chunk, template, terms))
         pairs.append(pair)
     return pairs, windows
 
@@ -221,7 +241,24 @@ def _pack(s_ids: list[list[int]], capacity: int) -> list[list[tuple[int, list[in
     return out
 
 
-def _window(pair: int, q: list[int], chunk: list[tuple[int, list[int]]], t: PairTemplate) -> Window:
+def _is_content(tokenizer: Any, token_id: int, cache: dict[int, bool]) -> bool:
+    """Whether a query token counts for exact match: a word piece of >= 3 letters or a number."""
+    hit = cache.get(token_id)
+    if hit is None:
+        piece = str(tokenizer.convert_ids_to_tokens(int(token_id)) or "")
+        word = piece.lstrip("#").lstrip("\u2581\u0120").lower()
+        hit = (word.isalnum() and len(word) >= 3 and word not in STOPWORDS) or word.isdigit()
+        cache[token_id] = hit
+    return hit
+
+
+def _window(
+    pair: int,
+    q: list[int],
+    chunk: list[tuple[int, list[int]]],
+    t: PairTemplate,
+    terms: frozenset[int] = frozenset(),
+) -> Window:
     ids = [*t.prefix, *q, *t.middle]
     types = [*t.prefix_types, *([t.query_type] * len(q)), *t.middle_types]
     sent = [-1] * len(ids)
@@ -232,4 +269,5 @@ def _window(pair: int, q: list[int], chunk: list[tuple[int, list[int]]], t: Pair
     ids.extend(t.suffix)
     types.extend(t.suffix_types)
     sent.extend([-1] * len(t.suffix))
-    return Window(pair, ids, types, sent)
+    em = [int(sent[k] >= 0 and ids[k] in terms) for k in range(len(ids))]
+    return Window(pair, ids, types, sent, (len(t.prefix), len(t.prefix) + len(q)), em)

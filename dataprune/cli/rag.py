@@ -20,8 +20,11 @@ _TRAIN_DEFAULTS = {
     "pos_weight": 2.0,
     "rank_loss_weight": 0.2,
     "trainable_layers": 2,
+    "keep_head": "query_match",
     "max_length": 512,
     "max_train_pairs": 4000,
+    "unanswerable_share": 1.0,
+    "negatives_per_question": 1,
     "seed": 0,
     "n_test_articles": 4,
     "n_val_articles": 1,
@@ -73,12 +76,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=d["trainable_layers"],
         help="top encoder layers to fine-tune (-1: all incl. embeddings; default %(default)s)",
     )
+    t.add_argument(
+        "--keep-head",
+        choices=("query_match", "linear"),
+        default=d["keep_head"],
+        help="keep-head: query-sentence match + linear (default) or Provence's linear head",
+    )
     t.add_argument("--max-length", type=int, default=d["max_length"], help="tokens per window")
     t.add_argument(
         "--max-train-pairs",
         type=int,
         default=d["max_train_pairs"],
         help="seeded subsample of training pairs (CPU budget; 0 = all)",
+    )
+    t.add_argument(
+        "--unanswerable-share",
+        type=float,
+        default=d["unanswerable_share"],
+        help="share of the unanswerable SQuAD v2 questions used in training (all are evaluated)",
+    )
+    t.add_argument(
+        "--negatives-per-question",
+        type=int,
+        default=d["negatives_per_question"],
+        help="extra (question, other paragraph) pairs per answerable training question",
     )
     t.add_argument(
         "--backbone", default=None, help="encoder path or hub id (default: all-MiniLM-L6-v2)"
@@ -152,7 +173,11 @@ def run_train(args: argparse.Namespace) -> int:
     from dataprune.rag.config import PrunerConfig, TrainConfig
     from dataprune.rag.train import train_pruner
 
-    pruner = PrunerConfig(max_length=args.max_length, trainable_layers=args.trainable_layers)
+    pruner = PrunerConfig(
+        max_length=args.max_length,
+        trainable_layers=args.trainable_layers,
+        keep_head=args.keep_head,
+    )
     if args.backbone:
         pruner.backbone = args.backbone
     config = TrainConfig(
@@ -168,6 +193,8 @@ def run_train(args: argparse.Namespace) -> int:
         n_val_articles=args.n_val_articles,
         eval_every=args.eval_every,
         max_train_pairs=args.max_train_pairs or None,
+        unanswerable_share=args.unanswerable_share,
+        negatives_per_question=args.negatives_per_question,
         precision=args.precision,
         random_state=args.seed,
         pruner=pruner,

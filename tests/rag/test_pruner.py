@@ -177,3 +177,43 @@ def test_precision_auto_resolves(tiny_pruner):
     a = tiny_pruner.prune("zebra?", PASSAGES[:1])[0].sentence_scores
     b = bf.prune("zebra?", PASSAGES[:1])[0].sentence_scores
     np.testing.assert_allclose(a, b, atol=0.05)
+
+
+def test_query_match_head_needs_segment_ids_and_scores_whole_sentences(tiny_pruner):
+    import torch
+
+    from dataprune.rag.windows import encode_pairs
+
+    model = tiny_pruner.model
+    assert model.match_head is not None  # the default keep-head
+    _, windows = encode_pairs(
+        tiny_pruner.tokenizer,
+        ["Where does the zebra live?"],
+        ["The cat sat on the mat. The zebra lives in Africa."],
+        max_length=48,
+    )
+    w = windows[0]
+    ids = torch.tensor([w.input_ids])
+    mask = torch.ones_like(ids)
+    types = torch.tensor([w.token_type_ids])
+    with pytest.raises(ValueError, match="segment_ids"):
+        model(ids, mask, types)
+    seg = torch.tensor([w.segment_ids()])
+    hidden = model.encoder(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    tok, rank = model.match_head(hidden.last_hidden_state, seg)
+    # without exact-match input the match term is one value per sentence, zero elsewhere
+    for j in (0, 1):
+        vals = tok[0][seg[0] == j]
+        assert torch.allclose(vals, vals[0].expand_as(vals))
+    assert torch.all(tok[0][seg[0] < 0] == 0)
+    assert rank.shape == (1,)
+
+
+def test_checkpoints_without_keep_head_load_as_linear():
+    from dataprune.rag.config import PrunerConfig
+
+    old = PrunerConfig.from_dict({"backbone": "x", "max_length": 256})
+    assert old.keep_head == "linear"
+    assert PrunerConfig().keep_head == "query_match"
+    with pytest.raises(Exception, match="valid: query_match, linear"):
+        PrunerConfig(keep_head="bilinear")

@@ -64,7 +64,7 @@ def _squad(path, n_articles=6, seed=0):
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _config(tmp_path, tiny_backbone, **kw):
+def _config(tmp_path, tiny_backbone, keep_head="query_match", **kw):
     base = dict(
         data=str(_squad(tmp_path / "squad.json")),
         n_test_articles=2,
@@ -78,17 +78,23 @@ def _config(tmp_path, tiny_backbone, **kw):
         max_train_pairs=None,
         random_state=0,
         pruner=PrunerConfig(
-            backbone=str(tiny_backbone), max_length=48, max_query_tokens=12, trainable_layers=1
+            backbone=str(tiny_backbone),
+            max_length=48,
+            max_query_tokens=12,
+            trainable_layers=1,
+            keep_head=keep_head,
+            match_scale=0.1,
         ),
     )
     base.update(kw)
     return TrainConfig(**base)
 
 
-def test_train_learns_and_writes_compact_checkpoint(tmp_path, tiny_backbone):
+@pytest.mark.parametrize("keep_head", ["query_match", "linear"])
+def test_train_learns_and_writes_compact_checkpoint(tmp_path, tiny_backbone, keep_head):
     from dataprune.rag.pruner import ContextPruner
 
-    cfg = _config(tmp_path, tiny_backbone)
+    cfg = _config(tmp_path, tiny_backbone, keep_head)
     res = train_pruner(
         cfg, tmp_path / "out", command="dataprune rag train ...", show_progress_bar=False
     )
@@ -120,7 +126,9 @@ def test_train_learns_and_writes_compact_checkpoint(tmp_path, tiny_backbone):
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path, tiny_backbone, monkeypatch):
     import dataprune.rag.train as train_mod
 
-    cfg = _config(tmp_path, tiny_backbone, max_steps=8, eval_every=4, checkpoint_every=3)
+    cfg = _config(
+        tmp_path, tiny_backbone, max_steps=8, eval_every=4, checkpoint_every=3, pos_weight=1.0
+    )
     train_pruner(cfg, tmp_path / "a", show_progress_bar=False)
     calls = {"n": 0}
     real = train_mod._losses
@@ -191,7 +199,13 @@ def test_stop_after_steps_matches_the_same_schedule_interrupted(
     import dataprune.rag.train as train_mod
 
     cfg = _config(
-        tmp_path, tiny_backbone, max_steps=8, stop_after_steps=4, eval_every=3, checkpoint_every=2
+        tmp_path,
+        tiny_backbone,
+        max_steps=8,
+        stop_after_steps=4,
+        eval_every=3,
+        checkpoint_every=2,
+        pos_weight=1.0,
     )
     res = train_pruner(cfg, tmp_path / "a", show_progress_bar=False)
     assert res.card["steps"] == 4 and res.card["schedule_steps"] == 8

@@ -76,3 +76,33 @@ def test_long_query_is_cut_with_warning(tiny_pruner, caplog):
 def test_empty_passage_has_no_sentences(tiny_pruner):
     pairs, _windows = encode_pairs(tiny_pruner.tokenizer, ["zebra?"], ["   "])
     assert pairs[0].sentences == [] and len(pairs[0].windows) == 1
+
+
+def test_segment_ids_mark_query_and_sentences(tiny_pruner):
+    from dataprune.rag.windows import QUERY_SEGMENT
+
+    tok = tiny_pruner.tokenizer
+    query = "Where does the zebra live?"
+    _, windows = encode_pairs(tok, [query], ["The cat sat on the mat. The zebra lives."])
+    w = windows[0]
+    seg = w.segment_ids()
+    n_q = len(tok(query, add_special_tokens=False)["input_ids"])
+    a, b = w.query_span
+    assert b - a == n_q and all(s == QUERY_SEGMENT for s in seg[a:b])
+    assert seg[0] == -1 and seg[-1] == -1
+    assert [s for s in seg if s >= 0] == [s for s in w.sentence_of_token if s >= 0]
+    assert sorted({s for s in seg if s >= 0}) == [0, 1]
+
+
+def test_exact_match_marks_repeated_query_content_tokens_only(tiny_pruner):
+    tok = tiny_pruner.tokenizer
+    query = "Where does the zebra live?"
+    _, windows = encode_pairs(tok, [query], ["The cat sat on the mat. The zebra lives."])
+    w = windows[0]
+    assert len(w.exact_match) == len(w)
+    marked = {tok.convert_ids_to_tokens(i) for i, m in zip(w.input_ids, w.exact_match) if m}
+    # "zebra" repeats a content word; "the" is a stop word; query tokens themselves never count
+    assert "zebra" in {m.lower() for m in marked}
+    assert "the" not in {m.lower() for m in marked}
+    a, b = w.query_span
+    assert not any(w.exact_match[a:b])
