@@ -181,6 +181,8 @@ def test_shipped_card_command_reproduces_train_config():
     assert args.stop_after_steps == recorded["stop_after_steps"]
     assert args.seed == recorded["random_state"] == card["seed"]
     assert args.lr == recorded["lr"] and args.batch_size == recorded["batch_size"]
-    assert args.max_train_pairs == recorded["max_train_pairs"]
+    assert (args.max_train_pairs or None) == recorded["max_train_pairs"]  # 0 = all pairs
+    assert args.unanswerable_share == recorded["unanswerable_share"]
+    assert args.keep_head == recorded["pruner"]["keep_head"]
     assert args.trainable_layers == recorded["pruner"]["trainable_layers"]
     assert args.data == recorded["data"] == "../shared/data/squad_v2"
