@@ -26,6 +26,7 @@ from dataprune.errors import DataPruneError, DataValidationError
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DEFAULT_TEXT_FIELD",
     "FORMATS",
     "RecordSet",
     "Rejected",
@@ -33,6 +34,7 @@ __all__ = [
     "detect_format",
     "file_sha256",
     "load_records",
+    "resolve_text_fields",
     "validate_fields",
     "write_records",
     "write_rejects",
@@ -283,7 +285,7 @@ def _load(
         return source
     if _is_hf_dataset(source):
         records = source.to_list()
-        fp = getattr(source, "_fingerprint", None) or _fingerprint_records(records)
+        fp = _fingerprint_records(records)
         return RecordSet(
             records, "datasets.Dataset", "hf", list(range(len(records))), content_hash=fp
         )
@@ -348,11 +350,11 @@ def _load_hub(dataset_id: str, *, split: str | None) -> RecordSet:
 
         ds = datasets.load_dataset(dataset_id, split=split)
     except Exception as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        hint = " (HF_HUB_OFFLINE is set)" if offline else ""
+        from dataprune.models import hub_error_reason
+
         raise DataPruneError(
             f"{dataset_id}: no such file, and loading it as a Hugging Face hub dataset "
-            f"(split {split!r}) failed{hint}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            f"(split {split!r}) failed: {hub_error_reason(exc)}"
         ) from None
     records = ds.to_list()
     return RecordSet(
@@ -360,7 +362,45 @@ def _load_hub(dataset_id: str, *, split: str | None) -> RecordSet:
         f"hf:{dataset_id}[{split}]",
         "hf",
         list(range(len(records))),
-        content_hash=getattr(ds, "_fingerprint", "") or _fingerprint_records(records),
+        content_hash=_fingerprint_records(records),
+    )
+
+
+DEFAULT_TEXT_FIELD = "text"
+
+
+def resolve_text_fields(
+    data: RecordSet,
+    fields: Sequence[str],
+    *,
+    how: str = "text_field (--text-field), or prompt_field and response_field "
+    "(--prompt-field and --response-field)",
+) -> list[str]:
+    """The text fields to use: ``fields`` when given, else ``["text"]`` when the records have it.
+
+    Parameters
+    ----------
+    data : RecordSet
+        The loaded records.
+    fields : sequence of str
+        Fields the user named (empty: none named).
+    how : str
+        How the caller names text fields, for the error message (CLI options or arguments).
+
+    Raises
+    ------
+    DataValidationError
+        No field named and the first record has no ``"text"`` field; lists the fields it has.
+    """
+    if fields:
+        return list(fields)
+    if not data.records or DEFAULT_TEXT_FIELD in data.records[0]:
+        return [DEFAULT_TEXT_FIELD]
+    have = ", ".join(repr(k) for k in list(data.records[0])[:12]) or "none"
+    raise DataValidationError(
+        f"records have no {DEFAULT_TEXT_FIELD!r} field (record 0 has {have}); name the text "
+        f"with {how}",
+        source=data.source,
     )
 
 

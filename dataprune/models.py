@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_CAUSAL_LM",
     "DEFAULT_ENCODER",
     "ResolvedModel",
+    "hub_error_reason",
     "load_causal_lm",
     "load_encoder",
     "resolve_causal_lm",
@@ -180,10 +181,78 @@ def _hub_or_fail(name: str, *, offline_hint: str) -> ResolvedModel:
     return ResolvedModel(name, name, "hub")
 
 
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in chain:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return chain
+
+
+def hub_error_reason(exc: BaseException, *, offline: bool | None = None) -> str:
+    """Say what a failed Hugging Face hub call means: missing/gated repo, bad revision, offline,
+    network, or another error (walks ``__cause__`` / ``__context__``; the hub's own exception
+    types, which transformers and sentence-transformers wrap in ``OSError``).
+
+    Returns
+    -------
+    str
+        One clause, e.g. ``"the hub refused access: the repository is gated or private ..."``.
+    """
+    from huggingface_hub.utils import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = _hub_offline() if offline is None else offline
+    chain = _exception_chain(exc)
+    for e in chain:
+        if isinstance(e, GatedRepoError):
+            return (
+                "the hub refused access: the repository is gated (accept its licence on its "
+                "page) and needs a token (`hf auth login` or HF_TOKEN)"
+            )
+        if isinstance(e, RepositoryNotFoundError):
+            return (
+                "the hub has no such repository, or it is private and needs a token "
+                "(`hf auth login` or HF_TOKEN)"
+            )
+        if isinstance(e, RevisionNotFoundError):
+            return "the hub has no such revision (branch, tag or commit) for this repository"
+        if isinstance(e, LocalEntryNotFoundError):
+            if offline:
+                return "HF_HUB_OFFLINE is set and it is not in the local hub cache"
+            return (
+                "the hub could not be reached (network error) and it is not in the local hub cache"
+            )
+        if isinstance(e, HfHubHTTPError):
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            if status in (401, 403):
+                return f"the hub refused access (HTTP {status}): log in with `hf auth login` or set HF_TOKEN"
+            return f"the hub answered with an error ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        if isinstance(e, (ConnectionError, TimeoutError)) or type(e).__name__ in (
+            "ConnectError",
+            "ConnectTimeout",
+            "ReadTimeout",
+        ):
+            return f"the hub could not be reached (network error: {type(e).__name__})"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if offline:
+        return f"HF_HUB_OFFLINE is set ({type(exc).__name__}: {first})"
+    return f"{type(exc).__name__}: {first}"
+
+
 def _raise_unavailable(resolved: ResolvedModel, exc: Exception, offline_hint: str) -> None:
+    if resolved.source == "hub":
+        reason = hub_error_reason(exc)
+    else:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     raise ModelNotAvailableError(
-        f"could not load model {resolved.name!r} from {resolved.source} ({type(exc).__name__}: "
-        f"{str(exc).splitlines()[0] if str(exc) else ''}); "
+        f"could not load model {resolved.name!r} from {resolved.source} ({reason}); "
         + _HOW_TO_PROVIDE.format(offline=offline_hint, hub=resolved.name)
     ) from exc
 

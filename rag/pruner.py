@@ -7,7 +7,8 @@
 
 ``from_pretrained`` accepts ``"default"``, a checkpoint folder written by ``dataprune rag train``,
 or a Hugging Face hub id. The original ``naver/provence-reranker-debertav3-v1`` (remote code,
-CC BY-NC) runs behind the same API for users who have it: its own forward pass supplies the token
+CC BY-NC) runs behind the same API for users who opt in to its code
+(``trust_remote_code=True, revision="<commit>"``): its own forward pass supplies the token
 keep-probabilities and ranking score, and this module does the sentence splitting, windowing and
 selection, so every option (``aggregation``, ``max_tokens``, windows) works with it too.
 """
@@ -29,7 +30,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEFAULT_CHECKPOINT", "PROVENCE_IDS", "ContextPruner", "default_checkpoint_path"]
 
 DEFAULT_CHECKPOINT = "default"
-# Remote-code models this toolkit knows how to drive (trust_remote_code is implied for them).
+# Remote-code models whose outputs this toolkit knows how to drive. Their Python code comes from
+# the hub and runs on the user's machine: never implied, always ``trust_remote_code=True`` plus a
+# pinned ``revision`` (a commit hash) so the code that runs is the code the user looked at.
 PROVENCE_IDS = frozenset(
     {"naver/provence-reranker-debertav3-v1", "naver/xprovence-reranker-bgem3-v1"}
 )
@@ -142,7 +145,8 @@ class ContextPruner:
         name_or_path: str | os.PathLike[str] = DEFAULT_CHECKPOINT,
         *,
         backbone: str | None = None,
-        trust_remote_code: bool | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
         batch_size: int = 32,
         device: str = "cpu",
         precision: str = "auto",
@@ -158,8 +162,13 @@ class ContextPruner:
             Provence remote-code model such as ``naver/provence-reranker-debertav3-v1``.
         backbone : str, optional
             Override the base encoder of a dataprune checkpoint (path or hub id).
-        trust_remote_code : bool, optional
-            Needed for remote-code hub models other than the known Provence ids.
+        trust_remote_code : bool, default=False
+            Run a remote-code hub model's own Python code (the Provence models are such models).
+            Never implied: without it a remote-code model is refused with a message saying so.
+        revision : str, optional
+            Hub revision to load. Required with ``trust_remote_code=True``: a commit hash, so
+            the code that runs cannot change under you (the repository's "Files and versions"
+            page lists them).
         batch_size, device, precision
             See the class parameters.
 
@@ -209,6 +218,7 @@ class ContextPruner:
         return cls._from_hub(
             name,
             trust_remote_code=trust_remote_code,
+            revision=revision,
             batch_size=batch_size,
             device=device,
             precision=precision,
@@ -219,48 +229,89 @@ class ContextPruner:
         cls,
         hub_id: str,
         *,
-        trust_remote_code: bool | None,
+        trust_remote_code: bool,
+        revision: str | None,
         batch_size: int,
         device: str,
         precision: str,
     ) -> ContextPruner:
-        from dataprune.models import _hub_offline, _set_hub_timeouts
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
+
+        from dataprune.models import _hub_offline, _set_hub_timeouts, hub_error_reason
 
         _set_hub_timeouts()
         offline = _hub_offline()
-        try:
-            from huggingface_hub import hf_hub_download
 
-            cfg = hf_hub_download(hub_id, "pruner_config.json", local_files_only=offline)
-        except Exception:
-            cfg = None
+        def fetch(filename: str) -> str | None:
+            """The file's local path; ``None`` when the repository has no such file."""
+            try:
+                return hf_hub_download(
+                    hub_id, filename, revision=revision, local_files_only=offline
+                )
+            except LocalEntryNotFoundError as exc:
+                if offline:  # not cached: that says nothing about what the repository holds
+                    return None
+                raise ModelNotAvailableError(
+                    f"could not load {hub_id!r}: {hub_error_reason(exc, offline=offline)}"
+                ) from exc
+            except EntryNotFoundError:
+                return None
+            except Exception as exc:
+                raise ModelNotAvailableError(
+                    f"could not load {hub_id!r}: {hub_error_reason(exc, offline=offline)}"
+                ) from exc
+
+        cfg = fetch("pruner_config.json")
         if cfg is not None:
             return cls.from_pretrained(
                 Path(cfg).parent, batch_size=batch_size, device=device, precision=precision
             )
-        known = hub_id.lower() in PROVENCE_IDS
-        trust = known if trust_remote_code is None else trust_remote_code
-        if not trust:
-            raise ModelNotAvailableError(
-                f"{hub_id!r} is not a dataprune pruner checkpoint; if it is a Provence-style "
-                "remote-code model, pass trust_remote_code=True to run its code"
-            )
-        try:
-            from transformers import AutoModel, AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(hub_id, local_files_only=offline)
-            model = AutoModel.from_pretrained(
-                hub_id, trust_remote_code=True, local_files_only=offline
-            )
-        except Exception as exc:
+        model_cfg = fetch("config.json")
+        if model_cfg is None:
             where = (
                 "HF_HUB_OFFLINE is set and it is not in the local hub cache"
                 if offline
-                else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                else "the repository has neither pruner_config.json nor config.json"
             )
             raise ModelNotAvailableError(
-                f"could not load {hub_id!r} ({where}); it needs internet access once (and "
-                "accepting its licence), or use ContextPruner.from_pretrained('default')"
+                f"could not load {hub_id!r}: {where}; use ContextPruner.from_pretrained('default') "
+                "or a folder written by `dataprune rag train`"
+            )
+        import json
+
+        remote_code = "auto_map" in json.loads(Path(model_cfg).read_text())
+        known = hub_id.lower() in PROVENCE_IDS
+        if not (remote_code or known):
+            raise ModelNotAvailableError(
+                f"{hub_id!r} is not a dataprune pruner checkpoint (no pruner_config.json) nor a "
+                "Provence-style model; train one with `dataprune rag train`"
+            )
+        if not trust_remote_code:
+            raise ModelNotAvailableError(
+                f"{hub_id!r} is a remote-code model: loading it runs Python code from the hub on "
+                "this machine. Review it, then pass trust_remote_code=True and revision='<commit "
+                "hash>' (CLI: --trust-remote-code --revision)"
+            )
+        if not revision:
+            raise ModelNotAvailableError(
+                f"remote code runs only at a pinned revision: pass revision='<commit hash>' for "
+                f"{hub_id!r} (its 'Files and versions' page on the hub lists the commits)"
+            )
+        logger.warning("running remote code of %s at revision %s", hub_id, revision)
+        try:
+            from transformers import AutoModel, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(
+                hub_id, revision=revision, local_files_only=offline
+            )
+            model = AutoModel.from_pretrained(
+                hub_id, revision=revision, trust_remote_code=True, local_files_only=offline
+            )
+        except Exception as exc:
+            raise ModelNotAvailableError(
+                f"could not load {hub_id!r} at revision {revision}: "
+                f"{hub_error_reason(exc, offline=offline)}"
             ) from exc
         model.to(device)
         model.eval()
@@ -274,7 +325,7 @@ class ContextPruner:
             device=device,
             precision=precision,
             name=hub_id,
-            meta={"format": "remote-code", "hub_id": hub_id},
+            meta={"format": "remote-code", "hub_id": hub_id, "revision": revision},
         )
 
     # ------------------------------------------------------------------ info

@@ -21,7 +21,6 @@ a re-run with the same output folder resumes from it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from dataprune.errors import DataPruneError
+from dataprune.rag.batching import collate, collate_states, schedule_batches
 from dataprune.rag.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -100,179 +100,6 @@ def _window_targets(examples: list[Any], tokenizer: Any, config: TrainConfig) ->
     return items
 
 
-class _StopForwardError(Exception):
-    pass
-
-
-def _n_frozen_layers(model: Any) -> int:
-    """Bottom encoder layers that stay frozen (0 when caching is impossible)."""
-    from dataprune.rag.model import encoder_layers
-
-    k = model.config.trainable_layers
-    if k == -1 or not hasattr(model.encoder, "_create_attention_masks"):
-        return 0
-    n = len(encoder_layers(model.encoder))
-    return max(0, n - min(k, n))
-
-
-def _cache_frozen(
-    model: Any,
-    items: list[dict],
-    n_frozen: int,
-    *,
-    pad_id: int,
-    batch_size: int = 32,
-    show_progress_bar: bool | None = None,
-) -> None:
-    """Store the input of layer ``n_frozen`` (float16) in ``items[i]["h"]``."""
-    import torch
-
-    from dataprune.progress import progress
-    from dataprune.rag.model import encoder_layers
-
-    layer = encoder_layers(model.encoder)[n_frozen - 1]
-    captured: dict[str, Any] = {}
-
-    def hook(_mod: Any, _inp: Any, out: Any) -> None:
-        captured["h"] = out[0] if isinstance(out, tuple) else out
-        raise _StopForwardError
-
-    handle = layer.register_forward_hook(hook)
-    order = sorted(range(len(items)), key=lambda i: len(items[i]["ids"]))
-    batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
-    was = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for idx in progress(
-                batches, show_progress_bar=show_progress_bar, desc="cache frozen layers"
-            ):
-                b = _collate(items, np.asarray(idx), pad_id)
-                with contextlib.suppress(_StopForwardError):
-                    model.encoder(
-                        input_ids=b["ids"], attention_mask=b["mask"], token_type_ids=b["types"]
-                    )
-                h = captured.pop("h")
-                for r, i in enumerate(idx):
-                    items[i]["h"] = h[r, : len(items[i]["ids"])].to(torch.float16).clone()
-    finally:
-        handle.remove()
-        model.train(was)
-
-
-def _top_forward(model: Any, h: Any, mask: Any, seg: Any, em: Any, n_frozen: int) -> Any:
-    """Run the trainable top layers and the heads on cached frozen-layer states."""
-    from dataprune.rag.model import encoder_layers
-
-    ext, _ = model.encoder._create_attention_masks(
-        attention_mask=mask,
-        encoder_attention_mask=None,
-        embedding_output=h,
-        encoder_hidden_states=None,
-        past_key_values=None,
-    )
-    for layer in list(encoder_layers(model.encoder))[n_frozen:]:
-        h = layer(h, ext)
-        if isinstance(h, tuple):
-            h = h[0]
-    return model.heads(h, seg, em)
-
-
-def _check_cached_path(model: Any, items: list[dict], n_frozen: int, pad_id: int) -> bool:
-    """The cached path must reproduce the full forward pass (guards against API drift)."""
-    import torch
-
-    idx = np.arange(min(4, len(items)))
-    probe = [dict(items[i]) for i in idx]
-    try:
-        _cache_frozen(model, probe, n_frozen, pad_id=pad_id, show_progress_bar=False)
-        was = model.training
-        model.eval()
-        with torch.inference_mode():
-            b = _collate(probe, np.arange(len(probe)), pad_id)
-            full = model(b["ids"], b["mask"], b["types"], b["seg"], b["em"])
-            hb = _collate_h(probe, np.arange(len(probe)))
-            top = _top_forward(model, hb.float(), b["mask"], b["seg"], b["em"], n_frozen)
-        model.train(was)
-        m = b["mask"].bool()
-        diff = float((full.token_logits - top.token_logits)[m].abs().max())
-    except Exception as exc:  # pragma: no cover - depends on the backbone implementation
-        logger.warning(
-            "cannot cache frozen layers for this backbone (%s); training end to end", exc
-        )
-        return False
-    if diff > 1e-2:
-        logger.warning(
-            "cached frozen-layer path differs from the full model (%.3g); not caching", diff
-        )
-        return False
-    return True
-
-
-def _collate_h(items: list[dict], idx: np.ndarray) -> Any:
-    import torch
-
-    width = max(len(items[i]["ids"]) for i in idx)
-    dim = items[idx[0]]["h"].shape[-1]
-    h = torch.zeros((len(idx), width, dim), dtype=torch.float16)
-    for r, i in enumerate(idx):
-        h[r, : len(items[i]["ids"])] = items[i]["h"]
-    return h
-
-
-def _schedule(lengths: np.ndarray, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
-    """Length-bucketed batches for ``steps`` steps (deterministic given ``seed``)."""
-    rng = np.random.default_rng(seed)
-    out: list[np.ndarray] = []
-    chunk = batch_size * 32
-    while len(out) < steps:
-        perm = rng.permutation(len(lengths))
-        batches = []
-        for k in range(0, len(perm), chunk):
-            block = perm[k : k + chunk]
-            block = block[np.argsort(lengths[block], kind="stable")]
-            batches.extend(block[j : j + batch_size] for j in range(0, len(block), batch_size))
-        rng.shuffle(batches)
-        out.extend(batches)
-    return out[:steps]
-
-
-def _collate(items: list[dict], idx: np.ndarray, pad_id: int) -> dict[str, Any]:
-    import torch
-
-    width = max(len(items[i]["ids"]) for i in idx)
-    b = len(idx)
-    ids = torch.full((b, width), pad_id, dtype=torch.long)
-    types = torch.zeros((b, width), dtype=torch.long)
-    mask = torch.zeros((b, width), dtype=torch.long)
-    y = torch.full((b, width), -100, dtype=torch.long)
-    sent = torch.full((b, width), -1, dtype=torch.long)
-    seg = torch.full((b, width), -1, dtype=torch.long)
-    em = torch.zeros((b, width), dtype=torch.float32)
-    rank = torch.zeros(b)
-    for r, i in enumerate(idx):
-        it = items[i]
-        n = len(it["ids"])
-        ids[r, :n] = torch.from_numpy(it["ids"])
-        types[r, :n] = torch.from_numpy(it["types"])
-        mask[r, :n] = 1
-        y[r, :n] = torch.from_numpy(it["y"])
-        sent[r, :n] = torch.from_numpy(it["sent"])
-        seg[r, :n] = torch.from_numpy(it["seg"])
-        em[r, :n] = torch.from_numpy(it["em"])
-        rank[r] = it["rank"]
-    return {
-        "ids": ids,
-        "types": types,
-        "mask": mask,
-        "y": y,
-        "sent": sent,
-        "seg": seg,
-        "em": em,
-        "rank": rank,
-    }
-
-
 def _init_biases(
     model: Any,
     items: list[dict],
@@ -299,7 +126,7 @@ def _init_biases(
         idx = np.random.default_rng(random_state).permutation(len(items))[:n_probe]
         was = model.training
         model.eval()
-        b = _collate(items, idx, pad_id)
+        b = collate(items, idx, pad_id)
         out = model(b["ids"], b["mask"], b["types"], b["seg"], b["em"])
         model.train(was)
         tok_mean = float(out.token_logits[b["y"] >= 0].mean())
@@ -435,6 +262,13 @@ def train_pruner(
 
     from dataprune.atomic import atomic_path, atomic_write_json
     from dataprune.progress import progress
+    from dataprune.rag.frozen_cache import (
+        attention_mask_builder,
+        cache_frozen_layers,
+        cached_path_matches,
+        n_frozen_layers,
+        top_forward,
+    )
     from dataprune.rag.labels import build_examples, load_squad_v2, split_articles
     from dataprune.rag.model import (
         build_pruner_model,
@@ -512,7 +346,7 @@ def train_pruner(
     _init_biases(
         model, items, prior, rank_prior, pad, pos_weight=config.pos_weight, random_state=rs
     )
-    batches = _schedule(lengths, config.batch_size, config.max_steps, rs)
+    batches = schedule_batches(lengths, config.batch_size, config.max_steps, rs)
 
     # the match head's projection starts as the identity: it moves at the encoder's pace
     head_params = [
@@ -547,7 +381,7 @@ def train_pruner(
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     if resume and state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=True)
         if state.get("fingerprint") == fingerprint:
             with torch.no_grad():
                 for n in names:
@@ -560,12 +394,18 @@ def train_pruner(
         else:
             logger.warning("ignoring %s: it was written for different options", state_path)
 
-    n_frozen = _n_frozen_layers(model) if config.cache_frozen_layers else 0
-    if n_frozen and not _check_cached_path(model, items, n_frozen, pad):
+    n_frozen = n_frozen_layers(model) if config.cache_frozen_layers else 0
+    mask_name, build_mask = attention_mask_builder()
+    if n_frozen and not cached_path_matches(model, items, n_frozen, pad, build_mask):
         n_frozen = 0
     if n_frozen and step < end:
-        logger.info("caching the %d frozen bottom layers for %d windows", n_frozen, len(items))
-        _cache_frozen(model, items, n_frozen, pad_id=pad, show_progress_bar=show_progress_bar)
+        logger.info(
+            "caching the %d frozen bottom layers for %d windows (attention mask: %s)",
+            n_frozen,
+            len(items),
+            mask_name,
+        )
+        cache_frozen_layers(model, items, n_frozen, pad_id=pad, show_progress_bar=show_progress_bar)
 
     def snapshot() -> dict[str, Any]:
         return {n: params[n].detach().clone() for n in names}
@@ -594,11 +434,11 @@ def train_pruner(
         collapse = _collapse(m)
         rec = {
             "step": step,
-            "sentence_ap": round(m["sentence_ap"], 4),
-            "recall@0.1": round(row["recall"], 4),
-            "compression@0.1": round(row["compression"], 4),
-            "f2@0.1": round(row["f2"], 4),
-            "passage_auc": round(row["passage_auc"], 4),
+            "sentence_ap": round(float(m["sentence_ap"]), 4),
+            "recall@0.1": round(float(row["recall"]), 4),
+            "compression@0.1": round(float(row["compression"]), 4),
+            "f2@0.1": round(float(row["f2"]), 4),
+            "passage_auc": round(float(row["passage_auc"]), 4),
             "collapse": collapse,
             "elapsed_s": round(time.perf_counter() - t_start, 1),
         }
@@ -610,7 +450,8 @@ def train_pruner(
                 step,
                 collapse,
             )
-        score = m["sentence_ap"] if not collapse else -1.0
+        # plain Python floats: the resume state loads with torch.load(weights_only=True)
+        score = float(m["sentence_ap"]) if not collapse else -1.0
         if best is None or score > best["score"]:
             best = {"step": step, "params": snapshot(), "score": score, "collapse": collapse}
 
@@ -623,11 +464,13 @@ def train_pruner(
     bar = progress(total=end, initial=step, show_progress_bar=show_progress_bar, desc="train")
     run_loss: list[float] = []
     while step < end:
-        batch = _collate(items, batches[step], pad)
+        batch = collate(items, batches[step], pad)
         with autocast:
             if n_frozen:
-                h = _collate_h(items, batches[step]).float()
-                out_b = _top_forward(model, h, batch["mask"], batch["seg"], batch["em"], n_frozen)
+                h = collate_states(items, batches[step]).float()
+                out_b = top_forward(
+                    model, h, batch["mask"], batch["seg"], batch["em"], n_frozen, build_mask
+                )
             else:
                 out_b = model(
                     batch["ids"], batch["mask"], batch["types"], batch["seg"], batch["em"]
@@ -714,6 +557,7 @@ def train_pruner(
         "seed": rs,
         "token_positive_prior": prior,
         "frozen_layers_cached": n_frozen,
+        "frozen_layers_attention_mask": mask_name if n_frozen else None,
         "validation_history": history,
         "held_out": {
             "sentence_ap": held_out["sentence_ap"],

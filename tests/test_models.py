@@ -88,3 +88,38 @@ def test_smollm2_converts_once_under_concurrency(tmp_path):
     conversions = sum(err.count("Converting SmolLM2") for _, err in outs)
     assert conversions == 1
     assert (tmp_path / "models" / "SmolLM2-135M-Instruct-bf16" / "model.safetensors").is_file()
+
+
+def _hub_exc(cls, message="x"):
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    return exc
+
+
+def test_hub_error_reason_says_what_went_wrong():
+    from huggingface_hub.utils import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from dataprune.models import hub_error_reason
+
+    assert "gated" in hub_error_reason(_hub_exc(GatedRepoError), offline=False)
+    assert "no such repository" in hub_error_reason(_hub_exc(RepositoryNotFoundError))
+    assert "no such revision" in hub_error_reason(_hub_exc(RevisionNotFoundError))
+    local = _hub_exc(LocalEntryNotFoundError)
+    assert "could not be reached" in hub_error_reason(local, offline=False)
+    assert "HF_HUB_OFFLINE is set" in hub_error_reason(local, offline=True)
+    # transformers wraps the hub's exception in an OSError: the cause is found
+    try:
+        try:
+            raise _hub_exc(GatedRepoError)
+        except GatedRepoError as inner:
+            raise OSError("You are trying to access a gated repo.") from inner
+    except OSError as wrapped:
+        assert "gated" in hub_error_reason(wrapped, offline=False)
+    assert "network error: ConnectionError" in hub_error_reason(ConnectionError("refused"))
+    other = hub_error_reason(ValueError("bad split"), offline=False)
+    assert other == "ValueError: bad split" and "trust_remote_code" not in other

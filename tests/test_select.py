@@ -154,7 +154,6 @@ def test_precomputed_embeddings(enc):
         ({"method": "random", "fraction": 0.0}, DataValidationError, r"\(0, 1\]"),
         ({"method": "random", "fraction": 1.01}, DataValidationError, r"\(0, 1\]"),
         ({"method": "random"}, DataValidationError, "exactly one"),
-        ({"method": "kcenter", "n_samples": 3}, DataValidationError, "needs the text"),
         ({"method": "class_balanced", "n_samples": 3}, DataValidationError, "label field"),
         (
             {"method": "el2n", "n_samples": 3, "text_field": "text"},
@@ -176,6 +175,18 @@ def test_precomputed_embeddings(enc):
 def test_errors(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         dataprune.select(_records(), **kwargs)
+
+
+def test_text_field_defaults_to_text_when_the_records_have_it(enc):
+    recs = _records()
+    named = dataprune.select(
+        recs, method="kcenter", n_samples=5, text_field="text", model=enc, random_state=0
+    )
+    default = dataprune.select(recs, method="kcenter", n_samples=5, model=enc, random_state=0)
+    assert default.indices.tolist() == named.indices.tolist()
+    bodies = [{"body": r["text"]} for r in recs]
+    with pytest.raises(DataValidationError, match=r"no 'text' field \(record 0 has 'body'\)"):
+        dataprune.select(bodies, method="kcenter", n_samples=3, model=enc)
 
 
 def test_labelled_difficulty_methods(enc):

@@ -64,7 +64,7 @@ class HFLocalBackend(ChatBackend):
         src = getattr(self._model, "dataprune_source", None)
         if src is not None:
             return src.name
-        return str(getattr(getattr(self._model, "config", None), "_name_or_path", self._model_arg))
+        return str(getattr(getattr(self._model, "config", None), "name_or_path", self._model_arg))
 
     def describe(self) -> dict[str, str]:
         return {"backend": self.name, "model": str(self._model_arg or "SmolLM2-135M-Instruct")}

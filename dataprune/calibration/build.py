@@ -78,9 +78,17 @@ def extract_texts(data: Any, text_field: str | None = None) -> tuple[list[str], 
             raise DataValidationError("text_field is only for records/datasets, not plain texts")
         return list(records), "texts"
     if text_field is None:
-        raise DataValidationError(
-            "the input holds records, not strings: name the text with text_field=", source=source
-        )
+        first = records[0]
+        if not (isinstance(first, Mapping) and "text" in first):
+            have = (
+                ", ".join(repr(k) for k in list(first)[:12]) if isinstance(first, Mapping) else ""
+            )
+            raise DataValidationError(
+                f"the input holds records without a 'text' field (record 0 has {have or 'none'}): "
+                "name the text with text_field=",
+                source=source,
+            )
+        text_field = "text"
     values = []
     for i, r in enumerate(records):
         if not isinstance(r, Mapping):

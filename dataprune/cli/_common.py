@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+# What ``ArgumentParser.add_subparsers()`` returns: argparse has no public name for its type.
+Subparsers = Any
+
 
 def add_input_args(
     p: argparse.ArgumentParser, *, text: bool = True, sft: bool = False, label: bool = False
@@ -15,7 +18,7 @@ def add_input_args(
         "input", metavar="INPUT", help="JSONL / JSON / parquet / CSV file, or a hub dataset id"
     )
     if text:
-        p.add_argument("--text-field", help="field holding the text")
+        p.add_argument("--text-field", help="field holding the text (default: text)")
     if sft:
         p.add_argument("--prompt-field", help="field holding the prompt (SFT records)")
         p.add_argument("--response-field", help="field holding the response (SFT records)")
@@ -38,14 +41,20 @@ def add_output_args(p: argparse.ArgumentParser, *, required: bool = True) -> Non
 
 def load_validated(
     args: argparse.Namespace, *, text_fields: list[str], label_field: str | None = None
-):
-    """Load ``args.input`` and validate the fields; returns a :class:`~dataprune.io.RecordSet`."""
-    from dataprune.io import load_records, validate_fields
+) -> tuple[Any, list[str]]:
+    """Load ``args.input`` and validate the fields.
+
+    Returns ``(RecordSet, text fields)``; ``text_fields=[]`` (no field option given) means the
+    records' ``text`` field.
+    """
+    from dataprune.io import load_records, resolve_text_fields, validate_fields
 
     rs = load_records(args.input, split=args.split, on_bad_record=args.on_bad_record)
-    return validate_fields(
+    text_fields = resolve_text_fields(rs, text_fields, how=CLI_TEXT_OPTIONS)
+    rs = validate_fields(
         rs, text_fields=text_fields, label_field=label_field, on_bad_record=args.on_bad_record
     )
+    return rs, text_fields
 
 
 def output_format(output: str, input_format: str) -> str | None:
@@ -71,8 +80,15 @@ def report_rejects(rs: Any, output: str | Path) -> str | None:
     return f"skipped {len(rs.rejects)} bad records (details in {path})"
 
 
+CLI_TEXT_OPTIONS = "--text-field, or --prompt-field and --response-field"
+
+
 def text_fields_from_args(args: argparse.Namespace) -> list[str]:
-    """The text fields named on the command line (``--text-field`` or prompt + response)."""
+    """The text fields named on the command line (``--text-field`` or prompt + response).
+
+    Empty when none is named: the loaders then use the records' ``text`` field
+    (:func:`dataprune.io.resolve_text_fields`).
+    """
     from dataprune.errors import DataValidationError
 
     text = getattr(args, "text_field", None)
@@ -88,9 +104,7 @@ def text_fields_from_args(args: argparse.Namespace) -> list[str]:
         return [prompt, response]
     if prompt or response:
         raise DataValidationError("--prompt-field and --response-field must be given together")
-    raise DataValidationError(
-        "name the text with --text-field, or --prompt-field and --response-field"
-    )
+    return []
 
 
 def record_texts(records: list[dict], fields: list[str]) -> list[str]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from dataprune.cli._common import Subparsers
+
 ORDER = 60
 
 EXPORT_FORMATS = ("langgraph", "autogen", "mermaid", "json", "crewai")
 PRESETS = ("full", "chain", "star", "layered", "random")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "agents",
         help="multi-agent topologies: train AGP, predict a pruned topology, export to frameworks",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from dataprune.cli._common import Subparsers
+
 ORDER = 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="run the embedded end-to-end demo on data the package ships")
     p.add_argument(
         "--output-dir", default="dataprune-demo-output", help="where the demo writes its files"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import add_input_args
+from dataprune.cli._common import Subparsers, add_input_args
 
 ORDER = 10
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "embed",
         help="embed a text field with a sentence encoder (cached, resumable) and save a .npy matrix",
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataValidationError(f"--batch-size must be >= 1, got {args.batch_size}")
     fields = text_fields_from_args(args)
     check_output_path(args.output, args.input)
-    rs = load_validated(args, text_fields=fields)
+    rs, fields = load_validated(args, text_fields=fields)
     texts = record_texts(rs.records, fields)
     resolved = resolve_encoder(args.model)
     X = embed_texts(texts, args.model, batch_size=args.batch_size)

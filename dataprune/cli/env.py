@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from dataprune.cli._common import Subparsers
+
 ORDER = 90
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("env", help="print versions, devices and which offline models resolve")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)

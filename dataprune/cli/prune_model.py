@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import key_value_option
+from dataprune.cli._common import Subparsers, key_value_option
 
 ORDER = 60
 
 _METHODS = ("wanda", "magnitude", "llmcompressor-wanda", "llmcompressor-sparsegpt")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "prune-model",
         help="prune a causal LM's weights (Wanda, magnitude, llm-compressor) from a calibration "
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--calibration", metavar="INPUT", help="JSONL / JSON / parquet / CSV pool of texts"
     )
-    g.add_argument("--text-field", help="field holding the text")
+    g.add_argument("--text-field", help="field holding the text (default: text)")
     g.add_argument("--prompt-field", help="field holding the prompt (SFT records)")
     g.add_argument("--response-field", help="field holding the response (SFT records)")
     g.add_argument("--split", default=None, help="split for hub dataset ids (default: train)")
@@ -91,7 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = p.add_argument_group("evaluation (optional)")
     e.add_argument("--eval", metavar="INPUT", help="held-out texts: perplexity before and after")
     e.add_argument(
-        "--eval-text-field", default=None, help="text field of --eval (default: --text-field)"
+        "--eval-text-field",
+        default=None,
+        help="text field of --eval (default: --text-field, else text)",
     )
     e.add_argument(
         "--eval-max-tokens", type=int, default=16384, help="token budget (default 16384)"
@@ -116,10 +118,11 @@ def _validate_args(args: argparse.Namespace) -> None:
 
 
 def _texts(path: str, args: argparse.Namespace, fields: list[str]):
-    from dataprune.cli._common import record_texts
-    from dataprune.io import load_records, validate_fields
+    from dataprune.cli._common import CLI_TEXT_OPTIONS, record_texts
+    from dataprune.io import load_records, resolve_text_fields, validate_fields
 
     rs = load_records(path, split=args.split, on_bad_record=args.on_bad_record)
+    fields = resolve_text_fields(rs, fields, how=CLI_TEXT_OPTIONS)
     rs = validate_fields(rs, text_fields=fields, on_bad_record=args.on_bad_record)
     return rs, record_texts(rs.records, fields)
 
@@ -156,9 +159,7 @@ def run(args: argparse.Namespace) -> int:
     eval_texts = None
     if args.eval:
         eval_field = args.eval_text_field or args.text_field
-        if not eval_field:
-            raise DataValidationError("name the evaluation text with --eval-text-field")
-        _, eval_texts = _texts(args.eval, args, [eval_field])
+        _, eval_texts = _texts(args.eval, args, [eval_field] if eval_field else [])
 
     model, tokenizer = load_causal_lm(args.model, dtype=args.dtype)
     resolved = getattr(model, "dataprune_source", None)

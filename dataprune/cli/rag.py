@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from dataprune.cli._common import Subparsers
+
 ORDER = 50
 
 _TRAIN_DEFAULTS = {
@@ -33,7 +35,7 @@ _TRAIN_DEFAULTS = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "rag",
         help="RAG context pruning: train a Provence-style pruner, prune retrieved passages",
@@ -129,6 +131,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--model", default="default", help="'default' (shipped pruner), checkpoint folder or hub id"
     )
+    r.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a remote-code hub model (e.g. naver/provence-reranker-debertav3-v1) to run "
+        "its own Python code; needs --revision",
+    )
+    r.add_argument("--revision", default=None, help="hub revision (commit hash) of a hub --model")
     r.add_argument("--threshold", type=float, default=0.1, help="keep threshold (default 0.1)")
     r.add_argument("--aggregation", choices=("mean_prob", "vote"), default="mean_prob")
     r.add_argument(
@@ -233,7 +242,12 @@ def run_prune(args: argparse.Namespace) -> int:
     fields = [args.text_field] + ([args.query_field] if args.query_field else [])
     rs = load_records(args.input, on_bad_record=args.on_bad_record)
     rs = validate_fields(rs, text_fields=fields, on_bad_record=args.on_bad_record)
-    pruner = ContextPruner.from_pretrained(args.model, batch_size=args.batch_size)
+    pruner = ContextPruner.from_pretrained(
+        args.model,
+        batch_size=args.batch_size,
+        trust_remote_code=args.trust_remote_code,
+        revision=args.revision,
+    )
     texts = rs.column(args.text_field)
     if args.query_field:
         queries = rs.column(args.query_field)

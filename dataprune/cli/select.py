@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import add_input_args, key_value_option
+from dataprune.cli._common import Subparsers, add_input_args, key_value_option
 
 ORDER = 20
 
@@ -14,7 +14,7 @@ _METHOD_HELP = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "select",
         help="keep exactly N (or a fraction of) records with a selection method; saves all scores",

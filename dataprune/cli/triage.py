@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import add_input_args
+from dataprune.cli._common import Subparsers, add_input_args
 
 ORDER = 40
 
@@ -19,7 +19,7 @@ def _ratio(text: str) -> float:
     return v
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "triage",
         help="Q-Tuning: keep the SFT samples and tokens that teach (EU-plane triage with a causal LM)",
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise DataValidationError(str(exc)) from None
-    rs = load_validated(args, text_fields=fields)
+    rs, fields = load_validated(args, text_fields=fields)
     # empty responses cannot be scored: stop or skip them like any other bad record
     keep_pos = []
     for pos, rec in enumerate(rs.records):

@@ -57,17 +57,17 @@ def _to_llmc_ignore(pattern: str) -> str:
 def _config_on_disk(model: Any) -> Iterator[None]:
     """Make ``model.config.name_or_path`` a folder holding config.json for llm-compressor."""
     cfg = model.config
-    current = getattr(cfg, "_name_or_path", "") or ""
+    current = getattr(cfg, "name_or_path", "") or ""
     if current and (Path(current) / "config.json").is_file():
         yield
         return
     with tempfile.TemporaryDirectory(prefix="dataprune-llmc-") as tmp:
         cfg.save_pretrained(tmp)
-        cfg._name_or_path = tmp
+        cfg.name_or_path = tmp
         try:
             yield
         finally:
-            cfg._name_or_path = current
+            cfg.name_or_path = current
 
 
 class LLMCompressorPruner(ParamsMixin):

@@ -217,7 +217,7 @@ def _model_fingerprint(model: Any) -> str:
     h = hashlib.sha256()
     src = getattr(model, "dataprune_source", None)
     h.update(str(getattr(src, "name", "")).encode())
-    h.update(str(getattr(getattr(model, "config", None), "_name_or_path", "")).encode())
+    h.update(str(getattr(getattr(model, "config", None), "name_or_path", "")).encode())
     with torch.no_grad():
         for name, p in model.named_parameters():
             flat = p.detach().reshape(-1)
@@ -470,7 +470,7 @@ class QTuningTriage:
             src.describe()
             if src is not None
             else {
-                "name": str(getattr(getattr(m, "config", None), "_name_or_path", "")),
+                "name": str(getattr(getattr(m, "config", None), "name_or_path", "")),
                 "class": type(m).__name__,
                 "source": "in-memory",
             }

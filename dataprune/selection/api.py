@@ -353,7 +353,7 @@ def select(
     random_state : int, optional
         Seed; the same inputs and seed give the same selection.
     text_field : str, optional
-        Field with the text (embedding methods).
+        Field with the text (embedding methods); default ``"text"`` when the records have it.
     prompt_field, response_field : str, optional
         SFT records: the text is prompt + response; ``longest`` counts response tokens and the
         difficulty methods (``el2n``, ``grand``, ``ccs``) score response tokens with a causal LM
@@ -388,7 +388,7 @@ def select(
     -------
     SelectionResult
     """
-    from dataprune.io import load_records, validate_fields
+    from dataprune.io import load_records, resolve_text_fields, validate_fields
 
     spec = get_method(method)
     eng: Any = None
@@ -421,11 +421,6 @@ def select(
     )
     if spec.fit_input in ("embeddings", "embeddings+labels") and embeddings is not None:
         needs_text = False
-    if needs_text and not fields:
-        raise DataValidationError(
-            f"method {spec.name!r} needs the text: give text_field, or prompt_field and "
-            "response_field"
-        )
     if spec.needs_labels and label_field is None:
         raise DataValidationError(f"method {spec.name!r} needs a label field (label_field)")
     if spec.fit_input == "difficulty" and label_field is None and not is_sft:
@@ -435,6 +430,8 @@ def select(
         )
 
     rs = load_records(data, on_bad_record=on_bad_record)  # type: ignore[arg-type]
+    if needs_text and not fields:  # the records' "text" field, or an error naming the options
+        fields = resolve_text_fields(rs, fields)
     rs = validate_fields(
         rs, text_fields=fields, label_field=label_field, on_bad_record=on_bad_record
     )

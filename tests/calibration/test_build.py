@@ -205,8 +205,14 @@ def test_bad_inputs_name_record_and_field(tok):
         )
     with pytest.raises(DataValidationError, match="record 0, field 'body': missing field"):
         build_calibration_set([{"text": "a"}], tok, text_field="body", n_samples=1, seq_len=2)
-    with pytest.raises(DataValidationError, match="name the text with text_field"):
-        build_calibration_set([{"text": "a"}], tok, n_samples=1, seq_len=2)
+    with pytest.raises(DataValidationError, match=r"record 0 has 'body'.*name the text with"):
+        build_calibration_set([{"body": "a"}], tok, n_samples=1, seq_len=2)
+    # records with a "text" field need no text_field
+    default = build_calibration_set([{"text": "a b c"}] * 2, tok, n_samples=1, seq_len=2)
+    named = build_calibration_set(
+        [{"text": "a b c"}] * 2, tok, text_field="text", n_samples=1, seq_len=2
+    )
+    assert default.input_ids.tolist() == named.input_ids.tolist()
     with pytest.raises(DataValidationError, match="single string"):
         build_calibration_set("the cat sat", tok, n_samples=1, seq_len=2)
     with pytest.raises(DataValidationError, match="pool is empty"):

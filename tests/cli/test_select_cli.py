@@ -264,7 +264,6 @@ def test_bad_records_skipped_and_listed(tmp_path, capsys, fake_encoder):
             ["-m", "prototypes", "--n-samples", "3", "-O", "k=3", "--text-field", "text"],
             "unknown option(s) 'k' for method 'prototypes'",
         ),
-        (["-m", "kcenter", "--n-samples", "3"], "needs the text"),
         (["-m", "el2n", "--n-samples", "3", "--text-field", "text"], "needs labels"),
         (["-m", "random", "--n-samples", "3", "--text-field", "nope"], "field 'nope': missing"),
     ],
@@ -353,3 +352,20 @@ def test_help_lists_every_registered_method():
     from dataprune.selection import METHODS
 
     assert set(_METHOD_HELP.split(", ")) == set(METHODS.names())
+
+
+def test_text_field_defaults_to_text(tmp_path, capsys, fake_encoder, src):
+    out = tmp_path / "o.jsonl"
+    assert main(["select", str(src), "-m", "kcenter", "--n-samples", "3", "-o", str(out)]) == 0
+    named = tmp_path / "n.jsonl"
+    args = ["select", str(src), "-m", "kcenter", "--n-samples", "3", "--text-field", "text"]
+    assert main([*args, "-o", str(named)]) == 0
+    assert out.read_text() == named.read_text()
+    bodies = write_records([{"body": "x y"}, {"body": "z"}], tmp_path / "b.jsonl")
+    capsys.readouterr()
+    bad = tmp_path / "bad.jsonl"
+    status = main(["select", str(bodies), "-m", "kcenter", "--n-samples", "1", "-o", str(bad)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "no 'text' field (record 0 has 'body')" in err and "--text-field" in err
+    assert not bad.exists()

@@ -155,3 +155,26 @@ def test_model_without_linear_layers(monkeypatch, tok, capsys, tmp_path):
     assert rc == 2
     assert "no decoder blocks with linear layers" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_text_field_defaults_to_text(tiny_dir, tmp_path, capsys, isolated_cache):
+    """Records with a ``text`` field need no --text-field (calibration and --eval); records
+    without one get a one-line error naming the fields they have, before any model is loaded."""
+    texts = write_records(
+        [{"text": f"{a} and {b}"} for a in CORPUS for b in CORPUS], tmp_path / "texts.jsonl"
+    )
+    base = ["prune-model", "--model", str(tiny_dir), "--sparsity", "0.5", "--dtype", "float32"]
+    calib = ["--calibration", str(texts), "--n-samples", "2", "--seq-len", "8"]
+    rc = main(
+        [*base, *calib, "--eval", str(texts), "--eval-max-tokens", "40", "-o", str(tmp_path / "a")]
+    )
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "a" / "prune_report.json").read_text())
+    assert report["eval"]["pruned"]["n_tokens"] > 0
+    bodies = write_records([{"body": "a b"}], tmp_path / "bodies.jsonl")
+    capsys.readouterr()
+    rc = main([*base, "--calibration", str(bodies), "-o", str(tmp_path / "b")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "no 'text' field (record 0 has 'body')" in err and "--text-field" in err
+    assert not (tmp_path / "b").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -163,8 +165,84 @@ def test_unavailable_models_give_clear_errors(tmp_path, monkeypatch):
         ContextPruner.from_pretrained(tmp_path)
     with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE"):
         ContextPruner.from_pretrained("naver/provence-reranker-debertav3-v1")
-    with pytest.raises(ModelNotAvailableError, match="trust_remote_code=True"):
+    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE"):
         ContextPruner.from_pretrained("someone/some-model")
+
+
+def _hub_error(cls, message):
+    """A huggingface_hub exception without an HTTP response object."""
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    return exc
+
+
+@pytest.fixture()
+def fake_hub(tmp_path, monkeypatch):
+    """``hf_hub_download`` over a dict of repositories: {repo: {file: text} or an exception}."""
+    import huggingface_hub
+    from huggingface_hub.utils import EntryNotFoundError
+
+    repos: dict = {}
+    calls: list = []
+
+    def download(repo_id, filename, revision=None, local_files_only=False, **kw):
+        calls.append((repo_id, filename, revision))
+        repo = repos[repo_id]
+        if isinstance(repo, Exception):
+            raise repo
+        if filename not in repo:
+            raise _hub_error(EntryNotFoundError, f"{filename} not in {repo_id}")
+        path = tmp_path / "hub" / repo_id / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(repo[filename])
+        return str(path)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    return repos, calls
+
+
+def test_remote_code_is_never_implied_and_runs_only_at_a_pinned_revision(fake_hub, monkeypatch):
+    import transformers
+
+    repos, _ = fake_hub
+    provence = "naver/provence-reranker-debertav3-v1"
+    repos[provence] = {"config.json": json.dumps({"auto_map": {"AutoModel": "m.Provence"}})}
+    repos["someone/remote"] = dict(repos[provence])
+    repos["someone/plain-bert"] = {"config.json": json.dumps({"model_type": "bert"})}
+    with pytest.raises(ModelNotAvailableError, match=r"remote-code model.*trust_remote_code=True"):
+        ContextPruner.from_pretrained(provence)
+    with pytest.raises(ModelNotAvailableError, match="remote-code model"):
+        ContextPruner.from_pretrained("someone/remote")
+    with pytest.raises(ModelNotAvailableError, match="pinned revision"):
+        ContextPruner.from_pretrained(provence, trust_remote_code=True)
+    with pytest.raises(ModelNotAvailableError, match="not a dataprune pruner checkpoint"):
+        ContextPruner.from_pretrained("someone/plain-bert", trust_remote_code=True)
+
+    seen = {}
+
+    def fake_load(hub_id, **kw):
+        seen[hub_id] = kw
+        raise OSError("stop here")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_load)
+    with pytest.raises(ModelNotAvailableError, match="at revision abc123"):
+        ContextPruner.from_pretrained(provence, trust_remote_code=True, revision="abc123")
+    assert seen[provence]["revision"] == "abc123"
+
+
+def test_hub_failures_are_reported_as_such(fake_hub):
+    from huggingface_hub.utils import GatedRepoError, LocalEntryNotFoundError
+
+    repos, _ = fake_hub
+    repos["org/gated"] = _hub_error(GatedRepoError, "Access to model org/gated is restricted")
+    repos["org/away"] = _hub_error(LocalEntryNotFoundError, "connection error and not cached")
+    with pytest.raises(ModelNotAvailableError, match="gated") as gated:
+        ContextPruner.from_pretrained("org/gated")
+    with pytest.raises(ModelNotAvailableError, match="could not be reached") as away:
+        ContextPruner.from_pretrained("org/away")
+    for err in (gated, away):
+        assert "trust_remote_code" not in str(err.value)
 
 
 def test_precision_auto_resolves(tiny_pruner):

@@ -232,3 +232,26 @@ def test_stop_after_steps_matches_the_same_schedule_interrupted(
     )
     for k in wa:
         np.testing.assert_array_equal(wa[k], wb[k])
+
+
+def test_training_records_the_cached_path(tmp_path, tiny_backbone, monkeypatch):
+    """A training run takes the cached path and says which mask it used; with a mask builder
+    that breaks, the same run trains end to end and records that instead."""
+    import json
+
+    import dataprune.rag.frozen_cache as fc
+    from dataprune.rag.frozen_cache import attention_mask_builder
+
+    cfg = _config(tmp_path, tiny_backbone, max_steps=4, eval_every=2, pos_weight=1.0)
+    train_pruner(cfg, tmp_path / "a", show_progress_bar=False)
+    card = json.loads((tmp_path / "a" / "card.json").read_text())
+    assert card["frozen_layers_cached"] == 1
+    assert card["frozen_layers_attention_mask"] == attention_mask_builder()[0]
+
+    def broken(config, hidden, mask):
+        raise TypeError("layer signature changed")
+
+    monkeypatch.setattr(fc, "MASK_BUILDERS", {"broken": (lambda: True, broken), **fc.MASK_BUILDERS})
+    train_pruner(cfg, tmp_path / "b", show_progress_bar=False)
+    card = json.loads((tmp_path / "b" / "card.json").read_text())
+    assert card["frozen_layers_cached"] == 0 and card["frozen_layers_attention_mask"] is None
