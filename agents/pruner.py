@@ -83,6 +83,8 @@ def select_topology(
             f"expected node_prob of shape ({n},) and edge_prob ({n}, {n}), got "
             f"{p_node.shape} and {P.shape}"
         )
+    if token_budget is not None and not float(token_budget) >= 0:
+        raise DataValidationError(f"token_budget must be >= 0, got {token_budget}")
     req_names = _required_names(agents, required)
     req = np.array([a.name in req_names for a in agents], dtype=bool)
     if sample:

@@ -1,4 +1,10 @@
-"""Atomic file output: write to a temporary file in the target directory, then rename."""
+"""Atomic file output: write to a temporary file in the target directory, then rename.
+
+The temporary file is created private (mode 0600, as :func:`tempfile.mkstemp` does); before the
+rename it gets the mode a plain ``open(path, "w")`` would give: the existing file's mode when it
+replaces one, else ``0666`` less the process umask. Folders built the same way
+(:func:`publish_mode` on a :func:`tempfile.mkdtemp` folder) get ``0777`` less the umask.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write", "atomic_write_json"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write", "atomic_write_json", "publish_mode", "umask"]
+
+
+def umask() -> int:
+    """The process umask (read without changing it where the kernel reports it)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no /proc: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Give ``tmp`` (about to be renamed onto ``target``) the mode a normal write would give."""
+    tmp, target = Path(tmp), Path(target)
+    try:
+        mode = target.stat().st_mode & 0o7777 if target.exists() else None
+    except OSError:
+        mode = None
+    if mode is None:
+        mode = (0o777 if tmp.is_dir() else 0o666) & ~umask()
+    os.chmod(tmp, mode)
 
 
 @contextlib.contextmanager
@@ -26,6 +55,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        publish_mode(tmp_path, target)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -66,3 +96,31 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; on success it replaces ``path`` as a whole.
+
+    An existing ``path`` (checked beforehand, see :func:`dataprune.outputs.check_output`) is
+    swapped out only after everything was written; on error the temporary folder is removed and
+    ``path`` is left untouched.
+    """
+    import shutil
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        publish_mode(tmp, target)
+        if target.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, trash / "old")
+            os.replace(tmp, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -24,7 +24,13 @@ from dataprune.progress import progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["embed_texts", "embedding_cache_key", "model_identity", "texts_sha256"]
+__all__ = [
+    "default_chunk_size",
+    "embed_texts",
+    "embedding_cache_key",
+    "model_identity",
+    "texts_sha256",
+]
 
 
 def texts_sha256(texts: Sequence[str]) -> str:
@@ -78,12 +84,17 @@ def _encode(model: Any, texts: list[str], batch_size: int, normalize: bool) -> n
     return arr.astype(np.float32, copy=False)
 
 
+def default_chunk_size(n: int, batch_size: int) -> int:
+    """Texts per resumable chunk for ``n`` texts: ~n/16, at least one batch, at most 2,048."""
+    return max(1, batch_size, min(2048, -(-n // 16)))
+
+
 def embed_texts(
     texts: Sequence[str],
     model: Any = None,
     *,
     batch_size: int = 64,
-    chunk_size: int = 2048,
+    chunk_size: int | None = None,
     normalize: bool = True,
     cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -100,8 +111,9 @@ def embed_texts(
         A name is loaded only if some chunk still needs encoding.
     batch_size : int, default=64
         Encoder batch size.
-    chunk_size : int, default=2048
-        Texts per resumable chunk.
+    chunk_size : int, optional
+        Texts per resumable chunk. Default: about a sixteenth of the texts, at least one batch and
+        at most 2,048, so an interrupted run of any size resumes from its finished chunks.
     normalize : bool, default=True
         L2-normalise each row.
     cache : bool, default=True
@@ -124,6 +136,8 @@ def embed_texts(
             )
     if not texts:
         raise DataValidationError("no texts to embed; expected at least one")
+    if chunk_size is None:
+        chunk_size = default_chunk_size(len(texts), batch_size)
     if chunk_size < 1 or batch_size < 1:
         raise ValueError("chunk_size and batch_size must be >= 1")
 

@@ -8,6 +8,7 @@ source, the line or record number, the field and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -30,7 +31,6 @@ __all__ = [
     "FORMATS",
     "RecordSet",
     "Rejected",
-    "check_output_path",
     "detect_format",
     "file_sha256",
     "load_records",
@@ -96,7 +96,7 @@ class RecordSet:
     lines: list[int] | None = None
 
     def line_of(self, pos: int) -> int | None:
-        """One-based line number of the record at position ``pos`` (JSONL inputs only)."""
+        """One-based line number of the record at position ``pos`` (JSONL and CSV inputs)."""
         return self.lines[pos] if self.lines is not None else None
 
     def __len__(self) -> int:
@@ -137,9 +137,10 @@ def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
 
 
 def _open_text(path: Path):
+    # utf-8-sig: a leading byte-order mark (as some editors and Excel write) is dropped
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _read_jsonl(path: Path, on_bad_record: OnBadRecord):
@@ -204,13 +205,48 @@ def _read_json(path: Path, on_bad_record: OnBadRecord):
     return records, indices, rejects
 
 
-def _read_csv(path: Path):
+def _read_csv(path: Path, on_bad_record: OnBadRecord):
+    """Rows as dicts keyed by the header; a duplicate header name, or a row whose cell count
+    differs from the header's, is a bad record (stop, or skip into the rejects)."""
+    records: list[dict[str, Any]] = []
+    indices: list[int] = []
+    rejects: list[Rejected] = []
+    lines: list[int] = []
     with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None:
-            return [], [], []
-        records = [dict(row) for row in reader]
-    return records, list(range(len(records))), []
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return records, indices, rejects, lines
+        seen: dict[str, int] = {}
+        for col, name in enumerate(header, start=1):
+            if name in seen:
+                raise DataValidationError(
+                    f"duplicate column name {name!r} in the header (columns {seen[name]} and "
+                    f"{col}); expected unique column names",
+                    source=str(path),
+                    line=1,
+                )
+            seen[name] = col
+        index = 0
+        for row in reader:
+            lineno = reader.line_num
+            if not row:
+                continue
+            if len(row) != len(header):
+                msg = (
+                    f"row has {len(row)} cells, the header has {len(header)}; expected one "
+                    "cell per column"
+                )
+                if on_bad_record == "error":
+                    raise DataValidationError(msg, source=str(path), line=lineno)
+                rejects.append(Rejected(msg, index=index, line=lineno, raw=row))
+                index += 1
+                continue
+            records.append(dict(zip(header, row)))
+            indices.append(index)
+            lines.append(lineno)
+            index += 1
+    return records, indices, rejects, lines
 
 
 def _read_parquet(path: Path):
@@ -326,7 +362,7 @@ def _load(
         elif kind == "json":
             records, indices, rejects = _read_json(path, on_bad_record)
         elif kind == "csv":
-            records, indices, rejects = _read_csv(path)
+            records, indices, rejects, lines = _read_csv(path, on_bad_record)
         else:
             records, indices, rejects = _read_parquet(path)
     except UnicodeDecodeError as exc:
@@ -507,28 +543,6 @@ def _type_name(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
 
-def check_output_path(output: str | os.PathLike[str], *inputs: Any) -> Path:
-    """Refuse an output path that is one of the inputs (inputs are never modified)."""
-    out = Path(output)
-    if out.is_dir():
-        raise DataValidationError("is a directory; expected an output file path", source=str(out))
-    for src in inputs:
-        if not isinstance(src, (str, os.PathLike)):
-            continue
-        same = (
-            os.path.samefile(out, src)
-            if out.exists() and Path(src).exists()
-            else Path(src).resolve() == out.resolve()
-        )
-        if same:
-            raise DataValidationError(
-                "output path is the same file as the input; inputs are never overwritten, "
-                "choose another output path",
-                source=str(out),
-            )
-    return out
-
-
 def write_records(
     records: Sequence[Mapping[str, Any]],
     path: str | os.PathLike[str],
@@ -589,10 +603,16 @@ def _jsonable(obj: Any) -> Any:
 
 
 def write_rejects(rejects: Sequence[Rejected], output: str | os.PathLike[str]) -> Path | None:
-    """Write rejected records to ``<output>.rejects.jsonl`` (atomically); ``None`` when empty."""
-    if not rejects:
-        return None
+    """Write rejected records to ``<output>.rejects.jsonl`` (atomically); ``None`` when empty.
+
+    With no rejects, a ``.rejects.jsonl`` left by an earlier run into the same output is removed,
+    so the files next to an output always describe the run that wrote it.
+    """
     path = Path(f"{output}.rejects.jsonl")
+    if not rejects:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return None
     with atomic_write(path) as fh:
         for r in rejects:
             fh.write(json.dumps(r.to_json(), ensure_ascii=False, default=_jsonable) + "\n")

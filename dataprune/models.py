@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_CAUSAL_LM",
     "DEFAULT_ENCODER",
     "ResolvedModel",
+    "check_device",
     "hub_error_reason",
     "load_causal_lm",
     "load_encoder",
@@ -115,6 +116,39 @@ def _set_hub_timeouts() -> None:
     # A hub call without network must fail fast instead of hanging.
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+
+
+def check_device(device: Any) -> str:
+    """Validate a torch device name against this machine; returns it as a string.
+
+    Raises
+    ------
+    DataValidationError
+        Not a device name, a CUDA/MPS device on a build or machine without one, or a CUDA index
+        beyond the visible devices.
+    """
+    import torch
+
+    from dataprune.errors import DataValidationError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DataValidationError(
+            f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only torch build" if torch.version.cuda is None else "no visible GPU"
+            raise DataValidationError(f"device {device!r}: CUDA is not available here ({build})")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise DataValidationError(
+                f"device {device!r}: only {count} CUDA device(s) visible (cuda:0..cuda:{count - 1})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DataValidationError(f"device {device!r}: MPS is not available here")
+    return str(dev)
 
 
 def resolve_encoder(name_or_path: str | os.PathLike[str] | None = None) -> ResolvedModel:
@@ -319,6 +353,7 @@ def load_causal_lm(
     """
     import torch
 
+    check_device(device)
     resolved = resolve_causal_lm(name_or_path)
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if resolved.source == "offline-package":

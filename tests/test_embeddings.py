@@ -67,3 +67,19 @@ def test_real_minilm_embeddings(tmp_path):
     assert X.shape == (3, 384)
     sims = X @ X.T
     assert sims[0, 1] > sims[0, 2] + 0.2
+
+
+def test_small_runs_resume_with_the_default_chunking(tmp_path):
+    """A run far below 2,048 texts is still split into resumable chunks."""
+    from dataprune.embeddings import default_chunk_size
+
+    texts = [f"line {i}" for i in range(300)]
+    size = default_chunk_size(len(texts), batch_size=8)
+    assert 8 <= size < len(texts) and default_chunk_size(10**7, 64) == 2048
+    enc = HashingEncoder(fail_on_call=3)
+    with pytest.raises(KeyboardInterrupt):
+        embed_texts(texts, enc, batch_size=8, cache_dir=tmp_path)
+    assert enc.encoded == 2 * size
+    enc2 = HashingEncoder()
+    embed_texts(texts, enc2, batch_size=8, cache_dir=tmp_path)
+    assert enc2.encoded == len(texts) - 2 * size

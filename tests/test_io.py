@@ -2,13 +2,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 
 import pytest
 
 from dataprune.errors import DataPruneError, DataValidationError
 from dataprune.io import (
-    check_output_path,
     detect_format,
     load_records,
     validate_fields,
@@ -175,18 +173,6 @@ def test_corrupt_gzip_and_parquet(tmp_path):
         load_records(q)
 
 
-def test_output_equal_to_input_is_refused(tmp_path):
-    p = tmp_path / "d.jsonl"
-    write_records(RECORDS, p)
-    with pytest.raises(DataValidationError, match="same file as the input"):
-        check_output_path(p, p)
-    link = tmp_path / "link.jsonl"
-    os.symlink(p, link)
-    with pytest.raises(DataValidationError, match="same file"):
-        check_output_path(link, p)
-    assert check_output_path(tmp_path / "other.jsonl", p) == tmp_path / "other.jsonl"
-
-
 def test_write_is_atomic_on_failure(tmp_path):
     p = tmp_path / "out.jsonl"
     write_records(RECORDS, p)
@@ -207,3 +193,37 @@ def test_gzip_jsonl_written_compressed(tmp_path):
     write_records(RECORDS, p)
     with gzip.open(p, "rt") as fh:
         assert json.loads(fh.readline())["text"] == "alpha beta"
+
+
+def test_csv_rows_and_headers_are_checked(tmp_path):
+    extra = tmp_path / "extra.csv"
+    extra.write_text("text,label\na,x\nb,y,z\nc\n")
+    with pytest.raises(DataValidationError, match=r"line 3: row has 3 cells, the header has 2"):
+        load_records(extra)
+    rs = load_records(extra, on_bad_record="skip")
+    assert rs.records == [{"text": "a", "label": "x"}]
+    assert [(r.index, r.line) for r in rs.rejects] == [(1, 3), (2, 4)]
+    dup = tmp_path / "dup.csv"
+    dup.write_text("text,label,text\na,b,c\n")
+    with pytest.raises(DataValidationError, match=r"duplicate column name 'text'.*1 and 3"):
+        load_records(dup)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    for name, body in [
+        ("bom.jsonl", '{"text": "a"}\n{"text": "b"}\n'),
+        ("bom.json", '[{"text": "a"}, {"text": "b"}]'),
+        ("bom.csv", "text\na\nb\n"),
+    ]:
+        p = tmp_path / name
+        p.write_bytes(b"\xef\xbb\xbf" + body.encode())
+        assert load_records(p).records == [{"text": "a"}, {"text": "b"}], name
+
+
+def test_stale_rejects_file_is_removed(tmp_path):
+    from dataprune.io import Rejected, write_rejects
+
+    out = tmp_path / "o.jsonl"
+    path = write_rejects([Rejected("bad", index=0)], out)
+    assert path is not None and path.exists()
+    assert write_rejects([], out) is None and not path.exists()

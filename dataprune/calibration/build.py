@@ -112,10 +112,13 @@ def _check_texts(values: Sequence[Any], source: str, field: str | None) -> list[
     return list(values)
 
 
-def _resolve_selector(
+def resolve_selector(
     selector: Any, n_samples: int, random_state: int | None, params: Mapping[str, Any] | None
 ) -> tuple[Any, str, str]:
-    """(selector instance, name, fit input) for a registry name or a BaseSelector instance."""
+    """(selector instance, name, fit input) for a registry name or a BaseSelector instance.
+
+    Option names and values are validated here (before any data is read or model loaded).
+    """
     from dataprune.selection import BaseSelector
     from dataprune.selection.methods import METHODS
 
@@ -135,6 +138,7 @@ def _resolve_selector(
                 f"option(s) {', '.join(sorted(inp_opts))} are not selector options of {spec.name!r}"
             )
         inst = spec.build(n_samples=n_samples, random_state=random_state, **sel_opts)
+        inst._check_params()
         return inst, spec.name, spec.fit_input
     if isinstance(selector, BaseSelector):
         if params:
@@ -274,7 +278,7 @@ def build_calibration_set(
         raise DataValidationError("the calibration pool is empty", source=source)
     if labels is not None and len(labels) != len(texts):
         raise DataValidationError(f"{len(labels)} labels for {len(texts)} texts", source=source)
-    inst, sel_name, fit_input = _resolve_selector(
+    inst, sel_name, fit_input = resolve_selector(
         selector, n_samples, random_state, selector_params
     )
     pad_id = getattr(tokenizer, "pad_token_id", None)

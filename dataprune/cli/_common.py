@@ -129,3 +129,23 @@ def key_value_option(text: str) -> tuple[str, object]:
     except json.JSONDecodeError:
         value = raw
     return key, value
+
+
+def _bounded(convert: Any, minimum: float, *, strict: bool, what: str) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+# argparse types: bad values fail at parse time, before any work
+positive_int = _bounded(int, 0, strict=True, what="an integer >= 1")
+non_negative_int = _bounded(int, 0, strict=False, what="an integer >= 0")
+non_negative_float = _bounded(float, 0.0, strict=False, what="a number >= 0")

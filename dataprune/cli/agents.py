@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import Subparsers
+from dataprune.cli._common import Subparsers, non_negative_float, positive_int
 
 ORDER = 60
 
@@ -29,16 +29,19 @@ def register(sub: Subparsers) -> None:
     )
     t.add_argument("--output", "-o", required=True, help="model directory to write")
     t.add_argument(
+        "--overwrite", action="store_true", help="replace an existing non-empty model directory"
+    )
+    t.add_argument(
         "--agents",
         help="JSON file with the agent pool (list of {name, role, profile, ...}); "
         "default agent_0..agent_{N-1}",
     )
     t.add_argument("--encoder", default=None, help="sentence encoder (default all-MiniLM-L6-v2)")
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--max-steps", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=10)
+    t.add_argument("--epochs", type=positive_int, default=40)
+    t.add_argument("--max-steps", type=positive_int, default=None)
+    t.add_argument("--batch-size", type=positive_int, default=10)
     t.add_argument("--learning-rate", type=float, default=0.01)
-    t.add_argument("--hidden-dim", type=int, default=64)
+    t.add_argument("--hidden-dim", type=positive_int, default=64)
     t.add_argument("--random-state", type=int, default=0)
     t.set_defaults(run=run_train)
 
@@ -47,9 +50,11 @@ def register(sub: Subparsers) -> None:
     r.add_argument("--query", required=True)
     r.add_argument("--json", action="store_true", help="print the topology as JSON")
     r.add_argument("--sample", action="store_true", help="sample instead of thresholding (seeded)")
-    r.add_argument("--max-agents", type=int, default=None)
+    r.add_argument("--max-agents", type=positive_int, default=None)
     r.add_argument("--required", nargs="*", default=None, help="agents that must run")
-    r.add_argument("--token-budget", type=float, default=None)
+    r.add_argument(
+        "--token-budget", type=non_negative_float, default=None, help="token budget per query"
+    )
     r.add_argument("--random-state", type=int, default=None)
     r.set_defaults(run=run_predict)
 
@@ -106,12 +111,19 @@ def _load_agents(path: str) -> list:
 def run_train(args: argparse.Namespace) -> int:
     from dataprune.agents.agp import AGPConfig, AGPPruner
     from dataprune.agents.records import load_agp_records
-    from dataprune.io import check_output_path, file_sha256
+    from dataprune.atomic import atomic_dir
+    from dataprune.io import file_sha256
     from dataprune.manifest import RunTimer, build_manifest, write_manifest
     from dataprune.models import resolve_encoder
+    from dataprune.outputs import check_output
 
     timer = RunTimer()
-    check_output_path(args.output, args.records)
+    check_output(
+        args.output,
+        kind="dir",
+        inputs=(args.records, args.agents, args.encoder),
+        overwrite=args.overwrite,
+    )
     agents = _load_agents(args.agents) if args.agents else None
     recs = load_agp_records(args.records, n_agents=len(agents) if agents else None)
     config = AGPConfig(
@@ -123,7 +135,8 @@ def run_train(args: argparse.Namespace) -> int:
         encoder=args.encoder,
     )
     pruner = AGPPruner(agents, config=config, random_state=args.random_state).fit(recs)
-    pruner.save(args.output)
+    with atomic_dir(args.output) as tmp:
+        pruner.save(tmp)
     final = pruner.history_[-1]
     manifest = build_manifest(
         command="dataprune agents train",
@@ -176,7 +189,10 @@ def run_export(args: argparse.Namespace) -> int:
     from dataprune.agents.topology import Topology
     from dataprune.atomic import atomic_write
     from dataprune.errors import DataValidationError
+    from dataprune.outputs import check_output
 
+    if args.output is not None:  # never the --topology / --agents / --model it reads
+        check_output(args.output, inputs=(args.topology, args.agents, args.model))
     if args.topology:
         top = Topology.load(args.topology)
     elif args.model:

@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from dataprune.embeddings import embed_texts
     from dataprune.errors import DataValidationError
-    from dataprune.io import check_output_path
     from dataprune.manifest import RunTimer, build_manifest, write_manifest
     from dataprune.models import resolve_encoder
+    from dataprune.outputs import check_output
 
     timer = RunTimer()
     if not str(args.output).endswith(".npy"):
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise DataValidationError(f"--batch-size must be >= 1, got {args.batch_size}")
     fields = text_fields_from_args(args)
-    check_output_path(args.output, args.input)
+    check_output(args.output, inputs=(args.input,))
     rs, fields = load_validated(args, text_fields=fields)
     texts = record_texts(rs.records, fields)
     resolved = resolve_encoder(args.model)

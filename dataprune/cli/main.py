@@ -13,6 +13,7 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from dataprune import __version__
 from dataprune.errors import DataPruneError
@@ -35,9 +36,16 @@ def _command_modules() -> list:
     return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line (``PROG: error: ... (see PROG --help)``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every discovered sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="dataprune",
         description="Data- and agent-level pruning for LLM pipelines.",
     )

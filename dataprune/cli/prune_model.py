@@ -115,6 +115,10 @@ def _validate_args(args: argparse.Namespace) -> None:
             raise DataValidationError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
     if args.method != "magnitude" and not args.calibration:
         raise DataValidationError(f"--method {args.method} needs --calibration INPUT (a text pool)")
+    if args.calibration:  # --selector and its -O options: names and values, before any loading
+        from dataprune.calibration.build import resolve_selector
+
+        resolve_selector(args.selector, args.n_samples, args.random_state, dict(args.option))
 
 
 def _texts(path: str, args: argparse.Namespace, fields: list[str]):
@@ -128,30 +132,25 @@ def _texts(path: str, args: argparse.Namespace, fields: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     import torch
 
-    from dataprune.atomic import atomic_write_json
+    from dataprune.atomic import atomic_dir, atomic_write_json
     from dataprune.cli._common import text_fields_from_args
-    from dataprune.errors import DataValidationError
     from dataprune.manifest import RunTimer, build_manifest
     from dataprune.model_pruning import get_model_pruner
     from dataprune.model_pruning.perplexity import perplexity
     from dataprune.model_pruning.structure import all_prunable_layers
     from dataprune.models import load_causal_lm
+    from dataprune.outputs import check_output
 
     timer = RunTimer()
     _validate_args(args)
-    out = Path(args.output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise DataValidationError(
-            "output exists and is not an empty folder (use --overwrite to replace it)",
-            source=str(out),
-        )
+    out = check_output(
+        args.output,
+        kind="dir",
+        inputs=(args.calibration, args.eval, args.model),
+        overwrite=args.overwrite,
+    )
     calib_rs = texts = None
     if args.calibration:
         fields = text_fields_from_args(args)
@@ -197,9 +196,7 @@ def run(args: argparse.Namespace) -> int:
             model, tokenizer, eval_texts, seq_len=args.eval_seq_len, max_tokens=args.eval_max_tokens
         )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         with torch.no_grad():
             model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -244,16 +241,6 @@ def run(args: argparse.Namespace) -> int:
             extra={"calibration": None if calib is None else calib.provenance},
         )
         atomic_write_json(tmp / "manifest.json", manifest)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(report.summary())
     if calib is not None:
         print(

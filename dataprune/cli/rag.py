@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import Subparsers
+from dataprune.cli._common import Subparsers, non_negative_int
 
 ORDER = 50
 
@@ -116,6 +116,11 @@ def register(sub: Subparsers) -> None:
     t.add_argument(
         "--no-resume", action="store_true", help="start over even if OUTPUT has a training state"
     )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty OUTPUT that holds no pruner checkpoint or training state",
+    )
     t.set_defaults(run=run_train)
 
     r = rsub.add_parser(
@@ -145,7 +150,9 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="treat each passage's first sentence as a title: kept iff another sentence is kept",
     )
-    r.add_argument("--max-tokens", type=int, default=None, help="token budget per query")
+    r.add_argument(
+        "--max-tokens", type=non_negative_int, default=None, help="token budget per query"
+    )
     r.add_argument("--drop-empty", action="store_true", help="leave out passages pruned to nothing")
     r.add_argument("--batch-size", type=int, default=32)
     r.add_argument(
@@ -179,8 +186,20 @@ def _train_command(args: argparse.Namespace) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dataprune.outputs import check_output
     from dataprune.rag.config import PrunerConfig, TrainConfig
-    from dataprune.rag.train import train_pruner
+    from dataprune.rag.train import CARD_NAME, STATE_NAME, train_pruner
+
+    # a folder of this command's own (a training state or a checkpoint) is resumed / replaced
+    own = any((Path(args.output) / name).is_file() for name in (STATE_NAME, CARD_NAME))
+    check_output(
+        args.output,
+        kind="dir",
+        inputs=(args.data, args.backbone),
+        overwrite=args.overwrite or own,
+    )
 
     pruner = PrunerConfig(
         max_length=args.max_length,
@@ -224,8 +243,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_prune(args: argparse.Namespace) -> int:
     from dataprune.cli._common import report_rejects
     from dataprune.errors import DataValidationError
-    from dataprune.io import check_output_path, load_records, validate_fields, write_records
+    from dataprune.io import load_records, validate_fields, write_records
     from dataprune.manifest import RunTimer, build_manifest, write_manifest
+    from dataprune.outputs import check_output
     from dataprune.rag.pruner import ContextPruner
 
     timer = RunTimer()
@@ -238,7 +258,7 @@ def run_prune(args: argparse.Namespace) -> int:
     check_threshold(args.threshold)
     if args.max_tokens is not None and args.max_tokens < 0:
         raise DataValidationError(f"--max-tokens must be >= 0, got {args.max_tokens}")
-    check_output_path(args.output, args.input)
+    check_output(args.output, inputs=(args.input, args.model))
     fields = [args.text_field] + ([args.query_field] if args.query_field else [])
     rs = load_records(args.input, on_bad_record=args.on_bad_record)
     rs = validate_fields(rs, text_fields=fields, on_bad_record=args.on_bad_record)

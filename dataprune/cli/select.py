@@ -91,8 +91,9 @@ def register(sub: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataprune.cli._common import output_format, report_rejects
     from dataprune.errors import DataValidationError
-    from dataprune.io import check_output_path, load_records, write_records
+    from dataprune.io import load_records, write_records
     from dataprune.manifest import RunTimer, build_manifest, write_manifest
+    from dataprune.outputs import check_output
     from dataprune.selection.api import select
     from dataprune.selection.methods import get_method
 
@@ -123,12 +124,12 @@ def run(args: argparse.Namespace) -> int:
     elif any(v is not None for v in (args.address, args.num_cpus, args.concurrency)):
         raise DataValidationError("--address, --num-cpus and --concurrency need --engine ray")
     options = dict(args.option)
-    spec.split_options(options)  # unknown options fail before any loading
+    spec.check_options(options)  # unknown options and bad values fail before any loading
     if args.fraction is not None and not 0.0 < args.fraction <= 1.0:
         raise DataValidationError(f"--fraction must be in (0, 1], got {args.fraction}")
     if args.n_samples is not None and args.n_samples < 1:
         raise DataValidationError(f"--n-samples must be >= 1, got {args.n_samples}")
-    check_output_path(args.output, args.input)
+    check_output(args.output, inputs=(args.input,))
     rs = load_records(args.input, split=args.split, on_bad_record=args.on_bad_record)
     fmt = output_format(args.output, rs.format)
     result = select(

@@ -128,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
 
     from dataprune.cli._common import load_validated, report_rejects, text_fields_from_args
     from dataprune.errors import DataValidationError
-    from dataprune.io import Rejected, check_output_path, detect_format
+    from dataprune.io import Rejected, detect_format
     from dataprune.manifest import RunTimer, build_manifest
-    from dataprune.models import load_causal_lm
+    from dataprune.models import check_device, load_causal_lm
+    from dataprune.outputs import check_output
     from dataprune.qtuning.config import QTuningConfig
     from dataprune.qtuning.static import QTuningTriage, write_triage
 
@@ -142,11 +143,12 @@ def run(args: argparse.Namespace) -> int:
             raise DataValidationError(
                 f"{flag} must be >= {2 if name == 'max_length' else 1}, got {v}"
             )
+    check_device(args.device)
     fields = text_fields_from_args(args)
     if len(fields) != 2:
         raise DataValidationError("triage needs --prompt-field and --response-field")
     prompt_field, response_field = fields
-    out = check_output_path(args.output, args.input)
+    out = check_output(args.output, inputs=(args.input,))
     if detect_format(out) == "csv":
         raise DataValidationError(
             "CSV cannot hold token-level labels; use .jsonl, .json or .parquet", source=str(out)

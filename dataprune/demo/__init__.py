@@ -42,16 +42,22 @@ class DemoContext:
 def demo_steps(only: list[str] | None = None) -> list[Any]:
     """Step modules in run order, optionally restricted to names in ``only``."""
     import dataprune.demo as pkg
+    from dataprune.errors import DataValidationError
 
+    names = sorted(i.name for i in pkgutil.iter_modules(pkg.__path__) if i.name.startswith("step_"))
+    shorts = {name: name.split("_", 2)[-1] for name in names}
+    unknown = sorted(set(only or ()) - set(shorts.values()))
+    if unknown:
+        raise DataValidationError(
+            f"unknown demo step(s) {', '.join(map(repr, unknown))}; valid: "
+            + ", ".join(shorts.values())
+        )
     mods = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        if not info.name.startswith("step_"):
+    for name in names:
+        if only and shorts[name] not in only:
             continue
-        mod = importlib.import_module(f"dataprune.demo.{info.name}")
-        short = info.name.split("_", 2)[-1]
-        if only and short not in only:
-            continue
-        mod.SHORT_NAME = short
+        mod = importlib.import_module(f"dataprune.demo.{name}")
+        mod.SHORT_NAME = shorts[name]
         mods.append(mod)
     return mods
 
@@ -62,17 +68,31 @@ def run_demo(
     random_state: int = 0,
     only: list[str] | None = None,
     emit: Callable[[str], None] | None = None,
+    show_progress_bar: bool | None = False,
 ) -> DemoContext:
-    """Run every demo step and hand each summary line to ``emit`` (default: the logger)."""
+    """Run every demo step and hand each summary line to ``emit`` (default: the logger).
+
+    ``show_progress_bar=True`` shows one bar that advances per step (the lines print above it);
+    the steps' own library calls follow the log level as usual.
+    """
+    from dataprune.progress import progress
+
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(out, random_state)
     say = emit or logger.info
     steps = demo_steps(only)
+    bar = progress(total=len(steps), show_progress_bar=show_progress_bar, unit="step", leave=False)
     for n, step in enumerate(steps, start=1):
-        say(f"\n[{n}/{len(steps)}] {step.TITLE}")
+        bar.set_description(f"demo: {step.SHORT_NAME}")
+        with bar.external_write_mode():
+            say(f"\n[{n}/{len(steps)}] {step.TITLE}")
         t0 = time.perf_counter()
-        for line in step.run(ctx):
-            say(f"  {line}")
-        say(f"  ({time.perf_counter() - t0:.1f} s)")
+        lines = list(step.run(ctx))
+        with bar.external_write_mode():
+            for line in lines:
+                say(f"  {line}")
+            say(f"  ({time.perf_counter() - t0:.1f} s)")
+        bar.update(1)
+    bar.close()
     return ctx

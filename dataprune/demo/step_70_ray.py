@@ -75,6 +75,9 @@ def run(ctx: Any) -> list[str]:
             "model": ctx.state.get("shard_encoder"),  # None: MiniLM, loaded once per actor
             "engine": engine,
             "concurrency": 2,
+            # no actor restarts in the demo (an interrupted run resumes from its shards anyway),
+            # which also keeps Ray from printing its note about restartable actors
+            "max_retries": 0,
         }
         t = time.perf_counter()
         first = embed_shards(shards, out, **kw)

@@ -143,8 +143,7 @@ def _n_clusters(sel: Any, n: int) -> int:
 
 def _prototypes(sel: Any, X: np.ndarray, k: int, rng: np.random.Generator, engine: Any):
     """:meth:`Prototypes._select` with the assignment on ``engine``."""
-    if sel.keep not in ("hard", "easy"):
-        raise DataValidationError(f"keep must be 'hard' or 'easy', got {sel.keep!r}")
+    sel._check_params()
     n = X.shape[0]
     km = cluster_rows(
         X,
@@ -179,12 +178,7 @@ def _semdedup(sel: Any, X: np.ndarray, k: int, rng: np.random.Generator, engine:
     """:meth:`SemDeDup._select` with the assignment and the per-cluster scans on ``engine``."""
     from dataprune.selection.semdedup import _groups
 
-    if sel.keep not in ("hard", "easy", "random"):
-        raise DataValidationError(f"keep must be 'hard', 'easy' or 'random', got {sel.keep!r}")
-    if sel.fill not in ("random", "unique"):
-        raise DataValidationError(f"fill must be 'random' or 'unique', got {sel.fill!r}")
-    if not 0.0 <= float(sel.eps) <= 2.0:
-        raise DataValidationError(f"eps must be in [0, 2], got {sel.eps!r}")
+    sel._check_params()
     n = X.shape[0]
     km = cluster_rows(
         X,
@@ -469,6 +463,7 @@ def fit_with_engine(selector: BaseSelector, X: Any, y: Any = None, *, engine: An
             "structure: use cluster_facility_location, or the local engine)"
         )
     eng = get_engine(engine)
+    selector._check_params()
     X = selector._validate_data(X)
     n = X.shape[0]
     k = resolve_budget(n, n_samples=selector.n_samples, fraction=selector.fraction)

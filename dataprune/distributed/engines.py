@@ -172,6 +172,9 @@ class RayEngine(Engine):
         if ray.is_initialized():
             return
         kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
+        if logging.getLogger("dataprune").getEffectiveLevel() > logging.INFO:
+            # quiet callers (dataprune -q, the demo) get Ray's errors only, not its start-up notes
+            kwargs["logging_level"] = logging.ERROR
         if self.address is None:
             kwargs["include_dashboard"] = False
             if self.num_cpus is not None:

@@ -1,7 +1,8 @@
 """Confident-learning label-issue detection (Northcutt et al. 2021, as in cleanlab).
 
 Needs out-of-sample predicted probabilities (each record scored by a model that did not train on
-it), e.g. from :func:`dataprune.scores.proxy.cross_val_probs`.
+it), e.g. from :func:`dataprune.scores.proxy.cross_val_probs`. Arguments come in cleanlab's order,
+``(labels, pred_probs)``, so code written for cleanlab calls these the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,19 @@ from dataprune.scores._validation import check_labels, check_probs
 __all__ = ["confident_joint", "find_label_issues", "label_quality_scores"]
 
 
-def label_quality_scores(pred_probs: Any, labels: Any) -> np.ndarray:
+def _check_inputs(labels: Any, pred_probs: Any) -> tuple[np.ndarray, np.ndarray]:
+    if np.ndim(labels) == 2 and np.ndim(pred_probs) == 1:
+        raise DataValidationError(
+            "labels is 2-D and pred_probs 1-D: the arguments are (labels, pred_probs), in "
+            "cleanlab's order"
+        )
+    p = check_probs(pred_probs, name="pred_probs")
+    y = check_labels(labels, p.shape[0], p.shape[1])
+    return p, y
+
+
+
+def label_quality_scores(labels: Any, pred_probs: Any) -> np.ndarray:
     """Self-confidence ``p[y]``: the predicted probability of the given label.
 
     Returns
@@ -24,20 +37,18 @@ def label_quality_scores(pred_probs: Any, labels: Any) -> np.ndarray:
     ndarray of shape (n_samples,)
         In [0, 1]; higher = the label is more likely correct (= keep).
     """
-    p = check_probs(pred_probs, name="pred_probs")
-    y = check_labels(labels, p.shape[0], p.shape[1])
+    p, y = _check_inputs(labels, pred_probs)
     return p[np.arange(len(y)), y]
 
 
-def confident_joint(pred_probs: Any, labels: Any) -> np.ndarray:
+def confident_joint(labels: Any, pred_probs: Any) -> np.ndarray:
     """The calibrated confident joint ``C[given, true]`` of shape (n_classes, n_classes).
 
     A record with given label ``i`` counts towards ``C[i, j]`` where ``j`` is its most probable class
     among those whose probability reaches the class threshold ``t_j`` (the mean ``p_j`` over records
     labelled ``j``). Rows are then rescaled to the number of records with each given label.
     """
-    p = check_probs(pred_probs, name="pred_probs")
-    y = check_labels(labels, p.shape[0], p.shape[1])
+    p, y = _check_inputs(labels, pred_probs)
     return _compute_confident_joint(p, y)
 
 
@@ -59,7 +70,7 @@ def _compute_confident_joint(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     return cal
 
 
-def find_label_issues(pred_probs: Any, labels: Any) -> np.ndarray:
+def find_label_issues(labels: Any, pred_probs: Any) -> np.ndarray:
     """Flag likely label errors (cleanlab's ``prune_by_noise_rate``).
 
     For every off-diagonal cell ``(i, j)`` of the calibrated confident joint, the ``round(C[i, j])``
@@ -67,18 +78,17 @@ def find_label_issues(pred_probs: Any, labels: Any) -> np.ndarray:
 
     Parameters
     ----------
-    pred_probs : array-like of shape (n_samples, n_classes)
-        Out-of-sample predicted probabilities.
     labels : array-like of shape (n_samples,)
         Given labels as integer class indices.
+    pred_probs : array-like of shape (n_samples, n_classes)
+        Out-of-sample predicted probabilities.
 
     Returns
     -------
     ndarray of shape (n_samples,), bool
         True for likely label issues.
     """
-    p = check_probs(pred_probs, name="pred_probs")
-    y = check_labels(labels, p.shape[0], p.shape[1])
+    p, y = _check_inputs(labels, pred_probs)
     if p.shape[0] < 2:
         raise DataValidationError("need at least 2 records to estimate label noise")
     return _compute_label_issues(p, y)

@@ -414,6 +414,7 @@ def select(
         )
     if empty_text not in ("exclude", "keep"):
         raise DataValidationError(f"empty_text must be 'exclude' or 'keep', got {empty_text!r}")
+    spec.check_options(options)  # names and values, before any loading
     sel_opts, inp_opts = spec.split_options(options)
     fields, is_sft = _text_fields(text_field, prompt_field, response_field)
     needs_text = spec.fit_input in ("embeddings", "embeddings+labels", "lengths") or (

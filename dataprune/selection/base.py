@@ -91,6 +91,7 @@ class BaseSelector(ParamsMixin):
         y : array-like of shape (n_samples,), optional
             Labels or per-record scores, when the selector uses them.
         """
+        self._check_params()
         X = self._validate_data(X)
         n = X.shape[0]
         k = resolve_budget(n, n_samples=self.n_samples, fraction=self.fraction)
@@ -112,6 +113,10 @@ class BaseSelector(ParamsMixin):
         mask = np.zeros(self.n_samples_seen_, dtype=bool)
         mask[self.selected_indices_] = True
         return mask
+
+    def _check_params(self) -> None:
+        """Validate the parameters alone (no data): called first by ``fit``, and by
+        :meth:`~dataprune.selection.methods.MethodSpec.check_options` before any loading."""
 
     def _validate_data(self, X: Any) -> np.ndarray:
         if hasattr(X, "__len__") and not hasattr(X, "shape"):

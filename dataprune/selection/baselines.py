@@ -169,18 +169,24 @@ class ScoreSelector(BaseSelector):
         self.keep = keep
         self.offset = offset
 
+    def _check_params(self) -> None:
+        if self.keep not in ("high", "low", "hard", "easy"):
+            raise DataValidationError(
+                f"keep must be 'high', 'low', 'hard' or 'easy', got {self.keep!r}"
+            )
+        try:
+            off = float(self.offset)
+        except (TypeError, ValueError):
+            off = float("nan")
+        if not 0.0 <= off < 1.0:
+            raise DataValidationError(f"offset must be in [0, 1), got {self.offset!r}")
+
     def _select(self, X, y, k, rng):
         scores = as_score_vector(X)
         return self._select_by_score(scores, k)
 
     def _select_by_score(self, scores: np.ndarray, k: int):
-        if self.keep not in ("high", "low", "hard", "easy"):
-            raise DataValidationError(
-                f"keep must be 'high', 'low', 'hard' or 'easy', got {self.keep!r}"
-            )
         off = float(self.offset)
-        if not 0.0 <= off < 1.0:
-            raise DataValidationError(f"offset must be in [0, 1), got {self.offset!r}")
         n = len(scores)
         idx = np.arange(n)
         key = -scores if self.keep in ("high", "hard") else scores

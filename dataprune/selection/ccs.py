@@ -65,12 +65,14 @@ class CCS(BaseSelector):
         self.beta = beta
         self.n_strata = n_strata
 
-    def _select(self, X, y, k, rng):
-        difficulty = as_score_vector(X, what="difficulty scores")
+    def _check_params(self) -> None:
         if not 0.0 <= float(self.beta) < 1.0:
             raise DataValidationError(f"beta must be in [0, 1), got {self.beta!r}")
         if not isinstance(self.n_strata, (int, np.integer)) or self.n_strata < 1:
             raise DataValidationError(f"n_strata must be a positive integer, got {self.n_strata!r}")
+
+    def _select(self, X, y, k, rng):
+        difficulty = as_score_vector(X, what="difficulty scores")
         n = len(difficulty)
         idx = np.arange(n)
         hardest_first = np.lexsort((idx, -difficulty))

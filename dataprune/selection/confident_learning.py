@@ -80,13 +80,15 @@ class ConfidentLearningSelector(BaseSelector):
         finally:
             self._pred_probs = None
 
+    def _check_params(self) -> None:
+        if self.fill not in ("random", "quality"):
+            raise DataValidationError(f"fill must be 'random' or 'quality', got {self.fill!r}")
+
     def _select(self, X, y, k, rng):
         from dataprune.scores._validation import check_probs, encode_labels
         from dataprune.scores.label_issues import _compute_label_issues
         from dataprune.scores.proxy import cross_val_probs
 
-        if self.fill not in ("random", "quality"):
-            raise DataValidationError(f"fill must be 'random' or 'quality', got {self.fill!r}")
         if y is None:
             raise DataValidationError("confident learning needs labels (y / label_field)")
         seed = int(rng.integers(0, 2**31 - 1))

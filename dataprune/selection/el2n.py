@@ -67,13 +67,15 @@ class EL2NSelector(BaseSelector):
         self.proxy = proxy
         self.show_progress_bar = show_progress_bar
 
-    def _select(self, X, y, k, rng):
-        from dataprune.scores.proxy import proxy_scores
-
+    def _check_params(self) -> None:
         if self.score not in ("el2n", "grand"):
             raise DataValidationError(f"score must be 'el2n' or 'grand', got {self.score!r}")
         if self.keep not in ("hard", "easy"):
             raise DataValidationError(f"keep must be 'hard' or 'easy', got {self.keep!r}")
+
+    def _select(self, X, y, k, rng):
+        from dataprune.scores.proxy import proxy_scores
+
         if y is None:
             raise DataValidationError(
                 "EL2N/GraNd selection needs labels (y / label_field); for unlabelled SFT data "

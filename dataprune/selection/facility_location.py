@@ -310,13 +310,15 @@ class FacilityLocation(BaseSelector):
         self.nprobe = nprobe
         self.show_progress_bar = show_progress_bar
 
-    def _select(self, X: np.ndarray, y: Any, k: int, rng: np.random.Generator):
-        from dataprune.neighbors import knn_graph
-
+    def _check_params(self) -> None:
         _check_similarity(self.similarity)
         if isinstance(self.n_neighbors, bool) or int(self.n_neighbors) < 1:
             raise DataValidationError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
+
+    def _select(self, X: np.ndarray, y: Any, k: int, rng: np.random.Generator):
         import time
+
+        from dataprune.neighbors import knn_graph
 
         t0 = time.perf_counter()
         X = _normalised_rows(X)

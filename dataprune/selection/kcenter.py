@@ -117,7 +117,7 @@ class KCenterGreedy(BaseSelector):
         self.show_progress_bar = show_progress_bar
 
     # ------------------------------------------------------------------------------------------
-    def _select(self, X: np.ndarray, y: Any, k: int, rng: np.random.Generator):
+    def _check_params(self) -> None:
         if self.algorithm not in _ALGORITHMS:
             raise UnknownOptionError(
                 f"unknown k-center algorithm {self.algorithm!r}; valid: {', '.join(_ALGORITHMS)}"
@@ -126,6 +126,8 @@ class KCenterGreedy(BaseSelector):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) < 1:
                 raise DataValidationError(f"{name} must be an integer >= 1, got {value!r}")
+
+    def _select(self, X: np.ndarray, y: Any, k: int, rng: np.random.Generator):
         X = _as_float32_rows(X)
         n = X.shape[0]
         initial = self._initial_centers(n, k, rng)

@@ -110,6 +110,17 @@ class MethodSpec:
             (sel if k in params else inp)[k] = v
         return sel, inp
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Validate option names and values before any data or model is loaded.
+
+        Raises
+        ------
+        UnknownOptionError, DataValidationError
+            An unknown option name (with the valid ones), or a value the selector rejects.
+        """
+        sel, _ = self.split_options(options)
+        self.build(n_samples=1, **sel)._check_params()
+
     def build(
         self,
         *,

@@ -61,9 +61,11 @@ class Prototypes(BaseSelector):
         self.n_clusters = n_clusters
         self.n_iter = n_iter
 
-    def _select(self, X, y, k, rng):
+    def _check_params(self) -> None:
         if self.keep not in ("hard", "easy"):
             raise DataValidationError(f"keep must be 'hard' or 'easy', got {self.keep!r}")
+
+    def _select(self, X, y, k, rng):
         n = X.shape[0]
         n_clusters = self.n_clusters if self.n_clusters is not None else default_n_clusters(n)
         km = spherical_kmeans(

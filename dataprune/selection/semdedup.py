@@ -82,13 +82,15 @@ class SemDeDup(BaseSelector):
         self.n_iter = n_iter
         self.show_progress_bar = show_progress_bar
 
-    def _select(self, X, y, k, rng):
+    def _check_params(self) -> None:
         if self.keep not in ("hard", "easy", "random"):
             raise DataValidationError(f"keep must be 'hard', 'easy' or 'random', got {self.keep!r}")
         if self.fill not in ("random", "unique"):
             raise DataValidationError(f"fill must be 'random' or 'unique', got {self.fill!r}")
         if not 0.0 <= float(self.eps) <= 2.0:
             raise DataValidationError(f"eps must be in [0, 2], got {self.eps!r}")
+
+    def _select(self, X, y, k, rng):
         Xf = np.ascontiguousarray(X, dtype=np.float32)
         n = Xf.shape[0]
         n_clusters = self.n_clusters if self.n_clusters is not None else default_n_clusters(n)
