@@ -7,33 +7,12 @@ rounds, decision/aggregator; presets and framework exports). Pruners: :class:`AG
 :class:`Executor` with OpenAI-compatible, local Hugging Face and simulated backends. Offline
 evaluation: :mod:`dataprune.agents.simulator`.
 
-Torch is only imported when an AGP model is trained or loaded.
+Every name is imported on first use (torch only when an AGP model is trained or loaded).
 """
 
 from __future__ import annotations
 
-from dataprune.agents.agp import AGPConfig, AGPPruner
-from dataprune.agents.baselines import (
-    PRUNERS,
-    AgentPrunePruner,
-    FullGraphPruner,
-    PresetPruner,
-    RandomPruner,
-    make_pruner,
-)
-from dataprune.agents.costs import TokenCostModel
-from dataprune.agents.executor import (
-    ExecutionResult,
-    Executor,
-    HFLocalBackend,
-    OpenAIChatBackend,
-    SimulatedBackend,
-)
-from dataprune.agents.mining import Evaluation, ExecutorEvaluator, mine_subgraphs
-from dataprune.agents.pruner import NotFittedError, TopologyPruner, select_topology
-from dataprune.agents.records import AGPRecords, load_agp_records, validate_agp_records
-from dataprune.agents.spec import AgentSpec, LLMConfig
-from dataprune.agents.topology import Topology
+from dataprune.lazy import lazy_exports
 
 __all__ = [
     "PRUNERS",
@@ -63,3 +42,34 @@ __all__ = [
     "select_topology",
     "validate_agp_records",
 ]
+
+_WHERE = {
+    "AGPConfig": "dataprune.agents.agp",
+    "AGPPruner": "dataprune.agents.agp",
+    "AGPRecords": "dataprune.agents.records",
+    "AgentPrunePruner": "dataprune.agents.baselines",
+    "AgentSpec": "dataprune.agents.spec",
+    "Evaluation": "dataprune.agents.mining",
+    "ExecutionResult": "dataprune.agents.executor",
+    "Executor": "dataprune.agents.executor",
+    "ExecutorEvaluator": "dataprune.agents.mining",
+    "FullGraphPruner": "dataprune.agents.baselines",
+    "HFLocalBackend": "dataprune.agents.executor",
+    "LLMConfig": "dataprune.agents.spec",
+    "NotFittedError": "dataprune.errors",
+    "OpenAIChatBackend": "dataprune.agents.executor",
+    "PRUNERS": "dataprune.agents.baselines",
+    "PresetPruner": "dataprune.agents.baselines",
+    "RandomPruner": "dataprune.agents.baselines",
+    "SimulatedBackend": "dataprune.agents.executor",
+    "TokenCostModel": "dataprune.agents.costs",
+    "Topology": "dataprune.agents.topology",
+    "TopologyPruner": "dataprune.agents.pruner",
+    "load_agp_records": "dataprune.agents.records",
+    "make_pruner": "dataprune.agents.baselines",
+    "mine_subgraphs": "dataprune.agents.mining",
+    "select_topology": "dataprune.agents.pruner",
+    "validate_agp_records": "dataprune.agents.records",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)

@@ -24,6 +24,7 @@ from dataprune.agents.pruner import TopologyPruner, query_seed
 from dataprune.agents.spec import AgentSpec
 from dataprune.agents.topology import Topology
 from dataprune.errors import DataValidationError
+from dataprune.estimator import check_fitted
 from dataprune.progress import progress
 from dataprune.registry import Registry
 
@@ -312,9 +313,7 @@ class AgentPrunePruner(TopologyPruner):
         return self
 
     def predict(self, query: str) -> Topology:
-        self._check_fitted()
-        if not hasattr(self, "topology_"):
-            raise DataValidationError("AgentPrunePruner is not fitted")
+        check_fitted(self, ["agents_", "topology_"])
         return self.topology_._replace()
 
 

@@ -13,15 +13,12 @@ import numpy as np
 from dataprune.agents.costs import TokenCostModel
 from dataprune.agents.spec import AgentSpec
 from dataprune.agents.topology import Topology, acyclic_from_scores
-from dataprune.errors import DataPruneError, DataValidationError
+from dataprune.errors import DataValidationError, NotFittedError
+from dataprune.estimator import BaseEstimator, check_fitted
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["NotFittedError", "TopologyPruner", "query_seed", "select_topology"]
-
-
-class NotFittedError(DataPruneError, RuntimeError):
-    """``predict`` was called before ``fit`` (or ``load``)."""
 
 
 def query_seed(random_state: int | None, query: str) -> int:
@@ -175,7 +172,7 @@ def _fit_budget(
     return top
 
 
-class TopologyPruner(ABC):
+class TopologyPruner(BaseEstimator, ABC):
     """Predicts, per query, which agents run and which messages are sent.
 
     Subclasses follow the scikit-learn contract: ``__init__`` stores parameters, ``fit`` returns
@@ -209,8 +206,7 @@ class TopologyPruner(ABC):
         return as_agent_specs(agents)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "agents_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+        check_fitted(self, "agents_")
 
     @abstractmethod
     def predict(self, query: str) -> Topology:
@@ -219,9 +215,3 @@ class TopologyPruner(ABC):
     def predict_many(self, queries: Sequence[str]) -> list[Topology]:
         """One topology per query."""
         return [self.predict(q) for q in queries]
-
-    def get_params(self) -> dict[str, Any]:
-        import inspect
-
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self" and hasattr(self, k)}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from dataprune.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -18,10 +20,4 @@ __all__ = ["SelectionResult", "__version__", "select"]
 _LAZY = {"select": "dataprune.selection.api", "SelectionResult": "dataprune.selection.api"}
 
 
-def __getattr__(name: str):
-    """Lazy exports: ``dataprune.select`` imports numpy and the selectors on first use only."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'dataprune' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_dir", "atomic_path", "atomic_write", "atomic_write_json", "publish_mode", "umask"]
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "atomic_write",
+    "atomic_write_json",
+    "publish_mode",
+    "umask",
+]
 
 
 def umask() -> int:

@@ -139,7 +139,7 @@ def embed_texts(
     if chunk_size is None:
         chunk_size = default_chunk_size(len(texts), batch_size)
     if chunk_size < 1 or batch_size < 1:
-        raise ValueError("chunk_size and batch_size must be >= 1")
+        raise DataValidationError("chunk_size and batch_size must be >= 1")
 
     loaded: list[Any] = (
         [model] if model is not None and not isinstance(model, (str, os.PathLike)) else []

@@ -10,6 +10,7 @@ __all__ = [
     "DataPruneError",
     "DataValidationError",
     "ModelNotAvailableError",
+    "NotFittedError",
     "OptionalDependencyError",
     "UnknownOptionError",
 ]
@@ -73,3 +74,7 @@ class OptionalDependencyError(DataPruneError, ImportError):
 
 class UnknownOptionError(DataPruneError, ValueError):
     """A string option did not match any registered name."""
+
+
+class NotFittedError(DataPruneError, ValueError, AttributeError):
+    """A fitted-only method was called before ``fit`` (as scikit-learn's, which has the same bases)."""

@@ -1,26 +1,40 @@
-"""scikit-learn-style parameter access shared by selectors and model pruners."""
+"""The scikit-learn estimator contract for selectors, model pruners and topology pruners.
+
+They derive from :class:`sklearn.base.BaseEstimator` (``get_params`` / ``set_params`` / ``repr``
+from the ``__init__`` signature, so ``sklearn.base.clone`` and grid search work) and check
+fitted state with :func:`check_fitted`, which raises the package's one
+:class:`~dataprune.errors.NotFittedError`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ParamsMixin"]
+from sklearn.base import BaseEstimator
+
+from dataprune.errors import NotFittedError
+
+__all__ = ["BaseEstimator", "check_fitted"]
 
 
-class ParamsMixin:
-    """``get_params()`` and ``repr`` from the ``__init__`` signature.
+def check_fitted(estimator: Any, attributes: str | Sequence[str] | None = None) -> None:
+    """Raise :class:`~dataprune.errors.NotFittedError` unless ``estimator`` is fitted.
 
-    Subclasses store every ``__init__`` argument under its own name (and nothing else in
-    ``__init__``), as scikit-learn estimators do.
+    Parameters
+    ----------
+    estimator : object
+        The estimator.
+    attributes : str or sequence of str, optional
+        Fitted attributes that must exist; default any attribute ending in ``_``
+        (:func:`sklearn.utils.validation.check_is_fitted`'s rule).
     """
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+    from sklearn.utils.validation import check_is_fitted
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments, by name."""
-        import inspect
-
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    try:
+        check_is_fitted(estimator, attributes)
+    except SkNotFitted:
+        raise NotFittedError(
+            f"this {type(estimator).__name__} is not fitted yet; call fit() first"
+        ) from None

@@ -267,7 +267,7 @@ class TokenScores:
             return np.array([float(np.mean(x)) for x in self.entropy])
         if span == "all":
             return self.entropy_all.copy()
-        raise ValueError(f"span must be 'response' or 'all', got {span!r}")
+        raise DataValidationError(f"span must be 'response' or 'all', got {span!r}")
 
     def token_el2n(self) -> list[np.ndarray]:
         """EL2N per response token, ``sqrt(1 - 2 p_true + sum_p2)``; higher = harder."""
@@ -341,7 +341,7 @@ def score_sft(
     if not prompts:
         raise DataValidationError("no samples to score; expected at least one")
     if batch_size < 1 or chunk_size < 1 or max_length < 2:
-        raise ValueError("batch_size and chunk_size must be >= 1 and max_length >= 2")
+        raise DataValidationError("batch_size and chunk_size must be >= 1 and max_length >= 2")
     encodings = []
     for i, (p, r) in enumerate(zip(prompts, responses)):
         try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dataprune.errors import DataValidationError
 from dataprune.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def near_duplicate_pairs(
         Sorted by decreasing similarity, each unordered pair once.
     """
     if not -1.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [-1, 1], got {threshold}")
+        raise DataValidationError(f"threshold must be in [-1, 1], got {threshold}")
     sims, idx = knn_graph(X, k, show_progress_bar=show_progress_bar)
     pairs: dict[tuple[int, int], float] = {}
     rows, cols = np.nonzero(sims >= threshold)

@@ -14,8 +14,7 @@ Heavy modules (torch, transformers) load on first use, so ``import dataprune.rag
 
 from __future__ import annotations
 
-from typing import Any
-
+from dataprune.lazy import lazy_exports
 from dataprune.rag.config import PrunerConfig, TrainConfig
 from dataprune.rag.sentences import Sentence, split_sentences
 
@@ -44,13 +43,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'dataprune.rag' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -278,9 +278,7 @@ def build_calibration_set(
         raise DataValidationError("the calibration pool is empty", source=source)
     if labels is not None and len(labels) != len(texts):
         raise DataValidationError(f"{len(labels)} labels for {len(texts)} texts", source=source)
-    inst, sel_name, fit_input = resolve_selector(
-        selector, n_samples, random_state, selector_params
-    )
+    inst, sel_name, fit_input = resolve_selector(selector, n_samples, random_state, selector_params)
     pad_id = getattr(tokenizer, "pad_token_id", None)
     pad_id = int(pad_id) if isinstance(pad_id, int) else (_separator_id(tokenizer) or 0)
 

@@ -37,7 +37,7 @@ def run(ctx: Any) -> list[str]:
 
     started = not ray.is_initialized()
     t0 = time.perf_counter()
-    engine = RayEngine(num_cpus=2)
+    engine = RayEngine(num_cpus=2).start()
     t_init = time.perf_counter() - t0
     try:
         lines = [f"local Ray started in {t_init:.1f} s ({engine.cluster_cpus()} CPUs)"]

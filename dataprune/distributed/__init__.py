@@ -13,8 +13,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dataprune.lazy import lazy_exports
 
 __all__ = [
     "ENGINES",
@@ -59,11 +58,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"dataprune.distributed.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'dataprune.distributed' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, {k: f".{v}" for k, v in _WHERE.items()}, __all__)

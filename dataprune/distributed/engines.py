@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -31,11 +32,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["ENGINES", "Engine", "LocalEngine", "RayEngine", "get_engine"]
 
 
-class Engine:
-    """Base class of the execution engines."""
+class Engine(ABC):
+    """Base class of the execution engines (``map`` and ``map_shards`` are abstract)."""
 
     name = "engine"
 
+    @abstractmethod
     def map(
         self,
         fn: Callable[..., Any],
@@ -46,8 +48,8 @@ class Engine:
         show_progress_bar: bool | None = None,
     ) -> list[Any]:
         """``[fn(*a) for a in args]``, in order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def map_shards(
         self,
         worker_cls: type,
@@ -59,7 +61,6 @@ class Engine:
         show_progress_bar: bool | None = None,
     ) -> list[dict[str, Any]]:
         """Run ``worker_cls(**worker_kwargs)(unit)`` for every unit; one summary dict per unit."""
-        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.name}
@@ -156,16 +157,25 @@ class RayEngine(Engine):
         max_in_flight: int | None = None,
         init_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        from dataprune.optional import require
-
-        self.ray = require("ray", "ray", purpose="the Ray engine")
-        require("ray.data", "ray", purpose="the Ray engine")
         self.address = address
         self.num_cpus = num_cpus
         self.max_in_flight = max_in_flight
-        self.init_kwargs = dict(init_kwargs or {})
+        self.init_kwargs = init_kwargs
         self._started = False
+
+    @property
+    def ray(self) -> Any:
+        """The ``ray`` module (an install hint if the ``ray`` extra is missing)."""
+        from dataprune.optional import require
+
+        ray = require("ray", "ray", purpose="the Ray engine")
+        require("ray.data", "ray", purpose="the Ray engine")
+        return ray
+
+    def start(self) -> RayEngine:
+        """Connect to (or start) Ray now; every method does this on first use."""
         self._ensure_init()
+        return self
 
     def _ensure_init(self) -> None:
         ray = self.ray
@@ -181,7 +191,7 @@ class RayEngine(Engine):
                 kwargs["num_cpus"] = int(self.num_cpus)
         else:
             kwargs["address"] = self.address
-        kwargs.update(self.init_kwargs)
+        kwargs.update(self.init_kwargs or {})
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:
@@ -192,6 +202,7 @@ class RayEngine(Engine):
         logger.info("Ray started: %s", ray.cluster_resources())
 
     def cluster_cpus(self) -> int:
+        self._ensure_init()
         return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
 
     def describe(self) -> dict[str, Any]:
@@ -209,6 +220,7 @@ class RayEngine(Engine):
         self._started = False
 
     def map(self, fn, args, *, desc="tasks", total=None, show_progress_bar=None):
+        self._ensure_init()
         ray = self.ray
         remote = ray.remote(num_cpus=1)(fn)
         window = self.max_in_flight or 2 * self.cluster_cpus()
@@ -255,6 +267,7 @@ class RayEngine(Engine):
     ):
         if not units:
             return []
+        self._ensure_init()
         import ray.data
 
         ctx = ray.data.DataContext.get_current()

@@ -32,7 +32,7 @@ from typing import Any
 
 from dataprune.calibration.calibration_set import as_calibration_set
 from dataprune.errors import DataValidationError
-from dataprune.estimator import ParamsMixin
+from dataprune.estimator import BaseEstimator
 from dataprune.model_pruning.base import MODEL_PRUNERS, LayerReport, PruneReport, model_sparsity
 from dataprune.model_pruning.patterns import resolve_sparsity
 from dataprune.model_pruning.structure import DEFAULT_IGNORE, all_prunable_layers
@@ -70,7 +70,7 @@ def _config_on_disk(model: Any) -> Iterator[None]:
             cfg.name_or_path = current
 
 
-class LLMCompressorPruner(ParamsMixin):
+class LLMCompressorPruner(BaseEstimator):
     """llm-compressor's ``oneshot`` with ``WandaPruningModifier`` or ``SparseGPTModifier``.
 
     Parameters

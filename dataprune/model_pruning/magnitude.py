@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from dataprune.estimator import ParamsMixin
+from dataprune.estimator import BaseEstimator
 from dataprune.model_pruning.base import MODEL_PRUNERS, LayerReport, PruneReport, model_sparsity
 from dataprune.model_pruning.masks import apply_mask, check_comparison, layer_mask
 from dataprune.model_pruning.patterns import resolve_sparsity
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MagnitudePruner"]
 
 
-class MagnitudePruner(ParamsMixin):
+class MagnitudePruner(BaseEstimator):
     """Data-free baseline: importance ``|W_ij|``.
 
     Parameters

@@ -24,7 +24,7 @@ from typing import Any
 
 from dataprune.calibration.calibration_set import as_calibration_set
 from dataprune.errors import DataValidationError
-from dataprune.estimator import ParamsMixin
+from dataprune.estimator import BaseEstimator
 from dataprune.model_pruning.activations import (
     ActivationNorms,
     capture_block_inputs,
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["WandaPruner"]
 
 
-class WandaPruner(ParamsMixin):
+class WandaPruner(BaseEstimator):
     """Wanda pruning of a Hugging Face causal LM, in pure torch (CPU or any device).
 
     Parameters

@@ -18,8 +18,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Any
-
+from dataprune.lazy import lazy_exports
 from dataprune.qtuning.config import DROP_POLICIES, ENTROPY_SPANS, TOKEN_BUDGETS, QTuningConfig
 from dataprune.qtuning.quadrants import (
     Q1,
@@ -76,11 +75,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

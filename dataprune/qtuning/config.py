@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dataprune.errors import UnknownOptionError
+from dataprune.errors import DataValidationError, UnknownOptionError
 from dataprune.registry import Registry
 
 __all__ = ["DROP_POLICIES", "ENTROPY_SPANS", "FILL_NORMS", "TOKEN_BUDGETS", "QTuningConfig"]
@@ -102,25 +102,27 @@ class QTuningConfig:
         for name in ("sample_ratio", "token_ratio"):
             v = getattr(self, name)
             if not _is_real(v) or not 0.0 < v <= 1.0:
-                raise ValueError(f"{name} must be a number in (0, 1], got {v!r}")
+                raise DataValidationError(f"{name} must be a number in (0, 1], got {v!r}")
         if not _is_real(self.neighbor_lambda) or not 0.0 <= self.neighbor_lambda <= 1.0:
-            raise ValueError(f"neighbor_lambda must be in [0, 1], got {self.neighbor_lambda!r}")
+            raise DataValidationError(
+                f"neighbor_lambda must be in [0, 1], got {self.neighbor_lambda!r}"
+            )
         self.drop = _option(DROP_POLICIES, self.drop)
         self.entropy_span = _option(ENTROPY_SPANS, self.entropy_span)
         self.token_budget = _option(TOKEN_BUDGETS, self.token_budget)
         self.fill_norm = _option(FILL_NORMS, self.fill_norm)
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int):
-            raise ValueError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
+            raise DataValidationError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
         if self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+            raise DataValidationError(f"max_steps must be >= 1, got {self.max_steps}")
         if not _is_real(self.tol) or self.tol < 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+            raise DataValidationError(f"tol must be >= 0, got {self.tol!r}")
         if not (
             _is_real(self.alpha_min)
             and _is_real(self.alpha_max)
             and 0.0 <= self.alpha_min <= self.alpha_max < 0.5
         ):
-            raise ValueError(
+            raise DataValidationError(
                 "alpha_min and alpha_max must satisfy 0 <= alpha_min <= alpha_max < 0.5, got "
                 f"{self.alpha_min!r} and {self.alpha_max!r}"
             )
@@ -129,7 +131,7 @@ class QTuningConfig:
     def n_keep(self, n_samples: int) -> int:
         """``K = max(1, round(n_samples * sample_ratio))`` (at most ``n_samples``)."""
         if n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+            raise DataValidationError(f"n_samples must be >= 1, got {n_samples}")
         return min(n_samples, max(1, round(n_samples * self.sample_ratio)))
 
     def to_dict(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dataprune.errors import DataValidationError
+from dataprune.estimator import BaseEstimator, check_fitted
 from dataprune.lm_scoring import SFTEncoding, TokenScores, encode_sft, score_sft
 from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
@@ -304,7 +305,7 @@ def score_sft_cached(
     if not prompts:
         raise DataValidationError("no samples to score; expected at least one")
     if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        raise DataValidationError(f"shard_size must be >= 1, got {shard_size}")
     encodings = []
     for i, (p, r) in enumerate(zip(prompts, responses)):
         try:
@@ -387,7 +388,7 @@ def score_sft_cached(
 # ----------------------------------------------------------------------------- estimator
 
 
-class QTuningTriage:
+class QTuningTriage(BaseEstimator):
     """Static Q-Tuning triage of SFT samples and tokens (scikit-learn style).
 
     Parameters
@@ -537,8 +538,7 @@ class QTuningTriage:
         return self.result_.features()
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "result_"):
-            raise RuntimeError("this QTuningTriage is not fitted yet; call fit(prompts, responses)")
+        check_fitted(self, "result_")
 
 
 # ----------------------------------------------------------------------------- writing

@@ -54,7 +54,7 @@ def neighbor_token_scores(
     if not np.all(np.isfinite(x)):
         raise DataValidationError("nll contains non-finite values; expected finite numbers")
     if not 0.0 <= neighbor_lambda <= 1.0:
-        raise ValueError(f"neighbor_lambda must be in [0, 1], got {neighbor_lambda}")
+        raise DataValidationError(f"neighbor_lambda must be in [0, 1], got {neighbor_lambda}")
     p = np.exp(np.minimum(x, _MAX_NLL))
     if len(p) == 0:
         return p

@@ -12,8 +12,7 @@ Directions: EL2N and GraNd are "higher = harder"; label quality is "higher = kee
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dataprune.lazy import lazy_exports
 
 __all__ = [
     "LMScores",
@@ -48,11 +47,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'dataprune.scores' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

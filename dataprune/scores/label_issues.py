@@ -28,7 +28,6 @@ def _check_inputs(labels: Any, pred_probs: Any) -> tuple[np.ndarray, np.ndarray]
     return p, y
 
 
-
 def label_quality_scores(labels: Any, pred_probs: Any) -> np.ndarray:
     """Self-confidence ``p[y]``: the predicted probability of the given label.
 

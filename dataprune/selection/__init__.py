@@ -9,9 +9,7 @@ used by :func:`dataprune.select` and ``dataprune select`` to them.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from dataprune.lazy import lazy_exports
 from dataprune.selection.base import BaseSelector, resolve_budget
 
 __all__ = [
@@ -53,11 +51,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'dataprune.selection' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

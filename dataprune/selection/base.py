@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dataprune.errors import DataValidationError
-from dataprune.estimator import ParamsMixin
+from dataprune.estimator import BaseEstimator, check_fitted
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def resolve_budget(
     return max(1, min(n_total, round(f * n_total)))
 
 
-class BaseSelector(ParamsMixin):
+class BaseSelector(BaseEstimator):
     """Base for selectors.
 
     Subclasses implement ``_select(X, y, k, rng) -> (selected_indices, scores)`` where
@@ -110,6 +110,7 @@ class BaseSelector(ParamsMixin):
 
     def get_support(self) -> np.ndarray:
         """Boolean mask of shape (n_samples,), True for kept records."""
+        check_fitted(self, "selected_indices_")
         mask = np.zeros(self.n_samples_seen_, dtype=bool)
         mask[self.selected_indices_] = True
         return mask

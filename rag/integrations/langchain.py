@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dataprune.optional import require
+from dataprune.rag.integrations.results import LazyPruner
 
 require("langchain_core.documents", "langchain", purpose="the LangChain document compressor")
 
@@ -28,7 +29,7 @@ from pydantic import ConfigDict, Field, PrivateAttr  # noqa: E402
 __all__ = ["ProvenceCompressor"]
 
 
-class ProvenceCompressor(BaseDocumentCompressor):
+class ProvenceCompressor(LazyPruner, BaseDocumentCompressor):
     """Prune each retrieved document to its query-relevant sentences.
 
     Parameters
@@ -62,15 +63,6 @@ class ProvenceCompressor(BaseDocumentCompressor):
     rerank: bool = False
     top_n: int | None = None
     _loaded: Any = PrivateAttr(default=None)
-
-    def _get_pruner(self) -> Any:
-        if self.pruner is not None:
-            return self.pruner
-        if self._loaded is None:
-            from dataprune.rag.pruner import ContextPruner
-
-            self._loaded = ContextPruner.from_pretrained(self.model)
-        return self._loaded
 
     def compress_documents(
         self,

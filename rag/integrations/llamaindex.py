@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from dataprune.optional import require
+from dataprune.rag.integrations.results import LazyPruner
 
 require(
     "llama_index.core.postprocessor.types", "llamaindex", purpose="the LlamaIndex postprocessor"
@@ -32,7 +33,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle  # 
 __all__ = ["ProvenceNodePostprocessor"]
 
 
-class ProvenceNodePostprocessor(BaseNodePostprocessor):
+class ProvenceNodePostprocessor(LazyPruner, BaseNodePostprocessor):
     """Prune retrieved nodes to their query-relevant sentences.
 
     Parameters
@@ -68,15 +69,6 @@ class ProvenceNodePostprocessor(BaseNodePostprocessor):
     @classmethod
     def class_name(cls) -> str:
         return "ProvenceNodePostprocessor"
-
-    def _get_pruner(self) -> Any:
-        if self.pruner is not None:
-            return self.pruner
-        if self._loaded is None:
-            from dataprune.rag.pruner import ContextPruner
-
-            self._loaded = ContextPruner.from_pretrained(self.model)
-        return self._loaded
 
     def _postprocess_nodes(
         self,

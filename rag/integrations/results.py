@@ -5,7 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["order_and_cut", "result_metadata"]
+__all__ = ["LazyPruner", "order_and_cut", "result_metadata"]
+
+
+class LazyPruner:
+    """Mixin of both adapters: ``pruner`` when given, else ``model`` loaded once on first use.
+
+    The adapter (a pydantic model) declares ``pruner``, ``model`` and a private ``_loaded``.
+    """
+
+    def _get_pruner(self) -> Any:
+        if self.pruner is not None:
+            return self.pruner
+        if self._loaded is None:
+            from dataprune.rag.pruner import ContextPruner
+
+            self._loaded = ContextPruner.from_pretrained(self.model)
+        return self._loaded
 
 
 def result_metadata(result: Any) -> dict[str, Any]:

@@ -175,5 +175,7 @@ def test_bad_inputs(tiny_lm):
         QTuningTriage(model=model, tokenizer=tok).fit(["a", "b"], ["the cat", "  "])
     with pytest.raises(DataValidationError, match="tokenizer"):
         QTuningTriage(model=model).fit(["a"], ["b"])
-    with pytest.raises(RuntimeError, match="not fitted"):
+    from dataprune.errors import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted"):
         QTuningTriage().features()
