@@ -208,9 +208,10 @@ def test_bad_inputs_name_record_and_field(tok):
     with pytest.raises(DataValidationError, match=r"record 0 has 'body'.*name the text with"):
         build_calibration_set([{"body": "a"}], tok, n_samples=1, seq_len=2)
     # records with a "text" field need no text_field
-    default = build_calibration_set([{"text": "a b c"}] * 2, tok, n_samples=1, seq_len=2)
+    pool = [{"text": "a b c"}, {"text": "b c a"}]
+    default = build_calibration_set(pool, tok, n_samples=1, seq_len=2, random_state=0)
     named = build_calibration_set(
-        [{"text": "a b c"}] * 2, tok, text_field="text", n_samples=1, seq_len=2
+        pool, tok, text_field="text", n_samples=1, seq_len=2, random_state=0
     )
     assert default.input_ids.tolist() == named.input_ids.tolist()
     with pytest.raises(DataValidationError, match="single string"):
