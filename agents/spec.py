@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError, UnknownOptionError
 
 __all__ = ["LLM_BACKENDS", "AgentSpec", "LLMConfig", "as_agent_specs"]
@@ -18,7 +19,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 @dataclass(frozen=True)
-class LLMConfig:
+class LLMConfig(ConfigMixin):
     """Which model answers for an agent.
 
     Parameters
@@ -58,19 +59,6 @@ class LLMConfig:
             )
         if self.max_tokens < 1:
             raise DataValidationError(f"max_tokens must be >= 1, got {self.max_tokens}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LLMConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise DataValidationError(
-                f"unknown LLMConfig keys {sorted(unknown)}; expected some of {sorted(known)}"
-            )
-        return cls(**dict(d))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ __all__ = [
     "SFTEncoding",
     "TokenScores",
     "encode_sft",
+    "encode_sft_pairs",
     "logit_statistics",
     "score_sft",
 ]
@@ -131,6 +132,40 @@ def encode_sft(
     mask = np.zeros(len(ids), dtype=bool)
     mask[len(p_ids) :] = True
     return SFTEncoding(ids, mask, truncated)
+
+
+def encode_sft_pairs(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    max_length: int = 1024,
+    use_chat_template: bool | None = None,
+) -> list[SFTEncoding]:
+    """:func:`encode_sft` for every pair; errors name the record.
+
+    Raises
+    ------
+    DataValidationError
+        Unequal lengths, no pairs, or a pair :func:`encode_sft` rejects (with its record index).
+    """
+    if len(prompts) != len(responses):
+        raise DataValidationError(
+            f"got {len(prompts)} prompts but {len(responses)} responses; expected equal lengths"
+        )
+    if not prompts:
+        raise DataValidationError("no samples to score; expected at least one")
+    encodings = []
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        try:
+            encodings.append(
+                encode_sft(
+                    tokenizer, p, r, max_length=max_length, use_chat_template=use_chat_template
+                )
+            )
+        except DataValidationError as exc:
+            raise DataValidationError(exc.reason, record=i, field="response") from None
+    return encodings
 
 
 def logit_statistics(
@@ -334,24 +369,11 @@ def score_sft(
     """
     import torch
 
-    if len(prompts) != len(responses):
-        raise DataValidationError(
-            f"got {len(prompts)} prompts but {len(responses)} responses; expected equal lengths"
-        )
-    if not prompts:
-        raise DataValidationError("no samples to score; expected at least one")
     if batch_size < 1 or chunk_size < 1 or max_length < 2:
         raise DataValidationError("batch_size and chunk_size must be >= 1 and max_length >= 2")
-    encodings = []
-    for i, (p, r) in enumerate(zip(prompts, responses)):
-        try:
-            encodings.append(
-                encode_sft(
-                    tokenizer, p, r, max_length=max_length, use_chat_template=use_chat_template
-                )
-            )
-        except DataValidationError as exc:
-            raise DataValidationError(exc.reason, record=i, field="response") from None
+    encodings = encode_sft_pairs(
+        tokenizer, prompts, responses, max_length=max_length, use_chat_template=use_chat_template
+    )
     n_trunc = sum(e.truncated for e in encodings)
     if n_trunc:
         logger.warning(

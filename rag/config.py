@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError
 
 __all__ = ["KEEP_HEADS", "PrunerConfig", "TrainConfig"]
@@ -14,7 +15,7 @@ KEEP_HEADS = ("query_match", "linear")
 
 
 @dataclass
-class PrunerConfig:
+class PrunerConfig(ConfigMixin):
     """Architecture of a pruner checkpoint (stored as ``pruner_config.json``).
 
     Parameters
@@ -73,20 +74,17 @@ class PrunerConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise DataValidationError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    # read back from checkpoint configs of any version
+    _ignore_unknown_keys = True
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PrunerConfig:
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
+    def _from_dict_defaults(cls, d: dict[str, Any]) -> dict[str, Any]:
         # checkpoints written before keep_head existed used the linear head
-        kwargs.setdefault("keep_head", "linear")
-        return cls(**kwargs)
+        return {"keep_head": "linear", **d}
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigMixin):
     """How a pruner is trained on SQuAD v2 (recorded in the checkpoint's card).
 
     Parameters
@@ -188,12 +186,5 @@ class TrainConfig:
                 "invalid training option(s): " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
             )
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["pruner"] = self.pruner.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    # read back from the cards of any version
+    _ignore_unknown_keys = True

@@ -25,7 +25,6 @@ import hashlib
 import logging
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 from dataprune.errors import DataPruneError
 from dataprune.rag.batching import collate, collate_states, schedule_batches
 from dataprune.rag.config import TrainConfig
+from dataprune.rag.train_data import build_card, prepare_training_data, window_targets
 
 logger = logging.getLogger(__name__)
 
@@ -58,46 +58,6 @@ class TrainResult:
     card: dict[str, Any]
     model: Any
     tokenizer: Any
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _window_targets(examples: list[Any], tokenizer: Any, config: TrainConfig) -> list[dict]:
-    from dataprune.rag.windows import encode_pairs
-
-    _pairs, windows = encode_pairs(
-        tokenizer,
-        [e.query for e in examples],
-        [e.passage for e in examples],
-        max_length=config.pruner.max_length,
-        max_query_tokens=config.pruner.max_query_tokens,
-        sentences=[e.sentences for e in examples],
-    )
-    items = []
-    for w in windows:
-        labels = examples[w.pair].labels
-        sent = np.asarray(w.sentence_of_token, dtype=np.int64)
-        y = np.where(sent >= 0, np.asarray(labels, dtype=np.int64)[np.maximum(sent, 0)], -100)
-        if not len(labels):
-            y = np.full_like(sent, -100)
-        items.append(
-            {
-                "ids": np.asarray(w.input_ids, dtype=np.int64),
-                "types": np.asarray(w.token_type_ids, dtype=np.int64),
-                "sent": sent,
-                "seg": np.asarray(w.segment_ids(), dtype=np.int64),
-                "em": np.asarray(w.exact_match or [0] * len(w), dtype=np.float32),
-                "y": y,
-                "rank": float((y == 1).any()),
-            }
-        )
-    return items
 
 
 def _init_biases(
@@ -258,7 +218,6 @@ def train_pruner(
         When the best validation checkpoint still keeps (almost) nothing or everything.
     """
     import torch
-    import transformers
 
     from dataprune.atomic import atomic_path, atomic_write_json
     from dataprune.progress import progress
@@ -269,7 +228,6 @@ def train_pruner(
         n_frozen_layers,
         top_forward,
     )
-    from dataprune.rag.labels import build_examples, load_squad_v2, split_articles
     from dataprune.rag.model import (
         build_pruner_model,
         save_pruner_model,
@@ -283,50 +241,8 @@ def train_pruner(
     torch.manual_seed(rs)
     np.random.seed(rs % (2**32))
 
-    data = load_squad_v2(config.data)
-    from dataprune.rag.labels import _squad_file
-
-    data_file = _squad_file(config.data)
-    split = split_articles(
-        [a["title"] for a in data],
-        n_test=config.n_test_articles,
-        n_val=config.n_val_articles,
-        random_state=rs,
-    )
-    train_ex = build_examples(
-        data,
-        split.train,
-        negatives_per_question=config.negatives_per_question,
-        unanswerable_share=config.unanswerable_share,
-        random_state=rs,
-    )
-    val_ex = (
-        build_examples(
-            data,
-            split.val,
-            negatives_per_question=1,
-            negative_kinds=("hard_negative",),
-            random_state=rs,
-        )
-        if split.val
-        else []
-    )
-    test_ex = build_examples(
-        data,
-        split.test,
-        negatives_per_question=1,
-        negative_kinds=("hard_negative",),
-        random_state=rs,
-    )
-    if config.max_train_pairs is not None and len(train_ex) > config.max_train_pairs:
-        pick = np.random.default_rng(rs + 1).choice(
-            len(train_ex), config.max_train_pairs, replace=False
-        )
-        train_ex = [train_ex[i] for i in sorted(pick)]
-    if len(val_ex) > config.n_val_passages:
-        pick = np.random.default_rng(rs).choice(len(val_ex), config.n_val_passages, replace=False)
-        val_ex = [val_ex[i] for i in sorted(pick)]
-    kinds = {k: sum(e.kind == k for e in train_ex) for k in sorted({e.kind for e in train_ex})}
+    td = prepare_training_data(config)
+    split, train_ex, val_ex, test_ex, kinds = td.split, td.train, td.val, td.test, td.kinds
     logger.info(
         "split by article: %d train / %d val / %d test articles; %d training pairs %s",
         len(split.train),
@@ -337,7 +253,7 @@ def train_pruner(
     )
 
     model, tokenizer, resolved = build_pruner_model(config.pruner, random_state=rs)
-    items = _window_targets(train_ex, tokenizer, config)
+    items = window_targets(train_ex, tokenizer, config)
     lengths = np.array([len(it["ids"]) for it in items])
     tok_y = np.concatenate([it["y"][it["y"] >= 0] for it in items])
     prior = float(np.clip(tok_y.mean(), 1e-3, 0.5))
@@ -526,54 +442,22 @@ def train_pruner(
             f"the trained pruner is collapsed ({test_collapse}) on the held-out articles"
         )
     wall = time.perf_counter() - t_start
-    card = {
-        "name": out.name,
-        "description": "Provence-style context pruner (token keep-head + ranking head, "
-        f"keep_head={config.pruner.keep_head!r}) fine-tuned from "
-        f"{config.pruner.backbone} on SQuAD v2 sentence labels; embeddings frozen.",
-        "command": command,
-        "train_config": config.to_dict(),
-        "data": {
-            "path": config.data,
-            "file": data_file.name,
-            "sha256": _file_sha256(data_file),
-            "split_by": "article",
-            "split": split.to_dict(),
-            "n_train_pairs": len(train_ex),
-            "train_pairs_by_kind": kinds,
-            "n_train_windows": len(items),
-            "n_val_passages": len(val_ex),
-            "n_test_passages": len(test_ex),
-            "test_passages_by_kind": {
-                k: sum(e.kind == k for e in test_ex) for k in sorted({e.kind for e in test_ex})
-            },
-            "labels": "sentence overlapping a gold answer span = 1; unanswerable questions and "
-            "negatives (question + BM25-nearest other paragraph of the same article without the "
-            "answer; in training also a random paragraph of another article) = all 0",
-        },
-        "steps": end,
-        "schedule_steps": config.max_steps,
-        "best_step": best["step"],
-        "seed": rs,
-        "token_positive_prior": prior,
-        "frozen_layers_cached": n_frozen,
-        "frozen_layers_attention_mask": mask_name if n_frozen else None,
-        "validation_history": history,
-        "held_out": {
-            "sentence_ap": held_out["sentence_ap"],
-            "curves": held_out["curves"],
-            "default_threshold": 0.1,
-            "at_default": _at(held_out),
-        },
-        "backbone": resolved.describe(),
-        "wall_time_s": round(wall, 1),
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": platform.python_version(),
-        },
-        "trained_on": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
-    }
+    card = build_card(
+        config,
+        out,
+        td,
+        command=command,
+        n_windows=len(items),
+        steps=end,
+        best_step=best["step"],
+        prior=prior,
+        n_frozen=n_frozen,
+        mask_name=mask_name,
+        history=history,
+        held_out=held_out,
+        backbone=resolved.describe(),
+        wall_s=wall,
+    )
     save_pruner_model(model, out, extra={"card": CARD_NAME})
     size = sum(f.stat().st_size for f in out.iterdir() if f.name != STATE_NAME)
     card["checkpoint_bytes"] = size

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
+from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError, UnknownOptionError
 
 __all__ = ["AGPConfig"]
 
 
 @dataclass
-class AGPConfig:
+class AGPConfig(ConfigMixin):
     """Hyper-parameters of :class:`~dataprune.agents.agp.AGPPruner`.
 
     Network
@@ -97,16 +96,3 @@ class AGPConfig:
             )
         if self.learning_rate <= 0:
             raise DataValidationError("AGPConfig.learning_rate must be > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AGPConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise DataValidationError(
-                f"unknown AGPConfig keys {sorted(unknown)}; expected some of {sorted(known)}"
-            )
-        return cls(**dict(d))

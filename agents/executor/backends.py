@@ -81,7 +81,7 @@ class SimulatedBackend(ChatBackend):
         self._out_tokens = {a.name: a.output_tokens for a in env.agents}
 
     def complete(self, call: AgentCall) -> Completion:
-        from dataprune.agents.simulator import _stable_uniform
+        from dataprune.agents.simulator.propagation import _stable_uniform
 
         if self.latency_s:
             if self.latency_s > call.timeout:

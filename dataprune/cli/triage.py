@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 
 from dataprune.cli._common import Subparsers, add_input_args
+from dataprune.cli.config_options import add_config_options, config_from_args
+from dataprune.qtuning.config import (
+    DROP_POLICIES,
+    ENTROPY_SPANS,
+    FILL_NORMS,
+    TOKEN_BUDGETS,
+    QTuningConfig,
+)
 
 ORDER = 40
 
@@ -36,50 +44,29 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--output", "-o", required=True, help="kept records (.jsonl, .jsonl.gz, .json or .parquet)"
     )
-    p.add_argument(
-        "--sample-ratio", type=_ratio, default=0.25, help="fraction of samples kept (default 0.25)"
-    )
-    p.add_argument(
-        "--token-ratio",
-        type=_ratio,
-        default=0.7,
-        help="fraction of response tokens kept in Q2 samples (default 0.7)",
-    )
-    p.add_argument(
-        "--lambda",
-        dest="neighbor_lambda",
-        type=float,
-        default=0.5,
-        help="neighbour weight of the token score (default 0.5)",
-    )
-    p.add_argument(
-        "--drop",
-        choices=("high", "low"),
-        default="high",
-        help="prune the highest-scoring Q2 tokens (authors' code, default) or the lowest",
-    )
-    p.add_argument(
-        "--entropy-span",
-        choices=("response", "all"),
-        default="response",
-        help="average entropy over response tokens (default) or all predicted positions",
-    )
-    p.add_argument(
-        "--token-budget",
-        choices=("sample", "batch"),
-        default="sample",
-        help="token ratio per Q2 sample (default) or over all Q2 tokens at once",
-    )
-    p.add_argument(
-        "--fill-norm",
-        choices=("minmax", "rank"),
-        default="minmax",
-        help="scale for the fill-up order: min-max (the paper, default) or quantile ranks "
-        "(robust to PPL outliers)",
-    )
-    p.add_argument("--max-steps", type=int, default=10, help="bisection steps on alpha")
-    p.add_argument(
-        "--tol", type=float, default=0.01, help="bisection tolerance on the kept fraction"
+    # Q-Tuning's parameters: defaults, help and choices from QTuningConfig (one source)
+    add_config_options(
+        p,
+        QTuningConfig,
+        fields=(
+            "sample_ratio",
+            "token_ratio",
+            "neighbor_lambda",
+            "drop",
+            "entropy_span",
+            "token_budget",
+            "fill_norm",
+            "max_steps",
+            "tol",
+        ),
+        flags={"neighbor_lambda": "--lambda"},
+        choices={
+            "drop": DROP_POLICIES.names(),
+            "entropy_span": ENTROPY_SPANS.names(),
+            "token_budget": TOKEN_BUDGETS.names(),
+            "fill_norm": FILL_NORMS.names(),
+        },
+        types={"sample_ratio": _ratio, "token_ratio": _ratio},
     )
     p.add_argument(
         "--model",
@@ -133,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     from dataprune.models import check_device, load_causal_lm
     from dataprune.outputs import check_output
     from dataprune.qtuning.config import QTuningConfig
-    from dataprune.qtuning.static import QTuningTriage, write_triage
+    from dataprune.qtuning.report import write_triage
+    from dataprune.qtuning.static import QTuningTriage
 
     timer = RunTimer()
     for name in ("batch_size", "max_length", "shard_size", "max_steps"):
@@ -153,20 +141,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataValidationError(
             "CSV cannot hold token-level labels; use .jsonl, .json or .parquet", source=str(out)
         )
-    try:
-        config = QTuningConfig(
-            sample_ratio=args.sample_ratio,
-            token_ratio=args.token_ratio,
-            neighbor_lambda=args.neighbor_lambda,
-            drop=args.drop,
-            entropy_span=args.entropy_span,
-            token_budget=args.token_budget,
-            fill_norm=args.fill_norm,
-            max_steps=args.max_steps,
-            tol=args.tol,
-        )
-    except ValueError as exc:
-        raise DataValidationError(str(exc)) from None
+    config = config_from_args(QTuningConfig, args)  # DataValidationError naming the field
     rs, fields = load_validated(args, text_fields=fields)
     # empty responses cannot be scored: stop or skip them like any other bad record
     keep_pos = []

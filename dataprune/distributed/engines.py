@@ -162,6 +162,7 @@ class RayEngine(Engine):
         self.max_in_flight = max_in_flight
         self.init_kwargs = init_kwargs
         self._started = False
+        _ = self.ray  # a missing ``ray`` extra fails here, with the install hint; nothing starts
 
     @property
     def ray(self) -> Any:

@@ -25,16 +25,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from dataprune.calibration.calibration_set import as_calibration_set
 from dataprune.errors import DataValidationError
-from dataprune.estimator import BaseEstimator
-from dataprune.model_pruning.base import MODEL_PRUNERS, LayerReport, PruneReport, model_sparsity
-from dataprune.model_pruning.patterns import resolve_sparsity
+from dataprune.model_pruning.base import MODEL_PRUNERS, LayerReport
+from dataprune.model_pruning.patterns import SparsitySpec, resolve_sparsity
+from dataprune.model_pruning.pruner import BaseModelPruner, PruneRun
 from dataprune.model_pruning.structure import DEFAULT_IGNORE, all_prunable_layers
 from dataprune.optional import require
 
@@ -70,7 +69,7 @@ def _config_on_disk(model: Any) -> Iterator[None]:
             cfg.name_or_path = current
 
 
-class LLMCompressorPruner(BaseEstimator):
+class LLMCompressorPruner(BaseModelPruner):
     """llm-compressor's ``oneshot`` with ``WandaPruningModifier`` or ``SparseGPTModifier``.
 
     Parameters
@@ -163,18 +162,18 @@ class LLMCompressorPruner(BaseEstimator):
             block_cls,
         )
 
-    def prune(self, model: Any, calibration: Any = None) -> PruneReport:
+    def _report_params(self) -> dict[str, Any]:
+        params = self.get_params()
+        params.pop("tokenizer")  # an object, not a setting: kept out of the JSON report
+        return params
+
+    def _prune(self, model: Any, calibration: Any, spec: SparsitySpec) -> PruneRun:
         """Prune ``model`` in place with llm-compressor (sequential pipeline, one block at a time).
 
-        Returns
-        -------
-        PruneReport
-            Sparsity measured on the model afterwards, for the same layers the built-in pruners
-            report.
+        The report's sparsity is measured on the model afterwards, for the same layers the
+        built-in pruners report.
         """
         llmc = require("llmcompressor", "llmcompressor", purpose="the llm-compressor adapter")
-        t0, c0 = time.perf_counter(), time.process_time()
-        spec = resolve_sparsity(self.sparsity, self.pattern)
         calib = as_calibration_set(calibration)
         tokenizer = calib.tokenizer if calib.tokenizer is not None else self.tokenizer
         if tokenizer is None:
@@ -211,25 +210,7 @@ class LLMCompressorPruner(BaseEstimator):
             reports.append(
                 LayerReport(layer.name, (out_f, in_f), out_f * in_f, int((w == 0).sum()))
             )
-        params = self.get_params()
-        params.pop("tokenizer")  # an object, not a setting: kept out of the JSON report
-        report = PruneReport(
-            method=self.name,
-            params=params,
-            pattern=spec.pattern,
-            target_sparsity=spec.sparsity,
-            layers=reports,
-            time_s=time.perf_counter() - t0,
-            cpu_time_s=time.process_time() - c0,
-            block_path=path,
-            n_calibration_samples=calib.n_samples,
-            n_calibration_tokens=calib.n_tokens,
-            calibration=dict(calib.provenance) or None,
-            model_sparsity=model_sparsity(model),
-        )
-        logger.info("%s", report.summary())
-        self.report_ = report
-        return report
+        return PruneRun(layers=reports, block_path=path, calibration=calib)
 
 
 MODEL_PRUNERS.register(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from dataprune.estimator import BaseEstimator
-from dataprune.model_pruning.base import MODEL_PRUNERS, LayerReport, PruneReport, model_sparsity
-from dataprune.model_pruning.masks import apply_mask, check_comparison, layer_mask
-from dataprune.model_pruning.patterns import resolve_sparsity
+from dataprune.model_pruning.base import MODEL_PRUNERS
+from dataprune.model_pruning.masks import check_comparison
+from dataprune.model_pruning.patterns import SparsitySpec, resolve_sparsity
+from dataprune.model_pruning.pruner import BaseModelPruner, PruneRun, mask_layers
 from dataprune.model_pruning.structure import DEFAULT_IGNORE, all_prunable_layers
 
 logger = logging.getLogger(__name__)
@@ -18,7 +17,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MagnitudePruner"]
 
 
-class MagnitudePruner(BaseEstimator):
+class MagnitudePruner(BaseModelPruner):
     """Data-free baseline: importance ``|W_ij|``.
 
     Parameters
@@ -59,40 +58,26 @@ class MagnitudePruner(BaseEstimator):
         self.block_path = block_path
         self.ignore = ignore
 
-    def prune(self, model: Any, calibration: Any = None) -> PruneReport:
+    def _validate(self) -> SparsitySpec:
+        spec = resolve_sparsity(self.sparsity, self.pattern)
+        check_comparison(self.comparison)
+        return spec
+
+    def _prune(self, model: Any, calibration: Any, spec: SparsitySpec) -> PruneRun:
         """Prune ``model`` in place (``calibration`` is ignored)."""
         import torch
 
-        t0, c0 = time.perf_counter(), time.process_time()
-        spec = resolve_sparsity(self.sparsity, self.pattern)
-        check_comparison(self.comparison)
         path, _, layers = all_prunable_layers(model, block_path=self.block_path, ignore=self.ignore)
-        reports: list[LayerReport] = []
-        skipped: list[dict[str, Any]] = []
+        run = PruneRun(layers=[], block_path=path)
         with torch.no_grad():
-            for layer in (lay for block in layers for lay in block):
-                scores = layer.weight_matrix().abs().to(torch.float32)
-                mask, why = layer_mask(layer, scores, spec, self.comparison)
-                if mask is None:
-                    skipped.append({"layer": layer.name, "reason": why})
-                    logger.warning("%s left dense: %s", layer.name, why)
-                    continue
-                reports.append(apply_mask(layer, mask))
-        report = PruneReport(
-            method=self.name,
-            params=self.get_params(),
-            pattern=spec.pattern,
-            target_sparsity=spec.sparsity,
-            layers=reports,
-            time_s=time.perf_counter() - t0,
-            cpu_time_s=time.process_time() - c0,
-            block_path=path,
-            skipped=skipped,
-            model_sparsity=model_sparsity(model),
-        )
-        logger.info("%s", report.summary())
-        self.report_ = report
-        return report
+            mask_layers(
+                (lay for block in layers for lay in block),
+                lambda layer: layer.weight_matrix().abs().to(torch.float32),
+                spec,
+                self.comparison,
+                run,
+            )
+        return run
 
 
 MODEL_PRUNERS.register("magnitude", MagnitudePruner)

@@ -18,13 +18,11 @@ in the model's dtype (bf16 is fine on CPUs with AMX / avx512_bf16).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from dataprune.calibration.calibration_set import as_calibration_set
 from dataprune.errors import DataValidationError
-from dataprune.estimator import BaseEstimator
 from dataprune.model_pruning.activations import (
     ActivationNorms,
     capture_block_inputs,
@@ -32,12 +30,10 @@ from dataprune.model_pruning.activations import (
 )
 from dataprune.model_pruning.base import (
     MODEL_PRUNERS,
-    LayerReport,
-    PruneReport,
-    model_sparsity,
 )
-from dataprune.model_pruning.masks import apply_mask, check_comparison, layer_mask, wanda_scores
+from dataprune.model_pruning.masks import check_comparison, wanda_scores
 from dataprune.model_pruning.patterns import SparsitySpec, resolve_sparsity
+from dataprune.model_pruning.pruner import BaseModelPruner, PruneRun, mask_layers
 from dataprune.model_pruning.structure import (
     DEFAULT_IGNORE,
     PrunableLayer,
@@ -50,7 +46,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["WandaPruner"]
 
 
-class WandaPruner(BaseEstimator):
+class WandaPruner(BaseModelPruner):
     """Wanda pruning of a Hugging Face causal LM, in pure torch (CPU or any device).
 
     Parameters
@@ -112,82 +108,43 @@ class WandaPruner(BaseEstimator):
             raise DataValidationError(f"batch_size must be >= 1, got {self.batch_size}")
         return spec
 
-    def prune(self, model: Any, calibration: Any = None) -> PruneReport:
-        """Prune ``model`` in place.
-
-        Parameters
-        ----------
-        model : transformers.PreTrainedModel
-            A causal LM (any module whose forward takes ``input_ids`` / ``attention_mask``).
-        calibration : CalibrationSet, tensor, mapping or list of tensors
-            Calibration samples (see :func:`dataprune.calibration.build_calibration_set`).
-
-        Returns
-        -------
-        PruneReport
-        """
+    def _prune(self, model: Any, calibration: Any, spec: SparsitySpec) -> PruneRun:
+        """Prune ``model`` in place from ``calibration`` (see :meth:`BaseModelPruner.prune`)."""
         import torch
 
-        t0, c0 = time.perf_counter(), time.process_time()
-        spec = self._validate()
         calib = as_calibration_set(calibration)
         path, blocks, layers = all_prunable_layers(
             model, block_path=self.block_path, ignore=self.ignore
         )
+        run = PruneRun(layers=[], block_path=path, calibration=calib)
         was_training = model.training
         model.eval()
         batches = list(calib.batches(self.batch_size))
-        reports: list[LayerReport] = []
-        skipped: list[dict[str, Any]] = []
         try:
             with torch.no_grad():
                 if self.sequential:
-                    self._prune_sequential(model, blocks, layers, batches, spec, reports, skipped)
+                    self._prune_sequential(model, blocks, layers, batches, spec, run)
                 else:
-                    self._prune_one_pass(model, layers, batches, spec, reports, skipped)
+                    self._prune_one_pass(model, layers, batches, spec, run)
         finally:
             model.train(was_training)
-        report = PruneReport(
-            method=self.name,
-            params=self.get_params(),
-            pattern=spec.pattern,
-            target_sparsity=spec.sparsity,
-            layers=reports,
-            time_s=time.perf_counter() - t0,
-            cpu_time_s=time.process_time() - c0,
-            block_path=path,
-            n_calibration_samples=calib.n_samples,
-            n_calibration_tokens=calib.n_tokens,
-            calibration=dict(calib.provenance) or None,
-            skipped=skipped,
-            model_sparsity=model_sparsity(model),
-        )
-        logger.info("%s", report.summary())
-        self.report_ = report
-        return report
+        return run
 
     def _prune_layers(
         self,
         layers: list[PrunableLayer],
         norms: ActivationNorms,
         spec: SparsitySpec,
-        reports: list[LayerReport],
-        skipped: list[dict[str, Any]],
+        run: PruneRun,
     ) -> None:
-        for layer in layers:
+        def scores(layer: PrunableLayer) -> Any:
             if layer.name not in norms.sq_norms:
-                skipped.append({"layer": layer.name, "reason": "received no calibration tokens"})
-                logger.warning("%s received no calibration tokens; left dense", layer.name)
-                continue
-            scores = wanda_scores(layer.weight_matrix(), norms.sq_norms.pop(layer.name))
-            mask, why = layer_mask(layer, scores, spec, self.comparison)
-            if mask is None:
-                skipped.append({"layer": layer.name, "reason": why})
-                logger.warning("%s left dense: %s", layer.name, why)
-                continue
-            reports.append(apply_mask(layer, mask))
+                return None  # no calibration token reached it: left dense
+            return wanda_scores(layer.weight_matrix(), norms.sq_norms.pop(layer.name))
 
-    def _prune_one_pass(self, model, layers, batches, spec, reports, skipped) -> None:
+        mask_layers(layers, scores, spec, self.comparison, run)
+
+    def _prune_one_pass(self, model, layers, batches, spec, run) -> None:
         flat = [lay for block_layers in layers for lay in block_layers]
         device = next(model.parameters()).device
         with ActivationNorms(flat) as norms:
@@ -200,9 +157,9 @@ class WandaPruner(BaseEstimator):
                     attention_mask=batch["attention_mask"].to(device),
                     use_cache=False,
                 )
-        self._prune_layers(flat, norms, spec, reports, skipped)
+        self._prune_layers(flat, norms, spec, run)
 
-    def _prune_sequential(self, model, blocks, layers, batches, spec, reports, skipped) -> None:
+    def _prune_sequential(self, model, blocks, layers, batches, spec, run) -> None:
         inputs = capture_block_inputs(model, blocks, batches)
         for i in progress(
             range(len(blocks)),
@@ -215,7 +172,7 @@ class WandaPruner(BaseEstimator):
                     for b in range(len(batches)):
                         norms.token_mask = inputs.token_masks[b]
                         run_block(block, inputs, i, b)
-                self._prune_layers(layers[i], norms, spec, reports, skipped)
+                self._prune_layers(layers[i], norms, spec, run)
             if i < len(blocks) - 1:
                 for b in range(len(batches)):
                     inputs.hidden[b] = run_block(block, inputs, i, b)

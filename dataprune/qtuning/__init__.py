@@ -19,19 +19,6 @@ Example
 from __future__ import annotations
 
 from dataprune.lazy import lazy_exports
-from dataprune.qtuning.config import DROP_POLICIES, ENTROPY_SPANS, TOKEN_BUDGETS, QTuningConfig
-from dataprune.qtuning.quadrants import (
-    Q1,
-    Q2,
-    Q3,
-    Q4,
-    QUADRANT_NAMES,
-    SampleTriage,
-    corner_masks,
-    quantile_thresholds,
-    triage_samples,
-)
-from dataprune.qtuning.tokens import neighbor_token_scores, token_keep_masks
 
 __all__ = [
     "DROP_POLICIES",
@@ -62,10 +49,29 @@ __all__ = [
 ]
 
 _LAZY = {
+    **dict.fromkeys(
+        ("DROP_POLICIES", "ENTROPY_SPANS", "TOKEN_BUDGETS", "QTuningConfig"),
+        "dataprune.qtuning.config",
+    ),
+    **dict.fromkeys(
+        (
+            "Q1",
+            "Q2",
+            "Q3",
+            "Q4",
+            "QUADRANT_NAMES",
+            "SampleTriage",
+            "corner_masks",
+            "quantile_thresholds",
+            "triage_samples",
+        ),
+        "dataprune.qtuning.quadrants",
+    ),
+    **dict.fromkeys(("neighbor_token_scores", "token_keep_masks"), "dataprune.qtuning.tokens"),
     "QTuningTriage": "dataprune.qtuning.static",
     "TriageResult": "dataprune.qtuning.static",
     "triage_token_scores": "dataprune.qtuning.static",
-    "write_triage": "dataprune.qtuning.static",
+    "write_triage": "dataprune.qtuning.report",
     "SFTCollator": "dataprune.qtuning.collate",
     "sft_features": "dataprune.qtuning.collate",
     "plot_eu_plane": "dataprune.qtuning.plot",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from dataprune.errors import DataValidationError, UnknownOptionError
+from dataprune.config import ConfigMixin
+from dataprune.errors import DataValidationError
 from dataprune.registry import Registry
 
 __all__ = ["DROP_POLICIES", "ENTROPY_SPANS", "FILL_NORMS", "TOKEN_BUDGETS", "QTuningConfig"]
@@ -39,7 +40,7 @@ FILL_NORMS.register(
 
 
 @dataclass
-class QTuningConfig:
+class QTuningConfig(ConfigMixin):
     """Parameters of Q-Tuning sample and token triage.
 
     The same object drives static triage (:func:`dataprune.qtuning.triage_dataset`, the
@@ -133,21 +134,6 @@ class QTuningConfig:
         if n_samples < 1:
             raise DataValidationError(f"n_samples must be >= 1, got {n_samples}")
         return min(n_samples, max(1, round(n_samples * self.sample_ratio)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able parameters (for manifests and logs)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> QTuningConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        known = set(cls.__dataclass_fields__)
-        extra = sorted(set(d) - known)
-        if extra:
-            raise UnknownOptionError(
-                f"unknown QTuningConfig field(s) {', '.join(extra)}; valid: {', '.join(sorted(known))}"
-            )
-        return cls(**d)
 
 
 def _is_real(v: Any) -> bool:

@@ -1,9 +1,9 @@
-"""Static Q-Tuning: triage a whole SFT dataset once with a causal LM and write the result.
+"""Static Q-Tuning: triage a whole SFT dataset once with a causal LM.
 
 :class:`QTuningTriage` (scikit-learn style) scores every (prompt, response) pair with
 :func:`dataprune.lm_scoring.score_sft`, places it on the EU plane, keeps exactly
 ``K = max(1, round(n_samples * sample_ratio))`` samples (Q2 and Q4) and masks tokens of Q2 samples.
-:func:`write_triage` writes
+:func:`dataprune.qtuning.report.write_triage` writes
 
 * ``OUTPUT``: the kept records with ``input_ids`` and ``labels`` (-100 on the prompt and on pruned
   tokens), ready for a ``transformers.Trainer`` through :class:`~dataprune.qtuning.SFTCollator`,
@@ -12,53 +12,31 @@
 * ``OUTPUT.eu_plane.png``: the EU-plane scatter plot; ``OUTPUT.manifest.json``.
 
 Scoring is resumable: with ``cache_dir`` the dataset is scored in length-sorted shards saved as
-they finish, and a re-run reuses every finished shard.
+they finish, and a re-run reuses every finished shard (:mod:`dataprune.qtuning.score_cache`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.estimator import BaseEstimator, check_fitted
-from dataprune.lm_scoring import SFTEncoding, TokenScores, encode_sft, score_sft
+from dataprune.lm_scoring import SFTEncoding, TokenScores
 from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
 from dataprune.qtuning.quadrants import SELECTION_NAMES, SampleTriage, triage_samples
+from dataprune.qtuning.score_cache import score_sft_cached
 from dataprune.qtuning.tokens import token_keep_masks
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "PRUNED_CLOSE",
-    "PRUNED_OPEN",
-    "QTuningTriage",
-    "TriageResult",
-    "pruned_view",
-    "score_sft_cached",
-    "triage_token_scores",
-    "write_triage",
-]
-
-PRUNED_OPEN, PRUNED_CLOSE = "[-", "-]"
-_OUTPUT_FIELDS = (
-    "input_ids",
-    "labels",
-    "qtuning_index",
-    "qtuning_quadrant",
-    "qtuning_view",
-    "qtuning_n_response_tokens",
-    "qtuning_n_kept_tokens",
-)
+__all__ = ["QTuningTriage", "TriageResult", "triage_token_scores"]
 
 
 @dataclass
@@ -205,183 +183,6 @@ def triage_token_scores(
         encodings=scores.encodings,
         mean_nll=np.array([float(np.mean(x)) for x in scores.nll]),
         meta={"model_id": scores.model_id, **scores.meta},
-    )
-
-
-# ----------------------------------------------------------------------------- resumable scoring
-
-
-def _model_fingerprint(model: Any) -> str:
-    """Cheap identity of a model's weights (a strided sample of every parameter)."""
-    import torch
-
-    h = hashlib.sha256()
-    src = getattr(model, "dataprune_source", None)
-    h.update(str(getattr(src, "name", "")).encode())
-    h.update(str(getattr(getattr(model, "config", None), "name_or_path", "")).encode())
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            flat = p.detach().reshape(-1)
-            step = max(1, flat.numel() // 256)
-            h.update(name.encode())
-            h.update(str(tuple(p.shape)).encode())
-            h.update(flat[::step].float().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _save_shard(path: Path, scores: TokenScores) -> None:
-    from dataprune.atomic import atomic_path
-
-    lens = np.array([len(x) for x in scores.nll], dtype=np.int64)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            lengths=lens,
-            nll=np.concatenate(scores.nll),
-            entropy=np.concatenate(scores.entropy),
-            p_true=np.concatenate(scores.p_true),
-            sum_p2=np.concatenate(scores.sum_p2),
-            entropy_all=scores.entropy_all,
-        )
-
-
-def _load_shard(path: Path) -> dict[str, list[np.ndarray] | np.ndarray]:
-    with np.load(path) as z:
-        splits = np.cumsum(z["lengths"])[:-1]
-        out: dict[str, Any] = {
-            k: np.split(z[k], splits) for k in ("nll", "entropy", "p_true", "sum_p2")
-        }
-        out["entropy_all"] = z["entropy_all"].copy()
-    return out
-
-
-def score_sft_cached(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    responses: Sequence[str],
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    shard_size: int = 512,
-    batch_size: int = 8,
-    max_length: int = 1024,
-    chunk_size: int = 512,
-    use_chat_template: bool | None = None,
-    show_progress_bar: bool | None = None,
-    compile_stats: bool = False,
-) -> TokenScores:
-    """:func:`~dataprune.lm_scoring.score_sft`, resumable through a shard cache.
-
-    Samples are sorted by token length and scored ``shard_size`` at a time; each finished shard
-    is saved to ``cache_dir`` under a key made of the model's weights, the scoring options and the
-    shard's texts, so an interrupted run resumes where it stopped and a changed input re-scores only
-    the shards it touches. Without ``cache_dir`` this is ``score_sft``.
-
-    Returns
-    -------
-    TokenScores
-        In input order.
-    """
-    kw = {
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "chunk_size": chunk_size,
-        "use_chat_template": use_chat_template,
-    }
-    if cache_dir is None:
-        return score_sft(
-            model,
-            tokenizer,
-            prompts,
-            responses,
-            show_progress_bar=show_progress_bar,
-            compile_stats=compile_stats,
-            **kw,
-        )
-    if len(prompts) != len(responses):
-        raise DataValidationError(
-            f"got {len(prompts)} prompts but {len(responses)} responses; expected equal lengths"
-        )
-    if not prompts:
-        raise DataValidationError("no samples to score; expected at least one")
-    if shard_size < 1:
-        raise DataValidationError(f"shard_size must be >= 1, got {shard_size}")
-    encodings = []
-    for i, (p, r) in enumerate(zip(prompts, responses)):
-        try:
-            encodings.append(
-                encode_sft(
-                    tokenizer, p, r, max_length=max_length, use_chat_template=use_chat_template
-                )
-            )
-        except DataValidationError as exc:
-            raise DataValidationError(exc.reason, record=i, field="response") from None
-    n = len(encodings)
-    order = np.argsort([len(e.input_ids) for e in encodings], kind="stable")
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    base = hashlib.sha256()
-    base.update(_model_fingerprint(model).encode())
-    base.update(json.dumps(kw, sort_keys=True).encode())
-    per: dict[str, list[Any]] = {k: [None] * n for k in ("nll", "entropy", "p_true", "sum_p2")}
-    entropy_all = np.zeros(n)
-    n_cached = 0
-    shards = [order[lo : lo + shard_size] for lo in range(0, n, shard_size)]
-    for s, idx in enumerate(shards):
-        h = base.copy()
-        for i in idx.tolist():
-            h.update(encodings[i].input_ids.tobytes())
-            h.update(encodings[i].response_mask.tobytes())
-        path = cache / f"shard-{s:05d}-{h.hexdigest()[:20]}.npz"
-        data: dict[str, Any] | None = None
-        if path.is_file():
-            try:
-                data = _load_shard(path)
-                n_cached += 1
-            except Exception as exc:  # a corrupt shard is re-scored
-                logger.warning("ignoring unreadable cached shard %s (%s)", path, exc)
-        if data is None:
-            logger.info("scoring shard %d/%d (%d samples)", s + 1, len(shards), len(idx))
-            sc = score_sft(
-                model,
-                tokenizer,
-                [prompts[i] for i in idx.tolist()],
-                [responses[i] for i in idx.tolist()],
-                show_progress_bar=show_progress_bar,
-                compile_stats=compile_stats,
-                **kw,
-            )
-            _save_shard(path, sc)
-            data = {
-                "nll": sc.nll,
-                "entropy": sc.entropy,
-                "p_true": sc.p_true,
-                "sum_p2": sc.sum_p2,
-                "entropy_all": sc.entropy_all,
-            }
-        for j, i in enumerate(idx.tolist()):
-            for k in per:
-                per[k][i] = np.asarray(data[k][j], dtype=np.float32)
-            entropy_all[i] = float(data["entropy_all"][j])
-    if n_cached:
-        logger.info("reused %d of %d scored shards from %s", n_cached, len(shards), cache)
-    src = getattr(model, "dataprune_source", None)
-    return TokenScores(
-        nll=per["nll"],
-        entropy=per["entropy"],
-        p_true=per["p_true"],
-        sum_p2=per["sum_p2"],
-        encodings=encodings,
-        entropy_all=entropy_all,
-        model_id=f"{src.name}@{src.version or src.source}"
-        if src is not None
-        else type(model).__name__,
-        meta={
-            "max_length": max_length,
-            "n_truncated": int(sum(e.truncated for e in encodings)),
-            "n_shards": len(shards),
-            "n_shards_reused": n_cached,
-        },
     )
 
 
@@ -539,142 +340,3 @@ class QTuningTriage(BaseEstimator):
 
     def _check_fitted(self) -> None:
         check_fitted(self, "result_")
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def pruned_view(tokenizer: Any, input_ids: Sequence[int], keep: Sequence[bool]) -> str:
-    """Response text with the tokens that carry no loss wrapped in ``[-`` ... ``-]``.
-
-    Parameters
-    ----------
-    tokenizer : transformers tokenizer
-    input_ids : sequence of int
-        The response token ids.
-    keep : sequence of bool
-        True for tokens that carry loss.
-    """
-    ids = list(input_ids)
-    flags = [bool(k) for k in keep]
-    if len(ids) != len(flags):
-        raise ValueError(f"got {len(ids)} token ids but {len(flags)} keep flags")
-    parts: list[str] = []
-    start = 0
-    for j in range(1, len(ids) + 1):
-        if j == len(ids) or flags[j] != flags[start]:
-            text = tokenizer.decode(ids[start:j], skip_special_tokens=False)
-            parts.append(text if flags[start] else f"{PRUNED_OPEN}{text}{PRUNED_CLOSE}")
-            start = j
-    return "".join(parts)
-
-
-def write_triage(
-    output: str | os.PathLike[str],
-    records: Sequence[Mapping[str, Any]],
-    result: TriageResult,
-    tokenizer: Any,
-    *,
-    input_indices: Sequence[int] | None = None,
-    plot: bool = True,
-    manifest: Mapping[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Write the kept records, the per-sample scores, the EU-plane plot and a manifest.
-
-    Parameters
-    ----------
-    output : path
-        Kept records; format from the suffix (``.jsonl``, ``.jsonl.gz``, ``.json``, ``.parquet``).
-    records : sequence of dict, length n_samples
-        The input records, aligned with ``result``.
-    result : TriageResult
-    tokenizer : transformers tokenizer
-        Used for the readable view.
-    input_indices : sequence of int, optional
-        Position of each record in the original input (default ``0..n-1``).
-    plot : bool, default=True
-        Write ``OUTPUT.eu_plane.png``.
-    manifest : mapping, optional
-        Manifest to write as ``OUTPUT.manifest.json`` (see :func:`dataprune.manifest.build_manifest`);
-        the triage summary and the paths written are added to it.
-
-    Returns
-    -------
-    dict of Path
-        ``kept``, ``scores``, ``plot`` (when written), ``manifest`` (when given).
-    """
-    from dataprune.io import detect_format, write_records
-
-    if len(records) != len(result):
-        raise DataValidationError(
-            f"got {len(records)} records but a triage of {len(result)} samples"
-        )
-    out = Path(output)
-    fmt = detect_format(out)
-    if fmt == "csv":
-        raise DataValidationError(
-            "CSV cannot hold token-level labels; use .jsonl, .json or .parquet", source=str(out)
-        )
-    idx = list(range(len(records))) if input_indices is None else list(input_indices)
-    clash = sorted({f for f in _OUTPUT_FIELDS for r in records[:1000] if f in r})
-    if clash:
-        logger.warning("input fields %s are replaced in the output by the triage's", clash)
-    kept_rows = []
-    for i in result.kept_indices.tolist():
-        ids, labels = result.labels(i)
-        enc = result.encodings[i]
-        resp_ids = enc.input_ids[enc.response_mask].tolist()
-        row = dict(records[i])
-        row.update(
-            {
-                "qtuning_index": idx[i],
-                "qtuning_quadrant": f"Q{int(result.samples.quadrant[i])}",
-                "input_ids": ids,
-                "labels": labels,
-                "qtuning_n_response_tokens": len(resp_ids),
-                "qtuning_n_kept_tokens": int(result.token_keep[i].sum()),
-                "qtuning_view": pruned_view(tokenizer, resp_ids, result.token_keep[i]),
-            }
-        )
-        kept_rows.append(row)
-    paths: dict[str, Path] = {}
-    paths["kept"] = write_records(kept_rows, out, fmt=fmt)
-    paths["scores"] = _write_scores(Path(f"{out}.scores.parquet"), result.to_table(idx))
-    if plot:
-        from dataprune.qtuning.plot import plot_eu_plane
-
-        c = result.samples.counts()
-        paths["plot"] = plot_eu_plane(
-            result.perplexity,
-            result.entropy,
-            result.samples.quadrant,
-            Path(f"{out}.eu_plane.png"),
-            thresholds=result.samples.thresholds,
-            selection=result.samples.selection,
-            title=(
-                f"EU plane: {len(result)} samples, kept {c['kept']} "
-                f"(alpha={result.samples.alpha:.3f}, {c['fill_up']} by fill-up)"
-            ),
-            entropy_label=f"mean entropy over {result.config.entropy_span} positions",
-        )
-    if manifest is not None:
-        from dataprune.manifest import write_manifest
-
-        m = dict(manifest)
-        m["triage"] = result.summary()
-        m["qtuning_config"] = result.config.to_dict()
-        m.setdefault("outputs", {})
-        m["outputs"] = {**dict(m["outputs"]), **{k: str(v) for k, v in paths.items()}}
-        paths["manifest"] = write_manifest(out, m)
-    return paths
-
-
-def _write_scores(path: Path, table: dict[str, list[Any]]) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from dataprune.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        pq.write_table(pa.table(table), tmp)
-    return path

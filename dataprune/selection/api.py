@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.selection.base import resolve_budget
+from dataprune.selection.features import FEATURES, FeatureContext
 from dataprune.selection.methods import get_method
 
 logger = logging.getLogger(__name__)
@@ -182,67 +183,6 @@ def _text_fields(
     if prompt_field or response_field:
         raise DataValidationError("prompt_field and response_field must be given together")
     return [], False
-
-
-def _joined_texts(records: Sequence[Mapping[str, Any]], fields: list[str]) -> list[str]:
-    if len(fields) == 1:
-        return [r[fields[0]] for r in records]
-    return ["\n\n".join(r[f] for f in fields) for r in records]
-
-
-def _load_lm(model: Any) -> tuple[Any, Any, dict[str, Any]]:
-    from dataprune.models import load_causal_lm
-
-    if isinstance(model, tuple) and len(model) == 2:
-        m, tok = model
-        src = getattr(m, "dataprune_source", None)
-        return m, tok, src.describe() if src is not None else {"name": type(m).__name__}
-    m, tok = load_causal_lm(model)
-    return m, tok, m.dataprune_source.describe()
-
-
-def _load_tokenizer(model: Any) -> tuple[Any, dict[str, Any]]:
-    if isinstance(model, tuple) and len(model) == 2:
-        return model[1], {"name": getattr(model[1], "name_or_path", type(model[1]).__name__)}
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        tok = getattr(model, "tokenizer", None)
-        if tok is None:
-            raise DataValidationError(
-                "pass a model name, a (model, tokenizer) tuple or an object with .tokenizer"
-            )
-        return tok, {"name": type(model).__name__}
-    from dataprune.models import load_causal_lm, resolve_causal_lm
-
-    resolved = resolve_causal_lm(model)
-    if resolved.source == "offline-package":  # first use converts the GGUF; reuse load_causal_lm
-        _, tok = load_causal_lm(model)
-        return tok, resolve_causal_lm(model).describe()
-    from transformers import AutoTokenizer
-
-    from dataprune.models import _hub_offline
-
-    tok = AutoTokenizer.from_pretrained(
-        resolved.path, local_files_only=_hub_offline() or resolved.source != "hub"
-    )
-    return tok, resolved.describe()
-
-
-def _lengths(
-    records: list[dict[str, Any]], field_: str, unit: str, model: Any
-) -> tuple[np.ndarray, dict[str, Any]]:
-    texts = [r[field_] for r in records]
-    if unit == "chars":
-        return np.array([len(t) for t in texts], dtype=np.float64), {}
-    if unit == "words":
-        return np.array([len(t.split()) for t in texts], dtype=np.float64), {}
-    if unit != "tokens":
-        raise DataValidationError(f"unit must be 'tokens', 'words' or 'chars', got {unit!r}")
-    tok, desc = _load_tokenizer(model)
-    out = np.empty(len(texts), dtype=np.float64)
-    for lo in range(0, len(texts), 1024):
-        enc = tok(texts[lo : lo + 1024], add_special_tokens=False)["input_ids"]
-        out[lo : lo + len(enc)] = [len(e) for e in enc]
-    return out, {"tokenizer": desc}
 
 
 def _dataset_subset(data: Any, rs: Any, positions: np.ndarray, original: np.ndarray) -> Any:
@@ -462,133 +402,30 @@ def select(
         raise DataValidationError("no records with non-empty text to select from", source=rs.source)
     budget = resolve_budget(len(cand), n_samples=n_samples, fraction=fraction)
     records = [rs.records[i] for i in cand.tolist()]
-    models: dict[str, Any] = {}
-    columns: dict[str, np.ndarray] = {}
-    details: dict[str, Any] = {}
-
-    X: Any = None
     y: Any = None
     if label_field is not None:
         y = np.array([r[label_field] for r in records], dtype=object)
-
-    def get_embeddings() -> np.ndarray:
-        if embeddings is not None:
-            E = np.asarray(embeddings)
-            if E.ndim != 2 or E.shape[0] != n_input:
-                raise DataValidationError(
-                    f"embeddings must have shape ({n_input}, dim): one row per input record, "
-                    f"got {E.shape}"
-                )
-            models["encoder"] = {"name": "precomputed embeddings"}
-            return np.ascontiguousarray(E[original[cand]], dtype=np.float32)
-        from dataprune.embeddings import embed_texts, model_identity
-        from dataprune.models import resolve_encoder
-
-        if model is None or isinstance(model, (str, os.PathLike)):
-            models["encoder"] = resolve_encoder(model).describe()
-        else:
-            models["encoder"] = {"name": model_identity(model)}
-        if eng is not None:
-            from dataprune.distributed.shards import embed_texts_distributed
-
-            return embed_texts_distributed(
-                _joined_texts(records, fields),
-                model,
-                engine=eng,
-                show_progress_bar=show_progress_bar,
-                **eng_opts,
-            )
-        return np.asarray(
-            embed_texts(_joined_texts(records, fields), model, show_progress_bar=show_progress_bar),
-            dtype=np.float32,
-        )
-
-    if spec.fit_input == "none" or spec.fit_input == "labels":
-        X = np.zeros((len(cand), 1))
-    elif spec.fit_input == "lengths":
-        unit = inp_opts.get("unit", "tokens")
-        length_field = response_field if is_sft else fields[0]
-        X, desc = _lengths(records, length_field, unit, model)
-        models.update(desc)
-        columns[f"length_{unit}"] = X
-    elif spec.needs_embeddings:
-        X = get_embeddings()
-    else:  # difficulty
-        score_name = inp_opts.get("score", "el2n")
-        if score_name not in ("el2n", "grand"):
-            raise DataValidationError(f"score must be 'el2n' or 'grand', got {score_name!r}")
-        if label_field is not None:
-            if eng is not None:
-                raise DataValidationError(
-                    f"method {spec.name!r} with a label field trains proxy heads on the local "
-                    "engine only; other engines score SFT records (prompt_field and "
-                    "response_field) with the LM"
-                )
-            from dataprune.scores.proxy import proxy_scores
-
-            ps = proxy_scores(
-                get_embeddings(),
-                y,
-                n_runs=inp_opts.get("n_runs", 5),
-                config=inp_opts.get("proxy"),
-                random_state=random_state,
-                show_progress_bar=show_progress_bar,
-            )
-            columns.update(el2n=ps.el2n, grand=ps.grand)
-            details["proxy"] = {"n_runs": ps.n_runs, **ps.config.to_dict()}
-        else:
-            from dataprune.scores.lm import lm_scores
-
-            if eng is not None:
-                if score_name != "el2n":
-                    raise DataValidationError(
-                        f"score {score_name!r} runs on the local engine only; other engines "
-                        "compute the LM EL2N (with NLL, PPL and entropy)"
-                    )
-                from dataprune.distributed.shards import lm_score_records
-                from dataprune.models import resolve_causal_lm
-
-                if model is None or isinstance(model, (str, os.PathLike)):
-                    models["causal_lm"] = resolve_causal_lm(model).describe()
-                else:
-                    obj = model[0] if isinstance(model, tuple) else model
-                    models["causal_lm"] = {"name": getattr(obj, "__qualname__", type(obj).__name__)}
-                ds = lm_score_records(
-                    [r[prompt_field] for r in records],  # type: ignore[index]
-                    [r[response_field] for r in records],  # type: ignore[index]
-                    model,
-                    engine=eng,
-                    batch_size=inp_opts.get("batch_size", 8),
-                    max_length=inp_opts.get("max_length", 1024),
-                    show_progress_bar=show_progress_bar,
-                    **eng_opts,
-                )
-                columns.update(
-                    el2n=ds["el2n"],
-                    nll=ds["nll"],
-                    ppl=ds["ppl"],
-                    entropy=ds["entropy"],
-                    response_tokens=ds["n_tokens"],
-                )
-                details["lm"] = {"n_truncated": int(ds["truncated"].sum())}
-            else:
-                lm, tok, desc = _load_lm(model)
-                models["causal_lm"] = desc
-                ls = lm_scores(
-                    lm,
-                    tok,
-                    [r[prompt_field] for r in records],  # type: ignore[index]
-                    [r[response_field] for r in records],  # type: ignore[index]
-                    grand=score_name == "grand",
-                    batch_size=inp_opts.get("batch_size", 8),
-                    max_length=inp_opts.get("max_length", 1024),
-                    show_progress_bar=show_progress_bar,
-                )
-                columns.update(el2n=ls.el2n, nll=ls.nll, response_tokens=ls.n_tokens)
-                if ls.grand is not None:
-                    columns["grand"] = ls.grand
-                details["lm"] = {"n_truncated": ls.n_truncated}
-        X = columns[score_name]
+    ctx = FeatureContext(
+        spec=spec,
+        records=records,
+        fields=fields,
+        is_sft=is_sft,
+        prompt_field=prompt_field,
+        response_field=response_field,
+        label_field=label_field,
+        y=y,
+        model=model,
+        embeddings=embeddings,
+        rows=original[cand],
+        n_input=n_input,
+        engine=eng,
+        engine_options=eng_opts,
+        input_options=inp_opts,
+        random_state=random_state,
+        show_progress_bar=show_progress_bar,
+    )
+    X = FEATURES.get(spec.fit_input)(ctx)
+    models, columns, details = ctx.models, ctx.columns, ctx.details
 
     selector = spec.build(
         n_samples=budget,

@@ -29,34 +29,48 @@ def test_checkpoint_is_compact_and_documented():
     assert not any("embeddings" in n for n in meta["stored_parameters"])
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_loaded_checkpoint_reproduces_its_recorded_held_out_behaviour(default_pruner, shared_data):
-    """On a held-out slice, the fp16 checkpoint loaded on the base encoder behaves as the card
-    records (same splitter, windows and selection as at training time)."""
+    """A random sample of the card's own held-out set (same articles, same passage kinds), scored
+    by the fp16 checkpoint loaded on the base encoder: the card's recall and compression at two
+    thresholds and its sentence AP each lie in the sample's 99% bootstrap interval."""
     from dataprune.rag.evaluation import pruning_metrics, sentence_average_precision
     from dataprune.rag.labels import build_examples, load_squad_v2
     from dataprune.rag.selection import select_sentences
 
     card = default_pruner.meta["card"]
     data = load_squad_v2(shared_data / "squad_v2")
-    ex = build_examples(
+    held_out = build_examples(
         data,
-        card["data"]["split"]["test"][:1],
-        negatives_per_question=1,
+        card["data"]["split"]["test"],
+        negatives_per_question=card["train_config"]["negatives_per_question"],
         negative_kinds=("hard_negative",),
     )
+    by_kind = {k: sum(e.kind == k for e in held_out) for k in card["data"]["test_passages_by_kind"]}
+    assert by_kind == card["data"]["test_passages_by_kind"]  # the card's population
     rng = np.random.default_rng(0)
-    ex = [ex[i] for i in sorted(rng.choice(len(ex), 120, replace=False))]
+    ex = [held_out[i] for i in sorted(rng.choice(len(held_out), 300, replace=False))]
     scores = [s[0] for s in default_pruner.score([e.query for e in ex], [[e.passage] for e in ex])]
     curve = {r["threshold"]: r for r in card["held_out"]["curves"]["mean_prob"]}
-    for t, tol in ((0.1, 0.1), (0.2, 0.1)):
-        m = pruning_metrics(ex, [select_sentences(s, threshold=t) for s in scores])
-        assert abs(m["recall"] - curve[t]["recall"]) <= tol, (t, m["recall"], curve[t]["recall"])
-        assert abs(m["compression"] - curve[t]["compression"]) <= tol, (t, m["compression"])
-    # the sentence scores carry signal: better than ranking sentences at random
-    ap = sentence_average_precision(ex, [s.sentence_scores for s in scores])
+    boot = [rng.choice(len(ex), len(ex)) for _ in range(200)]
+
+    def interval(stat):
+        values = [stat([ex[i] for i in b], b) for b in boot]
+        return np.percentile(values, [0.5, 99.5])
+
+    for t in (0.1, 0.2):
+        kept = [select_sentences(x, threshold=t) for x in scores]
+        for key in ("recall", "compression"):
+            lo, hi = interval(
+                lambda e, b, kept=kept, key=key: pruning_metrics(e, [kept[i] for i in b])[key]
+            )
+            assert lo <= curve[t][key] <= hi, (t, key, curve[t][key], lo, hi)
+    sentence_scores = [x.sentence_scores for x in scores]
+    lo, hi = interval(lambda e, b: sentence_average_precision(e, [sentence_scores[i] for i in b]))
+    assert lo <= card["held_out"]["sentence_ap"] <= hi, (card["held_out"]["sentence_ap"], lo, hi)
     chance = np.mean(np.concatenate([e.labels for e in ex]))
-    assert ap > chance, (ap, chance)
+    assert lo > 2 * chance  # and far above ranking sentences at random
 
 
 def test_long_passage_with_the_real_model_is_windowed_not_truncated(default_pruner):
@@ -76,7 +90,9 @@ def test_long_passage_with_the_real_model_is_windowed_not_truncated(default_prun
     )
     assert p.n_windows > 1 and len(p.sentence_scores) == 61 and p.text == text
     (q,) = default_pruner.prune("When was the city's first university founded?", [text])
-    assert set(q.kept_sentences) <= set(range(61))
+    assert 59 in q.kept_sentences  # the needle, in the last window, is kept
+    others = [s for i, s in enumerate(q.sentence_scores) if i != 59]
+    assert q.sentence_scores[59] > 10 * max(others)
 
 
 def test_same_inputs_same_outputs(default_pruner):

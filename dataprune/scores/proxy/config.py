@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError
 
 __all__ = ["ProxyConfig"]
 
 
 @dataclass(frozen=True)
-class ProxyConfig:
+class ProxyConfig(ConfigMixin):
     """A small classification head trained for a few epochs on fixed embeddings.
 
     Attributes
@@ -61,9 +62,6 @@ class ProxyConfig:
             raise DataValidationError(f"proxy lr must be > 0, got {self.lr!r}")
         if self.weight_decay < 0:
             raise DataValidationError(f"proxy weight_decay must be >= 0, got {self.weight_decay!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | ProxyConfig | None) -> ProxyConfig:

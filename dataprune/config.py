@@ -1,0 +1,45 @@
+"""The base every config dataclass shares: ``to_dict`` / ``from_dict`` (peft-style configs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
+
+from dataprune.errors import UnknownOptionError
+
+__all__ = ["ConfigMixin"]
+
+C = TypeVar("C", bound="ConfigMixin")
+
+
+class ConfigMixin:
+    """``to_dict`` (JSON-able, nested configs included) and its inverse ``from_dict``.
+
+    ``from_dict`` refuses unknown keys with a message listing the valid ones, unless the class
+    sets ``_ignore_unknown_keys = True`` (configs read back from older checkpoints).
+    """
+
+    _ignore_unknown_keys = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able parameters (for manifests, cards and logs)."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def _from_dict_defaults(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """Hook: fill keys that older saved configs lack (default: none)."""
+        return d
+
+    @classmethod
+    def from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
+        """Inverse of :meth:`to_dict`."""
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - known)
+        if unknown and not cls._ignore_unknown_keys:
+            raise UnknownOptionError(
+                f"unknown {cls.__name__} field(s) {', '.join(unknown)}; valid: "
+                f"{', '.join(sorted(known))}"
+            )
+        kwargs = cls._from_dict_defaults({k: v for k, v in d.items() if k in known})
+        return cls(**kwargs)
