@@ -1,6 +1,7 @@
 """AGP predict latency per query after loading a saved model (CPU).
 
 Run:  .venv/bin/python benchmarks/agents_latency.py [--n-queries 200]
+      .venv/bin/python benchmarks/agents_latency.py --render-only   # md from the saved JSON
 
 Trains a small AGP model on simulator-mined records, saves it (safetensors + JSON), loads it in
 a fresh pruner, warms up, then times ``predict(query)`` one query at a time (encode with MiniLM +
@@ -12,8 +13,6 @@ benchmarks/results/agents_latency.{json,md}.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +22,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from benchmarks import _common as common  # noqa: E402
+
+NAME = "agents_latency"
 
 
 def timeit(fn, items) -> np.ndarray:
@@ -85,7 +88,11 @@ def latency_md(results: dict) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-queries", type=int, default=200)
+    common.add_render_only(ap, NAME)
     args = ap.parse_args()
+    if args.render_only:
+        print(common.render_from_json(NAME, lambda r: "\n".join(latency_md(r))))
+        return
     import torch
 
     from dataprune.agents import AGPConfig, AGPPruner, mine_subgraphs
@@ -110,11 +117,9 @@ def main() -> None:
     queries = [q.text for q in env.make_queries(args.n_queries, random_state=3)]
     results = {
         "command": "python benchmarks/agents_latency.py " + " ".join(sys.argv[1:]),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
+        **common.machine_info(["torch"]),  # cpu, cpu_count, load_average_at_start, versions, ...
         "torch_default_threads": default_threads,
         "n_queries": len(queries),
-        "load_average_at_start": list(os.getloadavg()),
     }
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -145,15 +150,7 @@ def main() -> None:
     t = time.perf_counter()
     loaded.predict_many(queries)
     results["predict_many_ms_per_query"] = (time.perf_counter() - t) * 1000 / len(queries)
-    from dataprune.atomic import atomic_write, atomic_write_json
-
-    atomic_write_json(HERE / "results" / "agents_latency.json", results)
-    lines = latency_md(results)
-    with atomic_write(HERE / "results" / "agents_latency.md") as fh:
-        fh.write("\n".join(lines))
-    from benchmarks.make_results import write_results_md
-
-    write_results_md()
+    common.publish(NAME, "\n".join(latency_md(results)), results)
 
 
 if __name__ == "__main__":

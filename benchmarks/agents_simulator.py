@@ -16,7 +16,6 @@ benchmarks/results/agents_simulator.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from benchmarks import _common as common  # noqa: E402
 
 TOKEN_PENALTY = 0.1
 METHODS = ["agp", "agp_noisefree", "agentprune", "full", "chain", "star", "random", "oracle"]
@@ -48,16 +49,6 @@ def f1(pred: set, true: set) -> float:
         return 0.0
     p, r = tp / len(pred), tp / len(true)
     return 2 * p * r / (p + r)
-
-
-def ci95(x: list[float]) -> tuple[float, float]:
-    from scipy import stats
-
-    a = np.asarray(x, dtype=float)
-    if len(a) < 2:
-        return float(a.mean()), 0.0
-    h = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))
-    return float(a.mean()), float(h)
 
 
 def run_seed(scenario: str, seed: int, encoder, n_train: int, n_test: int) -> dict:
@@ -195,7 +186,7 @@ def summarize(per_seed: list[dict]) -> dict:
     for name in METHODS:
         summ[name] = {}
         for metric in per_seed[0]["methods"][name]:
-            m, h = ci95([s["methods"][name][metric] for s in per_seed])
+            m, h = common.t_ci95([s["methods"][name][metric] for s in per_seed])
             summ[name][metric] = {"mean": m, "ci95": h}
     paired = {}
     for a, b, metric in [
@@ -207,7 +198,7 @@ def summarize(per_seed: list[dict]) -> dict:
         ("agp_noisefree", "agentprune", "regret_at_matched_tokens"),
     ]:
         d = [s["methods"][a][metric] - s["methods"][b][metric] for s in per_seed]
-        m, h = ci95(d)
+        m, h = common.t_ci95(d)
         paired[f"{a} - {b}: {metric}"] = {"mean": m, "ci95": h, "per_seed": d}
     return {"methods": summ, "paired": paired}
 
@@ -308,10 +299,7 @@ def write_md(results: dict, path: Path) -> None:
         verdict = r["verdict"]
         lines += [f"Verdict: {verdict}", ""]
     lines += ["![accuracy vs tokens](results/agents_simulator.png)", ""]
-    from dataprune.atomic import atomic_write
-
-    with atomic_write(path) as fh:
-        fh.write("\n".join(lines))
+    common.write_text(path, "\n".join(lines))
 
 
 def verdict(summary: dict) -> str:
@@ -346,22 +334,22 @@ def main() -> None:
     ap.add_argument("--scenarios", nargs="*", default=["distractors", "no_distractors"])
     ap.add_argument(
         "--rebuild",
+        "--render-only",
+        dest="rebuild",
         action="store_true",
-        help="only rebuild the md/png from benchmarks/results/agents_simulator.json",
+        help="only rebuild the md/png (and the verdict strings in the JSON) from "
+        "benchmarks/results/agents_simulator.json, recompute nothing",
     )
     args = ap.parse_args()
     out = HERE / "results"
     if args.rebuild:
-        results = json.loads((out / "agents_simulator.json").read_text())
+        results = common.read_results("agents_simulator")
         for r in results["scenarios"].values():
             r["verdict"] = verdict(r["summary"])
-        from benchmarks.make_results import write_results_md
-        from dataprune.atomic import atomic_write_json
-
-        atomic_write_json(out / "agents_simulator.json", results)
+        common.write_json(out / "agents_simulator.json", results)
         plot(results, out / "agents_simulator.png")
         write_md(results, out / "agents_simulator.md")
-        write_results_md()
+        common.rebuild_results_md()
         return
     import torch
 
@@ -396,14 +384,10 @@ def main() -> None:
             "verdict": verdict(summary),
         }
     results["wall_time_s"] = time.perf_counter() - t0
-    from dataprune.atomic import atomic_write_json
-
-    atomic_write_json(out / "agents_simulator.json", results)
+    common.write_json(out / "agents_simulator.json", results)
     plot(results, out / "agents_simulator.png")
     write_md(results, out / "agents_simulator.md")
-    from benchmarks.make_results import write_results_md
-
-    write_results_md()
+    common.rebuild_results_md()
     for sc, r in results["scenarios"].items():
         print(sc, r["verdict"])
 

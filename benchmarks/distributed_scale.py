@@ -33,7 +33,8 @@ Run (from the repository root)::
     python benchmarks/distributed_scale.py   # n=1,000,000; hashing embed 200,000; MiniLM 4,096
     python benchmarks/distributed_scale.py --n 100000 --n-embed 50000 --n-minilm 1024  # quicker
 
-Writes ``benchmarks/results/distributed_scale.json`` and ``.md``, then rebuilds RESULTS.md.
+Writes ``benchmarks/results/distributed_scale.json`` and ``.md``, then rebuilds RESULTS.md;
+``--render-only`` (or ``--report-only``) re-renders the ``.md`` from the saved JSON.
 """
 
 from __future__ import annotations
@@ -41,9 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import threading
 import time
@@ -53,7 +52,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks import _common as common  # noqa: E402
+
 RESULTS = HERE / "results"
+NAME = "distributed_scale"
 WORK = Path(os.environ.get("DATAPRUNE_BENCH_DIR", "/tmp/dataprune-distributed-scale"))
 DIM = 384
 
@@ -240,6 +244,8 @@ def _ray_init():
 def run_stage(cfg: dict) -> dict:
     stage, engine, n = cfg["stage"], cfg["engine"], cfg["n"]
     out: dict = {"stage": stage, "engine": engine, "n": n}
+    if "shard_size" in cfg:
+        out["shard_size"] = cfg["shard_size"]
     sampler = ProcessSampler() if engine == "ray" else None
     if sampler is not None:
         sampler.__enter__()
@@ -289,7 +295,9 @@ def run_stage(cfg: dict) -> dict:
                 out["actor_cpu_ms_per_record"] = 1000 * shard_s / n
             if stage == "prepare":
                 np.save(WORK / f"emb_{n}.npy", X)
-            out["checksum"] = float(np.asarray(X[:: max(1, n // 1000)], dtype=np.float64).sum())
+            step = checksum_step(n)
+            out["checksum"] = float(np.asarray(X[::step], dtype=np.float64).sum())
+            out["checksum_rows"] = len(range(0, n, step))
         elif stage in ("prototypes", "semdedup"):
             from dataprune.selection import Prototypes, SemDeDup
 
@@ -337,16 +345,8 @@ def run_stage(cfg: dict) -> dict:
 
 
 def _subprocess(cfg: dict, timeout: int) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
     t = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO,
-    )
+    proc = common.run_worker(__file__, cfg, timeout=timeout, env={"HF_HUB_OFFLINE": "1"})
     if proc.returncode != 0:
         raise RuntimeError(f"stage {cfg} failed:\n{proc.stderr[-3000:]}")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
@@ -361,6 +361,11 @@ def _subprocess(cfg: dict, timeout: int) -> dict:
 
 
 # -- report ---------------------------------------------------------------------------------------
+def checksum_step(n: int) -> int:
+    """Embedding check: the float64 sum of every ``checksum_step(n)``-th row (~1,000 rows)."""
+    return max(1, n // 1000)
+
+
 def _fmt_mb(x):
     return f"{x:,.0f}"
 
@@ -370,39 +375,43 @@ def _ray_system_mb(rows: list[dict]) -> float:
     return float(np.median(vals)) if vals else 0.0
 
 
-def write_report(res: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
+EMBED_STAGES = ("embed_minilm", "embed_hash")
+STAGES = (*EMBED_STAGES, "prototypes", "semdedup")
+
+
+def same_output_text(res: dict, stage: str) -> str:
+    """What the engines' outputs were compared on, and the result, for one stage."""
+    same = res["identical"].get(stage)
+    if same is None:
+        return "not compared"
+    if stage in EMBED_STAGES:
+        r = next(x for x in res["runs"] if x["stage"] == stage and x["engine"] == "local")
+        rows = r.get("checksum_rows", len(range(0, r["n"], checksum_step(r["n"]))))
+        return (
+            f"checksums of {rows:,} sampled rows equal"
+            if same == "yes"
+            else f"checksums of {rows:,} sampled rows DIFFER"
+        )
+    return "identical selected indices" if same == "yes" else "selected indices DIFFER"
+
+
+def render_md(res: dict) -> str:
+    """The markdown section, computed from the results JSON only."""
     rows = res["runs"]
     by = {(r["stage"], r["engine"]): r for r in rows}
-    identical = res["identical"]
-    ratio = {
-        s: by[(s, "ray")]["seconds"] / by[(s, "local")]["seconds"]
-        for s in ("embed_minilm", "embed_hash", "prototypes", "semdedup")
-        if (s, "ray") in by and (s, "local") in by
-    }
-    res["ratio_ray_over_local"] = ratio
-    findings = ["\n### Findings\n"]
-    for s, r in ratio.items():
-        word = "faster" if r < 1 else "slower"
-        findings.append(
-            f"- `{s}`: Ray took {r:.2f}x the in-process time ({word}); "
-            f"output identical: {identical.get(s, 'n/a')}."
-        )
-    findings.append(FINDINGS_NOTE)
-    res["findings"] = "\n".join(findings) + "\n"
-    res["plan"] = (
-        plan_text(by, res["n"])
-        if ("embed_minilm", "ray") in by and ("plan_costs", "local") in by
-        else ""
-    )
-    (RESULTS / "distributed_scale.json").write_text(json.dumps(res, indent=2))
+    ratio = ratios(by)
+    cpus = _cpu_count(res)
     L = []
     L.append("## Ray engine vs in-process on one machine (`benchmarks/distributed_scale.py`)\n")
+    load = res["load_average"]
+    busy = (
+        " (above the CPU count: other jobs competed for the cores, so timings are noisy)"
+        if cpus and load > cpus
+        else ""
+    )
     L.append(
-        f"Command: `{res['command'].strip()}`. Machine: {res['machine']}. **Timings were taken on a "
-        "shared 2-CPU machine (load average "
-        f"{res['load_average']} at the start: other jobs were running), so they are noisy; "
-        "both engines ran in the same invocation, alternating.** Ray: "
+        f"Command: `{res['command'].strip()}`. Machine: {res['machine']}; 1-minute load average "
+        f"{load} at the start{busy}. Both engines ran in the same invocation, alternating. Ray: "
         f"{res['ray_version']}, local `ray.init(num_cpus=2)`, started inside each Ray "
         "process (start-up time reported separately, not in the stage time).\n"
     )
@@ -412,17 +421,16 @@ def write_report(res: dict) -> None:
         "| Ray start s | same output |"
     )
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for stage in ("embed_minilm", "embed_hash", "prototypes", "semdedup"):
+    for stage in STAGES:
         a, b = by.get((stage, "local")), by.get((stage, "ray"))
         if not a or not b:
             continue
-        same = res["identical"].get(stage, "")
         L.append(
             f"| {stage} | {a['n']:,} | {a['seconds']:.1f} | {b['seconds']:.1f} | "
             f"{b['seconds'] / a['seconds']:.2f} | {a['per_record_ms']:.3g} | "
             f"{b['per_record_ms']:.3g} | {_fmt_mb(a['driver_peak_rss_mb'])} / "
             f"{_fmt_mb(b['driver_peak_rss_mb'])} | {_fmt_mb(b['worker_peak_rss_mb_max'])} | "
-            f"{b.get('ray_init_s', 0):.1f} | {same} |"
+            f"{b.get('ray_init_s', 0):.1f} | {same_output_text(res, stage)} |"
         )
     if ("prepare", "local") in by:
         r = by[("prepare", "local")]
@@ -431,7 +439,7 @@ def write_report(res: dict) -> None:
             f"in-process): {r['seconds']:.0f} s, driver peak RSS "
             f"{r['driver_peak_rss_mb']:,.0f} MB."
         )
-    for stage in ("embed_minilm", "embed_hash"):
+    for stage in EMBED_STAGES:
         r = by.get((stage, "ray"))
         if r and "actor_cpu_ms_per_record" in r:
             L.append(
@@ -446,43 +454,108 @@ def write_report(res: dict) -> None:
             f"records of ~{r['mean_response_tokens']:.0f} response tokens: "
             f"{r['per_record_ms']:.0f} ms/record.\n"
         )
+    minilm = by.get(("embed_minilm", "local"))
+    sel_n = max((r["n"] for r in rows if r["stage"] in ("prototypes", "semdedup")), default=0)
+    minilm_text = (
+        f"MiniLM in-process at {minilm['per_record_ms']:.1f} ms/record would take "
+        f"{sel_n * minilm['per_record_ms'] / 3.6e6:.1f} h for the {sel_n:,} selection records "
+        "on this machine, so the selection stages run on these cheap embeddings. "
+        if minilm and sel_n
+        else ""
+    )
     L.append(
         "\nWhat the rows mean. *same output*: for embeddings, the in-process and Ray "
-        "matrices are compared bit for bit (checksum of every 1000th row); for selections, "
-        "the selected indices (same order). `embed_hash` embeddings are a feature-hashing "
-        "encoder, not MiniLM: MiniLM at 1M records would take hours on this machine (see "
-        "its ms/record), so the 1M-row selection stage runs on these cheap embeddings. "
-        "Ray worker RSS includes mapped object-store pages shared between processes; Ray's "
-        "system processes (raylet, GCS and their helpers) add about "
+        "matrices are compared by a checksum (the float64 sum of "
+        + ", ".join(
+            f"{_every(checksum_step(by[(s, 'local')]['n']))} for `{s}`"
+            for s in EMBED_STAGES
+            if (s, "local") in by
+        )
+        + "), not element by element; for selections, the selected indices (same order). "
+        "`embed_hash` embeddings are a feature-hashing encoder, not MiniLM: "
+        + minilm_text
+        + "Ray worker RSS includes mapped object-store pages shared between processes; Ray's "
+        "system processes (raylet, GCS and their helpers) add a median of "
         f"{_ray_system_mb(rows):,.0f} MB per run on top.\n"
     )
-    L.append(res["findings"])
-    L.append(res["plan"])
-    (RESULTS / "distributed_scale.md").write_text("\n".join(L) + "\n")
-    sys.path.insert(0, str(REPO))
-    from benchmarks.make_results import write_results_md
-
-    write_results_md()
-
-
-FINDINGS_NOTE = """
-Reading them. On one 2-CPU machine Ray buys no extra hardware, so the selection stages can at
-best overlap the per-block / per-cluster tasks on the two CPUs: the k-means training on the
-sample (256 x 1,000 rows, 20 iterations: ~3.9e12 flop, ~5 CPU-minutes at the faiss rate measured
-below), identical in both engines, runs on the driver and dominates prototypes; SemDeDup adds
-the per-cluster scans, which Ray spreads over the two CPUs. MiniLM ran faster on two 1-CPU Ray
-actors than with torch's two intra-op threads in one process on this loaded machine; that is a
-threading effect, not a property of Ray. For the cheap encoder, Ray's fixed costs (text shards
-written to parquet, actor start-up, embedding shards read back) make it slower. The Ray driver
-holds more memory than the in-process run (the Ray client plus the blocks it puts into the object
-store), and each Ray process pays its own interpreter, numpy and faiss (~100-200 MB) before any
-data. Ray start-up (`ray.init`) took 6-9 s per process and is not in the stage times.
-"""
+    L.append(findings_text(res, by, ratio))
+    L.append(
+        plan_text(by, res["n"], res)
+        if ("embed_minilm", "ray") in by and ("plan_costs", "local") in by
+        else ""
+    )
+    return "\n".join(L) + "\n"
 
 
-def plan_text(by: dict, n: int) -> str:
+def _every(step: int) -> str:
+    if step == 1:
+        return "every row"
+    suffix = "th" if 10 <= step % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(step % 10, "th")
+    return f"every {step:,}{suffix} row"
+
+
+def _cpu_count(res: dict) -> int | None:
+    info = res.get("machine_info")
+    if info:
+        return info.get("cpu_count")
+    try:  # "x86_64, 2 CPUs, 24 GiB"
+        return int(res["machine"].split(",")[1].split()[0])
+    except (IndexError, ValueError, KeyError):
+        return None
+
+
+def ratios(by: dict) -> dict:
+    return {
+        s: by[(s, "ray")]["seconds"] / by[(s, "local")]["seconds"]
+        for s in STAGES
+        if (s, "ray") in by and (s, "local") in by
+    }
+
+
+def findings_text(res: dict, by: dict, ratio: dict) -> str:
+    findings = ["\n### Findings\n"]
+    for s, r in ratio.items():
+        word = "faster" if r < 1 else "slower"
+        findings.append(
+            f"- `{s}`: Ray took {r:.2f}x the in-process time ({word}); {same_output_text(res, s)}."
+        )
+    more = [
+        s
+        for s in ratio
+        if by[(s, "ray")]["driver_peak_rss_mb"] > by[(s, "local")]["driver_peak_rss_mb"]
+    ]
+    findings.append(
+        f"- The Ray driver's peak RSS was above the in-process run's in {len(more)} of "
+        f"{len(ratio)} stages"
+        + (f" ({', '.join(f'`{s}`' for s in more)})" if more else "")
+        + "; the largest Ray worker reached "
+        + ", ".join(
+            f"{by[(s, 'ray')]['worker_peak_rss_mb_max']:,.0f} MB (`{s}`)"
+            for s in ratio
+            if "worker_peak_rss_mb_max" in by[(s, "ray")]
+        )
+        + "."
+    )
+    inits = [r["ray_init_s"] for r in res["runs"] if "ray_init_s" in r]
+    if inits:
+        findings.append(
+            f"- Ray start-up (`ray.init`) took {min(inits):.1f}-{max(inits):.1f} s per process "
+            f"({len(inits)} processes); it is not in the stage times."
+        )
+    return "\n".join(findings) + "\n"
+
+
+def write_report(res: dict) -> None:
+    """After a run: ``results/distributed_scale.{json,md}`` and RESULTS.md."""
+    by = {(r["stage"], r["engine"]): r for r in res["runs"]}
+    res["ratio_ray_over_local"] = ratios(by)
+    common.publish(NAME, render_md(res), res)
+
+
+def plan_text(by: dict, n: int, res: dict | None = None) -> str:
     """The 100M-record cluster plan from the per-record and per-task costs measured here."""
     N, K, CPUS = 100_000_000, 3_000, 32
+    K_DEFAULT = 1_000  # dataprune.selection.clustering: round(sqrt(n)) clipped to 1,000
     m = N / K
     emb_cpu_s = by[("embed_minilm", "ray")]["actor_cpu_ms_per_record"] / 1000
     lm = by.get(("lm_scores", "local"), {})
@@ -494,47 +567,66 @@ def plan_text(by: dict, n: int) -> str:
     scan_task_s = pc["scan_8192_s"] * (m / 8192) ** 2
     scan_cpu_s = K * scan_task_s
     task_mb = m * DIM * 4 / 2**20 + 128 + m * 12 / 2**20
+    m_def = N / K_DEFAULT
     h = 3600.0
+    emb_share = N * emb_cpu_s / (N * emb_cpu_s + assign_cpu_s + scan_cpu_s + km_cpu_s)
+    actor_mb = by[("embed_minilm", "ray")].get("worker_peak_rss_mb_max")
+    emb_n = by[("embed_minilm", "ray")]["n"]
+    emb_shard = by[("embed_minilm", "ray")].get("shard_size")
+    lm_mb = lm.get("driver_peak_rss_mb")
 
     def wall(nodes):
         par = (N * emb_cpu_s + assign_cpu_s + scan_cpu_s) / (CPUS * nodes)
         return (par + km_cpu_s / CPUS) / h
 
+    where = (
+        f"{res['machine']}, 1-minute load average {res['load_average']} at the start"
+        if res
+        else "this machine"
+    )
     rows = [
         "\n### Plan for 100M records on a cluster (extrapolated from the costs measured here)\n",
-        f"Per-CPU costs measured in this run (shared machine, one thread each): MiniLM "
+        f"Per-CPU costs measured in this run (one thread each): MiniLM "
         f"{emb_cpu_s * 1000:.1f} ms/record inside a Ray actor; SmolLM2-135M per-token scores "
         f"{lm_cpu_s * 1000:,.0f} CPU-ms/record (bf16 on CPU, ~{lm.get('mean_response_tokens', 0):.0f}"
         f" response tokens); SemDeDup scan of one 8,192-row cluster {pc['scan_8192_s']:.2f} s "
         f"(grows as rows^2); assignment of a 65,536-row block to 1,000 centres "
         f"{pc['assign_65536x1000_s']:.2f} s; faiss k-means {rate / 1e9:.1f} GFLOP/s.\n",
-        f"Setting: N = 100M SFT records, 384-d embeddings (154 GB float32), `-O n_clusters={K}` "
-        f"(~{m:,.0f} rows per cluster; the default caps at 1,000 clusters, i.e. 100k-row clusters "
-        "whose quadratic scans would cost 9x more), nodes of 32 CPUs.\n",
+        f"Setting: N = 100M SFT records, {DIM}-d embeddings ({N * DIM * 4 / 1e9:.0f} GB float32), "
+        f"`-O n_clusters={K}` (~{m:,.0f} rows per cluster; with the default cap of "
+        f"{K_DEFAULT:,} clusters each would hold {m_def:,.0f} rows and each scan would take "
+        f"{(m_def / m) ** 2:.0f}x as long, {K_DEFAULT * m_def**2 / (K * m**2):.0f}x the total "
+        f"scan CPU time), nodes of {CPUS} CPUs.\n",
         "| step | how it runs | CPU time | memory per task |",
         "|---|---|---:|---|",
-        "| text shards | 1,000 parquet shards of 100k records | I/O | - |",
+        f"| text shards | {N // 100_000:,} parquet shards of 100k records | I/O | - |",
         f"| embed (MiniLM) | `embed_shards` on `ray.data` `map_batches`, one model per 1-CPU actor"
-        f" | {N * emb_cpu_s / h:,.0f} CPU-h | ~0.5 GB (model + a 100k-record shard) |",
+        f" | {N * emb_cpu_s / h:,.0f} CPU-h | "
+        + (
+            f"largest actor here: {actor_mb:,.0f} MB ({emb_n:,} records in shards of {emb_shard}) |"
+            if actor_mb and emb_shard
+            else f"largest actor here: {actor_mb:,.0f} MB ({emb_n:,} records) |"
+            if actor_mb
+            else "not measured |"
+        ),
         f"| LM scores (optional) | `lm_score_shards`, same pattern | {N * lm_cpu_s / h:,.0f} CPU-h "
-        "(use GPUs: one bf16 135M model per GPU actor) | ~1.5 GB |",
+        "| "
+        + (f"{lm_mb:,.0f} MB in-process here ({lm['n']} records) |" if lm_mb else "not measured |"),
         f"| k-means | driver, faiss on {256 * K:,} sampled rows, 20 iterations | "
-        f"{km_cpu_s / h:,.1f} CPU-h ({km_cpu_s / CPUS / 60:,.0f} min on a 32-CPU driver) | "
+        f"{km_cpu_s / h:,.1f} CPU-h ({km_cpu_s / CPUS / 60:,.0f} min on a {CPUS}-CPU driver) | "
         f"{256 * K * DIM * 4 / 2**30:.1f} GB driver |",
         f"| assignment | {N // 65536 + 1:,} tasks of 65,536 rows | {assign_cpu_s / h:,.1f} CPU-h | "
-        "100 MB block |",
+        f"{65536 * DIM * 4 / 2**20:.0f} MB block |",
         f"| SemDeDup scans | {K:,} tasks, one per cluster | {scan_cpu_s / h:,.1f} CPU-h "
         f"({scan_task_s:,.0f} s per task) | ~{task_mb:,.0f} MB |",
         "| prototypes | nothing beyond the assignment | - | - |",
-        "| merge / fill | driver, 100M floats and ints | seconds | ~1.6 GB driver |",
+        f"| merge / fill | driver, a float64 and an int64 per record | not measured | "
+        f"{N * 16 / 1e9:.1f} GB driver |",
         "",
         f"Expected wall time (embedding + selection; LM scores excluded): {wall(10):,.1f} h on "
-        f"10 nodes, {wall(50):,.1f} h on 50, {wall(100):,.1f} h on 100 — the MiniLM embedding "
-        "is >90% of it, so GPU actors (`map_batches(..., num_gpus=1)`) are the first thing to "
-        "add at this scale. Every step is sharded: a lost node costs only its in-flight shards "
-        "or tasks. The driver reads the embeddings as a memory map, so at 100M they must sit on "
-        "storage every node can read. These figures are extrapolated from a noisy shared 2-CPU "
-        "machine, not measured on a cluster.\n",
+        f"10 nodes, {wall(50):,.1f} h on 50, {wall(100):,.1f} h on 100; the MiniLM embedding "
+        f"is {emb_share:.0%} of the CPU time. These figures are extrapolated from the per-CPU "
+        f"costs measured on {where}, not measured on a cluster.\n",
     ]
     return "\n".join(rows)
 
@@ -551,10 +643,11 @@ def main() -> None:
         default="embed_minilm,embed_hash,prepare,prototypes,semdedup,lm_scores,plan_costs",
     )
     ap.add_argument("--timeout", type=int, default=1800)
-    ap.add_argument("--report-only", action="store_true", help="rewrite the md from the saved json")
+    common.add_render_only(ap, NAME, "--report-only", dest="report_only")
     args = ap.parse_args()
     if args.report_only:
-        write_report(json.loads((RESULTS / "distributed_scale.json").read_text()))
+        md = render_md(common.read_results(NAME))
+        common.publish(NAME, md)
         return
     if args.worker:
         res = run_stage(json.loads(args.worker))
@@ -562,7 +655,8 @@ def main() -> None:
         return
     WORK.mkdir(parents=True, exist_ok=True)
     stages = args.stages.split(",")
-    load = os.getloadavg()[0]
+    info = common.machine_info(["ray", "faiss", "torch"])
+    load = info["load_average_at_start"][0]
     runs = []
     for stage in stages:
         if stage in ("lm_scores", "plan_costs", "prepare"):
@@ -591,8 +685,8 @@ def main() -> None:
             identical[stage] = "yes" if np.array_equal(np.load(a), np.load(b)) else "no"
     res = {
         "command": ("python benchmarks/distributed_scale.py " + " ".join(sys.argv[1:])).strip(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB",
+        "machine": common.describe_machine(info),
+        "machine_info": info,
         "load_average": round(load, 1),
         "ray_version": __import__("ray").__version__,
         "n": args.n,

@@ -36,24 +36,27 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DATA = REPO.parent / "shared" / "data"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import _common as common  # noqa: E402
+
 RESULTS = HERE / "results"
 logger = logging.getLogger("benchmarks.model_pruning")
 
 SOURCES = ("c4", "wiki", "gsm8k")
 
 
-def _jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def load_data(n_gsm_pool: int):
     """Pool texts (+ source labels) and held-out evaluation texts."""
-    c4 = [r["text"] for r in _jsonl(DATA / "lm_text" / "c4_demo.jsonl")]
-    wiki = [t for t in (DATA / "lm_text" / "wiki_demo.txt").read_text().splitlines() if t.strip()]
-    train = _jsonl(DATA / "gsm8k" / "train.jsonl")
-    test = _jsonl(DATA / "gsm8k" / "test.jsonl")
+    c4 = [r["text"] for r in common.read_jsonl(common.SHARED_DATA / "lm_text" / "c4_demo.jsonl")]
+    wiki = [
+        t
+        for t in (common.SHARED_DATA / "lm_text" / "wiki_demo.txt").read_text().splitlines()
+        if t.strip()
+    ]
+    train = common.read_jsonl(common.SHARED_DATA / "gsm8k" / "train.jsonl")
+    test = common.read_jsonl(common.SHARED_DATA / "gsm8k" / "test.jsonl")
     gsm_pool = [f"Question: {r['question']}\nAnswer: {r['answer']}" for r in train[:n_gsm_pool]]
     pool = {"c4": c4[:240], "wiki": wiki[:24], "gsm8k": gsm_pool}
     evals = {"wiki": wiki[24:], "c4": c4[240:], "gsm8k": [r["answer"] for r in test]}

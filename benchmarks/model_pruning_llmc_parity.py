@@ -17,18 +17,29 @@ Writes benchmarks/results/model_pruning_llmc_parity.{json,md} and rebuilds RESUL
 
 from __future__ import annotations
 
+import argparse
 import copy
-import json
+import itertools
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+
+from benchmarks import _common as common  # noqa: E402
+
+NAME = "model_pruning_llmc_parity"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_render_only(ap, NAME)
+    args = ap.parse_args(argv)
+    if args.render_only:
+        print(common.render_from_json(NAME, render_md))
+        return 0
     import importlib.util
 
     if importlib.util.find_spec("llmcompressor") is None:
@@ -37,15 +48,14 @@ def main() -> int:
     import llmcompressor
     import transformers
 
-    from benchmarks.make_results import write_results_md
-    from dataprune.atomic import atomic_write, atomic_write_json
     from dataprune.calibration import build_calibration_set
     from dataprune.model_pruning import LLMCompressorPruner, WandaPruner
     from dataprune.models import load_causal_lm
 
     model, tok = load_causal_lm(dtype="float32")
-    with open(DATA / "lm_text" / "c4_demo.jsonl", encoding="utf-8") as fh:
-        c4 = [json.loads(line)["text"] for line in fh][:40]
+    c4 = [r["text"] for r in common.read_jsonl(common.SHARED_DATA / "lm_text" / "c4_demo.jsonl")][
+        :40
+    ]
     calib = build_calibration_set(c4, tok, n_samples=4, seq_len=64, random_state=0)
     out = {
         "command": "PYTHONPATH=<llmcompressor target> python benchmarks/model_pruning_llmc_parity.py",
@@ -53,6 +63,7 @@ def main() -> int:
             "llmcompressor": llmcompressor.__version__,
             "transformers": transformers.__version__,
         },
+        "machine": common.machine_info(["torch"]),
         "calibration": {"n_samples": calib.n_samples, "seq_len": calib.seq_len},
         "patterns": {},
     }
@@ -84,8 +95,16 @@ def main() -> int:
             "time_llmcompressor_s": t_theirs,
         }
         print(pattern, out["patterns"][pattern])
-    res = HERE / "results"
-    atomic_write_json(res / "model_pruning_llmc_parity.json", out)
+    md = render_md(out)
+    common.publish(NAME, md, out)
+    print(md)
+    return 0
+
+
+def render_md(out: dict) -> str:
+    """The markdown section, computed from the results JSON only."""
+    cal = out["calibration"]
+    where = common.machine_sentence(out.get("machine"))
     lines = [
         "## Model pruning: built-in Wanda vs llm-compressor (parity check)",
         "",
@@ -93,14 +112,14 @@ def main() -> int:
         f"{out['versions']['transformers']} in an out-of-tree target folder: llmcompressor cannot be "
         "installed beside this project's transformers, see the script's docstring). "
         "SmolLM2-135M-Instruct in float32, both sequential (block by block, pruned outputs "
-        f"propagated), the same CalibrationSet of {calib.n_samples} x {calib.seq_len} C4 tokens. "
-        "Shared 2-core CPU with other jobs running: times are indicative only.",
+        f"propagated), the same CalibrationSet of {cal['n_samples']} x {cal['seq_len']} C4 tokens. "
+        f"{where} Times are from one run of each.",
         "",
         "| pattern | mask agreement | first block with any difference | differing entries, blocks 0-9 / 10-19 / 20-29 | time built-in / llm-compressor (s) |",
         "|---|---:|---:|---|---:|",
     ]
     for pattern, r in out["patterns"].items():
-        pb = r["differing_entries_per_block"]
+        pb = {int(b): d for b, d in r["differing_entries_per_block"].items()}
         thirds = " / ".join(
             str(sum(pb.get(b, 0) for b in range(lo, lo + 10))) for lo in (0, 10, 20)
         )
@@ -108,20 +127,42 @@ def main() -> int:
             f"| {pattern} | {100 * r['mask_agreement']:.3f}% | {r['first_block_with_a_difference']} "
             f"| {thirds} | {r['time_builtin_s']:.0f} / {r['time_llmcompressor_s']:.0f} |"
         )
-    lines += [
-        "",
-        "The first blocks agree exactly (as do all blocks of the tiny Llama in "
-        "`tests/model_pruning/test_llmcompressor_adapter.py`); later blocks drift apart by a growing "
-        "number of entries, the signature of float rounding differences in the propagated hidden "
-        "states (llm-compressor runs torch.fx-traced subgraphs) flipping near-tied scores, not of a "
-        "different rule.",
-    ]
-    with atomic_write(res / "model_pruning_llmc_parity.md") as fh:
-        fh.write("\n".join(lines) + "\n")
-    write_results_md()
-    return 0
+    lines += ["", *(_reading(p, r) for p, r in out["patterns"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def _reading(pattern: str, r: dict) -> str:
+    """Per pattern: which blocks agree exactly, how the differences run across blocks."""
+    from scipy import stats
+
+    pb = sorted((int(b), d) for b, d in r["differing_entries_per_block"].items())
+    blocks, counts = [b for b, _ in pb], [d for _, d in pb]
+    zero = [b for b, d in pb if d == 0]
+    first = r["first_block_with_a_difference"]
+    sp = (
+        f"total sparsity {r['sparsity_builtin']:.6f} built-in vs "
+        f"{r['sparsity_llmcompressor']:.6f} llm-compressor"
+        + (" (equal)" if r["sparsity_builtin"] == r["sparsity_llmcompressor"] else " (DIFFERENT)")
+    )
+    if first is None:
+        return f"- {pattern}: all {len(blocks)} blocks have identical masks; {sp}."
+    lead = (
+        f"blocks {blocks[0]}-{first - 1} have identical masks"
+        if first > blocks[0]
+        else f"block {blocks[0]} already differs"
+    )
+    after = [(b, d) for b, d in pb if b >= first]
+    steps = list(itertools.pairwise(after))
+    rising = sum(d1 >= d0 for (_, d0), (_, d1) in steps)
+    rho = stats.spearmanr(blocks, counts).statistic
+    return (
+        f"- {pattern}: {lead} ({len(zero)} of {len(blocks)} blocks without any difference); "
+        f"from block {first} on, the per-block count of differing entries goes from "
+        f"{after[0][1]:,} to {after[-1][1]:,} (block {after[-1][0]}), is at least the previous "
+        f"block's in {rising} of {len(steps)} steps, Spearman correlation with the block index "
+        f"{rho:.2f}; {sp}."
+    )
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     raise SystemExit(main())

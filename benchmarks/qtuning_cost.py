@@ -29,14 +29,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.make_results import write_results_md  # noqa: E402
+from benchmarks import _common as common  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+DATA = common.SHARED_DATA / "gsm8k" / "train.jsonl"
 NAME = "qtuning_cost"
 
 
 def _rows(n: int, seed: int) -> list[dict]:
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    rows = common.gsm8k("train")
     pick = np.random.default_rng(seed).choice(len(rows), n, replace=False)
     return [rows[i] for i in pick]
 
@@ -145,15 +145,7 @@ def bench_dynamic(rows, *, micro_batch, max_length, rounds, use_lora, forward, t
                 lora_alpha=32,
                 lora_dropout=0.0,
                 task_type="CAUSAL_LM",
-                target_modules=[
-                    "q_proj",
-                    "k_proj",
-                    "v_proj",
-                    "o_proj",
-                    "gate_proj",
-                    "up_proj",
-                    "down_proj",
-                ],
+                target_modules=list(common.LORA_TARGET_MODULES),
             ),
         )
     feats = sft_features(
@@ -225,10 +217,12 @@ def main() -> int:
         default=1,
         help="torch threads (1: process CPU time then measures work, not waiting for the CPU)",
     )
+    common.add_render_only(ap, NAME)
     args = ap.parse_args()
-    if not DATA.is_file():
-        print(f"GSM8K not found at {DATA}; this benchmark needs ../shared/data", file=sys.stderr)
-        return 2
+    if args.render_only:
+        print(common.render_from_json(NAME, render_md))
+        return 0
+    common.need_data(DATA, "GSM8K")
     import tempfile
 
     import torch
@@ -276,14 +270,13 @@ def main() -> int:
         ),
         "model": "SmolLM2-135M-Instruct bf16 (CPU)",
         "torch_threads": torch.get_num_threads(),
+        "machine": common.machine_info(["torch", "transformers", "peft"]),
         "static": static,
         "dynamic": dynamic,
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"{NAME}.json").write_text(json.dumps(res, indent=1) + "\n")
-    (HERE / "results" / f"{NAME}.md").write_text(render_md(res))
-    write_results_md()
-    print(render_md(res))
+    md = render_md(res)
+    common.publish(NAME, md, res, indent=1)
+    print(md)
     return 0
 
 

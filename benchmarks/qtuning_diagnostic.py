@@ -14,12 +14,12 @@ at the same budget (2,000 draws, measured here) and with two one-axis filters (k
 keep highest PPL). Reported: quadrant x class counts and the retention of every class.
 
 Run: ``.venv/bin/python benchmarks/qtuning_diagnostic.py [--n 400] [--seed 0]``
+(``--render-only`` re-renders the markdown from the saved JSON, recomputing nothing).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,16 +30,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.make_results import write_results_md  # noqa: E402
+from benchmarks import _common as common  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+DATA = common.SHARED_DATA / "gsm8k" / "train.jsonl"
 CLASSES = ("clean", "shuffled", "truncated", "duplicate")
 NAME = "qtuning_diagnostic"
+DEFAULT_DRAWS = 2000
 
 
 def build_corrupted(n: int, seed: int) -> list[dict]:
     """n GSM8K records: 10 % shuffled, 10 % truncated answers, plus 5 % exact duplicates."""
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    rows = common.gsm8k("train")
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(rows), size=n, replace=False)
     recs = [
@@ -160,11 +161,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-length", type=int, default=320)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--draws", type=int, default=2000)
+    ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS)
+    common.add_render_only(ap, NAME)
     args = ap.parse_args()
-    if not DATA.is_file():
-        print(f"GSM8K not found at {DATA}; this benchmark needs ../shared/data", file=sys.stderr)
-        return 2
+    if args.render_only:
+        print(common.render_from_json(NAME, render_md))
+        return 0
+    common.need_data(DATA, "GSM8K")
 
     from dataprune.cache import cache_dir
     from dataprune.models import load_causal_lm
@@ -269,7 +272,10 @@ def main() -> int:
 
     result = {
         "benchmark": NAME,
-        "command": f".venv/bin/python benchmarks/{NAME}.py --n {args.n} --seed {args.seed}",
+        "command": f".venv/bin/python benchmarks/{NAME}.py --n {args.n} --seed {args.seed} "
+        f"--max-length {args.max_length} --batch-size {args.batch_size} --draws {args.draws}",
+        "machine": common.machine_info(["torch", "transformers"]),
+        "random_draws": args.draws,
         "n_samples": n,
         "classes": {c: int((kinds == c).sum()) for c in CLASSES},
         "model": model.dataprune_source.describe(),
@@ -281,11 +287,9 @@ def main() -> int:
         "_ppl_median": float(np.median(ppl)),
         "runs": runs,
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (HERE / "results" / f"{NAME}.md").write_text(render_md(result))
-    write_results_md()
-    print(render_md(result))
+    md = render_md(result)
+    common.publish(NAME, md, result, indent=1)
+    print(md)
     return 0
 
 
@@ -298,9 +302,9 @@ def render_md(res: dict) -> str:
         else f"{res['scoring_seconds']} s"
     )
     L.append(
-        f"Command: `{res['command']}` (scored once with SmolLM2-135M-Instruct bf16 on a shared "
-        f"2-core CPU under heavy load from other jobs, {timing}; max_length "
-        f"{res['max_length']}).\n"
+        f"Command: `{res['command']}` (scored once with {res['model']['name']}; {timing}; "
+        f"max_length {res['max_length']}, {res['n_truncated_to_max_length']} samples truncated "
+        f"to it). {common.machine_sentence(res.get('machine'))}\n"
     )
     cls = res["classes"]
     L.append(
@@ -319,7 +323,8 @@ def render_md(res: dict) -> str:
         L.append(f"### sample_ratio = {r} (K = {k} of {res['n_samples']})\n")
         L.append(
             "Retention = fraction of the class that is kept; the ratio is retention / random "
-            "retention at the same budget (random: mean and 95 % interval of 2,000 draws, same run). "
+            "retention at the same budget (random: mean and 95 % interval of "
+            f"{res.get('random_draws', DEFAULT_DRAWS):,} draws, same run). "
             "Lower is better for corrupted classes.\n"
         )
         L.append("| selector | clean | shuffled | truncated | duplicate |")
@@ -370,13 +375,14 @@ def _verdict(v: float, rnd: dict) -> str:
         return "less often than random"
     if v > rnd["hi"]:
         return "MORE often than random"
-    return "as often as random (inside its 95 % interval)"
+    return "as often as random: inside its 95 % interval"
 
 
 def _reading(res: dict) -> str:
+    """Reading of the first budget, every clause computed from the numbers above."""
     run = res["runs"][0]
-    rnd = run["random"]
-    out = ["**Reading (sample_ratio 0.25).** "]
+    rnd, k = run["random"], run["k"]
+    out = [f"**Reading (sample_ratio {run['sample_ratio']}).** "]
     for key in (
         "q-tuning static (entropy=response, fill=minmax)",
         "q-tuning static (entropy=response, fill=rank)",
@@ -385,23 +391,51 @@ def _reading(res: dict) -> str:
         m = run["methods"][key]["retention"]
         parts = [f"{c} {m[c]:.2f} ({_verdict(m[c], rnd[c])})" for c in ("shuffled", "truncated")]
         out.append(f"{key}: " + "; ".join(parts) + ". ")
-    mm = run["methods"]["q-tuning static (entropy=response, fill=minmax)"]
+    for key in (
+        "q-tuning static (entropy=response, fill=minmax)",
+        "q-tuning static (entropy=response, fill=rank)",
+    ):
+        m = run["methods"][key]
+        fills = ", ".join(f"{v} {c}" for c, v in m["fill_up_by_class"].items() if v)
+        out.append(
+            f"With {key[len('q-tuning static ') :]} the bisection stops at alpha = "
+            f"{m['alpha']:.2f} with {m['n_corner']} of the K = {k} kept samples from the corners; "
+            f"the fill-up adds {m['fill_up']} ({fills}), "
+            + (
+                f"{m['fill_up_q4_share']:.0%} of them labelled 'Q4', with median PPL "
+                f"{m['fill_up_median_ppl']:.2f} against {res['_ppl_median']:.2f} for all samples. "
+                if m["fill_up_q4_share"] is not None
+                else "none. "
+            )
+        )
+    pcs = res["per_class_scores"]
+    by_ent = sorted(pcs, key=lambda c: -pcs[c]["median_entropy"])
+    by_ppl = sorted(pcs, key=lambda c: -pcs[c]["median_ppl"])
     out.append(
-        f"With the paper's setting the bisection stops at alpha = {mm['alpha']:.2f} with only "
-        f"{mm['n_corner']} corner samples (PPL and entropy are positively correlated here, so the "
-        f"opposite corners Q2/Q4 are thin), and the min-max fill-up adds {mm['fill_up']}: PPL has a "
-        "heavy right tail, so min-max squeezes most samples' ppl_n towards 0 and the fill-up "
-        "ranks almost by entropy alone, labelling high-entropy samples 'Q4' whatever their PPL "
-        f"({mm['fill_up_q4_share']:.0%} of the fill-ups become 'Q4', with median PPL "
-        f"{mm['fill_up_median_ppl']:.2f} against {float(np.median(res['_ppl_median'])):.2f} for all "
-        "samples). "
-        "Mismatched answers are the most uncertain samples, so they are what gets filled in. The "
-        '`fill_norm="rank"` option (quantile ranks, consistent with the quantile thresholds) '
-        "removes that artefact. A one-axis loss filter (keep lowest PPL) removes the injected "
-        "noise best, but it also keeps only what the model already predicts well, which is what "
-        "Q-Tuning is designed to avoid. Duplicates have exactly the scores of their originals, so "
-        "Q-Tuning cannot tell them apart (use dedup for them). These are base-model scores; in "
-        "dynamic mode the model changes as it trains."
+        "Median response entropy by class, highest first: "
+        + ", ".join(f"{c} {pcs[c]['median_entropy']:.3f}" for c in by_ent)
+        + " nats; median PPL, highest first: "
+        + ", ".join(f"{c} {pcs[c]['median_ppl']:.2f}" for c in by_ppl)
+        + ". "
+    )
+    corrupt = ("shuffled", "truncated")
+
+    def kept_corrupt(name: str) -> float:
+        return float(np.mean([run["methods"][name]["retention"][c] for c in corrupt]))
+
+    best = min(run["methods"], key=kept_corrupt)
+    r = run["methods"][best]["retention"]
+    out.append(
+        f"Lowest mean retention of shuffled and truncated records: `{best}` "
+        f"(shuffled {r['shuffled']:.2f}, truncated {r['truncated']:.2f}; clean "
+        f"{r['clean']:.2f} against {rnd['clean']['mean']:.2f} for random). "
+    )
+    qt = [name for name in run["methods"] if name.startswith("q-tuning")]
+    lo, hi = rnd["duplicate"]["lo"], rnd["duplicate"]["hi"]
+    inside = [n for n in qt if lo <= run["methods"][n]["retention"]["duplicate"] <= hi]
+    out.append(
+        f"Duplicate retention is inside random's 95 % interval [{lo:.2f}, {hi:.2f}] for "
+        f"{len(inside)} of {len(qt)} Q-Tuning selectors."
     )
     return "".join(out)
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -42,9 +41,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.make_results import write_results_md  # noqa: E402
+from benchmarks import _common as common  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "gsm8k"
+DATA = common.SHARED_DATA / "gsm8k"
 NAME = "qtuning_outcome"
 CONDITIONS = ("base model", "full data", "random", "longest", "q-tuning static", "q-tuning dynamic")
 # optional extra conditions: the same with fill_norm="rank" (see the diagnostic benchmark)
@@ -53,10 +52,6 @@ PRUNING = ("longest", "q-tuning static", "q-tuning dynamic", *EXTRA_CONDITIONS)
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 # a finished GSM8K answer: "#### <number>" followed by a line break
 _DONE = re.compile(r"####[^\n]*\d[^\n]*\n")
-
-
-def load_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def normalise_number(s: str | None) -> str | None:
@@ -196,15 +191,7 @@ def lora(model, seed):
         r=16,
         lora_alpha=32,
         lora_dropout=0.0,
-        target_modules=[
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ],
+        target_modules=list(common.LORA_TARGET_MODULES),
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, cfg)
@@ -304,15 +291,13 @@ def main() -> int:
     ap.add_argument(
         "--fresh", action="store_true", help="discard a results file made with other settings"
     )
-    ap.add_argument("--report-only", action="store_true", help="rewrite md/png from the JSON")
+    common.add_render_only(ap, NAME, "--report-only", dest="report_only")
     args = ap.parse_args()
     results_path = Path(args.results)
     if args.report_only:
         report(json.loads(results_path.read_text()), results_path)
         return 0
-    if not (DATA / "train.jsonl").is_file():
-        print(f"GSM8K not found under {DATA}; this benchmark needs ../shared/data", file=sys.stderr)
-        return 2
+    common.need_data(DATA / "train.jsonl", "GSM8K")
     import tempfile
 
     import torch
@@ -323,8 +308,8 @@ def main() -> int:
     from dataprune.qtuning import QTuningConfig, QTuningTriage, sft_features
 
     torch.set_num_threads(args.threads)
-    train_rows = load_jsonl(DATA / "train.jsonl")
-    test_rows = load_jsonl(DATA / "test.jsonl")
+    train_rows = common.gsm8k("train")
+    test_rows = common.gsm8k("test")
     # the pool is fixed across seeds (seeds vary LoRA init, order and the random subset)
     pool = [
         train_rows[i]
@@ -369,7 +354,7 @@ def main() -> int:
         existing = {"setup": setup, "runs": []}
     existing.setdefault("timing", {})
     existing["timing"].update(
-        {"threads": args.threads, "hardware": "shared 2-core CPU (other jobs running), no GPU"}
+        {"threads": args.threads, "machine": common.machine_info(["torch", "transformers", "peft"])}
     )
     runs = existing["runs"]
     tmp = Path(tempfile.mkdtemp(prefix="qtuning_outcome_"))
@@ -449,7 +434,7 @@ def main() -> int:
                 **info,
                 **ev,
                 "wall_seconds": round(time.perf_counter() - t0, 1),
-                "load_avg_1m": round(os.getloadavg()[0], 1),
+                "load_avg_1m": round(common.load_1min(), 1),
             }
             runs.append(run)
             save()
@@ -729,15 +714,12 @@ def plot(res: dict, path: Path) -> Path:
 
 
 def report(res: dict, results_path: Path) -> None:
-    from dataprune.atomic import atomic_write
-
     md = render_md(res)
     png = results_path.with_suffix(".png")
     plot(res, png)
     md += f"\n![held-out NLL per condition](results/{png.name})\n"
-    with atomic_write(results_path.with_suffix(".md")) as fh:
-        fh.write(md)
-    write_results_md()
+    common.write_text(results_path.with_suffix(".md"), md)
+    common.rebuild_results_md()
     print(md, flush=True)
 
 

@@ -21,7 +21,8 @@ Needle test: the answer sentence is placed first / middle / last among distracto
 other paragraphs of the same article, in short passages (one window) and long ones (several
 windows), and its recall is measured at the default threshold.
 
-Writes ``benchmarks/results/rag_pruning.{json,md}`` and ``rag_pruning_curves.png``.
+Writes ``benchmarks/results/rag_pruning.{json,md}`` and ``rag_pruning_curves.png``;
+``--render-only`` re-renders the ``.md`` from the saved JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from benchmarks import _common as common  # noqa: E402
 
 logger = logging.getLogger("benchmarks.rag_pruning")
 
@@ -146,7 +149,7 @@ def _needles(data, examples, pruner, *, n, rng, threshold=0.1):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "squad_v2"))
+    ap.add_argument("--data", default=str(common.SHARED_DATA / "squad_v2"))
     ap.add_argument(
         "--max-passages", type=int, default=None, help="seeded subsample of the eval set"
     )
@@ -155,12 +158,16 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="rag_pruning")
+    common.add_render_only(ap, "<name>")
     args = ap.parse_args(argv)
+    if args.render_only:
+        common.publish(args.name, _markdown(common.read_results(args.name), args.name))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
 
-    from dataprune.atomic import atomic_path, atomic_write_json
+    from dataprune.atomic import atomic_path
     from dataprune.rag import baselines as bl
     from dataprune.rag.evaluation import pruning_metrics, sentence_average_precision
     from dataprune.rag.labels import build_examples, load_squad_v2, split_articles
@@ -330,19 +337,12 @@ def main(argv=None) -> int:
             "total": round(time.perf_counter() - t_all, 1),
         },
         "torch_threads": torch.get_num_threads(),
-        "note": "timings on a shared 2-core CPU (other jobs running)",
+        "machine": common.machine_info(["torch", "transformers"]),
     }
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    atomic_write_json(out_dir / f"{args.name}.json", result)
     _plot(curves, out_dir / f"{args.name}_curves.png", atomic_path)
-    from dataprune.atomic import atomic_write
-
-    with atomic_write(out_dir / f"{args.name}.md") as fh:
-        fh.write(_markdown(result, args.name))
-    from benchmarks.make_results import write_results_md
-
-    write_results_md()
+    common.publish(args.name, _markdown(result, args.name), result)
     logger.info("wrote %s", out_dir / f"{args.name}.md")
     return 0
 

@@ -37,6 +37,9 @@ if str(ROOT) not in sys.path:
 DATA = ROOT.parent / "shared" / "data" / "mmlu" / "test"
 RESULTS = ROOT / "benchmarks" / "results"
 NAME = "selection_quality"
+
+from benchmarks import _common as common  # noqa: E402
+
 FRACTIONS = (0.1, 0.3, 0.5, 0.7)
 CONDITIONS = ("clean", "noise20", "dup30")
 METHODS = (
@@ -282,18 +285,6 @@ def select_all(
 
 
 # ---------------------------------------------------------------------------------- summary
-def t_ci(deltas: np.ndarray) -> tuple[float, float, float]:
-    from scipy import stats
-
-    m = float(np.mean(deltas))
-    if len(deltas) < 2:
-        return m, float("nan"), float("nan")
-    half = float(
-        stats.t.ppf(0.975, len(deltas) - 1) * np.std(deltas, ddof=1) / np.sqrt(len(deltas))
-    )
-    return m, m - half, m + half
-
-
 def auroc(score: np.ndarray, positive: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -475,14 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="2 seeds, for a smoke test")
     ap.add_argument("--no-resume", action="store_true", help="ignore checkpointed results")
-    ap.add_argument(
-        "--render-md",
-        action="store_true",
-        help="only re-render the markdown section and the plot from the saved results JSON",
-    )
+    common.add_render_only(ap, NAME, "--render-md", dest="render_md")
     args = ap.parse_args(argv)
     if args.render_md:
-        saved = json.loads((RESULTS / f"{NAME}.json").read_text())
+        saved = common.read_results(NAME)
         saved["meta"]["findings"] = findings(saved["summary"])
         from dataprune.atomic import atomic_path
 
@@ -490,9 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             write_md(saved["summary"], saved["meta"], Path(tmp))
         with atomic_path(RESULTS / f"{NAME}.png") as tmp:
             plot(saved["summary"], Path(tmp))
-        from benchmarks.make_results import write_results_md
-
-        write_results_md()
+        common.rebuild_results_md()
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("dataprune").setLevel(logging.WARNING)
@@ -615,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             for f in FRACTIONS:
                 acc = np.array([r["methods"][m][str(f)]["acc"] for r in recs])
                 base = np.array([r["methods"]["random"][str(f)]["acc"] for r in recs])
-                d, lo, hi = t_ci(acc - base)
+                d, lo, hi = common.t_interval95(acc - base)
                 entry = {
                     "acc_mean": float(acc.mean()),
                     "acc_per_seed": acc.tolist(),
@@ -658,20 +643,18 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     meta["findings"] = findings(summary)
-    from dataprune.atomic import atomic_path, atomic_write_json
+    from dataprune.atomic import atomic_path
 
     # a quick run is a smoke test: its files go to the cache, never over the real results
     out_dir = cache_dir("benchmarks") / "quick" if args.quick else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / f"{NAME}.json", {"meta": meta, "summary": summary})
+    common.write_json(out_dir / f"{NAME}.json", {"meta": meta, "summary": summary})
     with atomic_path(out_dir / f"{NAME}.png") as tmp:
         plot(summary, Path(tmp))
     with atomic_path(out_dir / f"{NAME}.md") as tmp:
         write_md(summary, meta, Path(tmp))
     if not args.quick:
-        from benchmarks.make_results import write_results_md
-
-        write_results_md()
+        common.rebuild_results_md()
     for line in meta["findings"]:
         print(line)
     print(f"wall {wall / 60:.1f} min -> {out_dir / NAME}.json")

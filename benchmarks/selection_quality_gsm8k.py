@@ -19,7 +19,6 @@ Writes benchmarks/results/selection_quality_gsm8k.{json,md,png} and rebuilds RES
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
@@ -33,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+from benchmarks import _common as common  # noqa: E402
+
+DATA = common.SHARED_DATA / "gsm8k" / "train.jsonl"
 RESULTS = ROOT / "benchmarks" / "results"
 NAME = "selection_quality_gsm8k"
 FRACTIONS = (0.3, 0.5, 0.7)
@@ -43,7 +44,7 @@ logger = logging.getLogger(NAME)
 
 
 def load_slice(n: int, seed: int = 0) -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    rows = common.gsm8k("train")
     pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))
     return [{"question": rows[i]["question"], "answer": rows[i]["answer"]} for i in pick]
 
@@ -89,40 +90,20 @@ def auroc(score: np.ndarray, positive: np.ndarray) -> float:
     return float(roc_auc_score(positive.astype(int), score))
 
 
-def t_ci(x: np.ndarray) -> tuple[float, float, float]:
-    from scipy import stats
-
-    m = float(np.mean(x))
-    if len(x) < 2 or np.std(x) == 0:
-        return m, m, m
-    half = float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
-    return m, m - half, m + half
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=300, help="records in the slice")
     ap.add_argument("--dtype", default="float32", help="LM dtype (float32 is faster on most CPUs)")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument(
-        "--render-md",
-        action="store_true",
-        help="only re-render the markdown section from the saved results JSON",
-    )
+    common.add_render_only(ap, NAME, "--render-md", dest="render_md")
     args = ap.parse_args(argv)
     if args.render_md:
-        from benchmarks.make_results import write_results_md
-        from dataprune.atomic import atomic_write
-
-        saved = json.loads((RESULTS / f"{NAME}.json").read_text())
-        with atomic_write(RESULTS / f"{NAME}.md") as fh:
-            fh.write(_markdown(saved))
-        write_results_md()
+        common.render_from_json(NAME, _markdown)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t_start = time.perf_counter()
 
-    from dataprune.atomic import atomic_path, atomic_write_json
+    from dataprune.atomic import atomic_path
     from dataprune.models import load_causal_lm
     from dataprune.scores.lm import lm_scores
     from dataprune.selection import CCS, LongestSelector, RandomSelector, ScoreSelector
@@ -195,11 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {
             "random": {"bad_kept": float(rand.mean()), "per_seed": rand.tolist()}
         }
-        d, lo, hi = t_ci(ccs - rand)
+        d, lo, hi = common.t_interval95(ccs - rand)
         row["ccs (el2n, beta 0.1)"] = {"bad_kept": float(ccs.mean()), "delta": d, "ci": [lo, hi]}
         for name, sel in det.items():
             v = float(is_bad[sel.selected_indices_].mean())
-            d, lo, hi = t_ci(v - rand)
+            d, lo, hi = common.t_interval95(v - rand)
             row[name] = {"bad_kept": v, "delta": d, "ci": [lo, hi]}
         methods[str(f)] = row
 
@@ -228,14 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / f"{NAME}.json", result)
+    common.write_json(RESULTS / f"{NAME}.json", result)
     with atomic_path(RESULTS / f"{NAME}.png") as tmp:
         _plot(ls.el2n, kind, methods, Path(tmp))
-    with atomic_path(RESULTS / f"{NAME}.md") as tmp:
-        Path(tmp).write_text(_markdown(result))
-    from benchmarks.make_results import write_results_md
-
-    write_results_md()
+    common.publish(NAME, _markdown(result))
     print(_markdown(result))
     return 0
 

@@ -23,6 +23,7 @@ Run (from the repository root)::
 
     python benchmarks/selection_speed.py                     # all parts
     python benchmarks/selection_speed.py --parts small,200k  # or any of: small, 200k, 1m
+    python benchmarks/selection_speed.py --render-only       # md/png from the saved JSON
 
 Writes ``benchmarks/results/selection_speed.json`` (merging parts), ``selection_speed.md`` and
 ``selection_speed.png``, then rebuilds ``benchmarks/RESULTS.md``.
@@ -34,7 +35,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -46,6 +46,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+
+from benchmarks import _common as common  # noqa: E402
+
 RESULTS = HERE / "results"
 NAME = "selection_speed"
 DIM = 384
@@ -58,6 +61,8 @@ SIZES = {"small": (10_000, 20_000), "200k": 200_000, "1m": 1_000_000}
 ONLY: set[str] = set()
 PREVIOUS: dict[tuple[str, int], dict] = {}
 COMMAND = "python benchmarks/selection_speed.py"
+TARGET_SPEEDUP = 3.0  # facility location vs apricot, end to end, at equal output
+MEMORY_LIMIT_GIB = 24
 
 
 # ------------------------------------------------------------------------------------ data
@@ -296,17 +301,9 @@ def run_case(spec: dict, workdir: Path, timeout: int = CASE_TIMEOUT_S) -> dict:
     spec = {**spec, "out": str(out)}
     load = os.getloadavg()[0]
     print(f"[{time.strftime('%H:%M:%S')}] {tag} (load {load:.1f}) ...", flush=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     t = time.perf_counter()
     try:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--worker", json.dumps(spec)],
-            timeout=timeout,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=REPO,
-        )
+        proc = common.run_worker(__file__, spec, timeout=timeout)
     except subprocess.TimeoutExpired:
         res = {"method": spec["method"], "n": spec["n"], "k": spec["k"], "part": spec.get("part")}
         res["skipped"] = f"did not finish within the {timeout} s case limit"
@@ -502,8 +499,9 @@ def _time(r: dict) -> float | None:
     return r.get("wall_s") if "extrapolated_wall_s" not in r else r["extrapolated_wall_s"]
 
 
-def write_report(rows: list[dict], meta: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def render_md(payload: dict) -> str:
+    """The markdown section, computed from the results JSON (``{"meta": ..., "rows": ...}``)."""
+    rows, meta = payload["rows"], payload["meta"]
     by = {(r["method"], r["n"]): r for r in rows}
 
     def ratio(peer: str, ours: str, n: int) -> str:
@@ -515,14 +513,13 @@ def write_report(rows: list[dict], meta: dict) -> None:
         "## Selection speed and scale (k-center greedy, facility location)",
         "",
         f"Produced by `{COMMAND}` ({meta['date']}; parts: {', '.join(meta['parts'])}). "
-        "Timings were taken on a **shared 2-core CPU** while other jobs ran (the 1-minute load "
-        "average at the start of each case is listed; it was often far above 2), so absolute times "
-        "are noisy; peers and ours ran back to back in the same run. Data: synthetic L2-normalised "
-        "float32 384-d hierarchical Gaussian mixture (seed 0), 10% selected. Each method ran in "
-        "its own process; *peak RSS* is the process high-water mark during the call (it includes "
-        "the interpreter and imported libraries, ~45 MiB for dataprune and ~330 MiB with "
-        "apricot/numba, and the memory-mapped input once touched); *(added)* is the growth "
-        "during the call.",
+        + _machine_text(rows, meta)
+        + " Peers and ours ran back to back in the same run. Data: synthetic L2-normalised "
+        f"float32 {DIM}-d hierarchical Gaussian mixture (seed {SEED}), {FRACTION:.0%} selected. "
+        "Each method ran in its own process; *peak RSS* is the process high-water mark during "
+        "the call (it includes the interpreter and imported libraries, "
+        + _baseline_text(rows)
+        + ", and the memory-mapped input once touched); *(added)* is the growth during the call.",
         "",
         "| n | method | wall s | peak RSS MiB (added) | output check | load |",
         "|---:|---|---:|---:|---|---:|",
@@ -577,14 +574,49 @@ def write_report(rows: list[dict], meta: dict) -> None:
                 )
         if parts:
             lines.append(f"- n = {n:,}: " + "; ".join(parts) + ".")
-    lines += ["", *meta.get("notes", [])]
-    (RESULTS / f"{NAME}.md").write_text("\n".join(lines).rstrip() + "\n")
-    payload = {"meta": meta, "rows": rows}
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(payload, indent=1, default=float) + "\n")
-    _plot(rows)
-    from benchmarks.make_results import write_results_md
+    notes = _notes(rows, meta.get("part_minutes", {}), meta.get("reruns", []))
+    lines += ["", *notes]
+    return "\n".join(lines).rstrip() + "\n"
 
-    write_results_md()
+
+def write_report(payload: dict, *, write_json: bool = True) -> None:
+    """``results/selection_speed.{json,md,png}`` (the JSON only after a run), then RESULTS.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    md = render_md(payload)
+    common.publish(NAME, md, payload if write_json else None, indent=1)
+    _plot(payload["rows"])
+
+
+def _machine_text(rows: list[dict], meta: dict) -> str:
+    loads = [r["load_avg"] for r in rows if isinstance(r.get("load_avg"), (int, float))]
+    cpus = meta.get("cpu_count") or meta.get("machine", {}).get("cpu_count")
+    text = f"Machine: {cpus} CPUs" if cpus else "Machine: CPU count not recorded"
+    if loads and cpus:
+        above = sum(x > cpus for x in loads)
+        text += (
+            f"; the 1-minute load average at the start of each case (last column) ranged "
+            f"{min(loads):.1f}-{max(loads):.1f} and was above the CPU count for {above} of "
+            f"{len(loads)} cases, so other jobs competed for the cores and absolute times are noisy."
+        )
+    else:
+        text += "."
+    return text
+
+
+def _baseline_text(rows: list[dict]) -> str:
+    groups: dict[str, list[float]] = {"dataprune": [], "apricot/numba": []}
+    for r in rows:
+        if "baseline_rss_mib" in r:
+            key = "apricot/numba" if r["method"].startswith("apricot") else "dataprune"
+            groups[key].append(r["baseline_rss_mib"])
+    parts = [
+        f"{min(v):,.0f}-{max(v):,.0f} MiB before the call for {k}"
+        if min(v) != max(v)
+        else f"{min(v):,.0f} MiB before the call for {k}"
+        for k, v in groups.items()
+        if v
+    ]
+    return " and ".join(parts) if parts else "baseline not recorded"
 
 
 def _check_text(r: dict) -> str:
@@ -692,11 +724,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="smoke test on sizes /50; prints the rows and writes no results",
     )
-    p.add_argument(
-        "--report-only",
-        action="store_true",
-        help="rebuild the md/png from the existing selection_speed.json",
-    )
+    common.add_render_only(p, NAME, "--report-only", dest="report_only")
     p.add_argument(
         "--methods",
         default="",
@@ -711,12 +739,7 @@ def main(argv: list[str] | None = None) -> None:
             for r in json.loads(prev_json.read_text())["rows"]:
                 PREVIOUS[(r["method"], r["n"])] = r
     if args.report_only:
-        payload = json.loads((RESULTS / f"{NAME}.json").read_text())
-        meta = payload["meta"]
-        meta["notes"] = _notes(
-            payload["rows"], meta.get("part_minutes", {}), meta.get("reruns", [])
-        )
-        write_report(payload["rows"], meta)
+        write_report(common.read_results(NAME), write_json=False)
         return
     if args.quick:
         SIZES.update(small=(1000, 2000), **{"200k": 4000, "1m": 8000})
@@ -750,32 +773,27 @@ def main(argv: list[str] | None = None) -> None:
     old = json.loads(prev.read_text()) if prev.exists() else {"rows": [], "meta": {}}
     rows = [r for r in old["rows"] if r.get("part") not in parts] + rows
     durations = {**old.get("meta", {}).get("part_minutes", {}), **durations}
-    import apricot
-    import faiss
-
+    info = common.machine_info(["faiss", "apricot", "torch"])
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "parts": sorted({r.get("part", "?") for r in rows}),
         "part_minutes": durations,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "numpy": np.__version__,
-        "faiss": faiss.__version__,
-        "apricot": getattr(apricot, "__version__", "?"),
+        "cpu_count": info["cpu_count"],
+        "machine": info,
         "reruns": old.get("meta", {}).get("reruns", [])
         + ([f"{', '.join(sorted(ONLY))} ({', '.join(parts)})"] if ONLY else []),
         "last_run_minutes": round((time.time() - started) / 60, 1),
     }
-    meta["notes"] = _notes(rows, durations, meta["reruns"])
-    write_report(rows, meta)
+    write_report({"meta": meta, "rows": rows})
     print(f"wrote {RESULTS / (NAME + '.md')}")
 
 
 def _summary(rows: list[dict]) -> list[str]:
     """Headline findings, computed from the rows (nothing hard-coded)."""
     by = {(r["method"], r["n"]): r for r in rows}
+    sizes = sorted({r["n"] for r in rows})
     out = ["", "**Summary.**", ""]
-    big = max((r["n"] for r in rows), default=0)
+    big = max(sizes, default=0)
     fl, pr = by.get(("facility_location", big), {}), by.get(("prototypes", big), {})
     if "wall_s" in fl:
         t = fl.get("timings", {})
@@ -789,7 +807,9 @@ def _summary(rows: list[dict]) -> list[str]:
                 f"; prototypes in {pr['wall_s'] / 60:.0f} min with peak RSS "
                 f"{pr['peak_rss_mib'] / 1024:.1f} GiB"
             )
-        out.append(line + " (limit: 24 GiB).")
+        peaks = [x["peak_rss_mib"] for x in (fl, pr) if "peak_rss_mib" in x]
+        verdict = "met" if max(peaks) <= MEMORY_LIMIT_GIB * 1024 else "NOT met"
+        out.append(line + f" (limit: {MEMORY_LIMIT_GIB} GiB: {verdict}).")
     per_row = [
         f"{r['n']:,}: {(r['peak_rss_mib'] - r['baseline_rss_mib']) * 2**20 / r['n']:,.0f}"
         for r in sorted(rows, key=lambda r: r["n"])
@@ -801,16 +821,28 @@ def _summary(rows: list[dict]) -> list[str]:
             for r in sorted(rows, key=lambda r: r["n"])
             if r["method"] == "apricot_dense" and "peak_rss_mib" in r
         ]
+        dense_skipped = [
+            f"{r['n'] ** 2 * 8 / 2**30:,.0f} GiB at {r['n']:,}"
+            for r in sorted(rows, key=lambda r: r["n"])
+            if r["method"] == "apricot_dense" and "skipped" in r
+        ]
         out.append(
-            "- Memory is linear in n: during facility location the process grows by "
+            "- Memory added during facility location, in bytes per row: "
             + ", ".join(per_row)
-            + f" bytes per row, including the memory-mapped input ({DIM * 4:,} bytes per row) "
-            "and the faiss index's copy of it; apricot's dense mode grows as n^2 ("
-            + ", ".join(dense)
-            + "; 298 GiB at 200k)."
+            + f" (including the memory-mapped input, {DIM * 4:,} bytes per row, and the faiss "
+            "index's copy of it)"
+            + ("; apricot's dense mode, peak RSS at " + ", ".join(dense) if dense else "")
+            + (
+                "; its n x n float64 similarity matrix alone would take "
+                + ", ".join(dense_skipped)
+                + " (not run)"
+                if dense_skipped
+                else ""
+            )
+            + "."
         )
     q = []
-    for n in sorted({r["n"] for r in rows}):
+    for n in sizes:
         a, b = by.get(("facility_location", n), {}), by.get(("apricot_dense", n), {})
         if "objective_dense" in a and "objective_dense" in b:
             q.append(f"{100 * a['objective_dense'] / b['objective_dense']:.2f}% at {n:,}")
@@ -820,78 +852,184 @@ def _summary(rows: list[dict]) -> list[str]:
             + ", ".join(q)
             + " of apricot's dense greedy (which sees every pair)."
         )
-    same, e2e = [], []
-    for n in sorted({r["n"] for r in rows}):
-        ap, ours = by.get(("apricot_sparse_int32", n), {}), by.get(("facility_location_graph", n))
-        g = by.get(("knn_graph", n), {})
-        if ours and "wall_s" in ap and "wall_s" in ours:
-            same.append(f"{ap['wall_s'] / ours['wall_s']:.1f}x at {n:,}")
-        d, f = by.get(("apricot_dense", n), {}), by.get(("facility_location", n), {})
-        if "wall_s" in d and "wall_s" in f:
-            e2e.append(f"{d['wall_s'] / f['wall_s']:.1f}x vs apricot dense at {n:,}")
-        elif "wall_s" in ap and "wall_s" in f and "wall_s" in g:
-            e2e.append(
-                f"{(g['wall_s'] + ap['wall_s']) / f['wall_s']:.1f}x vs apricot sparse at {n:,}"
-            )
-    if same:
-        met = [x for x in e2e if float(x.split("x", 1)[0]) >= 3]
-        out.append(
-            "- Target (>= 3x faster than apricot at equal output): on the same kNN graph, where "
-            "both return the same subset, apricot's greedy takes " + ", ".join(same) + " our "
-            "time. End to end (our kNN graph included) we are "
-            + ", ".join(e2e)
-            + " faster; "
-            + (
-                "the target holds end to end where apricot's dense mode can run. "
-                if met
-                else "the target does not hold end to end. "
-            )
-            + "Above 100k rows the kNN graph (`dataprune.neighbors.knn_graph`, faiss IVF) is most "
-            "of our time, so against apricot's greedy on our own graph the end-to-end ratio is "
-            "bounded by the graph build; apricot's dense mode cannot run there (n^2 memory)."
-        )
-    kc = []
-    for n in sorted({r["n"] for r in rows}):
+    out += _target_lines(by, sizes)
+    kc, same_r, diff_r, no_r = [], [], [], []
+    for n in sizes:
         ours, ref = by.get(("kcenter", n), {}), by.get(("reference_kcenter", n), {})
         if "wall_s" in ours and _time(ref):
             est = " (est.)" if "extrapolated_wall_s" in ref else ""
             kc.append(f"{_time(ref) / ours['wall_s']:.0f}x at {n:,}{est}")
+        if "radius_exact" in ours and "radius_exact" in ref:
+            if ours["radius_exact"] == ref["radius_exact"]:
+                same_r.append(f"{n:,} ({ours['radius_exact']:.4f})")
+            else:
+                diff_r.append(f"{n:,} ({ours['radius_exact']:.4f} vs {ref['radius_exact']:.4f})")
+        elif "radius_exact" in ours and ref:
+            no_r.append(f"{n:,}")
     if kc:
+        mem = [
+            f"{ref['full_run_distance_matrix_gib']} GiB at {n:,}"
+            for n in sizes
+            if "full_run_distance_matrix_gib" in (ref := by.get(("reference_kcenter", n), {}))
+        ]
+        radius = []
+        if same_r:
+            radius.append("covering radius equal to the reference's at " + ", ".join(same_r))
+        if diff_r:
+            radius.append("covering radius DIFFERENT from the reference's at " + ", ".join(diff_r))
+        if no_r:
+            radius.append(
+                "radius not compared at " + ", ".join(no_r) + " (the reference ran only its first "
+                "steps there)"
+            )
         out.append(
-            "- k-center greedy vs the DeepCore-style reference: " + ", ".join(kc) + " faster, "
-            "same covering radius; O(n) memory instead of its O(n k) distance matrix."
+            "- k-center greedy vs the DeepCore-style reference: "
+            + ", ".join(kc)
+            + " faster"
+            + "".join("; " + x for x in radius)
+            + (
+                "; the reference's full (k-1) x n distance matrix would take " + ", ".join(mem)
+                if mem
+                else ""
+            )
+            + "."
         )
     return out if len(out) > 3 else []
 
 
+def _target_lines(by: dict, sizes: list[int]) -> list[str]:
+    """The >= 3x facility-location target, judged per size and per comparison."""
+
+    def met(x: float) -> str:
+        return "met" if x >= TARGET_SPEEDUP else "NOT met"
+
+    per_size, e2e_equal, e2e_dense, greedy_all = [], [], [], []
+    for n in sizes:
+        ap, ours = (
+            by.get(("apricot_sparse_int32", n), {}),
+            by.get(("facility_location_graph", n), {}),
+        )
+        g, f = by.get(("knn_graph", n), {}), by.get(("facility_location", n), {})
+        d = by.get(("apricot_dense", n), {})
+        bits = []
+        if "wall_s" in ap and "wall_s" in ours:
+            agree = (
+                "identical selection"
+                if ap.get("same_order_as_dataprune")
+                else f"{100 * ap.get('same_picks_as_dataprune', 0):.1f}% same picks"
+            )
+            greedy = ap["wall_s"] / ours["wall_s"]
+            greedy_all.append(f"{greedy:.1f}x at {n:,}")
+            bits.append(
+                f"vs apricot sparse on the same kNN graph ({agree}): greedy alone {greedy:.1f}x "
+                f"({met(greedy)})"
+            )
+            if "wall_s" in g and "wall_s" in f:
+                e2e = (g["wall_s"] + ap["wall_s"]) / f["wall_s"]
+                e2e_equal.append((n, e2e))
+                bits[-1] += f", end to end (graph + greedy) {e2e:.1f}x (**{met(e2e)}**)"
+        if "wall_s" in d and "wall_s" in f:
+            e2e = d["wall_s"] / f["wall_s"]
+            e2e_dense.append((n, e2e))
+            overlap = f.get("overlap_with_apricot_dense")
+            bits.append(
+                "vs apricot dense"
+                + (f" ({100 * overlap:.1f}% same picks)" if overlap is not None else "")
+                + f": end to end {e2e:.1f}x ({met(e2e)})"
+            )
+        elif "skipped" in d:
+            bits.append(f"apricot dense not run ({d['skipped']})")
+        if not bits and "wall_s" in f:
+            bits.append("no apricot case was run at this size")
+        if bits:
+            per_size.append(f"  - n = {n:,}: " + "; ".join(bits) + ".")
+    if not per_size:
+        return []
+    lines = [
+        f"- Target (facility location >= {TARGET_SPEEDUP:g}x faster than apricot at equal "
+        "output; ratio = apricot time / ours, same run), per size:",
+        *per_size,
+    ]
+    dense_differs = any(
+        by.get(("facility_location", n), {}).get("overlap_with_apricot_dense", 1.0) < 1.0
+        for n, _ in e2e_dense
+    )
+    if e2e_equal:
+        hit = [n for n, x in e2e_equal if x >= TARGET_SPEEDUP]
+        miss = [n for n, x in e2e_equal if x < TARGET_SPEEDUP]
+        lines.append(
+            "  - End to end against apricot on the same kNN graph the target is met at "
+            + (", ".join(f"{n:,}" for n in hit) if hit else "no size")
+            + " and **NOT met at "
+            + (", ".join(f"{n:,}" for n in miss) if miss else "no size")
+            + "** ("
+            + ", ".join(f"{x:.1f}x at {n:,}" for n, x in e2e_equal)
+            + ")"
+            + (
+                "; against apricot dense"
+                + (" (a different selection from ours)" if dense_differs else "")
+                + ", it is met at "
+                + (", ".join(f"{n:,}" for n, x in e2e_dense if x >= TARGET_SPEEDUP) or "no size")
+                + " ("
+                + ", ".join(f"{x:.1f}x at {n:,}" for n, x in e2e_dense)
+                + ")"
+                if e2e_dense
+                else ""
+            )
+            + "."
+        )
+    share = [
+        f"{100 * f['timings']['knn_graph_s'] / f['wall_s']:.0f}% at {n:,}"
+        for n in sizes
+        if "timings" in (f := by.get(("facility_location", n), {})) and f.get("wall_s")
+    ]
+    if share:
+        lines.append(
+            "  - Share of our facility-location time spent building the kNN graph: "
+            + ", ".join(share)
+            + "."
+        )
+    return lines
+
+
 def _notes(rows: list[dict], durations: dict, reruns: list[str] | None = None) -> list[str]:
     notes = []
+    counts: dict[str, int] = {}
     for r in reruns or []:
+        counts[r] = counts.get(r, 0) + 1
+    for r, c in counts.items():
         notes.append(
-            f"- Re-run on their own with `--methods` (after a code change), later than the other "
-            f"rows: {r}."
+            "- Re-run on their own with `--methods` (after a code change), later than the other "
+            f"rows{f' ({c} times)' if c > 1 else ''}: {r}."
         )
     doc = [r for r in rows if r["method"] == "apricot_sparse_documented"]
     if doc:
         err = doc[0].get("error", "no error")
         notes.append(
             f"- apricot's documented sparse mode (`FacilityLocationSelection(k, "
-            f"n_neighbors={N_NEIGHBORS})`) fails with `{err}`: its numba kernel is compiled for "
-            "int32 CSR indices and scikit-learn/scipy now produce int64 ones. With "
-            "`metric='cosine'` the same mode first builds the dense n x n matrix anyway. The "
-            "workaround timed above (passing a precomputed int32 CSR graph) is not something its "
-            "documentation tells a user to do."
+            f"n_neighbors={N_NEIGHBORS})`) "
+            + (f"fails with `{err}`" if "error" in doc[0] else "ran without error")
+            + "; the `apricot_sparse_int32` rows pass it our kNN graph as a precomputed CSR "
+            "matrix with int32 indices instead."
         )
+    gaps = sorted(
+        c["first_swap_gap"]
+        for r in rows
+        for key in ("vs_reference", "vs_dataprune")
+        if "first_swap_gap" in (c := r.get(key, {}))
+    )
     notes.append(
         "- k-center greedy: `batched` applies new centres to all rows 256 at a time with a "
-        "matrix-matrix product and keeps only the ~2k candidate rows exact in between; in exact "
-        "arithmetic it picks exactly what the straightforward loop picks. All three "
-        "implementations compute float32 distances with different summation orders, so on "
-        "384-d data, where the farthest candidates are often within 1e-7 of each other, their "
-        "orders can swap at such a near-tie and then drift apart; the checks above give the "
-        "shared picks, the first swap and the float64 gap there, and the exact covering radius "
-        "of each output. The reference (DeepCore's loop) also keeps a (k-1) x n distance matrix: "
-        "O(n k) memory, and copies the unselected rows every step."
+        "matrix-matrix product and keeps only the ~2k candidate rows exact in between. All three "
+        "implementations compute float32 distances with different summation orders; where two "
+        "outputs' orders differ, the checks above give the shared picks, the first differing "
+        "step and the float64 distance gap between the two candidates there"
+        + (
+            f" (measured gaps: {', '.join(f'{g:.1e}' for g in gaps)})"
+            if gaps
+            else " (no order differed)"
+        )
+        + ", and the exact covering radius of each output."
     )
     notes.append(
         "- Facility location objectives: *dense f(S)* is the exact objective with clipped cosine "
@@ -902,8 +1040,7 @@ def _notes(rows: list[dict], durations: dict, reruns: list[str] | None = None) -
         notes.append(
             "- Part durations (minutes, including data generation and output checks): "
             + ", ".join(f"{k}: {v}" for k, v in durations.items())
-            + ". The parts can run as separate jobs (`--parts 1m`); in the recorded run the 1m "
-            "part ran at the same time as the small and 200k parts, on the same 2 cores."
+            + ". The parts can run as separate jobs (`--parts 1m`)."
         )
     return notes
 
