@@ -11,12 +11,36 @@ Subparsers = Any
 
 
 def add_input_args(
-    p: argparse.ArgumentParser, *, text: bool = True, sft: bool = False, label: bool = False
+    p: argparse.ArgumentParser | Any,
+    *,
+    text: bool = True,
+    sft: bool = False,
+    label: bool = False,
+    flags: tuple[str, ...] | None = None,
+    dest: str = "input",
+    required: bool = True,
+    split: bool = True,
+    input_help: str = "JSONL / JSON / parquet / CSV file, or a hub dataset id",
 ) -> None:
-    """Add INPUT, field options and ``--on-bad-record``."""
-    p.add_argument(
-        "input", metavar="INPUT", help="JSONL / JSON / parquet / CSV file, or a hub dataset id"
-    )
+    """Add the input, its field options, ``--split`` and ``--on-bad-record`` (one definition for
+    every command that reads records).
+
+    Parameters
+    ----------
+    p : parser or argument group
+    text, sft, label : bool
+        Add ``--text-field``; ``--prompt-field`` / ``--response-field``; ``--label-field``.
+    flags : tuple of str, optional
+        The input as an option (e.g. ``("--input", "-i")``) instead of the positional INPUT.
+    dest, required, input_help
+        For the input argument.
+    split : bool
+        Add ``--split`` (hub dataset ids).
+    """
+    if flags is None:
+        p.add_argument(dest, metavar="INPUT", help=input_help)
+    else:
+        p.add_argument(*flags, dest=dest, metavar="INPUT", required=required, help=input_help)
     if text:
         p.add_argument("--text-field", help="field holding the text (default: text)")
     if sft:
@@ -24,14 +48,16 @@ def add_input_args(
         p.add_argument("--response-field", help="field holding the response (SFT records)")
     if label:
         p.add_argument("--label-field", help="field holding the class label")
-    p.add_argument(
-        "--split", default=None, help="split to load for hub dataset ids (default: train)"
-    )
+    if split:
+        p.add_argument(
+            "--split", default=None, help="split to load for hub dataset ids (default: train)"
+        )
     p.add_argument(
         "--on-bad-record",
         choices=("error", "skip"),
         default="error",
-        help="stop at the first bad record (default) or skip bad records and write them to OUTPUT.rejects.jsonl",
+        help="stop at the first bad record (default) or skip bad records and write them to "
+        "OUTPUT.rejects.jsonl",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import Subparsers, key_value_option
+from dataprune.cli._common import Subparsers, add_input_args, key_value_option
 
 ORDER = 60
 
@@ -35,18 +35,13 @@ def register(sub: Subparsers) -> None:
         "--pattern", default=None, help="'unstructured' (default) or N:M such as 2:4 or 4:8"
     )
     g = p.add_argument_group("calibration")
-    g.add_argument(
-        "--calibration", metavar="INPUT", help="JSONL / JSON / parquet / CSV pool of texts"
-    )
-    g.add_argument("--text-field", help="field holding the text (default: text)")
-    g.add_argument("--prompt-field", help="field holding the prompt (SFT records)")
-    g.add_argument("--response-field", help="field holding the response (SFT records)")
-    g.add_argument("--split", default=None, help="split for hub dataset ids (default: train)")
-    g.add_argument(
-        "--on-bad-record",
-        choices=("error", "skip"),
-        default="error",
-        help="stop at the first bad record (default) or skip it",
+    add_input_args(
+        g,
+        sft=True,
+        flags=("--calibration",),
+        dest="calibration",
+        required=False,
+        input_help="JSONL / JSON / parquet / CSV pool of texts, or a hub dataset id",
     )
     g.add_argument(
         "--selector",

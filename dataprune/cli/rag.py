@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import Subparsers, non_negative_int
+from dataprune.cli._common import Subparsers, add_input_args, non_negative_int
 
 ORDER = 50
 
@@ -130,7 +130,13 @@ def register(sub: Subparsers) -> None:
     q = r.add_mutually_exclusive_group(required=True)
     q.add_argument("--query", help="the query every passage is pruned for")
     q.add_argument("--query-field", help="field holding each record's own query")
-    r.add_argument("--input", "-i", required=True, help="passages file (one record per passage)")
+    add_input_args(
+        r,
+        text=False,
+        flags=("--input", "-i"),
+        split=False,
+        input_help="passages file (one record per passage)",
+    )
     r.add_argument("--output", "-o", required=True, help="output file (format from its suffix)")
     r.add_argument("--text-field", default="text", help="field holding the passage (default: text)")
     r.add_argument(
@@ -155,12 +161,6 @@ def register(sub: Subparsers) -> None:
     )
     r.add_argument("--drop-empty", action="store_true", help="leave out passages pruned to nothing")
     r.add_argument("--batch-size", type=int, default=32)
-    r.add_argument(
-        "--on-bad-record",
-        choices=("error", "skip"),
-        default="error",
-        help="stop at the first bad record (default) or skip it (written to OUTPUT.rejects.jsonl)",
-    )
     r.set_defaults(run=run_prune)
 
 

@@ -137,101 +137,32 @@ def split_budget(sizes: np.ndarray, k: int) -> np.ndarray:
 
 
 # -- per-method stages ------------------------------------------------------------------------
-def _n_clusters(sel: Any, n: int) -> int:
-    return sel.n_clusters if sel.n_clusters is not None else default_n_clusters(n)
+def cluster_for(
+    selector: Any, X: np.ndarray, rng: np.random.Generator, engine: Any = "local"
+) -> KMeansResult:
+    """The k-means step of a clustering selector: its ``n_clusters`` (default for ``len(X)``),
+    ``n_iter`` and ``show_progress_bar``, seeded from ``rng``, assignment on ``engine``."""
+    n = X.shape[0]
+    return cluster_rows(
+        X,
+        selector.n_clusters if selector.n_clusters is not None else default_n_clusters(n),
+        n_iter=selector.n_iter,
+        random_state=int(rng.integers(0, 2**31 - 1)),
+        engine=engine,
+        show_progress_bar=getattr(selector, "show_progress_bar", None),
+    )
 
 
 def _prototypes(sel: Any, X: np.ndarray, k: int, rng: np.random.Generator, engine: Any):
-    """:meth:`Prototypes._select` with the assignment on ``engine``."""
+    """:class:`~dataprune.selection.Prototypes` with its k-means assignment on ``engine``."""
     sel._check_params()
-    n = X.shape[0]
-    km = cluster_rows(
-        X,
-        _n_clusters(sel, n),
-        n_iter=sel.n_iter,
-        random_state=int(rng.integers(0, 2**31 - 1)),
-        engine=engine,
-        show_progress_bar=getattr(sel, "show_progress_bar", None),
-    )
-    dist = 1.0 - km.similarity.astype(np.float64)
-    score = dist if sel.keep == "hard" else -dist
-    order = np.lexsort((np.arange(n), -score))
-    sel.distances_ = dist
-    sel.labels_ = km.labels
-    sel.cluster_centers_ = km.centroids
-    return order[:k], score
-
-
-def _semdedup_cluster(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One cluster's duplicate scan (``E`` rows in scan order): max similarity to an earlier
-    member and its position (-1 for the first)."""
-    from dataprune.selection.semdedup import _scan_cluster
-
-    m = len(E)
-    max_sim = np.full(m, -1.0, dtype=np.float32)
-    dup = np.full(m, -1, dtype=np.int64)
-    _scan_cluster(E, np.arange(m), max_sim, dup)
-    return max_sim, dup
+    return sel._select_on(X, k, rng, engine)
 
 
 def _semdedup(sel: Any, X: np.ndarray, k: int, rng: np.random.Generator, engine: Any):
-    """:meth:`SemDeDup._select` with the assignment and the per-cluster scans on ``engine``."""
-    from dataprune.selection.semdedup import _groups
-
+    """:class:`~dataprune.selection.SemDeDup` with its assignment and scans on ``engine``."""
     sel._check_params()
-    n = X.shape[0]
-    km = cluster_rows(
-        X,
-        _n_clusters(sel, n),
-        n_iter=sel.n_iter,
-        random_state=int(rng.integers(0, 2**31 - 1)),
-        engine=engine,
-        show_progress_bar=sel.show_progress_bar,
-    )
-    max_sim = np.full(n, -1.0, dtype=np.float32)
-    dup_of = np.full(n, -1, dtype=np.int64)
-    tie = rng.random(n)
-    scans = []
-    for members in _members(km.labels, km.n_clusters):
-        if len(members) < 2:
-            continue
-        if sel.keep == "hard":
-            key = km.similarity[members]
-        elif sel.keep == "easy":
-            key = -km.similarity[members]
-        else:
-            key = tie[members]
-        scans.append(members[np.lexsort((members, key))])
-    from dataprune.distributed.engines import get_engine
-
-    results = get_engine(engine).map(
-        _semdedup_cluster,
-        ((np.asarray(X[ordered], dtype=np.float32),) for ordered in scans),
-        desc="SemDeDup clusters",
-        total=len(scans),
-        show_progress_bar=sel.show_progress_bar,
-    )
-    for ordered, (ms, dup) in zip(scans, results):
-        max_sim[ordered] = ms
-        dup_of[ordered] = np.where(dup >= 0, ordered[np.clip(dup, 0, None)], -1)
-    threshold = 1.0 - float(sel.eps)
-    is_dup = max_sim > threshold
-    dup_of[~is_dup] = -1
-    redundancy = max_sim.astype(np.float64)
-    unique_first = np.lexsort((np.arange(n), redundancy))
-    pool_order = unique_first[~is_dup[unique_first]]
-    dups_order = unique_first[is_dup[unique_first]]
-    if len(pool_order) >= k and sel.fill == "random":
-        chosen = rng.choice(pool_order, size=k, replace=False)
-    else:
-        chosen = np.concatenate([pool_order, dups_order])[:k]
-    sel.max_similarity_ = max_sim
-    sel.duplicate_of_ = dup_of
-    sel.is_duplicate_ = is_dup
-    sel.duplicate_groups_ = _groups(n, dup_of)
-    sel.labels_ = km.labels
-    sel.n_duplicates_ = int(is_dup.sum())
-    return chosen, -redundancy
+    return sel._select_on(X, k, rng, engine)
 
 
 def _facility_location_cluster(
@@ -302,14 +233,7 @@ def _facility_location(sel: Any, X: np.ndarray, k: int, rng: np.random.Generator
         raise DataValidationError(f"n_neighbors must be >= 1, got {sel.n_neighbors}")
     X = _normalised_rows(X)
     n = X.shape[0]
-    km = cluster_rows(
-        X,
-        _n_clusters(sel, n),
-        n_iter=sel.n_iter,
-        random_state=int(rng.integers(0, 2**31 - 1)),
-        engine=engine,
-        show_progress_bar=sel.show_progress_bar,
-    )
+    km = cluster_for(sel, X, rng, engine)
     members = _members(km.labels, km.n_clusters)
     sizes = np.array([len(m) for m in members], dtype=np.int64)
     quota = split_budget(sizes, k)

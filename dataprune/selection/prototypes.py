@@ -8,7 +8,6 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.selection.base import BaseSelector
-from dataprune.selection.clustering import default_n_clusters, spherical_kmeans
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +65,15 @@ class Prototypes(BaseSelector):
             raise DataValidationError(f"keep must be 'hard' or 'easy', got {self.keep!r}")
 
     def _select(self, X, y, k, rng):
+        return self._select_on(X, k, rng, engine="local")
+
+    def _select_on(self, X, k, rng, engine):
+        """The selection with the k-means assignment on ``engine`` (``"local"``: in-process;
+        :func:`dataprune.distributed.fit_with_engine` passes its engine)."""
+        from dataprune.distributed.clustered import cluster_for
+
         n = X.shape[0]
-        n_clusters = self.n_clusters if self.n_clusters is not None else default_n_clusters(n)
-        km = spherical_kmeans(
-            X, n_clusters, n_iter=self.n_iter, random_state=int(rng.integers(0, 2**31 - 1))
-        )
+        km = cluster_for(self, X, rng, engine)
         dist = 1.0 - km.similarity.astype(np.float64)
         score = dist if self.keep == "hard" else -dist
         order = np.lexsort((np.arange(n), -score))

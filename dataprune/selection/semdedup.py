@@ -7,9 +7,7 @@ import logging
 import numpy as np
 
 from dataprune.errors import DataValidationError
-from dataprune.progress import progress
 from dataprune.selection.base import BaseSelector
-from dataprune.selection.clustering import default_n_clusters, spherical_kmeans
 
 logger = logging.getLogger(__name__)
 
@@ -91,22 +89,22 @@ class SemDeDup(BaseSelector):
             raise DataValidationError(f"eps must be in [0, 2], got {self.eps!r}")
 
     def _select(self, X, y, k, rng):
-        Xf = np.ascontiguousarray(X, dtype=np.float32)
-        n = Xf.shape[0]
-        n_clusters = self.n_clusters if self.n_clusters is not None else default_n_clusters(n)
-        km = spherical_kmeans(
-            Xf, n_clusters, n_iter=self.n_iter, random_state=int(rng.integers(0, 2**31 - 1))
-        )
+        return self._select_on(X, k, rng, engine="local")
+
+    def _select_on(self, X, k, rng, engine):
+        """The selection with the k-means assignment and the per-cluster duplicate scans on
+        ``engine`` (``"local"``: in-process; :func:`dataprune.distributed.fit_with_engine` passes
+        its engine). Every engine gives the same result."""
+        from dataprune.distributed.clustered import cluster_for
+        from dataprune.distributed.engines import get_engine
+
+        n = X.shape[0]
+        km = cluster_for(self, X, rng, engine)
         max_sim = np.full(n, -1.0, dtype=np.float32)
         dup_of = np.full(n, -1, dtype=np.int64)
         tie = rng.random(n)
-        members_by_cluster = _group(km.labels, km.n_clusters)
-        for members in progress(
-            members_by_cluster,
-            show_progress_bar=self.show_progress_bar,
-            desc="SemDeDup",
-            unit="cluster",
-        ):
+        scans = []
+        for members in _group(km.labels, km.n_clusters):
             if len(members) < 2:
                 continue
             if self.keep == "hard":
@@ -115,8 +113,17 @@ class SemDeDup(BaseSelector):
                 key = -km.similarity[members]
             else:
                 key = tie[members]
-            ordered = members[np.lexsort((members, key))]
-            _scan_cluster(Xf, ordered, max_sim, dup_of)
+            scans.append(members[np.lexsort((members, key))])
+        results = get_engine(engine).map(
+            scan_cluster,
+            ((np.asarray(X[ordered], dtype=np.float32),) for ordered in scans),
+            desc="SemDeDup clusters",
+            total=len(scans),
+            show_progress_bar=self.show_progress_bar,
+        )
+        for ordered, (ms, dup) in zip(scans, results):
+            max_sim[ordered] = ms
+            dup_of[ordered] = np.where(dup >= 0, ordered[np.clip(dup, 0, None)], -1)
         threshold = 1.0 - float(self.eps)
         is_dup = max_sim > threshold
         dup_of[~is_dup] = -1
@@ -163,6 +170,16 @@ def _scan_cluster(X: np.ndarray, ordered: np.ndarray, max_sim: np.ndarray, dup_o
         j = np.argmax(S, axis=1)
         max_sim[ordered[lo:hi]] = S[np.arange(hi - lo), j]
         dup_of[ordered[lo:hi]] = ordered[j]
+
+
+def scan_cluster(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One cluster's duplicate scan (``E``: its rows in scan order, shape (m, dim)): each row's
+    max similarity to an earlier member and that member's position (-1 for none)."""
+    m = len(E)
+    max_sim = np.full(m, -1.0, dtype=np.float32)
+    dup = np.full(m, -1, dtype=np.int64)
+    _scan_cluster(E, np.arange(m), max_sim, dup)
+    return max_sim, dup
 
 
 def _groups(n: int, dup_of: np.ndarray) -> list[list[int]]:
