@@ -56,7 +56,10 @@ def knn_graph(
     nlist : int, optional
         IVF cells (default ``4 * sqrt(n_samples)``).
     nprobe : int, default=16
-        IVF cells visited per query.
+        IVF cells visited per query. At the defaults the approximate graph matches the exact one
+        on embedding-like (clustered) data (recall@10 >= 0.99 in the tests); on structureless,
+        uniformly spread vectors recall falls (about 0.85 at 16 dimensions, lower in higher
+        dimension): raise ``nprobe`` (up to ``nlist``, which is exact) for such data.
     random_state : int, default=0
         Seed for the IVF training sample.
 

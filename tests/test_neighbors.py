@@ -21,13 +21,20 @@ def test_knn_matches_brute_force():
     assert not (idx == np.arange(300)[:, None]).any()
 
 
-def test_ivf_knn_is_close_to_exact():
-    rng = np.random.default_rng(1)
-    X = _unit(rng, 4000, 16)
-    _, exact = knn_graph(X, 5, exact=True)
-    _, approx = knn_graph(X, 5, exact=False, nlist=32, nprobe=32)
-    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, approx)])
-    assert recall > 0.95
+def test_ivf_knn_at_the_default_nlist_and_nprobe_is_close_to_exact_on_clustered_data():
+    """The IVF index as the library configures it (nlist = 4 sqrt(n), nprobe = 16), on
+    embedding-like data (points around 200 topics), recovers the exact neighbours; on
+    structureless uniform data it would not (recall ~0.85 at 16-d, lower in higher dimension),
+    which the docstring of knn_graph says."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    topics = rng.standard_normal((200, 64))
+    X = topics[rng.integers(0, 200, n)] + 0.5 * rng.standard_normal((n, 64))
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    _, exact = knn_graph(X, 10, exact=True, show_progress_bar=False)
+    _, approx = knn_graph(X, 10, exact=False, show_progress_bar=False)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)])
+    assert recall >= 0.99, recall
 
 
 def test_near_duplicates_and_groups():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dataprune.qtuning import Q4, QTuningConfig, QTuningTriage
+from dataprune.qtuning import QTuningConfig, QTuningTriage
 
 pytestmark = pytest.mark.offline_models
 
@@ -20,7 +20,7 @@ def smollm2():
 
 
 @pytest.mark.slow
-def test_mismatched_answers_are_high_error_and_never_calibration(shared_data, smollm2):
+def test_mismatched_answers_are_high_error(shared_data, smollm2):
     model, tok = smollm2
     rows = [
         json.loads(line)
@@ -38,8 +38,9 @@ def test_mismatched_answers_are_high_error_and_never_calibration(shared_data, sm
     own = np.array([ppl[(i + 1) % 4] for i in range(4)])
     assert np.all(ppl[16:] > own)
     assert np.median(ppl[16:]) > 1.5 * np.median(ppl[:16])
-    # low PPL is what Q4 requires: mismatched answers are never kept as calibration data
-    assert not np.any(tri.quadrant_[16:] == Q4)
+    # No assertion on where mismatched answers land: at scale the default (min-max) fill-up
+    # puts many of them in Q4 (benchmarks/results/qtuning_diagnostic.md: 21 of 40 shuffled
+    # answers kept as Q4), so "never in Q4" would hold on this slice only by chance.
     assert len(tri.kept_indices_) == 5  # round(20 * 0.25)
 
 
