@@ -17,9 +17,11 @@ class AGPConfig(ConfigMixin):
     Network
     -------
     hidden_dim : int, default=64
+        Width of the GCN layers.
     n_layers : int, default=2
         GCN layers (AGP uses 2).
     dropout : float, default=0.1
+        Dropout between GCN layers.
     learn_agent_embeddings : bool, default=True
         A learned vector per pool position added to the profile features (AGP's pool is fixed;
         this lets the model tell apart agents whose profiles are similar or unknown).
@@ -31,15 +33,20 @@ class AGPConfig(ConfigMixin):
     edge_loss : {"bce", "mse"}, default="bce"
         Against the (soft) edge labels ``edge_weight``.
     edge_loss_weight, node_loss_weight : float, default=1.0
+        Weights of the edge and node losses.
     sparsity_weight : float, default=0.05
         Weight of the mean edge keep-probability (pushes towards fewer messages).
     consistency_weight : float, default=0.01
         Weight of ``mean(p_ij * (1 - n_i * n_j))``: an edge should only be kept when both of its
         agents are.
     learning_rate : float, default=0.01
+        Adam learning rate.
     weight_decay : float, default=1e-4
+        Adam weight decay.
     batch_size : int, default=10
+        Records per optimiser step.
     epochs : int, default=40
+        Passes over the training records.
     max_steps : int, optional
         Stop after this many optimiser steps (AGP reports ~10 steps already help).
     init_from_prior : bool, default=False

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from dataprune.agents.agp.config import AGPConfig
 from dataprune.cli._common import Subparsers, non_negative_float, positive_int
+from dataprune.cli.config_options import add_config_options, config_from_args
 
 ORDER = 60
 
@@ -37,11 +39,18 @@ def register(sub: Subparsers) -> None:
         "default agent_0..agent_{N-1}",
     )
     t.add_argument("--encoder", default=None, help="sentence encoder (default all-MiniLM-L6-v2)")
-    t.add_argument("--epochs", type=positive_int, default=40)
-    t.add_argument("--max-steps", type=positive_int, default=None)
-    t.add_argument("--batch-size", type=positive_int, default=10)
-    t.add_argument("--learning-rate", type=float, default=0.01)
-    t.add_argument("--hidden-dim", type=positive_int, default=64)
+    # AGP's training options: defaults and help from AGPConfig (one source)
+    add_config_options(
+        t,
+        AGPConfig,
+        fields=("epochs", "max_steps", "batch_size", "learning_rate", "hidden_dim"),
+        types={
+            "epochs": positive_int,
+            "max_steps": positive_int,
+            "batch_size": positive_int,
+            "hidden_dim": positive_int,
+        },
+    )
     t.add_argument("--random-state", type=int, default=0)
     t.set_defaults(run=run_train)
 
@@ -109,7 +118,7 @@ def _load_agents(path: str) -> list:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from dataprune.agents.agp import AGPConfig, AGPPruner
+    from dataprune.agents.agp import AGPPruner
     from dataprune.agents.records import load_agp_records
     from dataprune.atomic import atomic_dir
     from dataprune.io import file_sha256
@@ -126,14 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     agents = _load_agents(args.agents) if args.agents else None
     recs = load_agp_records(args.records, n_agents=len(agents) if agents else None)
-    config = AGPConfig(
-        hidden_dim=args.hidden_dim,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        encoder=args.encoder,
-    )
+    config = config_from_args(AGPConfig, args)
     pruner = AGPPruner(agents, config=config, random_state=args.random_state).fit(recs)
     with atomic_dir(args.output) as tmp:
         pruner.save(tmp)

@@ -24,34 +24,46 @@ _TYPES = {"float": float, "int": int, "str": str, "bool": bool}
 
 
 def field_help(cls: type) -> dict[str, str]:
-    """First sentence of each parameter's description in ``cls``'s numpydoc docstring."""
+    """First sentence of each parameter's description in ``cls``'s numpydoc docstring.
+
+    Entries are read from every section of ``name : type`` lines (``Parameters``, or named
+    groups such as ``Network``), except ``Attributes``, ``Returns``, ``Raises`` and the like.
+    """
     doc = cls.__doc__ or ""
-    m = re.search(r"\n\s*Parameters\n\s*-+\n(.*?)(\n\s*\n\s*[A-Z][a-z]+\n\s*-+\n|\Z)", doc, re.S)
-    if not m:
-        return {}
+    lines = doc.splitlines()
     out: dict[str, str] = {}
+    skip = {"Attributes", "Returns", "Raises", "Yields", "Examples", "Notes", "See Also"}
+    section: str | None = None
     names: list[str] = []
     indent: int | None = None
-    lines: list[str] = []
+    body: list[str] = []
 
     def flush() -> None:
-        text = " ".join(s.strip() for s in lines).strip().replace("``", "")
+        text = " ".join(s.strip() for s in body).strip().replace("``", "")
         first = re.split(r"(?<=\.)\s", text, maxsplit=1)[0].rstrip(".") if text else ""
         for n in names:
-            out[n] = first
+            out.setdefault(n, first)
 
-    for line in m.group(1).splitlines():
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if line.strip() and re.fullmatch(r"\s*-{3,}\s*", nxt):  # a section header
+            if names:
+                flush()
+            section, names, indent, body = line.strip(), [], None, []
+            continue
+        if section is None or section in skip or re.fullmatch(r"\s*-{3,}\s*", line):
+            continue
         if not line.strip():
             continue
         depth = len(line) - len(line.lstrip())
-        if indent is None or depth <= indent:
+        if (indent is None or depth <= indent) and " : " in line:
             if names:
                 flush()
             indent = depth
-            names = [n.strip() for n in line.split(":")[0].split(",")]
-            lines = []
-        else:
-            lines.append(line)
+            names = [n.strip() for n in line.split(" : ")[0].split(",")]
+            body = []
+        elif names:
+            body.append(line)
     if names:
         flush()
     return out
@@ -96,7 +108,7 @@ def add_config_options(
         kwargs: dict[str, Any] = {
             "dest": f.name,
             "default": f.default,
-            "help": f"{text} (default {f.default})" if text else f"default {f.default}",
+            "help": f"{text} (default {f.default})" if text else f"(default {f.default})",
         }
         if f.name in (choices or {}):
             kwargs["choices"] = list((choices or {})[f.name])
