@@ -1,5 +1,6 @@
-"""The README's command lines are real: every ``dataprune ...`` line parses with the current
-options, and the cheap ones run as written on small data in the file names the README uses."""
+"""The documented command lines are real: every ``dataprune ...`` line of the README and of the
+pages under ``docs/`` parses with the current options, and the cheap ones run as written on small
+data in the file names the documentation uses."""
 
 from __future__ import annotations
 
@@ -12,14 +13,20 @@ import pytest
 
 from dataprune.cli.main import build_parser, main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
-def _commands() -> list[str]:
-    """``dataprune`` command lines of the README's bash blocks (continuations joined)."""
-    text = README.read_text()
+def _documents() -> list[Path]:
+    """The README and every Markdown page under ``docs/``."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def _commands_in(path: Path) -> list[str]:
+    """``dataprune`` command lines of one file's bash blocks (continuations joined)."""
     out = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
         block = block.replace("\\\n", " ")
         for line in block.splitlines():
             line = line.split("   #")[0].split("  #")[0].strip()
@@ -30,12 +37,31 @@ def _commands() -> list[str]:
     return out
 
 
-def test_the_readme_has_commands():
-    assert len(_commands()) >= 10
+def _commands() -> list[str]:
+    """Every documented command line, once (the README repeats some of the guides' examples)."""
+    return list(dict.fromkeys(c for path in _documents() for c in _commands_in(path)))
+
+
+def test_the_documentation_has_commands():
+    # Every sub-command is documented somewhere, and the README keeps one example per job.
+    commands = _commands()
+    assert len(commands) >= 12, commands
+    subcommands = {c.split()[1] for c in commands}
+    assert {
+        "demo",
+        "embed",
+        "env",
+        "select",
+        "triage",
+        "prune-model",
+        "rag",
+        "agents",
+    } <= subcommands
+    assert len(_commands_in(README)) >= 8
 
 
 @pytest.mark.parametrize("line", _commands())
-def test_every_readme_command_parses(line):
+def test_every_documented_command_parses(line):
     argv = shlex.split(line)[1:]
     args = build_parser().parse_args(argv)
     assert getattr(args, "run", None) is not None, line
@@ -43,7 +69,7 @@ def test_every_readme_command_parses(line):
 
 @pytest.fixture()
 def readme_files(tmp_path, monkeypatch):
-    """The input files the README's examples name, small."""
+    """The input files the documented examples name, small."""
     monkeypatch.chdir(tmp_path)
     topics = ["apples", "rivers", "music", "stars"]
     rows = [

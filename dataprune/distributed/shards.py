@@ -87,6 +87,8 @@ def score_shards(
 ) -> ShardRun:
     """Any per-record score over shards, resumable (the generic form of :func:`embed_shards`).
 
+    Parameters not listed here are as in :func:`embed_shards`.
+
     Parameters
     ----------
     scorer : callable or factory
@@ -98,8 +100,6 @@ def score_shards(
     name : str, optional
         Identifies the scorer in the resume check (default: its qualified name); change it when
         the scorer's behaviour changes.
-    Other parameters
-        As in :func:`embed_shards`.
     """
     config = {
         "task": "score",
@@ -229,14 +229,13 @@ def lm_score_shards(
     Columns ``el2n``, ``nll``, ``ppl``, ``entropy``, ``entropy_all``, ``n_tokens``, ``truncated``
     (see the module docstring), computed by :func:`dataprune.lm_scoring.score_sft` -- the core
     shared with :func:`dataprune.scores.lm_scores` and Q-Tuning -- so the values equal the
-    in-process ones.
+    in-process ones. Parameters not listed here are as in :func:`embed_shards` and
+    :func:`dataprune.lm_scoring.score_sft`.
 
     Parameters
     ----------
     model : str, (model, tokenizer), or zero-argument factory returning one, optional
         Default SmolLM2-135M-Instruct (:func:`dataprune.models.load_causal_lm`).
-    Other parameters
-        As in :func:`embed_shards` and :func:`dataprune.lm_scoring.score_sft`.
     """
     config = {
         "task": "lm_scores",

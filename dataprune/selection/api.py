@@ -187,7 +187,8 @@ def _text_fields(
 
 def _dataset_subset(data: Any, rs: Any, positions: np.ndarray, original: np.ndarray) -> Any:
     """Kept records in the input's own type (``positions`` index ``rs.records``)."""
-    from dataprune.io import RecordSet, _is_hf_dataset
+    from dataprune.io import RecordSet
+    from dataprune.io.readers import _is_hf_dataset
 
     if _is_hf_dataset(data):
         return data.select(original.tolist())

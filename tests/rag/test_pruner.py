@@ -104,7 +104,7 @@ def test_remote_provence_adapter(tiny_pruner):
     """A Provence remote-code model (compression_logits + ranking_scores) behind the same API."""
     import torch
 
-    from dataprune.rag.pruner import _RemoteProvence
+    from dataprune.rag.loading import _RemoteProvence
 
     class Out:
         def __init__(self, c, r):
