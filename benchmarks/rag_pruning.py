@@ -92,6 +92,73 @@ def _interp(curve, compression, key):
     return float(np.interp(compression, ux, uy))
 
 
+def _stats(examples, masks):
+    """Per-passage sums behind recall, precision and compression: shape (5, n_passages) rows
+    true positives, relevant sentences, kept sentences, kept characters, all characters."""
+    out = np.zeros((5, len(examples)), dtype=np.float64)
+    for i, (ex, m) in enumerate(zip(examples, masks)):
+        m = np.asarray(m, dtype=bool)
+        y = np.asarray(ex.labels, dtype=bool)
+        lens = np.array([s.end - s.start for s in ex.sentences], dtype=np.float64)
+        out[:, i] = ((m & y).sum(), y.sum(), m.sum(), lens[m].sum(), lens.sum())
+    return out
+
+
+def _metrics_from_sums(sums):
+    """recall, F2, compression from summed :func:`_stats` rows (any leading batch shape)."""
+    from dataprune.rag.evaluation import f_beta
+
+    tp, rel, kept, kc, tc = (sums[..., j] for j in range(5))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(rel > 0, tp / rel, np.nan)
+        precision = np.where(kept > 0, tp / kept, 0.0)
+        f2 = np.vectorize(f_beta)(precision, recall)
+        compression = np.where(tc > 0, 1.0 - kc / tc, np.nan)
+    return {"recall": recall, "f2": f2, "compression": compression}
+
+
+def _interp_rows(xs, ys, x):
+    """Row-wise :func:`_interp`: ``xs``, ``ys`` of shape (B, P), ``x`` of shape (B,)."""
+    out = np.full(len(x), np.nan)
+    for b in range(len(x)):
+        ok = ~np.isnan(ys[b])
+        px, py = xs[b][ok], ys[b][ok]
+        if not len(px) or x[b] < px.min() - 1e-9 or x[b] > px.max() + 1e-9:
+            continue
+        ux = np.unique(px)
+        uy = np.array([py[px == v].mean() for v in ux])
+        out[b] = np.interp(x[b], ux, uy)
+    return out
+
+
+def _paired_bootstrap(pruner_stats, baseline_stats, *, n_boot, seed):
+    """Paired bootstrap over passages of (pruner - baseline) recall and F2, the baseline
+    interpolated to the pruner's compression in each resample (as in the point estimate).
+
+    ``pruner_stats``: {threshold: (5, n)}; ``baseline_stats``: {name: [(5, n) per parameter]}.
+    Returns {threshold: {baseline: {metric: {"lo", "hi", "n_nan"}}}}.
+    """
+    n = next(iter(pruner_stats.values())).shape[1]
+    rng = np.random.default_rng(seed)
+    W = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)])
+    base = {}
+    for name, per_param in baseline_stats.items():
+        sums = np.stack([W @ st.T for st in per_param], axis=1)  # (B, P, 5)
+        base[name] = _metrics_from_sums(sums)
+    out = {}
+    for t, st in pruner_stats.items():
+        pm = _metrics_from_sums(W @ st.T)  # (B,)
+        out[t] = {}
+        for name, bm in base.items():
+            out[t][name] = {}
+            for key in ("recall", "f2"):
+                d = pm[key] - _interp_rows(bm["compression"], bm[key], pm["compression"])
+                ok = ~np.isnan(d)
+                lo, hi = np.percentile(d[ok], [2.5, 97.5]) if ok.any() else (np.nan, np.nan)
+                out[t][name][key] = {"lo": float(lo), "hi": float(hi), "n_nan": int((~ok).sum())}
+    return out
+
+
 def _needles(data, examples, pruner, *, n, rng, threshold=0.1):
     """Answer sentence at first / middle / last position among same-article distractors."""
     from dataprune.rag.sentences import split_sentences
@@ -157,6 +224,9 @@ def main(argv=None) -> int:
         "--needles", type=int, default=100, help="answerable questions in the needle test"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--n-boot", type=int, default=1000, help="paired bootstrap resamples for the verdict"
+    )
     ap.add_argument("--name", default="rag_pruning")
     common.add_render_only(ap, "<name>")
     args = ap.parse_args(argv)
@@ -218,6 +288,9 @@ def main(argv=None) -> int:
     t_score = time.perf_counter() - t0
     tc = [s.sentence_n_tokens for s in scores]
     curves: dict[str, list[dict]] = {}
+    pruner_stats = {
+        t: _stats(examples, [select_sentences(s, threshold=t) for s in scores]) for t in MATCH_AT
+    }
     for agg in ("mean_prob", "vote"):
         masks = [
             [select_sentences(s, threshold=t, aggregation=agg) for s in scores]
@@ -252,14 +325,15 @@ def main(argv=None) -> int:
     emb = bl.embedding_scores(queries, sent_texts, encoder=encoder)
     t_emb = time.perf_counter() - t0
     qs = np.linspace(0, 1, 41)
+    compared: dict[str, list] = {}  # the filters the verdict is about: their masks per parameter
     for name, sc in (("bm25-threshold", bm), ("embedding-threshold", emb)):
         flat = np.concatenate(sc)
         ths = np.unique(np.quantile(flat, qs)) - 1e-9
-        curves[name] = _curve(examples, [bl.keep_global_threshold(sc, t) for t in ths], ths, tc)
+        compared[name] = [bl.keep_global_threshold(sc, t) for t in ths]
+        curves[name] = _curve(examples, compared[name], ths, tc)
     fracs = np.linspace(0, 1, 11)
-    curves["embedding-percentile"] = _curve(
-        examples, [bl.keep_top_fraction(emb, f) for f in fracs], fracs, tc
-    )
+    compared["embedding-percentile"] = [bl.keep_top_fraction(emb, f) for f in fracs]
+    curves["embedding-percentile"] = _curve(examples, compared["embedding-percentile"], fracs, tc)
     baseline_names = [
         "lead-k",
         "random-k",
@@ -300,19 +374,26 @@ def main(argv=None) -> int:
         "best_recall_with_compression_ge_0.5": max(
             (r["recall"] for r in base_curve if r["compression"] >= 0.5), default=float("nan")
         ),
-        "beats_bm25_and_embedding_f2_at_all_matched_points": all(
-            m["pruner"]["f2"] > m["baselines"][b]["f2"]
-            for m in matched
-            for b in ("bm25-threshold", "embedding-threshold", "embedding-percentile")
-            if m["baselines"][b]["f2"] == m["baselines"][b]["f2"]
-        ),
-        "beats_bm25_and_embedding_recall_at_all_matched_points": all(
-            m["pruner"]["recall"] > m["baselines"][b]["recall"]
-            for m in matched
-            for b in ("bm25-threshold", "embedding-threshold", "embedding-percentile")
-            if m["baselines"][b]["recall"] == m["baselines"][b]["recall"]
-        ),
     }
+    boot = _paired_bootstrap(
+        pruner_stats,
+        {name: [_stats(examples, m) for m in masks] for name, masks in compared.items()},
+        n_boot=args.n_boot,
+        seed=args.seed,
+    )
+    for m in matched:
+        m["paired_ci95"] = boot[m["threshold"]]
+    for key in ("recall", "f2"):
+        cis = [ci[key] for m in matched for ci in m["paired_ci95"].values()]
+        # beaten = the whole 95% interval of the difference above 0; a baseline that cannot be
+        # interpolated at the pruner's compression (NaN) is not beaten, it is not comparable
+        targets[f"beats_bm25_and_embedding_{key}_at_all_matched_points"] = all(
+            ci["n_nan"] == 0 and ci["lo"] > 0 for ci in cis
+        )
+        targets[f"n_comparisons_{key}"] = len(cis)
+        targets[f"n_beaten_{key}"] = sum(ci["n_nan"] == 0 and ci["lo"] > 0 for ci in cis)
+        targets[f"n_not_comparable_{key}"] = sum(ci["n_nan"] > 0 for ci in cis)
+    targets["n_bootstrap"] = args.n_boot
     result = {
         "command": "python benchmarks/rag_pruning.py"
         + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
@@ -399,6 +480,27 @@ def _f(x, d=3):
     return "n/a" if x != x else f"{x:.{d}f}"
 
 
+def _beats_line(t) -> str:
+    """The verdict, computed: beaten = paired 95% CI of the difference above 0 at a point."""
+    if "n_comparisons_recall" not in t:  # a run from before the paired bootstrap
+        return (
+            "- beats the BM25 and embedding filters at every matched point: not decided (this "
+            "run recorded no confidence interval for the differences)"
+        )
+    parts = []
+    for key, label in (("recall", "recall"), ("f2", "F2")):
+        n, k, nan = (t[f"n_comparisons_{key}"], t[f"n_beaten_{key}"], t[f"n_not_comparable_{key}"])
+        verdict = "yes" if t[f"beats_bm25_and_embedding_{key}_at_all_matched_points"] else "no"
+        parts.append(
+            f"{label} **{verdict}** ({k} of {n} matched comparisons with the whole paired 95% "
+            f"interval above 0; {nan} not comparable)"
+        )
+    return (
+        "- beats the BM25 and embedding filters at every matched point (paired bootstrap over "
+        f"passages, {t['n_bootstrap']} resamples): " + "; ".join(parts)
+    )
+
+
 def _markdown(r, name) -> str:
     c = r["curves"]["pruner/mean_prob"]
     lines = [
@@ -432,7 +534,7 @@ def _markdown(r, name) -> str:
         "",
         "### At matched compression (baselines interpolated to the pruner's compression)",
         "",
-        "| pruner T | compression | method | recall | F2 | answer retention | empty (answerable) |",
+        "| pruner T | compression | method | recall (pruner - method, paired 95% CI) | F2 (pruner - method, 95% CI) | answer retention | empty (answerable) |",
         "|---|---|---|---|---|---|---|",
     ]
     for m in r["matched"]:
@@ -442,9 +544,19 @@ def _markdown(r, name) -> str:
             f"{_f(m['pruner']['empty_rate_answerable'])} |"
         )
         for b, v in m["baselines"].items():
-            d = m["pruner"]["recall"] - v["recall"]
+            cells = []
+            for key in ("recall", "f2"):
+                d = m["pruner"][key] - v[key]
+                ci = m.get("paired_ci95", {}).get(b, {}).get(key)
+                ci_txt = (
+                    f"; [{_f(ci['lo'])}, {_f(ci['hi'])}]"
+                    + (f", {ci['n_nan']} resamples not comparable" if ci["n_nan"] else "")
+                    if ci
+                    else ""
+                )
+                cells.append(f"{_f(v[key])} ({'+' if d >= 0 else ''}{_f(d)}{ci_txt})")
             lines.append(
-                f"| | | {b} | {_f(v['recall'])} (pruner {'+' if d >= 0 else ''}{_f(d)}) | {_f(v['f2'])} | "
+                f"| | | {b} | {cells[0]} | {cells[1]} | "
                 f"{_f(v['answer_retention'])} | {_f(v['empty_rate_answerable'])} |"
             )
     lines += [
@@ -478,13 +590,11 @@ def _markdown(r, name) -> str:
         f"recall {_f(t['recall_at_default'])}, compression {_f(t['compression_at_default'])} -> "
         f"**{'met' if t['recall_ge_0.9_at_compression_ge_0.5'] else 'NOT met'}** (best recall at any "
         f"threshold with compression >= 0.5: {_f(t['best_recall_with_compression_ge_0.5'])})",
-        f"- beats the BM25 and embedding filters at every matched point: recall "
-        f"**{'yes' if t['beats_bm25_and_embedding_recall_at_all_matched_points'] else 'no'}**, F2 "
-        f"**{'yes' if t['beats_bm25_and_embedding_f2_at_all_matched_points'] else 'no'}**",
+        _beats_line(t),
         "",
         f"Plot: `benchmarks/results/{name}_curves.png`. Pruner scoring: "
-        f"{r['timing_s']['pruner_passages_per_s']} passages/s over the whole set; timings on a shared "
-        "2-core CPU with other jobs running.",
+        f"{r['timing_s']['pruner_passages_per_s']} passages/s over the whole set. "
+        + common.machine_sentence(r.get("machine")),
     ]
     return "\n".join(lines) + "\n"
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -33,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from benchmarks import _common as common  # noqa: E402
 
 logger = logging.getLogger("benchmarks.rag_speed")
 
@@ -76,13 +79,17 @@ def main(argv=None) -> int:
     ap.add_argument("--b1-calls", type=int, default=16, help="batch-1 calls per round (ours)")
     ap.add_argument("--b1-calls-provence", type=int, default=2)
     ap.add_argument("--name", default="rag_speed")
+    common.add_render_only(ap, "rag_speed")
     args = ap.parse_args(argv)
+    if args.render_only:
+        common.render_from_json(args.name, _markdown)
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    machine = common.machine_info(["torch", "transformers"])
 
     import torch
     from transformers import DebertaV2Config, DebertaV2Model
 
-    from dataprune.atomic import atomic_write_json
     from dataprune.rag.config import PrunerConfig
     from dataprune.rag.labels import load_squad_v2
     from dataprune.rag.model import PrunerModel
@@ -166,6 +173,8 @@ def main(argv=None) -> int:
     out = {
         "command": "python benchmarks/rag_speed.py"
         + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
+        "checkpoint": f"default, card steps {card.get('steps')}, keep_head "
+        f"{card.get('train_config', {}).get('pruner', {}).get('keep_head')}",
         "n_passages": len(passages),
         "mean_passage_tokens": mean_tokens,
         "params": {"ours": n_params_ours, "provence_arch": n_params_prov},
@@ -177,20 +186,37 @@ def main(argv=None) -> int:
         "cpu_has_amx_bf16": __import__(
             "dataprune.rag.inference", fromlist=["x"]
         ).cpu_has_fast_bf16(),
-        "note": "shared 2-core CPU with other jobs running; interleaved rounds, medians",
+        "machine": machine,
     }
-    res_dir = HERE / "results"
-    res_dir.mkdir(exist_ok=True)
-    atomic_write_json(res_dir / f"{args.name}.json", out)
+    out["machine"]["load_average_at_end"] = list(os.getloadavg())
+    common.publish(args.name, _markdown(out), out)
+    print(json.dumps({"median": med, "speedup": ratios, "bf16_over_fp32": bf16_vs_fp32}, indent=1))
+    return 0
+
+
+def _markdown(out: dict) -> str:
+    """The results section, every sentence computed from ``out`` (the saved JSON)."""
+    med = out["median_passages_per_s"]
+    ratios = out["speedup_vs_provence_arch"]
+    bf16_vs_fp32 = out["bf16_over_fp32"]
+    p_ours, p_prov = out["params"]["ours"], out["params"]["provence_arch"]
+    machine = out.get("machine")
+    load = (
+        f" 1-minute load average {machine['load_average_at_start'][0]:.1f} at the start and "
+        f"{machine['load_average_at_end'][0]:.1f} at the end on {machine['cpu_count']} CPUs."
+        if machine and machine.get("load_average_at_end")
+        else " Machine and load not recorded in this run's JSON."
+    )
     lines = [
         "## RAG pruning speed vs the Provence architecture (`rag_speed`)",
         "",
-        f"Command: `{out['command']}`. {len(passages)} held-out SQuAD v2 passages of ~{mean_tokens:.0f} "
-        "tokens (+ the query), pruned through the same `ContextPruner` pipeline; only the network "
-        f"differs: ours = fine-tuned all-MiniLM-L6-v2 ({n_params_ours / 1e6:.1f}M parameters), "
-        f"Provence architecture = DeBERTa-v3-large config, random init ({n_params_prov / 1e6:.0f}M). "
-        f"Torch threads: {out['torch_threads']}; timings on a shared 2-core CPU with other jobs "
-        "running (interleaved rounds, medians).",
+        f"Command: `{out['command']}`. {out['n_passages']} held-out SQuAD v2 passages of "
+        f"~{out['mean_passage_tokens']:.0f} tokens (+ the query), pruned through the same "
+        "`ContextPruner` pipeline; only the network differs: ours = the shipped checkpoint "
+        f"(`{out.get('checkpoint', 'default')}`, all-MiniLM-L6-v2 base, {p_ours / 1e6:.1f}M "
+        f"parameters), Provence architecture = DeBERTa-v3-large config, random init "
+        f"({p_prov / 1e6:.0f}M). Torch threads: {out['torch_threads']}; interleaved rounds, "
+        f"medians.{load}",
         "",
         "| model | precision | batch | passages/s (median) |",
         "|---|---|---|---|",
@@ -207,15 +233,7 @@ def main(argv=None) -> int:
         f'{bf16_vs_fp32["b1"]:.2f}x, batch 32 {bf16_vs_fp32["b32"]:.2f}x -> `precision="auto"` '
         f"uses {'bf16' if out['cpu_has_amx_bf16'] else 'float32'} here.",
     ]
-    from dataprune.atomic import atomic_write
-
-    with atomic_write(res_dir / f"{args.name}.md") as fh:
-        fh.write("\n".join(lines) + "\n")
-    from benchmarks.make_results import write_results_md
-
-    write_results_md()
-    print(json.dumps({"median": med, "speedup": ratios, "bf16_over_fp32": bf16_vs_fp32}, indent=1))
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
