@@ -119,7 +119,7 @@ class TrainConfig(ConfigMixin):
     unanswerable_share : float
         Share of the unanswerable SQuAD v2 questions used for training (all are used in eval).
     max_train_pairs : int or None
-        Seeded subsample of the training pairs (CPU budget); ``None`` uses all.
+        Seeded subsample of the training pairs (CPU budget); ``None`` (on the command line: 0) uses all.
     cache_frozen_layers : bool
         Compute the frozen bottom layers once per training window and train the top layers on
         the cached states (same result, several times less compute on CPU).

@@ -11,28 +11,35 @@ from __future__ import annotations
 import argparse
 
 from dataprune.cli._common import Subparsers, add_input_args, non_negative_int
+from dataprune.cli.config_options import add_config_options
 
 ORDER = 50
 
-_TRAIN_DEFAULTS = {
-    "steps": 350,
-    "batch_size": 16,
-    "lr": 2e-4,
-    "head_lr": 1e-3,
-    "pos_weight": 2.0,
-    "rank_loss_weight": 0.2,
-    "trainable_layers": 2,
-    "keep_head": "query_match",
-    "max_length": 512,
-    "max_train_pairs": 4000,
-    "unanswerable_share": 1.0,
-    "negatives_per_question": 1,
-    "seed": 0,
-    "n_test_articles": 4,
-    "n_val_articles": 1,
-    "eval_every": 70,
-    "precision": "float32",
-}
+# `rag train` options, in the order the recorded command lists them: (config, field, flag).
+# Defaults and help come from TrainConfig / PrunerConfig (one source).
+_TRAIN_OPTIONS = (
+    ("train", "max_steps", "--steps"),
+    ("train", "batch_size", None),
+    ("train", "lr", None),
+    ("train", "head_lr", None),
+    ("train", "pos_weight", None),
+    ("train", "rank_loss_weight", None),
+    ("pruner", "trainable_layers", None),
+    ("pruner", "keep_head", None),
+    ("pruner", "max_length", None),
+    ("train", "max_train_pairs", None),
+    ("train", "unanswerable_share", None),
+    ("train", "negatives_per_question", None),
+    ("train", "random_state", "--seed"),
+    ("train", "n_test_articles", None),
+    ("train", "n_val_articles", None),
+    ("train", "eval_every", None),
+    ("train", "precision", None),
+)
+
+
+def _flag(field: str, flag: str | None) -> str:
+    return flag or "--" + field.replace("_", "-")
 
 
 def register(sub: Subparsers) -> None:
@@ -50,68 +57,24 @@ def register(sub: Subparsers) -> None:
     )
     t.add_argument("--data", required=True, help="SQuAD v2 JSON file or folder holding one")
     t.add_argument("--output", "-o", required=True, help="checkpoint folder to write")
-    d = _TRAIN_DEFAULTS
-    t.add_argument(
-        "--steps", type=int, default=d["steps"], help="optimiser steps (default %(default)s)"
-    )
+    from dataprune.rag.config import KEEP_HEADS, PrunerConfig, TrainConfig
+
     t.add_argument(
         "--stop-after-steps",
         type=int,
         default=None,
         help="stop after this many steps of the --steps schedule (CPU budget; resumable)",
     )
-    t.add_argument("--batch-size", type=int, default=d["batch_size"])
-    t.add_argument("--lr", type=float, default=d["lr"], help="encoder learning rate")
-    t.add_argument(
-        "--head-lr", type=float, default=d["head_lr"], help="keep/rank head learning rate"
-    )
-    t.add_argument(
-        "--pos-weight",
-        type=float,
-        default=d["pos_weight"],
-        help="weight of relevant tokens/sentences",
-    )
-    t.add_argument("--rank-loss-weight", type=float, default=d["rank_loss_weight"])
-    t.add_argument(
-        "--trainable-layers",
-        type=int,
-        default=d["trainable_layers"],
-        help="top encoder layers to fine-tune (-1: all incl. embeddings; default %(default)s)",
-    )
-    t.add_argument(
-        "--keep-head",
-        choices=("query_match", "linear"),
-        default=d["keep_head"],
-        help="keep-head: query-sentence match + linear (default) or Provence's linear head",
-    )
-    t.add_argument("--max-length", type=int, default=d["max_length"], help="tokens per window")
-    t.add_argument(
-        "--max-train-pairs",
-        type=int,
-        default=d["max_train_pairs"],
-        help="seeded subsample of training pairs (CPU budget; 0 = all)",
-    )
-    t.add_argument(
-        "--unanswerable-share",
-        type=float,
-        default=d["unanswerable_share"],
-        help="share of the unanswerable SQuAD v2 questions used in training (all are evaluated)",
-    )
-    t.add_argument(
-        "--negatives-per-question",
-        type=int,
-        default=d["negatives_per_question"],
-        help="extra (question, other paragraph) pairs per answerable training question",
-    )
+    for cfg, field, flag in _TRAIN_OPTIONS:
+        add_config_options(
+            t,
+            TrainConfig if cfg == "train" else PrunerConfig,
+            fields=(field,),
+            flags={field: _flag(field, flag)},
+            choices={"keep_head": KEEP_HEADS, "precision": ("bfloat16", "float32")},
+        )
     t.add_argument(
         "--backbone", default=None, help="encoder path or hub id (default: all-MiniLM-L6-v2)"
-    )
-    t.add_argument("--n-test-articles", type=int, default=d["n_test_articles"])
-    t.add_argument("--n-val-articles", type=int, default=d["n_val_articles"])
-    t.add_argument("--eval-every", type=int, default=d["eval_every"])
-    t.add_argument("--precision", choices=("bfloat16", "float32"), default=d["precision"])
-    t.add_argument(
-        "--seed", type=int, default=d["seed"], help="random_state of split, init and order"
     )
     t.add_argument(
         "--no-resume", action="store_true", help="start over even if OUTPUT has a training state"
@@ -174,10 +137,7 @@ def _missing_sub(parser: argparse.ArgumentParser):
 
 def _train_command(args: argparse.Namespace) -> str:
     parts = ["dataprune rag train", f"--data {args.data}", f"--output {args.output}"]
-    for key, default in _TRAIN_DEFAULTS.items():
-        val = getattr(args, key)
-        parts.append(f"--{key.replace('_', '-')} {val}")
-        del default
+    parts += [f"{_flag(field, flag)} {getattr(args, field)}" for _, field, flag in _TRAIN_OPTIONS]
     if args.stop_after_steps:
         parts.append(f"--stop-after-steps {args.stop_after_steps}")
     if args.backbone:
@@ -202,30 +162,13 @@ def run_train(args: argparse.Namespace) -> int:
     )
 
     pruner = PrunerConfig(
-        max_length=args.max_length,
-        trainable_layers=args.trainable_layers,
-        keep_head=args.keep_head,
+        **{f: getattr(args, f) for cfg, f, _ in _TRAIN_OPTIONS if cfg == "pruner"},
+        **({"backbone": args.backbone} if args.backbone else {}),
     )
-    if args.backbone:
-        pruner.backbone = args.backbone
+    options = {f: getattr(args, f) for cfg, f, _ in _TRAIN_OPTIONS if cfg == "train"}
+    options["max_train_pairs"] = options["max_train_pairs"] or None  # 0 = all pairs
     config = TrainConfig(
-        data=args.data,
-        max_steps=args.steps,
-        stop_after_steps=args.stop_after_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        head_lr=args.head_lr,
-        pos_weight=args.pos_weight,
-        rank_loss_weight=args.rank_loss_weight,
-        n_test_articles=args.n_test_articles,
-        n_val_articles=args.n_val_articles,
-        eval_every=args.eval_every,
-        max_train_pairs=args.max_train_pairs or None,
-        unanswerable_share=args.unanswerable_share,
-        negatives_per_question=args.negatives_per_question,
-        precision=args.precision,
-        random_state=args.seed,
-        pruner=pruner,
+        data=args.data, stop_after_steps=args.stop_after_steps, pruner=pruner, **options
     )
     result = train_pruner(
         config, args.output, command=_train_command(args), resume=not args.no_resume

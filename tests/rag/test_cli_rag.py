@@ -176,10 +176,10 @@ def test_shipped_card_command_reproduces_train_config():
     assert argv[:3] == ["dataprune", "rag", "train"]
     args = build_parser().parse_args(argv[1:])
     recorded = card["train_config"]
-    assert args.steps == recorded["max_steps"] == card["schedule_steps"]
-    assert (args.stop_after_steps or args.steps) == card["steps"]
+    assert args.max_steps == recorded["max_steps"] == card["schedule_steps"]
+    assert (args.stop_after_steps or args.max_steps) == card["steps"]
     assert args.stop_after_steps == recorded["stop_after_steps"]
-    assert args.seed == recorded["random_state"] == card["seed"]
+    assert args.random_state == recorded["random_state"] == card["seed"]
     assert args.lr == recorded["lr"] and args.batch_size == recorded["batch_size"]
     assert (args.max_train_pairs or None) == recorded["max_train_pairs"]  # 0 = all pairs
     assert args.unanswerable_share == recorded["unanswerable_share"]
