@@ -106,13 +106,28 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
     }
 
 
+def record_end_load(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Add ``load_average_at_end`` (1/5/15 min, read now) to a :func:`machine_info` dict."""
+    if isinstance(info, dict):
+        try:
+            info["load_average_at_end"] = list(os.getloadavg())
+        except (OSError, AttributeError):
+            info["load_average_at_end"] = None
+    return info
+
+
 def machine_sentence(info: dict[str, Any] | None) -> str:
-    """``"Machine: 2 CPUs, 1-minute load average 8.7 at the start."`` (or that it is unknown)."""
-    if not info or not info.get("load_average_at_start"):
+    """``"Machine: 2 CPUs, 1-minute load average 8.7 at the start."`` (or that it is unknown).
+
+    With ``load_average_at_end`` (:func:`record_end_load`) the load at the end is given too.
+    """
+    if not isinstance(info, dict) or not info.get("load_average_at_start"):
         return "Machine and load not recorded in this run's JSON."
+    end = info.get("load_average_at_end")
     return (
         f"Machine: {info['cpu_count']} CPUs, 1-minute load average "
-        f"{info['load_average_at_start'][0]:.1f} at the start."
+        f"{info['load_average_at_start'][0]:.1f} at the start"
+        + (f" and {end[0]:.1f} at the end." if end else ".")
     )
 
 

@@ -50,20 +50,19 @@ def latency_md(results: dict) -> list[str]:
     d = results["n_threads=1 (default)"]["predict"]
     enc = results["n_threads=1 (default)"]["encoder_only"]
     ok = d["median_ms"] < 20
+    # runs before the "machine" key stored machine_info's fields at the top level
+    machine = results.get("machine") or {
+        k: results[k] for k in ("cpu_count", "load_average_at_start") if k in results
+    }
     lines = [
         "## AGP predict latency (`benchmarks/agents_latency.py`)",
         "",
         f"Command: `{results['command']}`. {results['n_queries']} single-query `predict` calls after "
         "loading the saved model (safetensors + JSON) and a warm-up; each call = MiniLM query "
-        "embedding + GCN + thresholding into a Topology (6-agent pool). Measured on the shared "
-        "2-core CPU (1-minute load average "
-        + (
-            f"{results['load_average_at_start'][0]:.1f} at the start"
-            if "load_average_at_start" in results
-            else "~17 during the recorded run, read with `uptime`"
-        )
-        + "; above 2 means other jobs competed for the cores); the encoder-only column was "
-        "timed in the same conditions.",
+        "embedding + GCN + thresholding into a Topology (6-agent pool). "
+        + common.machine_sentence(machine)
+        + _load_vs_cpus(machine)
+        + " The encoder-only column was timed in the same process, after the predict calls.",
         "",
         "| torch threads | predict median (ms) | predict p95 (ms) | encoder alone median (ms) |",
         "|---|---|---|---|",
@@ -78,11 +77,25 @@ def latency_md(results: dict) -> list[str]:
         "",
         f"Batched `predict_many`: {results['predict_many_ms_per_query']:.1f} ms per query. Loaded "
         f"model reproduces the trained model's topologies: {results['loaded_matches_trained']}. "
-        f"Target < 20 ms median per query: {'met' if ok else 'NOT met on this loaded machine'} "
+        f"Target < 20 ms median per query: {'met' if ok else 'NOT met'} "
         f"({d['median_ms']:.1f} ms; MiniLM alone {enc['median_ms']:.1f} ms).",
         "",
     ]
     return lines
+
+
+def _load_vs_cpus(machine: dict) -> str:
+    """Whether the recorded 1-minute load averages exceed the CPU count ("" if not recorded)."""
+    cpus = machine.get("cpu_count")
+    loads = [
+        x[0]
+        for x in (machine.get("load_average_at_start"), machine.get("load_average_at_end"))
+        if x
+    ]
+    if not cpus or not loads:
+        return ""
+    above = sum(x > cpus for x in loads)
+    return f" Recorded 1-minute load averages above the CPU count: {above} of {len(loads)}."
 
 
 def main() -> None:
@@ -93,6 +106,7 @@ def main() -> None:
     if args.render_only:
         print(common.render_from_json(NAME, lambda r: "\n".join(latency_md(r))))
         return
+    machine = common.machine_info(["torch"])
     import torch
 
     from dataprune.agents import AGPConfig, AGPPruner, mine_subgraphs
@@ -117,7 +131,7 @@ def main() -> None:
     queries = [q.text for q in env.make_queries(args.n_queries, random_state=3)]
     results = {
         "command": "python benchmarks/agents_latency.py " + " ".join(sys.argv[1:]),
-        **common.machine_info(["torch"]),  # cpu, cpu_count, load_average_at_start, versions, ...
+        "machine": machine,
         "torch_default_threads": default_threads,
         "n_queries": len(queries),
     }
@@ -150,6 +164,7 @@ def main() -> None:
     t = time.perf_counter()
     loaded.predict_many(queries)
     results["predict_many_ms_per_query"] = (time.perf_counter() - t) * 1000 / len(queries)
+    common.record_end_load(machine)
     common.publish(NAME, "\n".join(latency_md(results)), results)
 
 

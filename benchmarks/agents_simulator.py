@@ -249,14 +249,15 @@ def write_md(results: dict, path: Path) -> None:
         "",
         f"Command: `{results['command']}`. {results['n_seeds']} seeds, {results['n_train']} training / "
         f"{results['n_test']} held-out queries per seed, 6 agents, 3 query types, token penalty "
-        f"{TOKEN_PENALTY}. Accuracy and tokens are exact expectations for each predicted topology "
+        f"{results.get('token_penalty', TOKEN_PENALTY)}. Accuracy and tokens are exact "
+        "expectations for each predicted topology "
         "(dynamic programming over the simulator's propagation rule, alpha=0.7, beta=0.1, majority "
         "decision); the oracle searches all 40,068 sub-graphs of the full mesh DAG per query type. "
         "Regret = best oracle accuracy reachable with at most the method's tokens minus the method's "
         "accuracy (per query). F1 = agreement of the active agents / edges with the oracle topology. "
         "Stage I mining: 64 random candidate sub-graphs per query, successive halving, each "
-        "evaluation = 10 sampled runs (what real agents give); `agp_noisefree` mines with exact "
-        "accuracies instead (a ceiling for Stage I). Timings on a shared 2-core CPU.",
+        "evaluation = 10 sampled runs; `agp_noisefree` mines with exact accuracies instead. "
+        + common.machine_sentence(results.get("machine")),
         "",
     ]
     for sc, r in results["scenarios"].items():
@@ -351,6 +352,7 @@ def main() -> None:
         write_md(results, out / "agents_simulator.md")
         common.rebuild_results_md()
         return
+    machine = common.machine_info(["torch"])
     import torch
 
     torch.set_num_threads(1)
@@ -384,6 +386,7 @@ def main() -> None:
             "verdict": verdict(summary),
         }
     results["wall_time_s"] = time.perf_counter() - t0
+    results["machine"] = common.record_end_load(machine)
     common.write_json(out / "agents_simulator.json", results)
     plot(results, out / "agents_simulator.png")
     write_md(results, out / "agents_simulator.md")

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +42,8 @@ from benchmarks import _common as common  # noqa: E402
 
 RESULTS = HERE / "results"
 logger = logging.getLogger("benchmarks.model_pruning")
+#: the key under which the run cache keeps the machine info of the last invocation that ran cases
+MACHINE_KEY = "__machine__"
 
 SOURCES = ("c4", "wiki", "gsm8k")
 
@@ -87,8 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="write the results from the finished runs in the cache, run nothing",
     )
+    common.add_render_only(ap, "<name>")
     args = ap.parse_args(argv)
+    if args.render_only:
+        render(common.read_results(args.name), args.name)
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    machine = common.machine_info(["torch", "transformers"])
     logging.getLogger("dataprune").setLevel(logging.WARNING)
 
     import torch
@@ -149,6 +155,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         write_outputs(args, config, done, patterns, seeds, selectors, float("nan"))
         return 0
+    ran_cases = False
+
+    def note_machine() -> None:
+        """The machine info of the invocation that runs cases, kept beside the cached runs."""
+        nonlocal ran_cases
+        if not ran_cases:
+            done[MACHINE_KEY] = machine
+            ran_cases = True
+
     dense_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def evaluate() -> dict[str, float]:
@@ -158,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     if "dense" not in done:
+        note_machine()
         done["dense"] = {"ppl": evaluate()}
         save_partial()
     logger.info("dense: %s", done["dense"]["ppl"])
@@ -224,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         key = f"{pattern}|{name}|{seed}"
         if key in done:
             continue
+        note_machine()
         spec = {"pattern": pattern} if ":" in pattern else {"sparsity": 0.5}
         with torch.no_grad():
             model.load_state_dict(dense_state)
@@ -244,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             "prune_cpu_s": report.cpu_time_s,
             "sparsity": report.total_sparsity,
             "composition": comp,
+            "load_avg_1m": round(common.load_1min(), 2),
         }
         save_partial()
         logger.info(
@@ -251,14 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     with torch.no_grad():
         model.load_state_dict(dense_state)
+    if ran_cases:
+        common.record_end_load(machine)
+        save_partial()
 
     write_outputs(args, config, done, patterns, seeds, selectors, time.perf_counter() - t_start)
     return 0
 
 
 def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
-    from benchmarks.make_results import write_results_md
-    from dataprune.atomic import atomic_path, atomic_write_json
+    from dataprune.atomic import atomic_write_json
 
     methods = ["magnitude", *selectors, "gsm8k"]
     evals = list(config["eval_tokens"])
@@ -310,17 +330,41 @@ def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
 
     out = {
         "command": "python benchmarks/model_pruning.py " + " ".join(sys.argv[1:]),
+        "assembled_from_cache": bool(args.report_only),
         "config": config,
         "dense_ppl": dense,
         "summary": summary,
-        "runs": [v for k, v in done.items() if k != "dense"],
+        "runs": [v for k, v in done.items() if k not in ("dense", MACHINE_KEY)],
         "wall_time_s": wall,
-        "machine": f"{platform.machine()}, shared 2-core CPU, no GPU",
+        # machine_info of the last invocation that ran cases (None: not recorded)
+        "machine": done.get(MACHINE_KEY),
     }
     RESULTS.mkdir(exist_ok=True)
     atomic_write_json(RESULTS / f"{args.name}.json", out)
+    render(out, args.name)
 
-    # -- plot -----------------------------------------------------------------------------------
+
+def render(out: dict, name: str) -> None:
+    """``<name>.png`` and ``<name>.md`` from the results JSON alone, then RESULTS.md."""
+    from benchmarks.make_results import write_results_md
+
+    _plot(out, name)
+    common.write_text(RESULTS / f"{name}.md", _markdown(out, name))
+    write_results_md()
+
+
+def _shape(out: dict) -> tuple[list[str], list[int], list[str]]:
+    """Patterns, seeds and held-out sets of a results JSON."""
+    return list(out["summary"]), out["config"]["seeds"], list(out["config"]["eval_tokens"])
+
+
+def _plot(out: dict, name: str) -> None:
+    from dataprune.atomic import atomic_path
+
+    patterns, seeds, evals = _shape(out)
+    summary, dense = out["summary"], out["dense_ppl"]
+    done = {f"{r['pattern']}|{r['calibration']}|{r['seed']}": r for r in out["runs"]}
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -387,12 +431,18 @@ def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
         ax.set_title(f"SmolLM2-135M, 50% {pattern}")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(RESULTS / f"{args.name}.png") as tmp:
+    with atomic_path(RESULTS / f"{name}.png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
-    # -- markdown -------------------------------------------------------------------------------
-    c = config
+
+def _markdown(out: dict, name: str) -> str:
+    """The results section, every sentence computed from ``out`` (the saved JSON)."""
+    patterns, _, evals = _shape(out)
+    summary, dense, wall = out["summary"], out["dense_ppl"], out["wall_time_s"]
+    c = out["config"]
+    selectors = c["selectors"]
+    from_cache = out.get("assembled_from_cache", "--report-only" in out["command"])
     lines = [
         "## Model pruning: calibration sets chosen by data pruning (SmolLM2-135M-Instruct)",
         "",
@@ -400,7 +450,7 @@ def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
         + (
             "; every run is cached as it finishes, and this report was assembled from the runs "
             "cached by earlier invocations with the same configuration"
-            if args.report_only
+            if from_cache
             else ""
         )
         + "). Wanda (sequential, "
@@ -420,9 +470,8 @@ def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
         + f" (windows of {c['eval_seq_len']}; GSM8K = test-set answers). Seeds "
         f"{', '.join(map(str, c['seeds']))} (the seed drives the random draw, the first k-center "
         "centre and the k-means initialisation). bf16 forward passes, float32 Wanda statistics. "
-        "Timings on a shared 2-core CPU with 2-3 other jobs running, no GPU: wall times are "
-        "inflated several-fold and vary with the load; the CPU time (all threads of this process) "
-        "is steadier" + ("." if math.isnan(wall) else f"; wall time {wall / 60:.1f} min."),
+        + _timing_text(out, from_cache)
+        + ("" if math.isnan(wall) else f" Total wall time {wall / 60:.1f} min."),
         "",
     ]
     for pattern in patterns:
@@ -464,10 +513,44 @@ def write_outputs(args, config, done, patterns, seeds, selectors, wall) -> None:
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["### Verdict", "", *verdict(summary, patterns, evals), ""]
-    lines.append(f"Plot: `benchmarks/results/{args.name}.png`.")
-    with atomic_path(RESULTS / f"{args.name}.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    write_results_md()
+    lines.append(f"Plot: `benchmarks/results/{name}.png`.")
+    return "\n".join(lines) + "\n"
+
+
+def _timing_text(out: dict, from_cache: bool) -> str:
+    """Machine, load and prune-time spread as the JSON records them (or that it does not)."""
+    machine = out.get("machine")
+    loads = [r["load_avg_1m"] for r in out["runs"] if r.get("load_avg_1m") is not None]
+    if isinstance(machine, dict) and machine.get("load_average_at_start"):
+        text = common.machine_sentence(machine)
+        if from_cache:
+            text = text.replace(
+                "Machine:", "Machine (recorded by the last invocation that ran cases):", 1
+            )
+    elif loads:
+        text = "Machine not recorded in this run's JSON."
+    else:
+        text = common.machine_sentence(None)
+    if loads:
+        text += (
+            f" 1-minute load average after each case: {min(loads):.1f}-{max(loads):.1f} "
+            f"({len(loads)} cases)."
+        )
+    wanda = [r for r in out["runs"] if r.get("calibration") != "magnitude"]
+    walls = [r["prune_time_s"] for r in wanda]
+    cpus = [r["prune_cpu_s"] for r in wanda if r.get("prune_cpu_s") is not None]
+    if walls:
+        text += (
+            f" Wanda prune wall time ranged {min(walls):.0f}-{max(walls):.0f} s over "
+            f"{len(walls)} runs"
+        )
+        if cpus:
+            text += (
+                f", CPU time (all threads of this process) {min(cpus):.0f}-{max(cpus):.0f} s "
+                f"over {len(cpus)} runs"
+            )
+        text += "."
+    return text
 
 
 def verdict(summary, patterns, evals) -> list[str]:

@@ -9,8 +9,9 @@
    ``transformers.Trainer.training_step`` (the model's own loss) on identical micro-batches, with
    LoRA and with full fine-tuning. Target: <= 5 % extra time per step.
 
-Measurements alternate A/B on the same inputs (the CPU is shared with other jobs, so load drifts);
-reported are medians of per-round ratios.
+Measurements alternate A/B on the same inputs (so a drifting machine load affects both alike);
+reported are medians of per-round ratios. The machine info and load average are recorded in the
+JSON at the start of the run (and the load again at the end).
 
 Run: ``.venv/bin/python benchmarks/qtuning_cost.py``
 """
@@ -223,6 +224,7 @@ def main() -> int:
         print(common.render_from_json(NAME, render_md))
         return 0
     common.need_data(DATA, "GSM8K")
+    machine = common.machine_info(["torch", "transformers", "peft"])
     import tempfile
 
     import torch
@@ -270,7 +272,7 @@ def main() -> int:
         ),
         "model": "SmolLM2-135M-Instruct bf16 (CPU)",
         "torch_threads": torch.get_num_threads(),
-        "machine": common.machine_info(["torch", "transformers", "peft"]),
+        "machine": common.record_end_load(machine),
         "static": static,
         "dynamic": dynamic,
     }
@@ -283,13 +285,17 @@ def main() -> int:
 def render_md(res: dict) -> str:
     s = res["static"]
     L = ["## Q-Tuning cost: scoring throughput and dynamic-mode step overhead\n"]
+    wall_over_cpu = float(
+        np.median(np.array(s["plain_wall_seconds"]) / np.array(s["plain_cpu_seconds"]))
+    )
     L.append(
-        f"Command: `{res['command']}`. SmolLM2-135M-Instruct in bf16 on a shared 2-core CPU with "
-        f"{res['torch_threads']} torch thread(s). Other jobs kept the machine at a load of 10-20, "
-        "so wall-clock times are unreliable: the headline numbers are **CPU seconds of this "
-        "process** (single-threaded, so they measure work done, not time spent waiting for a "
-        "core); wall-clock ratios are listed too. A and B alternate on the same inputs and the "
-        "medians of per-round ratios are reported.\n"
+        f"Command: `{res['command']}`. {res['model']} with {res['torch_threads']} torch "
+        f"thread(s). {common.machine_sentence(res.get('machine'))} The headline numbers are **CPU "
+        "seconds of this process** (CPU time does not count time spent waiting for a core); "
+        "wall-clock ratios are listed too. The plain forward's wall time was "
+        f"{wall_over_cpu:.2f}x its CPU time (median over {len(s['plain_cpu_seconds'])} "
+        "round(s)). A and B alternate on the same inputs and the medians of per-round ratios are "
+        "reported.\n"
     )
     L.append(
         f"**Static scoring** of {s['n_samples']} GSM8K train samples ({s['n_tokens']} tokens, "
@@ -317,10 +323,10 @@ def render_md(res: dict) -> str:
         )
     L.append("")
     L.append(
-        f"`compile_stats=True` pays a one-time compilation (first call here: "
-        f"{s['first_compiled_call_seconds']} s wall including the scoring itself, with torch's "
-        "on-disk compile cache as found), so it is meant for large datasets; it is off by default."
-        "\n"
+        f"The first `compile_stats=True` call took {s['first_compiled_call_seconds']} s wall "
+        "(compilation plus the scoring itself, with torch's on-disk compile cache as found); a "
+        f"timed pass took a median of {np.median(s['compiled']['cpu_seconds']):.2f} CPU s with "
+        f"`compile_stats=True` and {np.median(s['eager']['cpu_seconds']):.2f} CPU s without.\n"
     )
     L.append(
         "**Dynamic mode**: `QTuningTrainer.training_step` vs `Trainer.training_step` (forward + "
@@ -346,15 +352,26 @@ def render_md(res: dict) -> str:
             f"{d['overhead_wall_median'] * 100:+.1f} % | <= 5 % ({ok}) |"
         )
     L.append("")
-    L.append(
-        "The Q-Tuning step runs one forward pass (a test counts decoder calls). With the default "
-        "path it projects only the response positions to the vocabulary and takes loss and entropy "
-        "from one log-softmax, while the plain Trainer step projects and normalises every position "
-        "(prompt and padding included), so it can be cheaper than the plain step; the `full` path "
-        "(used under DDP/FSDP wrappers) reads the model's full logits instead. Only forward and "
-        "backward are timed; the optimizer step is identical for both."
-    )
+    L.append(_dynamic_sentence(res["dynamic"]))
     return "\n".join(L) + "\n"
+
+
+def _dynamic_sentence(dynamic: list[dict]) -> str:
+    """Which configurations made the Q-Tuning step cheaper or dearer than the plain step."""
+    parts = []
+    for d in dynamic:
+        per_round = d["overhead_per_round"]
+        cheaper = sum(x < 0 for x in per_round)
+        parts.append(
+            f"{d['mode']} with the `{d['forward']}` forward path {d['overhead_median'] * 100:+.1f} %"
+            f" (Q-Tuning step cheaper in {cheaper} of {len(per_round)} rounds)"
+        )
+    lower = sum(d["overhead_median"] < 0 for d in dynamic)
+    return (
+        "Only forward and backward are timed, not the optimizer step. Median CPU overhead of the "
+        f"Q-Tuning step: {'; '.join(parts)}; the median was negative in {lower} of {len(dynamic)} "
+        "configurations."
+    )
 
 
 if __name__ == "__main__":

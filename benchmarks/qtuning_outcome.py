@@ -278,13 +278,13 @@ def main() -> int:
         "--dtype",
         default="float32",
         choices=["bfloat16", "float32"],
-        help="float32: LoRA steps and NLL ~1.7x faster than bf16 on this CPU, decoding ~equal",
+        help="model dtype for the LoRA steps, NLL and decoding",
     )
     ap.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="torch threads (1 is 2-5x faster in wall time than 2 on the oversubscribed CPU)",
+        help="torch threads per process",
     )
     ap.add_argument("--conditions", nargs="*", default=list(CONDITIONS))
     ap.add_argument("--results", default=str(HERE / "results" / f"{NAME}.json"))
@@ -446,6 +446,8 @@ def main() -> int:
             print(json.dumps(short), flush=True)
             del model
         report(existing, results_path)
+    common.record_end_load(existing["timing"]["machine"])
+    save()
     report(existing, results_path)
     return 0
 
@@ -511,18 +513,13 @@ def render_md(res: dict) -> str:
     runs = res["runs"]
     by = _by_condition(runs)
     seeds = sorted({r["seed"] for r in runs if r["seed"] is not None})
-    threads = res.get("timing", {}).get("threads", 1)
-    loads = [r["load_avg_1m"] for r in runs if "load_avg_1m" in r]
-    loads += res.get("timing", {}).get("load_avg_1m_samples", [])
-    load = (
-        f" (1-min load average {min(loads):.1f}-{max(loads):.1f} during the runs)" if loads else ""
-    )
+    timing = res.get("timing", {})
+    threads = timing.get("threads", 1)
     L = ["## Q-Tuning outcome: short LoRA SFT of SmolLM2-135M-Instruct on GSM8K (CPU)\n"]
     L.append(
         f"Command: `.venv/bin/python benchmarks/{NAME}.py --seeds {' '.join(map(str, seeds))}` "
-        f"(resumable; `--report-only` rebuilds this section). Hardware: shared 2-core CPU, no GPU, "
-        f"{threads} torch thread(s), other CPU-heavy jobs running{load}; kept small, so "
-        "this is a smoke-scale outcome test, not a reproduction of the paper's 7B numbers.\n"
+        f"(resumable; `--report-only` rebuilds this section). Trained and evaluated on the CPU "
+        f"with {threads} torch thread(s). {_machine_text(res)}\n"
     )
     L.append(
         f"Settings: pool of {st['pool']} GSM8K train records (fixed across seeds; seeds vary the "
@@ -587,7 +584,7 @@ def render_md(res: dict) -> str:
     L.append("")
     # per-seed numbers and wall time
     L.append(
-        "Per-seed held-out NLL / EM strict (wall time of the seed's five trained conditions):\n"
+        "Per-seed held-out NLL / EM strict (wall time summed over the seed's trained conditions):\n"
     )
     conds = [c for c in CONDITIONS + EXTRA_CONDITIONS if c in by and c != "base model"]
     L.append("| seed | " + " | ".join(conds) + " | wall s |")
@@ -648,9 +645,8 @@ def _reading(by: dict, st: dict, seeds: list[int]) -> str:
         d = _paired(by, "full data", "random", "nll")
         if len(d):
             out.append(
-                f"Full data (4x the gradient budget) vs random: {_verdict_nll(d)} "
-                f"(Δ NLL {d.mean():+.4f}), which shows how much signal this training length "
-                "carries at all. "
+                f"Full data ({round(1 / st['sample_ratio'])}x the gradient budget) vs random: "
+                f"{_verdict_nll(d)} (Δ NLL {d.mean():+.4f}). "
             )
     em = [r["n_em_strict"] for rs in by.values() for r in rs.values()]
     base_em = by.get("base model", {}).get(None, {}).get("n_em_strict")
@@ -658,18 +654,37 @@ def _reading(by: dict, st: dict, seeds: list[int]) -> str:
         # EM: a difference of a few problems out of em_n is within binomial noise
         p = max(np.mean(em) / st["em_n"], 1 / st["em_n"])
         noise = 2 * math.sqrt(2 * st["em_n"] * p * (1 - p))
+        spread = max(em) - min(em)
         out.append(
             f"Exact match ranges from {min(em)} to {max(em)} of {st['em_n']} problems across runs "
-            f"(base model: {base_em}); at this rate, two runs differ by up to ~{noise:.1f} problems "
-            "from binomial noise alone, so EM does not separate the conditions here; NLL is the "
-            "sensitive metric. "
+            f"(base model: {base_em}); at this rate, binomial noise alone makes two runs differ by "
+            f"up to ~{noise:.1f} problems (2 sd), and the whole range across runs ({spread} "
+            f"problem(s)) is {'within' if spread <= noise else 'larger than'} that. "
         )
+    model = st.get("model")
+    name = model.get("name", "?") if isinstance(model, dict) else str(model)
     out.append(
-        "The run is far shorter than the paper's (one small epoch of a "
-        f"{st['pool']}-sample pool, {st['steps']} steps, a 135M model on CPU), so it tests whether "
-        "the selection rules help at this scale, not the paper's 7B results."
+        f"Scale of this run: a {st['pool']}-record pool, {st['steps']} optimizer steps per "
+        f"condition, {name}."
     )
     return "".join(out)
+
+
+def _machine_text(res: dict) -> str:
+    """Machine info and the 1-minute load averages the JSON holds (or that it holds none)."""
+    timing = res.get("timing", {})
+    machine = timing.get("machine")
+    loads = [r["load_avg_1m"] for r in res["runs"] if r.get("load_avg_1m") is not None]
+    loads += timing.get("load_avg_1m_samples", [])
+    if not loads:
+        return common.machine_sentence(machine)
+    span = (
+        f"1-minute load average recorded during the runs: {min(loads):.1f}-{max(loads):.1f} "
+        f"({len(loads)} readings)."
+    )
+    if isinstance(machine, dict) and machine.get("load_average_at_start"):
+        return f"{common.machine_sentence(machine)} {span}"
+    return f"Machine not recorded in this run's JSON. {span}"
 
 
 def plot(res: dict, path: Path) -> Path:

@@ -352,8 +352,8 @@ def write_md(summary: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
     lines = [
         f"## Selection quality: MMLU subject classification (`benchmarks/{NAME}.py`)",
         "",
-        f"Command: `{meta['command']}`. {meta['n_seeds']} seeds; timings on a shared 2-core CPU "
-        f"(other jobs running); total {meta['wall_s'] / 60:.1f} min.",
+        f"Command: `{meta['command']}`. {meta['n_seeds']} seeds; total "
+        f"{meta['wall_s'] / 60:.1f} min. {common.machine_sentence(meta.get('machine'))}",
         "",
         f"Task: MMLU question text -> subject (57 classes, `../shared/data/mmlu` test CSVs, "
         f"{meta['n_total']} questions). Fixed stratified held-out split: {meta['n_test']} test / "
@@ -407,7 +407,7 @@ def write_md(summary: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
         lines.append("")
         if cond == "noise20":
             lines.append(
-                "Noisy labels among the kept records (%; random keeps ~20%): "
+                "Noisy labels among the kept records (%): "
                 + ", ".join(
                     f"{m} {100 * s['methods'][m]['0.3']['noisy_kept']:.1f}" for m in METHODS
                 )
@@ -419,12 +419,18 @@ def write_md(summary: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
             lines.append("")
         if cond == "dup30":
             lines.append(
-                "Injected copies among the kept records (%; random keeps ~23%): "
+                "Injected copies among the kept records (%): "
                 + ", ".join(f"{m} {100 * s['methods'][m]['0.3']['dups_kept']:.1f}" for m in METHODS)
                 + " (at keep 30%). SemDeDup marks "
                 f"{s['diagnostics']['semdedup_flagged']:.0f} records as duplicates; "
                 f"{100 * s['diagnostics']['semdedup_copy_recall']:.1f}% of the injected copies "
-                "are among them (a group's first member survives, so at best 3 of 4 per group)."
+                "are among them"
+                + (
+                    f", and {100 * s['diagnostics']['semdedup_precision']:.1f}% of the marked "
+                    "records are injected copies."
+                    if "semdedup_precision" in s["diagnostics"]
+                    else "."
+                )
             )
             lines.append("")
     lines += ["### Findings", "", *meta["findings"], ""]
@@ -483,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("dataprune").setLevel(logging.WARNING)
     n_seeds = 2 if args.quick else args.seeds
     t_start = time.perf_counter()
+    machine = common.machine_info(["torch", "sklearn"])
 
     from dataprune.cache import cache_dir
     from dataprune.embeddings import embed_texts
@@ -630,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_dup": len(copies),
         "copy_cosine_median": float(np.median(copy_cos)),
         "wall_s": wall,
+        "machine": common.record_end_load(machine),
         "fractions": list(FRACTIONS),
         "methods": list(METHODS),
         "settings": {

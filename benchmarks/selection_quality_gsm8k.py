@@ -6,11 +6,10 @@ replaced by a different one of the same length: fluent text, wrong arithmetic). 
 scored once by SmolLM2-135M-Instruct: mean per-response-token EL2N (``dataprune.scores.lm_scores``),
 and for comparison the mean response NLL (the perplexity filter) and the response length.
 
-Measured, honestly cheap: (1) AUROC of each score for flagging a bad record; (2) the share of bad
+Measured: (1) AUROC of each score for flagging a bad record; (2) the share of bad
 records that survive pruning at 30/50/70% kept, for random (20 seeds), EL2N keep-easy / keep-hard,
 CCS over EL2N, NLL keep-easy and longest; paired deltas vs random with 95% CI over the seeds.
-No fine-tune is run (too costly on a shared 2-core CPU); this measures the score, not a model
-trained on the subset.
+No fine-tune is run; this measures the score, not a model trained on the subset.
 
 Run:  .venv/bin/python benchmarks/selection_quality_gsm8k.py [--n 300] [--dtype float32]
 Writes benchmarks/results/selection_quality_gsm8k.{json,md,png} and rebuilds RESULTS.md.
@@ -93,7 +92,7 @@ def auroc(score: np.ndarray, positive: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=300, help="records in the slice")
-    ap.add_argument("--dtype", default="float32", help="LM dtype (float32 is faster on most CPUs)")
+    ap.add_argument("--dtype", default="float32", help="LM dtype")
     ap.add_argument("--batch-size", type=int, default=8)
     common.add_render_only(ap, NAME, "--render-md", dest="render_md")
     args = ap.parse_args(argv)
@@ -102,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t_start = time.perf_counter()
+    machine = common.machine_info(["torch", "transformers", "sklearn"])
 
     from dataprune.atomic import atomic_path
     from dataprune.models import load_causal_lm
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "response_tokens": n_resp,
         "n_truncated": ls.n_truncated,
         "wall_s": wall,
+        "machine": common.record_end_load(machine),
     }
     result = {
         "meta": meta,
@@ -257,14 +258,14 @@ def _markdown(r: dict[str, Any]) -> str:
         f"## Selection quality: LM EL2N on GSM8K SFT records (`benchmarks/{NAME}.py`)",
         "",
         f"Command: `{m['command']}`. Scoring {m['n']} records ({m['response_tokens']} response "
-        f"tokens) with {m['model']} ({m['dtype']}) took {m['score_s']:.0f} s on a shared 2-core CPU "
-        f"(other jobs running); total {m['wall_s'] / 60:.1f} min.",
+        f"tokens) with {m['model']} ({m['dtype']}) took {m['score_s']:.0f} s; total "
+        f"{m['wall_s'] / 60:.1f} min. {common.machine_sentence(m.get('machine'))}",
         "",
         f"Slice: {m['n']} random GSM8K train records; {m['n_bad']} made bad on purpose: "
         f"{m['n_swapped']} with the answer of another question (**swapped**), {m['n_numbers']} with "
         "every number in the worked answer replaced (**numbers**: fluent, wrong arithmetic). "
         "Signal measured: whether the score flags bad records, and how many bad records survive "
-        "each selection — a cheap, real property of the subset; no fine-tune was run.",
+        "each selection; no fine-tune was run.",
         "",
         "| score (higher = flagged) | AUROC all bad | AUROC swapped | AUROC numbers |",
         "|---|---:|---:|---:|",
@@ -274,7 +275,8 @@ def _markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         "Bad records among the kept ones (%); delta vs random in points with 95% CI over "
-        f"{N_RANDOM_SEEDS} random seeds (negative = cleaner than random):",
+        f"{len(next(iter(r['bad_kept'].values()))['random']['per_seed'])} random seeds "
+        "(negative = cleaner than random):",
         "",
         "| method | " + " | ".join(f"keep {int(100 * float(f))}%" for f in r["bad_kept"]) + " |",
         "|---|" + "---:|" * len(r["bad_kept"]),

@@ -514,7 +514,13 @@ def render_md(payload: dict) -> str:
         "",
         f"Produced by `{COMMAND}` ({meta['date']}; parts: {', '.join(meta['parts'])}). "
         + _machine_text(rows, meta)
-        + " Peers and ours ran back to back in the same run. Data: synthetic L2-normalised "
+        + " Peers and ours ran back to back in the same run"
+        + (
+            ", except the rows re-run on their own (listed at the end)"
+            if meta.get("reruns")
+            else ""
+        )
+        + ". Data: synthetic L2-normalised "
         f"float32 {DIM}-d hierarchical Gaussian mixture (seed {SEED}), {FRACTION:.0%} selected. "
         "Each method ran in its own process; *peak RSS* is the process high-water mark during "
         "the call (it includes the interpreter and imported libraries, "
@@ -584,23 +590,37 @@ def write_report(payload: dict, *, write_json: bool = True) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     md = render_md(payload)
     common.publish(NAME, md, payload if write_json else None, indent=1)
-    _plot(payload["rows"])
+    _plot(payload["rows"], payload["meta"])
+
+
+def _case_loads(rows: list[dict]) -> list[float]:
+    return [r["load_avg"] for r in rows if isinstance(r.get("load_avg"), (int, float))]
+
+
+def _cpus(meta: dict) -> int | None:
+    return meta.get("cpu_count") or (meta.get("machine") or {}).get("cpu_count")
 
 
 def _machine_text(rows: list[dict], meta: dict) -> str:
-    loads = [r["load_avg"] for r in rows if isinstance(r.get("load_avg"), (int, float))]
-    cpus = meta.get("cpu_count") or meta.get("machine", {}).get("cpu_count")
-    text = f"Machine: {cpus} CPUs" if cpus else "Machine: CPU count not recorded"
-    if loads and cpus:
-        above = sum(x > cpus for x in loads)
+    loads = _case_loads(rows)
+    cpus = _cpus(meta)
+    machine = meta.get("machine")
+    text = f"Machine: {cpus} CPUs" if cpus else "Machine: CPU count not recorded in this run's JSON"
+    if loads:
         text += (
             f"; the 1-minute load average at the start of each case (last column) ranged "
-            f"{min(loads):.1f}-{max(loads):.1f} and was above the CPU count for {above} of "
-            f"{len(loads)} cases, so other jobs competed for the cores and absolute times are noisy."
+            f"{min(loads):.1f}-{max(loads):.1f}"
         )
-    else:
-        text += "."
-    return text
+        if cpus:
+            above = sum(x > cpus for x in loads)
+            text += f" and was above the CPU count for {above} of {len(loads)} cases"
+    if isinstance(machine, dict) and machine.get("load_average_at_start"):
+        end = machine.get("load_average_at_end")
+        text += f"; 1-minute load average {machine['load_average_at_start'][0]:.1f} at the start"
+        text += f" of the last run and {end[0]:.1f} at its end" if end else " of the last run"
+    elif not loads:
+        text += "; load not recorded in this run's JSON"
+    return text + "."
 
 
 def _baseline_text(rows: list[dict]) -> str:
@@ -660,7 +680,16 @@ def _check_text(r: dict) -> str:
     return "; ".join(bits) or "-"
 
 
-def _plot(rows: list[dict]) -> None:
+def _plot_title(rows: list[dict], meta: dict) -> str:
+    """The figure title: the machine as the JSON records it (or that it does not)."""
+    cpus, loads = _cpus(meta), _case_loads(rows)
+    where = f"{cpus} CPUs" if cpus else "CPU count not recorded"
+    if loads:
+        where += f", 1-min load {min(loads):.1f}-{max(loads):.1f} at case start"
+    return f"dataprune selection speed/scale vs peers ({where})"
+
+
+def _plot(rows: list[dict], meta: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -705,7 +734,7 @@ def _plot(rows: list[dict]) -> None:
     ax2.axhline(24 * 1024, color="red", lw=0.8)
     ax2.annotate("24 GiB", (1e4, 24 * 1024 * 1.1), color="red", fontsize=8)
     ax1.legend(fontsize=7)
-    fig.suptitle("dataprune selection speed/scale vs peers (shared 2-core CPU)", fontsize=10)
+    fig.suptitle(_plot_title(rows, meta), fontsize=10)
     fig.tight_layout()
     fig.savefig(RESULTS / f"{NAME}.png", dpi=110)
     plt.close(fig)
@@ -754,6 +783,7 @@ def main(argv: list[str] | None = None) -> None:
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]
     prev = RESULTS / f"{NAME}.json"
     started = time.time()
+    info = common.machine_info(["faiss", "apricot", "torch"])
     rows: list[dict] = []
     funcs = {"small": part_small, "200k": part_200k, "1m": part_1m}
     durations: dict = {}
@@ -773,7 +803,7 @@ def main(argv: list[str] | None = None) -> None:
     old = json.loads(prev.read_text()) if prev.exists() else {"rows": [], "meta": {}}
     rows = [r for r in old["rows"] if r.get("part") not in parts] + rows
     durations = {**old.get("meta", {}).get("part_minutes", {}), **durations}
-    info = common.machine_info(["faiss", "apricot", "torch"])
+    common.record_end_load(info)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "parts": sorted({r.get("part", "?") for r in rows}),
