@@ -4,7 +4,7 @@
 Three kinds of source: ``"default"`` (the pruner shipped inside the package), a checkpoint folder
 written by ``dataprune rag train``, or a Hugging Face hub id: a dataprune pruner checkpoint, or a
 Provence remote-code model. A remote-code model runs its own Python code, so it loads only with
-``trust_remote_code=True`` and a pinned ``revision``; :class:`_RemoteProvence` adapts its outputs
+the user's explicit opt-in (``trust_remote_code``) and a pinned ``revision``; :class:`_RemoteProvence` adapts its outputs
 to the ``token_logits`` / ``rank_logits`` the pruning code reads.
 """
 
@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_CHECKPOINT", "PROVENCE_IDS", "default_checkpoint_path", "loa
 
 DEFAULT_CHECKPOINT = "default"
 # Remote-code models whose outputs this toolkit knows how to drive. Their Python code comes from
-# the hub and runs on the user's machine: never implied, always ``trust_remote_code=True`` plus a
+# the hub and runs on the user's machine: never implied: the user's own opt-in (``trust_remote_code``) plus a
 # pinned ``revision`` (a commit hash) so the code that runs is the code the user looked at.
 PROVENCE_IDS = frozenset(
     {"naver/provence-reranker-debertav3-v1", "naver/xprovence-reranker-bgem3-v1"}
@@ -226,8 +226,8 @@ def _from_hub(
     if not trust_remote_code:
         raise ModelNotAvailableError(
             f"{hub_id!r} is a remote-code model: loading it runs Python code from the hub on "
-            "this machine. Review it, then pass trust_remote_code=True and revision='<commit "
-            "hash>' (CLI: --trust-remote-code --revision)"
+            "this machine. Review it, then opt in with trust_remote_code and pass "
+            "revision='<commit hash>' (CLI: --trust-remote-code --revision)"
         )
     if not revision:
         raise ModelNotAvailableError(
@@ -242,7 +242,10 @@ def _from_hub(
             hub_id, revision=revision, local_files_only=offline
         )
         model = AutoModel.from_pretrained(
-            hub_id, revision=revision, trust_remote_code=True, local_files_only=offline
+            hub_id,
+            revision=revision,
+            trust_remote_code=trust_remote_code,  # the user's explicit opt-in (checked above)
+            local_files_only=offline,
         )
     except Exception as exc:
         raise ModelNotAvailableError(

@@ -8,7 +8,7 @@
 ``from_pretrained`` accepts ``"default"``, a checkpoint folder written by ``dataprune rag train``,
 or a Hugging Face hub id. The original ``naver/provence-reranker-debertav3-v1`` (remote code,
 CC BY-NC) runs behind the same API for users who opt in to its code
-(``trust_remote_code=True, revision="<commit>"``): its own forward pass supplies the token
+(``trust_remote_code`` and ``revision="<commit>"``): its own forward pass supplies the token
 keep-probabilities and ranking score, and this module does the sentence splitting, windowing and
 selection, so every option (``aggregation``, ``max_tokens``, windows) works with it too. The
 loading itself lives in :mod:`dataprune.rag.loading`.
@@ -113,7 +113,7 @@ class ContextPruner:
             Run a remote-code hub model's own Python code (the Provence models are such models).
             Never implied: without it a remote-code model is refused with a message saying so.
         revision : str, optional
-            Hub revision to load. Required with ``trust_remote_code=True``: a commit hash, so
+            Hub revision to load. Required when ``trust_remote_code`` is set: a commit hash, so
             the code that runs cannot change under you (the repository's "Files and versions"
             page lists them).
         batch_size, device, precision

@@ -47,7 +47,7 @@ def _problems(paths) -> list[str]:
                 name.endswith(".load") or name.endswith(".loads")
             ):
                 found.append(f"{where} {name}")
-            if _kw(call, "trust_remote_code") is True and rel != Path("rag", "loading.py"):
+            if _kw(call, "trust_remote_code") is True:  # only the user's own value may pass
                 found.append(f"{where} trust_remote_code=True")
     return found
 
@@ -78,7 +78,10 @@ def test_the_check_finds_unsafe_loading(tmp_path):
 
 
 def test_remote_code_opt_in_is_the_only_trust_in_the_pruner():
-    """In rag/loading.py, ``trust_remote_code=True`` is passed only after the explicit checks."""
+    """In rag/loading.py the user's ``trust_remote_code`` reaches transformers only after the
+    explicit checks (opt-in given, revision pinned)."""
     src = (REPO / "rag" / "loading.py").read_text()
-    i = src.index("trust_remote_code=True, local_files_only")
+    i = src.index("model = AutoModel.from_pretrained(")
+    call = src[i : src.index(")", i)]
+    assert "trust_remote_code=trust_remote_code," in call and "revision=revision," in call
     assert src.index("if not trust_remote_code:") < i and src.index("if not revision:") < i
