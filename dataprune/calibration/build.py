@@ -77,18 +77,13 @@ def extract_texts(data: Any, text_field: str | None = None) -> tuple[list[str], 
         if text_field is not None:
             raise DataValidationError("text_field is only for records/datasets, not plain texts")
         return list(records), "texts"
-    if text_field is None:
-        first = records[0]
-        if not (isinstance(first, Mapping) and "text" in first):
-            have = (
-                ", ".join(repr(k) for k in list(first)[:12]) if isinstance(first, Mapping) else ""
-            )
-            raise DataValidationError(
-                f"the input holds records without a 'text' field (record 0 has {have or 'none'}): "
-                "name the text with text_field=",
-                source=source,
-            )
-        text_field = "text"
+    if text_field is None:  # the records' "text" field (the rule every entry point shares)
+        from dataprune.io import DEFAULT_TEXT_FIELD, RecordSet, resolve_text_fields
+
+        text_field = DEFAULT_TEXT_FIELD
+        if isinstance(records[0], Mapping):  # a non-record is reported below, by position
+            pool = RecordSet(list(records), source, "memory", list(range(len(records))))
+            (text_field,) = resolve_text_fields(pool, [], how="text_field=")
     values = []
     for i, r in enumerate(records):
         if not isinstance(r, Mapping):
