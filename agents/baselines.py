@@ -27,6 +27,7 @@ from dataprune.errors import DataValidationError
 from dataprune.estimator import check_fitted
 from dataprune.progress import progress
 from dataprune.registry import Registry
+from dataprune.seeding import resolve_seed
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class RandomPruner(TopologyPruner):
     ----------
     p_agent, p_edge : float, default=0.5
         Keep-probabilities of agents and of base edges between kept agents.
+    random_state : int or None, default=None
+        Seed mixed with each query; ``None`` draws one at ``fit`` (``random_state_``).
     """
 
     name = "random"
@@ -136,7 +139,7 @@ class RandomPruner(TopologyPruner):
         p_edge: float = 0.5,
         base: Topology | None = None,
         aggregator: str = "majority",
-        random_state: int | None = 0,
+        random_state: int | None = None,
     ) -> None:
         self.agents = agents
         self.p_agent = p_agent
@@ -155,11 +158,12 @@ class RandomPruner(TopologyPruner):
             self.base.agents if self.agents is None and self.base else self._resolve_agents()
         )
         self.base_ = _base_for(self.agents_, self.base, self.aggregator)
+        self.random_state_ = resolve_seed(self.random_state)
         return self
 
     def predict(self, query: str) -> Topology:
         self._check_fitted()
-        rng = np.random.default_rng(query_seed(self.random_state, query))
+        rng = np.random.default_rng(query_seed(self.random_state_, query))
         n = len(self.agents_)
         req = np.array([a.required for a in self.agents_], dtype=bool)
         act = (rng.random(n) < self.p_agent) | req
@@ -195,7 +199,8 @@ class AgentPrunePruner(TopologyPruner):
         Utility = score - token_penalty * tokens / tokens(base).
     edge_threshold : float, default=0.5
         Unpruned edges with keep-probability >= threshold are in the final graph.
-    random_state : int, default=0
+    random_state : int or None, default=None
+        Seed of the sampled graphs and batches (``None``: fresh randomness each ``fit``).
 
     Attributes
     ----------
@@ -222,7 +227,7 @@ class AgentPrunePruner(TopologyPruner):
         token_penalty: float = 0.1,
         edge_threshold: float = 0.5,
         aggregator: str = "majority",
-        random_state: int = 0,
+        random_state: int | None = None,
         show_progress_bar: bool | None = None,
     ) -> None:
         self.agents = agents

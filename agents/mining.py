@@ -29,6 +29,7 @@ from dataprune.agents.topology import Topology
 from dataprune.errors import DataValidationError, UnknownOptionError
 from dataprune.progress import progress
 from dataprune.registry import Registry
+from dataprune.seeding import resolve_seed
 
 if TYPE_CHECKING:
     from dataprune.agents.executor import Executor
@@ -287,7 +288,7 @@ def mine_subgraphs(
     selection: str = "halving",
     top_k: int = 1,
     reference_tokens: float | None = None,
-    random_state: int = 0,
+    random_state: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     show_progress_bar: bool | None = None,
 ) -> list[dict[str, Any]]:
@@ -318,7 +319,9 @@ def mine_subgraphs(
         Edge labels are averaged over the ``top_k`` best candidates (soft labels).
     reference_tokens : float, optional
         Token normaliser of the utility; default: the tokens of ``base`` on the first query.
-    random_state : int, default=0
+    random_state : int or None, default=None
+        Seed of the candidate draws (per query: the seed and the query's index). ``None`` draws a
+        fresh seed, so a resumed checkpoint then mixes two seeds; pass an int to resume exactly.
     checkpoint : path, optional
         JSONL file to append finished records to and resume from.
 
@@ -345,6 +348,7 @@ def mine_subgraphs(
         ref = float(reference_tokens)
     else:
         ref = float(evaluator.evaluate(queries[0], base).tokens) if queries else 1.0
+    seed = resolve_seed(random_state)
     done: dict[str, dict[str, Any]] = {}
     ck = Path(checkpoint) if checkpoint is not None else None
     if ck is not None and ck.is_file():
@@ -369,7 +373,7 @@ def mine_subgraphs(
             if q in done:
                 records.append(done[q])
                 continue
-            rng = np.random.default_rng([random_state, qi])
+            rng = np.random.default_rng([seed, qi])
             if strategy == "greedy":
                 scored = _greedy(
                     q, base, evaluator, token_penalty=token_penalty, ref=ref, max_evals=n_candidates

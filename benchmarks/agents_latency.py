@@ -122,11 +122,16 @@ def main() -> None:
         full,
         SimulatorEvaluator(env, n_repeats=10),
         n_candidates=32,
+        random_state=0,
         show_progress_bar=False,
     )
     encoder = load_encoder()
     agp = AGPPruner(
-        base=full, config=AGPConfig(epochs=20), encoder=encoder, cache_embeddings=False
+        base=full,
+        config=AGPConfig(epochs=20),
+        encoder=encoder,
+        cache_embeddings=False,
+        random_state=0,
     ).fit(recs)
     queries = [q.text for q in env.make_queries(args.n_queries, random_state=3)]
     results = {

@@ -19,6 +19,7 @@ from dataprune.agents.records import AGPRecords, load_agp_records, validate_agp_
 from dataprune.agents.spec import AgentSpec, as_agent_specs
 from dataprune.agents.topology import Topology
 from dataprune.errors import DataValidationError, ModelNotAvailableError
+from dataprune.seeding import resolve_seed
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +86,10 @@ class AGPPruner(TopologyPruner):
         Torch intra-op threads while training and predicting (restored afterwards). The network
         and a single query are tiny: extra threads only add synchronisation cost, which on a busy
         shared CPU can make training 50x slower. ``None`` leaves torch's setting alone.
-    random_state : int, default=0
-        Seeds initialisation, mini-batch order and sampled inference.
+    random_state : int or None, default=None
+        Seed of training and of sampled predictions; ``None`` draws one at ``fit`` (recorded as
+        ``random_state_`` and saved with the model). Seeds initialisation, mini-batch order and
+        sampled inference.
     show_progress_bar : bool, optional
 
     Attributes
@@ -95,6 +98,8 @@ class AGPPruner(TopologyPruner):
     network_ : AGPNetwork
     history_ : list of dict
         Per-epoch mean losses.
+    random_state_ : int
+        The seed used (``random_state``, or the one drawn when it is ``None``).
     n_records_ : int
     """
 
@@ -116,7 +121,7 @@ class AGPPruner(TopologyPruner):
         aggregator: str = "majority",
         cache_embeddings: bool = True,
         n_threads: int | None = 1,
-        random_state: int = 0,
+        random_state: int | None = None,
         show_progress_bar: bool | None = None,
     ) -> None:
         self.agents = agents
@@ -232,10 +237,11 @@ class AGPPruner(TopologyPruner):
         cfg = self.config if self.config is not None else AGPConfig()
         if not isinstance(cfg, AGPConfig):
             raise DataValidationError(f"config must be an AGPConfig, got {type(cfg).__name__}")
+        self.random_state_ = resolve_seed(self.random_state)
         Q = self._embed(list(recs.tasks), cache=self.cache_embeddings)
         P = self._embed([a.description for a in agents])
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.random_state))
+            torch.manual_seed(self.random_state_)
             net = AGPNetwork(len(agents), Q.shape[1], cfg)
             net.set_profiles(torch.from_numpy(np.array(P, copy=True)))
             history = train_network(
@@ -244,7 +250,7 @@ class AGPPruner(TopologyPruner):
                 recs.keep,
                 recs.edge_weight,
                 cfg,
-                random_state=self.random_state,
+                random_state=self.random_state_,
                 show_progress_bar=self.show_progress_bar,
             )
         self.agents_ = agents
@@ -312,7 +318,7 @@ class AGPPruner(TopologyPruner):
         token_budget: float | None,
         required: Iterable[str] | None,
     ) -> Topology:
-        rs = self.random_state if random_state is None else random_state
+        rs = self.random_state_ if random_state is None else random_state
         req = list(self.required or []) + list(required or [])
         return select_topology(
             self.agents_,
@@ -416,7 +422,7 @@ class AGPPruner(TopologyPruner):
                 "required": list(self.required or []),
                 "token_budget": self.token_budget,
                 "aggregator": self.aggregator,
-                "random_state": self.random_state,
+                "random_state": self.random_state_,
                 "n_threads": self.n_threads,
             },
             "cost_model": None
@@ -499,6 +505,7 @@ class AGPPruner(TopologyPruner):
         net.eval()
         obj.agents_ = as_agent_specs(obj.agents)
         obj.config_ = config
+        obj.random_state_ = resolve_seed(inf["random_state"])
         obj.network_ = net
         obj.history_ = [meta["training"]["final_loss"]]
         obj.n_records_ = meta["training"]["n_records"]

@@ -26,13 +26,14 @@ def mined():
     train = env.make_queries(60, random_state=1)
     ev = SimulatorEvaluator(env, n_repeats=10, random_state=0)
     recs = mine_subgraphs(
-        [q.text for q in train], full, ev, n_candidates=16, show_progress_bar=False
+        [q.text for q in train], full, ev, n_candidates=16, show_progress_bar=False, random_state=0
     )
     return env, full, recs
 
 
 def fit(recs, encoder, **kw):
     kw.setdefault("config", FAST)
+    kw.setdefault("random_state", 0)
     return AGPPruner(encoder=encoder, cache_embeddings=False, **kw).fit(recs)
 
 
@@ -63,6 +64,20 @@ def test_fit_predict_deterministic_and_roundtrip(mined, hashing_encoder, tmp_pat
     pc, _ = c.predict_proba(q)
     np.testing.assert_allclose(pc, pa, atol=1e-6)
     assert c.predict(q[0]) == top
+
+
+def test_random_state_none_draws_a_recorded_seed(mined, hashing_encoder, tmp_path):
+    _, full, recs = mined
+    a = fit(recs, hashing_encoder, base=full, random_state=None)
+    b = fit(recs, hashing_encoder, base=full, random_state=None)
+    assert isinstance(a.random_state_, int) and a.random_state_ != b.random_state_
+    q = ["Solve for x: 3x + 4 = 100."]
+    assert not np.array_equal(a.predict_proba(q)[0], b.predict_proba(q)[0])
+    # the drawn seed is the one recorded: refitting with it reproduces the model
+    c = fit(recs, hashing_encoder, base=full, random_state=a.random_state_)
+    np.testing.assert_array_equal(a.predict_proba(q)[0], c.predict_proba(q)[0])
+    loaded = AGPPruner.load(a.save(tmp_path / "m"), encoder=hashing_encoder)
+    assert loaded.random_state == loaded.random_state_ == a.random_state_
 
 
 def test_training_reduces_stage2_loss(mined, hashing_encoder):
@@ -138,10 +153,14 @@ def test_agp_with_minilm_adapts_agents_to_the_query_type():
     test = env.make_queries(60, random_state=12)
     ev = SimulatorEvaluator(env, n_repeats=10, random_state=3)
     recs = mine_subgraphs(
-        [q.text for q in train], full, ev, n_candidates=24, show_progress_bar=False
+        [q.text for q in train], full, ev, n_candidates=24, show_progress_bar=False, random_state=0
     )
     agp = AGPPruner(
-        base=full, encoder=load_encoder(), cache_embeddings=False, config=AGPConfig(epochs=25)
+        base=full,
+        encoder=load_encoder(),
+        cache_embeddings=False,
+        config=AGPConfig(epochs=25),
+        random_state=0,
     ).fit(recs)
     tops = agp.predict_many([q.text for q in test])
     spec_of = {int(np.argmax(a.competence)): a.name for a in env.agents if a.kind == "specialist"}

@@ -26,7 +26,11 @@ def records(tmp_path):
     env = make_environment(random_state=0)
     qs = [q.text for q in env.make_queries(30, random_state=1)]
     recs = mine_subgraphs(
-        qs, env.full_topology(), SimulatorEvaluator(env, n_repeats=5), n_candidates=8
+        qs,
+        env.full_topology(),
+        SimulatorEvaluator(env, n_repeats=5),
+        n_candidates=8,
+        random_state=0,
     )
     p = tmp_path / "recs.json"
     p.write_text(json.dumps(recs))

@@ -56,7 +56,9 @@ def test_mining_finds_the_best_subgraph_and_resumes(tmp_path):
     qs = [q.text for q in env.make_queries(6, random_state=0)]
     ev = Counting(SimulatorEvaluator(env, mode="expected"))
     ck = tmp_path / "mined.jsonl"
-    recs = mine_subgraphs(qs[:3], base, ev, strategy="exhaustive", n_candidates=100, checkpoint=ck)
+    recs = mine_subgraphs(
+        qs[:3], base, ev, strategy="exhaustive", n_candidates=100, checkpoint=ck, random_state=0
+    )
     validate_agp_records(recs)
     table = [
         (env.expected_accuracy(c, 0) - 0.1 * env.tokens(c) / env.tokens(base), c)
@@ -65,14 +67,21 @@ def test_mining_finds_the_best_subgraph_and_resumes(tmp_path):
     best = max(table, key=lambda x: x[0])[1]
     assert recs[0]["mask"] == [int(not a) for a in best.active] == [0, 1, 1]
     n_before = ev.n
-    recs2 = mine_subgraphs(qs, base, ev, strategy="exhaustive", n_candidates=100, checkpoint=ck)
+    recs2 = mine_subgraphs(
+        qs, base, ev, strategy="exhaustive", n_candidates=100, checkpoint=ck, random_state=0
+    )
     assert recs2[:3] == recs and len(recs2) == 6
     per_query = (n_before - 1) // 3  # 1 reference run + successive halving per query
     assert per_query == 17 + 9 + 5 + 3 + 2
     assert ev.n - n_before == 1 + 3 * per_query  # resumed: only the 3 new queries were mined
     assert len(ck.read_text().splitlines()) == 6
     greedy = mine_subgraphs(
-        qs[:2], base, SimulatorEvaluator(env, mode="expected"), strategy="greedy", n_candidates=40
+        qs[:2],
+        base,
+        SimulatorEvaluator(env, mode="expected"),
+        strategy="greedy",
+        n_candidates=40,
+        random_state=0,
     )
     assert greedy[0]["mask"] == [0, 1, 1]
 
@@ -91,7 +100,12 @@ def test_executor_evaluator_runs_real_agents_path():
         and e.tokens == env.tokens(env.full_topology())
     )
     recs = mine_subgraphs(
-        [x.text for x in q], env.full_topology(), ev, n_candidates=6, show_progress_bar=False
+        [x.text for x in q],
+        env.full_topology(),
+        ev,
+        n_candidates=6,
+        show_progress_bar=False,
+        random_state=0,
     )
     assert len(recs) == 3 and all(len(r["mask"]) == 3 for r in recs)
 

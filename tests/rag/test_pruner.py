@@ -210,7 +210,9 @@ def test_remote_code_is_never_implied_and_runs_only_at_a_pinned_revision(fake_hu
     repos[provence] = {"config.json": json.dumps({"auto_map": {"AutoModel": "m.Provence"}})}
     repos["someone/remote"] = dict(repos[provence])
     repos["someone/plain-bert"] = {"config.json": json.dumps({"model_type": "bert"})}
-    with pytest.raises(ModelNotAvailableError, match=r"remote-code model.*opt in with trust_remote_code"):
+    with pytest.raises(
+        ModelNotAvailableError, match=r"remote-code model.*opt in with trust_remote_code"
+    ):
         ContextPruner.from_pretrained(provence)
     with pytest.raises(ModelNotAvailableError, match="remote-code model"):
         ContextPruner.from_pretrained("someone/remote")
