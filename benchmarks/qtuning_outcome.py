@@ -42,6 +42,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import _common as common  # noqa: E402
+from benchmarks import sft_harness  # noqa: E402
 
 DATA = common.SHARED_DATA / "gsm8k"
 NAME = "qtuning_outcome"
@@ -139,19 +140,14 @@ def generate_answers(model, tok, questions, *, max_new_tokens, batch_size):
 
 
 def evaluate(model, tok, test_nll, test_em, *, max_length, max_new_tokens, batch_size):
-    from dataprune.lm_scoring import score_sft
-
     t0 = time.perf_counter()
-    s = score_sft(
+    nll = sft_harness.heldout_nll(
         model,
         tok,
-        [r["question"] for r in test_nll],
-        [r["answer"] for r in test_nll],
-        batch_size=8,
+        [(r["question"], r["answer"]) for r in test_nll],
         max_length=max_length,
-        show_progress_bar=False,
+        batch_size=8,
     )
-    nll_tokens = np.concatenate(s.nll)
     t_nll = time.perf_counter() - t0
     t0 = time.perf_counter()
     outputs, n_new = generate_answers(
@@ -166,9 +162,9 @@ def evaluate(model, tok, test_nll, test_em, *, max_length, max_new_tokens, batch
     strict = [int(final_answer(t) == g) for t, g in zip(outputs, gold)]
     lenient = [int(last_number(t) == g) for t, g in zip(outputs, gold)]
     return {
-        "nll": float(nll_tokens.mean()),
-        "nll_sem": float(nll_tokens.std(ddof=1) / math.sqrt(len(nll_tokens))),
-        "nll_per_question": [round(float(x.mean()), 5) for x in s.nll],
+        "nll": nll["nll"],
+        "nll_sem": nll["nll_sem"],
+        "nll_per_question": [round(x, 5) for x in nll["nll_per_record"]],
         "em_strict": float(np.mean(strict)),
         "em_lenient": float(np.mean(lenient)),
         "n_em_strict": int(sum(strict)),
@@ -182,37 +178,26 @@ def evaluate(model, tok, test_nll, test_em, *, max_length, max_new_tokens, batch
     }
 
 
-def lora(model, seed):
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(seed)
-    cfg = LoraConfig(
-        r=16,
-        lora_alpha=32,
-        lora_dropout=0.0,
-        target_modules=list(common.LORA_TARGET_MODULES),
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, cfg)
-
-
 def train(condition, feats, *, batch, steps, seed, lr, qcfg, out_dir, dtype):
+    """LoRA SFT through the ``transformers`` Trainer (``QTuningTrainer`` for the dynamic
+    conditions): its sampler gives the data order, ``feats`` carry the token masks. Model, LoRA
+    wrap and optimizer/schedule come from :mod:`benchmarks.sft_harness`."""
     from transformers import Trainer, TrainingArguments
 
-    from dataprune.models import load_causal_lm
     from dataprune.qtuning import QTuningTrainer, SFTCollator
 
-    model, tok = load_causal_lm(dtype=dtype)
-    model = lora(model, seed)
+    model, tok = sft_harness.load_base(dtype=dtype)
+    model = sft_harness.add_lora(model, seed=seed)
     model.train()
+    warmup = max(1, steps // 10)
+    optimizers = sft_harness.make_optimizer(model, lr=lr, steps=steps, warmup_steps=warmup)
     args = TrainingArguments(
         output_dir=str(out_dir),
         per_device_train_batch_size=batch,
         max_steps=steps,
         learning_rate=lr,
         lr_scheduler_type="linear",
-        warmup_steps=max(1, steps // 10),
+        warmup_steps=warmup,
         weight_decay=0.0,
         logging_steps=1,
         report_to=[],
@@ -224,7 +209,11 @@ def train(condition, feats, *, batch, steps, seed, lr, qcfg, out_dir, dtype):
         dataloader_drop_last=True,
     )
     common = dict(
-        model=model, args=args, train_dataset=feats, data_collator=SFTCollator(tok.pad_token_id)
+        model=model,
+        args=args,
+        train_dataset=feats,
+        data_collator=SFTCollator(tok.pad_token_id),
+        optimizers=optimizers,
     )
     if condition.startswith("q-tuning dynamic"):
         trainer = QTuningTrainer(**common, qtuning_config=qcfg)
@@ -304,7 +293,6 @@ def main() -> int:
 
     from dataprune.atomic import atomic_write_json
     from dataprune.cache import cache_dir
-    from dataprune.models import load_causal_lm
     from dataprune.qtuning import QTuningConfig, QTuningTriage, sft_features
 
     torch.set_num_threads(args.threads)
@@ -321,7 +309,7 @@ def main() -> int:
     n_keep = qcfg.n_keep(len(pool))
     big = round(args.k / args.sample_ratio)
     steps = len(pool) // big  # one epoch of the pool in micro-batches of `big`
-    base_model, tok = load_causal_lm(dtype=args.dtype)
+    base_model, tok = sft_harness.load_base(dtype=args.dtype)
     prompts = [r["question"] for r in pool]
     answers = [r["answer"] for r in pool]
     feats_all = sft_features(tok, prompts, answers, max_length=args.max_length)

@@ -15,9 +15,14 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["SelectionResult", "__version__", "select"]
+__all__ = ["CurationResult", "SelectionResult", "__version__", "curate", "select"]
 
-_LAZY = {"select": "dataprune.selection.api", "SelectionResult": "dataprune.selection.api"}
+_LAZY = {
+    "select": "dataprune.selection.api",
+    "SelectionResult": "dataprune.selection.api",
+    "curate": "dataprune.curation.pipeline",
+    "CurationResult": "dataprune.curation.result",
+}
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

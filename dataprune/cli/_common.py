@@ -175,3 +175,48 @@ def _bounded(convert: Any, minimum: float, *, strict: bool, what: str) -> Any:
 positive_int = _bounded(int, 0, strict=True, what="an integer >= 1")
 non_negative_int = _bounded(int, 0, strict=False, what="an integer >= 0")
 non_negative_float = _bounded(float, 0.0, strict=False, what="a number >= 0")
+
+
+def add_engine_args(p: argparse.ArgumentParser, *, engine_help: str) -> None:
+    """``--engine`` and the Ray options (one definition for every command that runs on engines)."""
+    eg = p.add_argument_group("execution engine")
+    eg.add_argument("--engine", default="local", help=engine_help)
+    eg.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (e.g. auto, ray://head:10001); default: a running ray.init, "
+        "else a local Ray on this machine",
+    )
+    eg.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs of a locally started Ray (default: all)"
+    )
+    eg.add_argument(
+        "--concurrency", type=int, default=None, help="encoder actors (default: one per CPU)"
+    )
+    eg.add_argument(
+        "--work-dir",
+        default=None,
+        help="where the engine keeps embedding shards (a rerun resumes from them; default: "
+        "the dataprune cache)",
+    )
+
+
+def engine_from_args(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
+    """``(engine name, engine options)`` from :func:`add_engine_args`'s options, checked."""
+    from dataprune.errors import DataValidationError
+
+    engine = str(args.engine).lower()
+    if engine == "local":
+        if any(v is not None for v in (args.address, args.num_cpus, args.concurrency)):
+            raise DataValidationError("--address, --num-cpus and --concurrency need --engine ray")
+        return engine, {}
+    from dataprune.distributed.engines import ENGINES
+
+    ENGINES.get(engine)  # unknown engine: error listing the valid ones
+    options = {
+        "address": args.address,
+        "num_cpus": args.num_cpus,
+        "concurrency": args.concurrency,
+        "work_dir": args.work_dir,
+    }
+    return engine, {k: v for k, v in options.items() if v is not None}

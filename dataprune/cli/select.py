@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import Subparsers, add_input_args, key_value_option
+from dataprune.cli._common import (
+    Subparsers,
+    add_engine_args,
+    add_input_args,
+    engine_from_args,
+    key_value_option,
+)
 
 ORDER = 20
 
@@ -53,32 +59,12 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="also save OUTPUT.scores.png: score histograms, kept vs not kept",
     )
-    eg = p.add_argument_group("execution engine")
-    eg.add_argument(
-        "--engine",
-        default="local",
-        help="where the work runs: 'local' (this process, default) or 'ray' (embedding and LM "
-        "scores as resumable Ray Data shard pipelines; prototypes/semdedup/"
+    add_engine_args(
+        p,
+        engine_help="where the work runs: 'local' (this process, default) or 'ray' (embedding "
+        "and LM scores as resumable Ray Data shard pipelines; prototypes/semdedup/"
         "cluster_facility_location as per-cluster Ray tasks, el2n/ccs ranked on the driver; "
         "needs pip install 'dataprune[ray]')",
-    )
-    eg.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster address (e.g. auto, ray://head:10001); default: a running ray.init, "
-        "else a local Ray on this machine",
-    )
-    eg.add_argument(
-        "--num-cpus", type=int, default=None, help="CPUs of a locally started Ray (default: all)"
-    )
-    eg.add_argument(
-        "--concurrency", type=int, default=None, help="encoder actors (default: one per CPU)"
-    )
-    eg.add_argument(
-        "--work-dir",
-        default=None,
-        help="where the engine keeps embedding shards (a rerun resumes from them; default: "
-        "the dataprune cache)",
     )
     p.add_argument(
         "--keep-empty",
@@ -99,30 +85,15 @@ def run(args: argparse.Namespace) -> int:
 
     timer = RunTimer()
     spec = get_method(args.method)  # unknown method: error listing the valid ones
-    engine = str(args.engine).lower()
-    engine_options: dict[str, object] = {}
+    engine, engine_options = engine_from_args(args)
     if engine != "local":
         from dataprune.distributed.clustered import ENGINE_METHODS
-        from dataprune.distributed.engines import ENGINES
 
-        ENGINES.get(engine)  # unknown engine: error listing the valid ones
         if spec.name not in ENGINE_METHODS:
             raise DataValidationError(
                 f"--method {spec.name} runs on the local engine only; methods for "
                 f"--engine {engine}: {', '.join(ENGINE_METHODS)}"
             )
-        engine_options = {
-            k: v
-            for k, v in {
-                "address": args.address,
-                "num_cpus": args.num_cpus,
-                "concurrency": args.concurrency,
-                "work_dir": args.work_dir,
-            }.items()
-            if v is not None
-        }
-    elif any(v is not None for v in (args.address, args.num_cpus, args.concurrency)):
-        raise DataValidationError("--address, --num-cpus and --concurrency need --engine ray")
     options = dict(args.option)
     spec.check_options(options)  # unknown options and bad values fail before any loading
     if args.fraction is not None and not 0.0 < args.fraction <= 1.0:

@@ -78,6 +78,18 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def write_frame(frame: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a pandas DataFrame to a parquet file atomically (no index column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
 def write_rejects(rejects: Sequence[Rejected], output: str | os.PathLike[str]) -> Path | None:
     """Write rejected records to ``<output>.rejects.jsonl`` (atomically); ``None`` when empty.
 

@@ -5,9 +5,12 @@
   (labelled data); :func:`cross_val_probs` — out-of-fold probabilities;
 * :func:`lm_scores` / :func:`lm_el2n_scores` — per-response-token EL2N/GraNd from a causal LM
   (unlabelled SFT data);
+* :func:`ifd_scores` / :func:`ifd_ratio` — instruction-following difficulty,
+  PPL(response | prompt) / PPL(response), from a causal LM (unlabelled SFT data);
 * :func:`find_label_issues`, :func:`label_quality_scores` — confident learning.
 
-Directions: EL2N and GraNd are "higher = harder"; label quality is "higher = keep".
+Directions: EL2N and GraNd are "higher = harder"; label quality is "higher = keep"; IFD near or
+above 1 means the prompt does not help predict the response (lower = the prompt explains it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from dataprune.lazy import lazy_exports
 
 __all__ = [
+    "IFDScores",
     "LMScores",
     "ProxyConfig",
     "ProxyScores",
@@ -24,6 +28,8 @@ __all__ = [
     "el2n_scores",
     "find_label_issues",
     "grand_scores",
+    "ifd_ratio",
+    "ifd_scores",
     "label_quality_scores",
     "lm_el2n_scores",
     "lm_scores",
@@ -41,6 +47,9 @@ _LAZY = {
     "LMScores": "dataprune.scores.lm",
     "lm_scores": "dataprune.scores.lm",
     "lm_el2n_scores": "dataprune.scores.lm",
+    "IFDScores": "dataprune.scores.ifd",
+    "ifd_scores": "dataprune.scores.ifd",
+    "ifd_ratio": "dataprune.scores.ifd",
     "confident_joint": "dataprune.scores.label_issues",
     "find_label_issues": "dataprune.scores.label_issues",
     "label_quality_scores": "dataprune.scores.label_issues",

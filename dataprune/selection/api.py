@@ -115,16 +115,9 @@ class SelectionResult:
 
     def write_scores(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_frame` to a parquet file atomically."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        from dataprune.io.writers import write_frame
 
-        from dataprune.atomic import atomic_path
-
-        table = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp)
-        return path
+        return write_frame(self.to_frame(), path)
 
     def plot_scores(self, path: str | os.PathLike[str], *, max_columns: int = 6) -> Path:
         """Histogram of every numeric score column, kept vs not kept, saved as a PNG."""
@@ -444,6 +437,17 @@ def select(
         fit_with_engine(selector, X, y, engine=eng)
         models["engine"] = eng.describe()
     where = original[cand]
+    if "label_issue" in columns and spec.name in ("el2n", "grand"):
+        from dataprune.selection.el2n import warn_keep_hard_label_issues
+
+        hard = str(getattr(selector, "keep", "hard")) in ("hard", "high")
+        details["n_label_issues_kept"] = warn_keep_hard_label_issues(
+            np.asarray(columns["label_issue"], dtype=bool),
+            np.asarray(selector.selected_indices_),
+            keep="hard" if hard else "easy",
+            offset=float(getattr(selector, "offset", 0.0) or 0.0),
+            score=spec.name,
+        )
     columns.update(_per_record_columns(selector, where))
 
     sel_pos = cand[selector.selected_indices_]  # positions in rs.records, selection order

@@ -197,8 +197,12 @@ def _proxy_difficulty(ctx: FeatureContext) -> None:
         random_state=ctx.random_state,
         show_progress_bar=ctx.show_progress_bar,
     )
-    ctx.columns.update(el2n=ps.el2n, grand=ps.grand)
+    from dataprune.selection.el2n import label_issues_of_proxy
+
+    issues = label_issues_of_proxy(ps)
+    ctx.columns.update(el2n=ps.el2n, grand=ps.grand, label_issue=issues)
     ctx.details["proxy"] = {"n_runs": ps.n_runs, **ps.config.to_dict()}
+    ctx.details["n_label_issues"] = int(issues.sum())
 
 
 def _lm_difficulty(ctx: FeatureContext, score_name: str) -> None:

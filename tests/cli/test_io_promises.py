@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[list[str], str]] = {
     ),
     "rag train": (["rag", "train", "--data", "{squad}", "--output", "{out}"], "dir"),
     "demo": (["demo", "--steps", "dedup", "--output-dir", "{out}"], "dir"),
+    "curate": (
+        ["curate", "{sft}", "--recipe", "dedup", "--on-bad-record", "error", "-o", "{out}"],
+        "file",
+    ),
 }
 # where each command reads the input that the bad-input cases replace
 MAIN_INPUT = {
@@ -54,6 +58,7 @@ MAIN_INPUT = {
     "embed": "in",
     "rag prune": "in",
     "triage": "sft",
+    "curate": "sft",
     "prune-model": "in",
     "agents train": "rec",
     "agents export": "top",

@@ -17,4 +17,6 @@ def test_notebook_executes_on_a_small_slice(monkeypatch, tmp_path, shared_data):
     assert "kept_records=9" in text
     assert run.has_png
     assert (tmp_path / "curated.jsonl").exists() and (tmp_path / "pruning_curves.png").exists()
-    assert (tmp_path / "curated.scores.parquet").exists()
+    assert (tmp_path / "curated.jsonl.status.parquet").exists()
+    assert (tmp_path / "curated.jsonl.report.html").exists()
+    assert "curate: kept 9 of 18 records" in text

@@ -1,0 +1,420 @@
+"""One LoRA SFT harness for the benchmarks that fine-tune SmolLM2-135M-Instruct on the CPU.
+
+Pieces, usable alone or together:
+
+* :func:`load_base` / :func:`add_lora` / :func:`make_optimizer`: the base model (through the
+  package's own :func:`dataprune.models.load_causal_lm`), its LoRA wrap (seeded init) and AdamW with
+  a linear schedule. ``benchmarks/qtuning_outcome.py`` feeds these to its ``transformers`` Trainer.
+* :func:`train_lora`: a plain, deterministic training loop on (prompt, response) pairs, see
+  :class:`SFTRunConfig`. Tokenisation is :func:`dataprune.lm_scoring.encode_sft` (the chat template
+  when the tokenizer has one); only response tokens carry loss.
+* :func:`heldout_nll`: mean response-token NLL by :func:`dataprune.lm_scoring.score_sft`.
+* :func:`run_key` / :func:`run_cached`: a JSON result cache keyed by a hash of everything that
+  defines a run, so an interrupted benchmark resumes and finished runs are never recomputed.
+
+The caller is expected to have the repository root on ``sys.path`` (every benchmark script does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from benchmarks import _common as common
+
+#: bump when a change to this module changes results, so cached runs are not reused
+CACHE_VERSION = 1
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class SFTRunConfig:
+    """Everything that defines one :func:`train_lora` run (all of it enters the cache key).
+
+    Attributes
+    ----------
+    steps : int, default=60
+        Optimizer steps.
+    micro_batch, grad_accum : int, default=4, 2
+        Samples per forward pass, forward passes per step: effective batch ``micro_batch *
+        grad_accum`` (8). A step's loss is the summed response-token NLL of the effective batch
+        over its response-token count, so the micro-batch split changes only rounding.
+    lr, warmup_steps : float, int, default=1e-3, 0
+        AdamW peak learning rate (betas 0.9/0.999, eps 1e-8, no weight decay); linear warmup
+        from 0 over ``warmup_steps``, then linear decay to 0 at ``steps``.
+    max_grad_norm : float or None, default=1.0
+        Gradient clipping (``None``: none).
+    max_length : int or None, default=None
+        Token window per sample (:func:`dataprune.lm_scoring.encode_sft` truncation). ``None``:
+        :func:`resolve_max_length` of the training pairs: their ``max_length_quantile`` (0.99)
+        token length rounded up to a multiple of 8, at most ``max_length_cap`` (1024). A benchmark
+        comparing subsets of one pool should resolve it once on the whole pool and pass it, so
+        every condition trains with the same window.
+    lora_r, lora_alpha, lora_dropout, target_modules
+        LoRA rank 16, alpha 32, no dropout, ``_common.LORA_TARGET_MODULES``.
+    seed : int, default=0
+        LoRA init (``torch.manual_seed``) and data order.
+    dtype : str, default="float32"
+        Base weight dtype.
+    n_threads : int or None, default=1
+        ``torch.set_num_threads`` (process-wide) before training; results depend on it in the last
+        bits, hence part of the config. ``None`` leaves the setting alone.
+    model : str or None, default=None
+        Model path or hub id; ``None`` is SmolLM2-135M-Instruct.
+    """
+
+    steps: int = 60
+    micro_batch: int = 4
+    grad_accum: int = 2
+    lr: float = 1e-3
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+    max_length: int | None = None
+    max_length_quantile: float = 0.99
+    max_length_cap: int = 1024
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = common.LORA_TARGET_MODULES
+    seed: int = 0
+    dtype: str = "float32"
+    n_threads: int | None = 1
+    model: str | None = None
+
+    @property
+    def effective_batch(self) -> int:
+        return self.micro_batch * self.grad_accum
+
+
+class TrainedLoRA(NamedTuple):
+    """What :func:`train_lora` returns: the model with its adapter attached (eval mode), the
+    tokenizer and a JSON-ready ``info`` dict (resolved max_length, losses, timings)."""
+
+    model: Any
+    tokenizer: Any
+    info: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- model pieces
+def load_base(dtype: str = "float32", *, model: str | None = None) -> tuple[Any, Any]:
+    """The base causal LM and tokenizer from :func:`dataprune.models.load_causal_lm` (eval mode).
+
+    ``model=None`` is SmolLM2-135M-Instruct (offline package or cache); ``model.dataprune_source``
+    says where it came from.
+    """
+    from dataprune.models import load_causal_lm
+
+    return load_causal_lm(model, dtype=dtype)
+
+
+def add_lora(
+    model: Any,
+    *,
+    seed: int,
+    r: int = 16,
+    alpha: int = 32,
+    dropout: float = 0.0,
+    target_modules: Sequence[str] = common.LORA_TARGET_MODULES,
+) -> Any:
+    """``model`` wrapped in a PEFT LoRA adapter, initialised after ``torch.manual_seed(seed)``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    cfg = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, cfg)
+
+
+def make_optimizer(
+    model: Any, *, lr: float, steps: int, warmup_steps: int = 0, weight_decay: float = 0.0
+) -> tuple[Any, Any]:
+    """Fused AdamW over the trainable parameters and a linear warmup/decay schedule.
+
+    The same optimizer and schedule ``transformers.Trainer`` builds by default for these
+    arguments (``adamw_torch_fused``, betas 0.9/0.999, eps 1e-8, ``lr_scheduler_type="linear"``),
+    so a Trainer given ``optimizers=make_optimizer(...)`` trains exactly as it would on its own.
+
+    Returns
+    -------
+    optimizer, scheduler
+        Call ``scheduler.step()`` after every ``optimizer.step()``.
+    """
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    params = [p for _, p in model.named_parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(
+        params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay, fused=True
+    )
+    return opt, get_linear_schedule_with_warmup(opt, warmup_steps, steps)
+
+
+# ------------------------------------------------------------------------------- tokenising
+def token_lengths(tokenizer: Any, pairs: Sequence[Pair]) -> np.ndarray:
+    """Untruncated token length of every pair under :func:`dataprune.lm_scoring.encode_sft`."""
+    from dataprune.lm_scoring import encode_sft
+
+    return np.array(
+        [len(encode_sft(tokenizer, p, r, max_length=10**9).input_ids) for p, r in pairs]
+    )
+
+
+def resolve_max_length(
+    tokenizer: Any, pairs: Sequence[Pair], *, quantile: float = 0.99, cap: int = 1024
+) -> int:
+    """``min(cap, ceil8(quantile of the pairs' token lengths))``: the window the data needs.
+
+    Pairs longer than the result are truncated by :func:`~dataprune.lm_scoring.encode_sft` (prompt
+    from the left first, then the response from the right).
+    """
+    q = float(np.quantile(token_lengths(tokenizer, pairs), quantile))
+    return int(min(cap, 8 * math.ceil(q / 8)))
+
+
+# --------------------------------------------------------------------------------- training
+def _data_order(n: int, total: int, seed: int) -> list[int]:
+    """``total`` record indices: passes over ``range(n)``, each in a new permutation drawn from one
+    ``numpy`` generator seeded with ``seed``."""
+    rng = np.random.default_rng(seed)
+    out: list[int] = []
+    while len(out) < total:
+        out.extend(rng.permutation(n).tolist())
+    return out[:total]
+
+
+def _micro_batch_loss(model: Any, encs: Sequence[Any], pad_id: int) -> Any:
+    """Summed response-token NLL (float32) of ``encs``, projecting only response positions."""
+    import torch
+
+    T = max(len(e.input_ids) for e in encs)
+    ids = torch.full((len(encs), T), pad_id, dtype=torch.long)
+    att = torch.zeros((len(encs), T), dtype=torch.long)
+    resp = torch.zeros((len(encs), T), dtype=torch.bool)
+    for b, e in enumerate(encs):
+        L = len(e.input_ids)
+        ids[b, :L] = torch.from_numpy(e.input_ids)
+        att[b, :L] = 1
+        resp[b, :L] = torch.from_numpy(e.response_mask)
+    base = model.get_base_model()  # LoRA layers are injected in place, so they run here too
+    hidden = base.get_decoder()(input_ids=ids, attention_mask=att).last_hidden_state
+    sel = resp[:, 1:]  # position t-1 predicts token t
+    logits = base.get_output_embeddings()(hidden[:, :-1][sel]).float()
+    return torch.nn.functional.cross_entropy(logits, ids[:, 1:][sel], reduction="sum")
+
+
+def train_lora(pairs: Sequence[Pair], config: SFTRunConfig) -> TrainedLoRA:
+    """LoRA SFT of a freshly loaded base model on ``pairs`` (deterministic for a config).
+
+    Records are visited in seeded shuffled passes until ``steps * effective_batch`` samples are
+    seen (:func:`_data_order`); each step's effective batch is length-sorted into micro-batches
+    (less padding). Loss: response-token NLL, token-weighted over the effective batch (prompt
+    tokens carry none). AdamW with linear warmup/decay (:func:`make_optimizer`), gradient
+    clipping at ``max_grad_norm``.
+
+    Returns
+    -------
+    TrainedLoRA
+        ``model`` in eval mode with the adapter attached (not merged: merging into low-precision
+        weights would round small deltas away), ``tokenizer``, ``info``.
+    """
+    import torch
+
+    from dataprune.lm_scoring import encode_sft_pairs
+
+    cfg = config
+    if not pairs:
+        raise ValueError("no training pairs")
+    if min(cfg.steps, cfg.micro_batch, cfg.grad_accum) < 1:
+        raise ValueError("steps, micro_batch and grad_accum must be >= 1")
+    if cfg.n_threads is not None:
+        torch.set_num_threads(cfg.n_threads)
+    model, tok = load_base(cfg.dtype, model=cfg.model)
+    max_length = cfg.max_length or resolve_max_length(
+        tok, pairs, quantile=cfg.max_length_quantile, cap=cfg.max_length_cap
+    )
+    encs = encode_sft_pairs(
+        tok, [p for p, _ in pairs], [r for _, r in pairs], max_length=max_length
+    )
+    model = add_lora(
+        model,
+        seed=cfg.seed,
+        r=cfg.lora_r,
+        alpha=cfg.lora_alpha,
+        dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+    )
+    opt, sched = make_optimizer(model, lr=cfg.lr, steps=cfg.steps, warmup_steps=cfg.warmup_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    E, mb = cfg.effective_batch, cfg.micro_batch
+    order = _data_order(len(encs), cfg.steps * E, cfg.seed)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    losses, n_tokens = [], 0
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(cfg.steps):
+        batch = sorted(order[step * E : (step + 1) * E], key=lambda i: len(encs[i].input_ids))
+        n_resp = sum(encs[i].n_response_tokens for i in batch)
+        opt.zero_grad(set_to_none=True)
+        loss_step = 0.0
+        for lo in range(0, E, mb):
+            loss = _micro_batch_loss(model, [encs[i] for i in batch[lo : lo + mb]], pad_id) / n_resp
+            loss.backward()
+            loss_step += float(loss.detach())
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        losses.append(round(loss_step, 5))
+        n_tokens += n_resp
+    seconds = time.perf_counter() - t0
+    model.eval()
+    info = {
+        "max_length": max_length,
+        "n_records": len(encs),
+        "n_truncated": int(sum(e.truncated for e in encs)),
+        "samples_seen": len(order),
+        "passes": round(len(order) / len(encs), 3),
+        "response_tokens_seen": int(n_tokens),
+        "train_seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / cfg.steps, 2),
+        "loss_first": losses[0],
+        "loss_last": losses[-1],
+        "loss_per_step": losses,
+    }
+    return TrainedLoRA(model, tok, info)
+
+
+# ------------------------------------------------------------------------------- evaluation
+def heldout_nll(
+    model: Any, tokenizer: Any, pairs: Sequence[Pair], *, max_length: int, batch_size: int = 8
+) -> dict[str, Any]:
+    """Response-token NLL of ``pairs`` under ``model`` (teacher forcing, no grad).
+
+    Returns
+    -------
+    dict
+        ``nll`` (mean over all response tokens: token-weighted), ``nll_sem`` (its standard error
+        over tokens), ``nll_record_mean`` (mean of the per-record means), ``nll_per_record``,
+        ``n_tokens``, ``n_records``, ``n_truncated``, ``seconds``.
+    """
+    from dataprune.lm_scoring import score_sft
+
+    t0 = time.perf_counter()
+    s = score_sft(
+        model,
+        tokenizer,
+        [p for p, _ in pairs],
+        [r for _, r in pairs],
+        batch_size=batch_size,
+        max_length=max_length,
+        show_progress_bar=False,
+    )
+    tokens = np.concatenate(s.nll)
+    per_record = [float(x.mean()) for x in s.nll]
+    return {
+        "nll": float(tokens.mean()),
+        "nll_sem": float(tokens.std(ddof=1) / math.sqrt(len(tokens))),
+        "nll_record_mean": float(np.mean(per_record)),
+        "nll_per_record": per_record,
+        "n_tokens": len(tokens),
+        "n_records": len(per_record),
+        "n_truncated": int(s.meta["n_truncated"]),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+# ------------------------------------------------------------------------------------ cache
+def _json_default(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def canonical(obj: Any) -> Any:
+    """``obj`` as plain JSON values (dataclasses, tuples, numpy and paths converted)."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=_json_default))
+
+
+def fingerprint(obj: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def pairs_hash(pairs: Sequence[Pair]) -> str:
+    """:func:`fingerprint` of a list of (prompt, response) pairs, order included."""
+    return fingerprint([[p, r] for p, r in pairs])
+
+
+def run_key(
+    condition: str,
+    *,
+    train_ids: Sequence[str],
+    train_pairs: Sequence[Pair],
+    config: SFTRunConfig,
+    eval_sets: Mapping[str, Sequence[Pair]],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The cache key of one run: condition, training records (ids and content, hashed), the full
+    config, each eval set (hashed), :data:`CACHE_VERSION` and any ``extra`` JSON values."""
+    return canonical(
+        {
+            "cache_version": CACHE_VERSION,
+            "condition": condition,
+            "train": {
+                "n": len(train_pairs),
+                "ids_sha256": fingerprint(list(train_ids)),
+                "pairs_sha256": pairs_hash(train_pairs),
+            },
+            "config": config,
+            "eval": {k: {"n": len(v), "sha256": pairs_hash(v)} for k, v in eval_sets.items()},
+            **extra,
+        }
+    )
+
+
+def run_cached(
+    key: Mapping[str, Any], fn: Callable[[], dict[str, Any]], cache_dir: str | Path
+) -> dict[str, Any]:
+    """``fn()``'s result for ``key``, computed once: stored as ``<cache_dir>/<hash>.json``.
+
+    The file holds the key and the result (JSON, no pickle) and is written atomically (a temporary
+    file in ``cache_dir``, then ``os.replace``), so an interrupted run leaves no partial entry. A
+    file whose stored key differs from ``key`` (hash collision) or that cannot be read is
+    recomputed. The result is returned as read back from JSON, cached or not.
+    """
+    from dataprune.atomic import atomic_write
+
+    key = canonical(dict(key))
+    path = Path(cache_dir) / f"{fingerprint(key)[:32]}.json"
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if isinstance(stored, dict) and stored.get("key") == key and "result" in stored:
+            return stored["result"]
+    result = json.loads(json.dumps(fn(), default=_json_default))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as fh:
+        json.dump({"key": key, "result": result}, fh, indent=1)
+        fh.write("\n")
+    return result
