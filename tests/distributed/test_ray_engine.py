@@ -92,6 +92,33 @@ def test_select_api_ray_equals_local(engine, tmp_path):
         select(recs, model=HashingEncoder(), engine="ray", engine_options={"gpus": 1}, **kw)
 
 
+def test_curate_on_ray_equals_local(engine, tmp_path):
+    from dataprune.curation import curate
+
+    recs = [
+        {"prompt": f"question {i % 90}?", "response": f"answer {i % 150} on topic {i % 7}"}
+        for i in range(300)
+    ]
+    recipe = {"stages": ["exact_dedup", "semantic_dedup", {"select": {"method": "prototypes"}}]}
+    kw = {
+        "fraction": 0.2,
+        "encoder": HashingEncoder(),
+        "random_state": 2,
+        "show_progress_bar": False,
+    }
+    a = curate(recs, recipe, **kw)
+    b = curate(
+        recs,
+        recipe,
+        engine="ray",
+        engine_options={"work_dir": str(tmp_path), "shard_size": 128, "concurrency": 2},
+        **kw,
+    )
+    assert list(a.status) == list(b.status) and list(a.reason) == list(b.reason)
+    np.testing.assert_array_equal(a.kept_indices, b.kept_indices)
+    assert a.funnel == b.funnel
+
+
 def _n_words(records):
     return {"n_words": np.array([len(r["response"].split()) for r in records])}
 

@@ -191,7 +191,7 @@ def render_report(
             desc_of[d["score"]] = d.get("direction", "")
     shown = 0
     for name, col in result.columns.items():
-        if name in ("label_issue",) or not np.isfinite(col).any():
+        if name in ("label_issue", "selection_score") or not np.isfinite(col).any():
             continue
         n_scored = int(np.isfinite(col).sum())
         parts.append(
