@@ -65,6 +65,8 @@ EVAL_SIZES = (1000, 500)
 FAULT_TYPES = ("shuffled", "truncated", "exact_dup", "near_dup")
 CONDITIONS = ("random", "default", "full", "dedup", "ifd")
 SINGLE_STAGES = ("dedup", "ifd")
+#: plot labels: Phase B's "default" condition is the recipe chosen on dev data
+LABELS = {"default": "dev-chosen"}
 DTYPE = "bfloat16"
 EVAL_MAX_LENGTH = 1024  # held-out window: the harness cap, so held-out records are not cut
 DEFAULT_WORK = HERE / ".cache" / NAME
@@ -537,6 +539,8 @@ def _evaluate(model, tok, heldout) -> dict[str, Any]:
 
 
 def phase_b(args, lm, work: Path, a: dict, state: dict, save, memo: ScoreMemo) -> None:
+    from dataprune.curation import BUILTIN_RECIPES
+
     sizes = tuple(args.eval_sizes)
     pool = sft_pool.build_pool(*sizes, seed=POOL_SEED, split="eval")
     data = _strip(pool)
@@ -581,6 +585,7 @@ def phase_b(args, lm, work: Path, a: dict, state: dict, save, memo: ScoreMemo) -
         "curation": {},
         "runs": [],
         "base": None,
+        "builtin_default": BUILTIN_RECIPES["default"]["stages"],
     }
     print(f"[eval] pool {len(pool)}, budget {budget}, max_length {max_length}", flush=True)
 
@@ -829,49 +834,92 @@ def render_phase_a(a: dict) -> list[str]:
             'The built-in `BUILTIN_RECIPES["default"]` '
             f"({_stage_text(_norm_stages(bd['recipe']['stages']))}) **does not equal** the "
             f"dev-selected recipe: {which}, planted-fault share {_pct(bd['fault_share'])} vs the "
-            f"winner's {_pct(w['fault_share'])}.\n"
+            f"winner's {_pct(w['fault_share'])} (Phase B's rule decides the shipped default; see "
+            f"its targets).\n"
         )
     return L
+
+
+def _nll_wins(by: dict, seeds: list[int], c: str, ref: str) -> dict[str, Any]:
+    """Seeds where condition ``c`` has lower held-out NLL than ``ref``, per set."""
+    a, r = by.get(c, {}), by.get(ref, {})
+    both = [s for s in seeds if s in a and s in r]
+    wins = {w: int(sum(_nll(a[s], w) < _nll(r[s], w) for s in both)) for w in ("gsm8k", "alpaca")}
+    return {"seeds": both, **wins, "all": bool(both) and min(wins.values()) == len(both)}
+
+
+def _shipped_condition(b: dict) -> str | None:
+    """The Phase B condition whose recipe is the built-in default, if any."""
+    builtin = b.get("builtin_default")
+    if builtin is None:
+        return None
+    want = _norm_stages(builtin)
+    for c in ("default", *SINGLE_STAGES):
+        rec = b["recipes"].get(c)
+        if rec is not None and _norm_stages(rec["stages"]) == want:
+            return c
+    return None
 
 
 def _verdicts(b: dict) -> dict[str, Any]:
     by = _by(b["runs"])
     seeds = b["seeds"]
-    d, r = by.get("default", {}), by.get("random", {})
-    both = [s for s in seeds if s in d and s in r]
-    k = sum(_nll(d[s], "gsm8k") < _nll(r[s], "gsm8k") for s in both)
-    m = sum(_nll(d[s], "alpaca") < _nll(r[s], "alpaca") for s in both)
     cur = b["curation"]
     share, paired = {}, {}
     for c in CONDITIONS:
         rows = [cur[str(s)][c] for s in seeds if c in cur.get(str(s), {})]
         share[c] = float(np.mean([r["fault_share"] for r in rows])) if rows else None
         paired[c] = float(np.mean([r["fault_share_paired"] for r in rows])) if rows else None
-    fault_ok = (
-        share["default"] is not None
-        and share["random"] is not None
-        and share["default"] <= 0.25 * share["random"]
-    )
+
+    def targets(c: str) -> dict[str, Any]:
+        w = _nll_wins(by, seeds, c, "random")
+        ok = share[c] is not None and share["random"] is not None
+        return {
+            "nll_seeds": w["seeds"],
+            "nll_gsm8k_wins": w["gsm8k"],
+            "nll_alpaca_wins": w["alpaca"],
+            "nll_target_met": w["all"],
+            "nll_target_complete": len(w["seeds"]) == len(seeds),
+            "fault_target_met": bool(ok and share[c] <= 0.25 * share["random"]),
+        }
+
     singles = {}
     for c in SINGLE_STAGES:
-        sc = by.get(c, {})
-        common_seeds = [s for s in seeds if s in sc and s in d]
+        w = _nll_wins(by, seeds, c, "default")
         beats = [
-            _nll(sc[s], "gsm8k") < _nll(d[s], "gsm8k")
-            and _nll(sc[s], "alpaca") < _nll(d[s], "alpaca")
-            for s in common_seeds
+            s
+            for s in w["seeds"]
+            if _nll(by[c][s], "gsm8k") < _nll(by["default"][s], "gsm8k")
+            and _nll(by[c][s], "alpaca") < _nll(by["default"][s], "alpaca")
         ]
-        singles[c] = {"seeds": common_seeds, "beats_default_both_sets": int(sum(beats))}
+        mean_nll = (
+            float(np.mean([_nll(by[c][s], "gsm8k") + _nll(by[c][s], "alpaca") for s in w["seeds"]]))
+            if w["seeds"]
+            else None
+        )
+        singles[c] = {
+            "seeds": w["seeds"],
+            "beats_default_both_sets": len(beats),
+            "complete": len(w["seeds"]) == len(seeds),
+            "mean_nll_sum": mean_nll,
+        }
+    # the issue's rule: a single stage that beats the dev-chosen recipe on both held-out sets on
+    # every seed becomes the default (the lowest summed NLL if several do)
+    qualified = [
+        c
+        for c, i in singles.items()
+        if i["complete"] and i["seeds"] and i["beats_default_both_sets"] == len(i["seeds"])
+    ]
+    rule = min(qualified, key=lambda c: singles[c]["mean_nll_sum"]) if qualified else "default"
+    shipped = _shipped_condition(b)
     return {
-        "nll_seeds": both,
-        "nll_gsm8k_wins": int(k),
-        "nll_alpaca_wins": int(m),
-        "nll_target_met": bool(both) and k == len(both) and m == len(both),
-        "nll_target_complete": len(both) == len(seeds),
+        **targets("default"),
         "fault_share_mean": share,
         "fault_share_paired_mean": paired,
-        "fault_target_met": bool(fault_ok),
         "single_stage": singles,
+        "rule_default": rule,
+        "shipped": shipped,
+        "shipped_targets": targets(shipped) if shipped else None,
     }
 
 
@@ -888,7 +936,7 @@ def render_phase_b(b: dict) -> list[str]:
         f"records (GSM8K share {p['n_gsm8k'] / p['n']:.0%}), planted-fault share "
         f"{_pct(p['fault_share'])}; budget {b['budget']} records "
         f"({b['budget'] / p['n']:.0%}). Conditions: `random` (a seeded subset per seed), "
-        f"`default` (the dev-selected recipe, random_state = seed), `full` (all {p['n']} records, "
+        f"`default` (the dev-chosen recipe, random_state = seed), `full` (all {p['n']} records, "
         f"the same {b['steps']} optimizer steps), and two single stages, one per fault family: "
         f"`dedup` ({_stage_text(_norm_stages(b['recipes']['dedup']['stages']))}) targets the "
         f"duplicates (exact_dup, near_dup), `ifd` "
@@ -995,35 +1043,63 @@ def render_phase_b(b: dict) -> list[str]:
         L.append("")
     # targets
     v = _verdicts(b)
-    n = len(v["nll_seeds"])
+    sh, ph = v["fault_share_mean"], v["fault_share_paired_mean"]
+
+    def target_lines(c: str, t: dict[str, Any], who: str) -> list[str]:
+        n = len(t["nll_seeds"])
+        return [
+            f"- {who} has lower held-out NLL than random on every seed on both sets: "
+            f"**{'met' if t['nll_target_met'] else 'NOT met'}** ({t['nll_gsm8k_wins']} of {n} "
+            f"seeds on GSM8K, {t['nll_alpaca_wins']} of {n} on Alpaca"
+            + ("" if t["nll_target_complete"] else f"; {n} of {len(seeds)} seeds trained")
+            + ").",
+            f"- {who} keeps at most a quarter of random's planted-fault share: "
+            f"**{'met' if t['fault_target_met'] else 'NOT met'}** ({_pct(sh[c])} vs "
+            f"{_pct(sh['random'])}"
+            + (f", {sh[c] / sh['random']:.2f}x" if sh[c] is not None and sh["random"] else "")
+            + "); by the paired share "
+            f"{_pct(ph[c])} vs {_pct(ph['random'])}.",
+        ]
+
     L.append("**Targets (computed from the numbers above).**\n")
-    L.append(
-        f"- default has lower held-out NLL than random on every seed on both sets: "
-        f"**{'met' if v['nll_target_met'] else 'NOT met'}** ({v['nll_gsm8k_wins']} of {n} "
-        f"seeds on GSM8K, {v['nll_alpaca_wins']} of {n} on Alpaca"
-        + ("" if v["nll_target_complete"] else f"; {n} of {len(seeds)} seeds trained")
-        + ")."
-    )
-    sh = v["fault_share_mean"]
-    L.append(
-        f"- default keeps at most a quarter of random's planted-fault share: "
-        f"**{'met' if v['fault_target_met'] else 'NOT met'}** ({_pct(sh['default'])} vs "
-        f"{_pct(sh['random'])}); by the paired share "
-        f"{_pct(v['fault_share_paired_mean']['default'])} vs "
-        f"{_pct(v['fault_share_paired_mean']['random'])}."
-    )
+    L += target_lines("default", v, "the dev-chosen recipe")
     for c, info in v["single_stage"].items():
         k = len(info["seeds"])
-        if k and info["beats_default_both_sets"] == k:
+        if k:
             L.append(
-                f"- the single stage `{c}` beats default on NLL on both sets in all {k} seed(s) "
-                f"trained for both."
+                f"- the single stage `{c}` beats the dev-chosen recipe on NLL on both sets in "
+                f"{info['beats_default_both_sets']} of {k} seed(s)"
+                + ("" if info["complete"] else f" ({k} of {len(seeds)} seeds trained)")
+                + "."
             )
-        elif k:
+    rule = v["rule_default"]
+    if rule == "default":
+        L.append(
+            "- Rule (a single stage that beats the dev-chosen recipe on both sets on every seed "
+            "becomes the default): no single stage qualifies, so the default stays the "
+            "dev-chosen recipe."
+        )
+    else:
+        L.append(
+            f"- Rule (a single stage that beats the dev-chosen recipe on both sets on every seed "
+            f"becomes the default): **`{rule}`** qualifies "
+            f"({_stage_text(_norm_stages(b['recipes'][rule]['stages']))}), so it is the "
+            f"default. Its Phase B numbers are then not a held-out estimate: it was chosen on "
+            f"this pool."
+        )
+    shipped = v["shipped"]
+    builtin = b.get("builtin_default")
+    if builtin is not None:
+        txt = _stage_text(_norm_stages(builtin))
+        if shipped == rule:
+            L.append(f'- The built-in `BUILTIN_RECIPES["default"]` ({txt}) **equals** it.')
+        else:
             L.append(
-                f"- the single stage `{c}` beats default on NLL on both sets in "
-                f"{info['beats_default_both_sets']} of {k} seed(s), so not in all."
+                f'- The built-in `BUILTIN_RECIPES["default"]` ({txt}) **does not equal** it'
+                + (f" (it is the `{shipped}` condition)." if shipped else ".")
             )
+        if shipped and shipped != "default":
+            L += target_lines(shipped, v["shipped_targets"], f"the built-in default (`{shipped}`)")
     L.append("")
     # timings
     if b["runs"]:
@@ -1092,7 +1168,7 @@ def plot(res: dict, path: Path) -> Path | None:
         if b.get("base"):  # as text: a line at the base NLL would flatten the differences
             title += f" (base model {b['base']['heldout'][which]['nll']:.4f})"
         ax.set_xticks(range(len(conds)))
-        ax.set_xticklabels(conds)
+        ax.set_xticklabels([LABELS.get(c, c) for c in conds])
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("held-out response NLL (lower = better)")
         ax.grid(axis="y", alpha=0.3)

@@ -29,20 +29,19 @@ from dataprune.errors import DataValidationError
 
 __all__ = ["BUILTIN_RECIPES", "Recipe", "load_recipe"]
 
-#: Built-in recipes (``--recipe NAME``). ``default`` is the winner of the development-data
-#: comparison in benchmarks/curation_outcome.py (Phase A: lowest planted-fault share of the kept
-#: set on a dev pool disjoint from every evaluation set; benchmarks/RESULTS.md): drop duplicates,
-#: drop the 30% of records whose prompt helps least (highest IFD, misaligned pairs), then the 30%
-#: the LM finds least likely (highest perplexity, broken or truncated responses), then cover the
-#: rest with facility location.
+#: Built-in recipes (``--recipe NAME``). ``default`` follows benchmarks/curation_outcome.py
+#: (benchmarks/RESULTS.md): the recipe chosen on development data (dedup, then drop the 30% highest
+#: IFD and the 30% highest perplexity, then facility location) kept a quarter of random's planted
+#: faults but trained a *worse* model than a random subset on both held-out sets, on every seed;
+#: the single stage "exact + fuzzy dedup, then a random subset of the budget" beat it on both sets
+#: on every seed, so by that benchmark's rule it is the default. The quality filters stay available
+#: as stages (``quality``), with their measured trade-off documented in the curation guide.
 BUILTIN_RECIPES: dict[str, dict[str, Any]] = {
     "default": {
         "stages": [
             "exact_dedup",
             {"fuzzy_dedup": {"threshold": 0.8}},
-            {"quality": {"score": "ifd", "max_quantile": 0.7}},
-            {"quality": {"score": "perplexity", "max_quantile": 0.7}},
-            {"select": {"method": "facility_location"}},
+            {"select": {"method": "random"}},
         ],
     },
     "dedup": {
