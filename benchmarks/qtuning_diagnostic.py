@@ -1,443 +1,497 @@
-"""Q-Tuning diagnostic on real data: where do injected corruptions land on the EU plane?
+"""Q-Tuning diagnostic: which planted faults does the sample triage keep, against random?
 
-GSM8K train records (``../shared/data/gsm8k``) get corruption we control:
+Pools (:func:`benchmarks.sft_pool.build_pool`, one source at a time): GSM8K and Alpaca SFT pairs
+with planted faults (10% ``shuffled`` answers, 5% ``truncated`` responses, 5% ``exact_dup``, 5%
+``near_dup``), three corruption seeds each. Every pair is scored once with SmolLM2-135M-Instruct
+(response PPL and mean predictive entropy; memoised on disk by exact text, so a re-run or another
+seed re-uses every pair already scored). Then, at sample ratios 0.25 and 0.5, each triage rule
+keeps exactly ``K`` samples and each class's retention is compared with random selection's
+expectation at the same ``K`` (exact, no draws):
 
-* ``shuffled``  - the answer belongs to another question (answers permuted among these records);
-* ``truncated`` - the answer is cut at 30-70 % of its words (the final ``#### n`` is lost);
-* ``duplicate`` - an exact copy of another (clean) record, added to the set;
-* ``clean``     - untouched.
+* ``shuffled`` / ``truncated`` / ``clean``: the fraction of the class kept (random: ``K / N``);
+* ``duplicate`` (``exact_dup`` + ``near_dup``), *paired*: the fraction of copies kept **together
+  with the record they copy** (random: ``K (K - 1) / (N (N - 1))``). Keeping one of two identical
+  records keeps no redundancy; which of the two is the "copy" is an accident of the file order.
+  The label count (copy kept, whatever happened to the original; random ``K / N``) is reported too.
 
-Every sample is scored once with SmolLM2-135M-Instruct (the model one would fine-tune). Then, for
-several budgets, the static triage (whole set at once) and the dynamic-style triage (random
-micro-batches of 16, as the trainer sees them in its first epoch) are compared with random selection
-at the same budget (2,000 draws, measured here) and with two one-axis filters (keep lowest PPL /
-keep highest PPL). Reported: quadrant x class counts and the retention of every class.
+Phase ``dev`` (``split="dev"``: 1,000 GSM8K and 150 Alpaca candidates, disjoint from every eval
+pool) compares the rules and chooses the default: the rule meeting the target (every corrupted
+class at most half of random's retention, clean at least random's) in the most (source, ratio)
+cells, averaged over seeds; ties by the smaller worst corrupted ratio. Phase ``eval`` (1,000 GSM8K,
+500 Alpaca from the eval candidates) reports every rule and checks the target for the default
+``QTuningConfig()``, static and per micro-batch of 16 (what the trainer does in dynamic mode).
 
-Run: ``.venv/bin/python benchmarks/qtuning_diagnostic.py [--n 400] [--seed 0]``
-(``--render-only`` re-renders the markdown from the saved JSON, recomputing nothing).
+Run: ``.venv/bin/python benchmarks/qtuning_diagnostic.py`` (resumable; ``--render-only``
+re-renders from the saved JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE.parent))
 
 from benchmarks import _common as common  # noqa: E402
+from benchmarks import sft_pool  # noqa: E402
 
-DATA = common.SHARED_DATA / "gsm8k" / "train.jsonl"
-CLASSES = ("clean", "shuffled", "truncated", "duplicate")
 NAME = "qtuning_diagnostic"
-DEFAULT_DRAWS = 2000
+CLASSES = ("clean", "shuffled", "truncated", "duplicate")
+CORRUPT = ("shuffled", "truncated", "duplicate")
+RATIOS = (0.25, 0.5)
+SEEDS = (0, 1, 2)
+SIZES = {"dev": {"gsm8k": 1000, "alpaca": 150}, "eval": {"gsm8k": 1000, "alpaca": 500}}
+MICRO_BATCH = 16
+DTYPE = "bfloat16"
+MAX_LENGTH = 1024
+DEFAULT_WORK = HERE / ".cache" / NAME
+#: rules compared: (label, QTuningConfig overrides, dedup before the triage)
+RULES: list[tuple[str, dict[str, str], bool]] = [
+    (
+        f"fill={fill}, entropy={span}{', dedup' if dd else ''}",
+        {"fill": fill, "entropy_span": span},
+        dd,
+    )
+    for dd in (True, False)
+    for fill in ("margin", "paper", "rank")
+    for span in ("response", "all")
+]
 
 
-def build_corrupted(n: int, seed: int) -> list[dict]:
-    """n GSM8K records: 10 % shuffled, 10 % truncated answers, plus 5 % exact duplicates."""
-    rows = common.gsm8k("train")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(rows), size=n, replace=False)
-    recs = [
-        {
-            "id": f"gsm8k-train-{int(i)}",
-            "prompt": rows[i]["question"],
-            "response": rows[i]["answer"],
-        }
-        for i in pick
-    ]
-    for r in recs:
-        r["kind"] = "clean"
-    order = rng.permutation(n)
-    n_shuf, n_trunc, n_dup = n // 10, n // 10, n // 20
-    shuf = order[:n_shuf]
-    trunc = order[n_shuf : n_shuf + n_trunc]
-    # a derangement of the answers among the shuffled records
-    answers = [recs[i]["response"] for i in shuf]
-    rolled = answers[1:] + answers[:1]
-    for i, a in zip(shuf, rolled):
-        recs[i]["response"] = a
-        recs[i]["kind"] = "shuffled"
-    for i in trunc:
-        words = recs[i]["response"].split(" ")
-        cut = max(1, int(len(words) * rng.uniform(0.3, 0.7)))
-        recs[i]["response"] = " ".join(words[:cut])
-        recs[i]["kind"] = "truncated"
-    clean_idx = order[n_shuf + n_trunc :]
-    for i in rng.choice(clean_idx, size=n_dup, replace=False):
-        recs.append({**recs[i], "id": recs[i]["id"] + "-dup", "kind": "duplicate"})
-    perm = rng.permutation(len(recs))
-    return [recs[i] for i in perm]
+# ------------------------------------------------------------------------------------ scoring
+class ScoreMemo:
+    """PPL and entropies per exact (prompt, response), saved as they are computed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, list[float]] = (
+            json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        )
+
+    @staticmethod
+    def key(prompt: str, response: str) -> str:
+        return hashlib.sha1(f"{prompt}\x00{response}".encode()).hexdigest()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def score(self, lm: Any, pool: list[dict], chunk: int = 64) -> dict[str, np.ndarray]:
+        from dataprune.lm_scoring import score_sft
+
+        keys = [self.key(r["prompt"], r["response"]) for r in pool]
+        todo = sorted({k: i for i, k in enumerate(keys) if k not in self.data}.values())
+        if todo:
+            print(f"  scoring {len(todo)} new pairs", flush=True)
+        for lo in range(0, len(todo), chunk):
+            idx = todo[lo : lo + chunk]
+            sc = score_sft(
+                lm[0],
+                lm[1],
+                [pool[i]["prompt"] for i in idx],
+                [pool[i]["response"] for i in idx],
+                batch_size=8,
+                max_length=MAX_LENGTH,
+                show_progress_bar=False,
+            )
+            ppl, er, ea = sc.perplexity(), sc.mean_entropy("response"), sc.mean_entropy("all")
+            for j, i in enumerate(idx):
+                self.data[keys[i]] = [float(ppl[j]), float(er[j]), float(ea[j])]
+            self.save()
+        arr = np.array([self.data[k] for k in keys], dtype=np.float64)
+        return {"ppl": arr[:, 0], "response": arr[:, 1], "all": arr[:, 2]}
 
 
-def retention(kept: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
-    return {c: float(kept[kinds == c].mean()) for c in CLASSES if (kinds == c).any()}
+# ------------------------------------------------------------------------------------ measures
+def classes_of(pool: list[dict]) -> np.ndarray:
+    return np.array(
+        [
+            "duplicate" if r["fault"] in ("exact_dup", "near_dup") else
+            ("clean" if r["fault"] == "none" else r["fault"])
+            for r in pool
+        ]
+    )  # fmt: skip
 
 
-def random_retention(n: int, k: int, kinds: np.ndarray, draws: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    per = {c: [] for c in CLASSES}
-    for _ in range(draws):
-        kept = np.zeros(n, dtype=bool)
-        kept[rng.choice(n, size=k, replace=False)] = True
-        for c, v in retention(kept, kinds).items():
-            per[c].append(v)
-    return {
-        c: {
-            "mean": float(np.mean(v)),
-            "lo": float(np.percentile(v, 2.5)),
-            "hi": float(np.percentile(v, 97.5)),
-        }
-        for c, v in per.items()
-        if v
-    }
+def retention(pool: list[dict], kinds: np.ndarray, kept: np.ndarray) -> dict[str, Any]:
+    """Per class: kept fraction, and for duplicates the paired and the label fractions."""
+    idx = {r["id"]: i for i, r in enumerate(pool)}
+    out: dict[str, Any] = {}
+    for c in CLASSES:
+        m = kinds == c
+        if not m.any():
+            continue
+        if c == "duplicate":
+            orig = np.array([idx[r["dup_of"]] for r, d in zip(pool, m) if d])
+            out[c] = float(np.mean(kept[m] & kept[orig]))
+            out["duplicate_label"] = float(kept[m].mean())
+        else:
+            out[c] = float(kept[m].mean())
+    return out
 
 
-def microbatch_triage(ppl, ent, cfg, batch: int, seed: int):
-    """Triage random micro-batches of ``batch`` samples (one epoch), as the trainer would."""
+def random_expectation(n: int, k: int) -> dict[str, float]:
+    single = k / n
+    both = k * (k - 1) / (n * (n - 1))
+    return {"clean": single, "shuffled": single, "truncated": single, "duplicate": both,
+            "duplicate_label": single}  # fmt: skip
+
+
+def duplicates_mask(pool: list[dict]) -> np.ndarray:
+    from dataprune.dedup import fuzzy_duplicates
+
+    texts = [f"{r['prompt']}\n{r['response']}" for r in pool]
+    return fuzzy_duplicates(texts, threshold=0.8).is_duplicate
+
+
+def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.ndarray:
     from dataprune.qtuning import triage_samples
 
-    rng = np.random.default_rng(seed)
+    ppl, ent = scores["ppl"], scores[cfg.entropy_span]
+    if micro_batch is None:
+        return triage_samples(ppl, ent, cfg, exclude=exclude).kept
+    rng = np.random.default_rng([seed, 7])
     perm = rng.permutation(len(ppl))
     kept = np.zeros(len(ppl), dtype=bool)
-    quad = np.zeros(len(ppl), dtype=int)
-    for lo in range(0, len(ppl), batch):
-        idx = perm[lo : lo + batch]
-        t = triage_samples(ppl[idx], ent[idx], cfg)
-        kept[idx] = t.kept
-        quad[idx] = t.quadrant
-    return kept, quad
+    for lo in range(0, len(ppl), micro_batch):
+        idx = perm[lo : lo + micro_batch]
+        kept[idx] = triage_samples(ppl[idx], ent[idx], cfg).kept
+    return kept
 
 
-def plot_classes(ppl, ent, kinds, thresholds, path, title):
-    import matplotlib
+def ratios(ret: dict[str, float], rnd: dict[str, float]) -> dict[str, float]:
+    return {c: ret[c] / rnd[c] for c in ret if rnd.get(c)}
 
+
+def meets(rat: dict[str, float]) -> bool:
+    return all(rat[c] <= 0.5 for c in CORRUPT if c in rat) and rat.get("clean", 1.0) >= 1.0
+
+
+# ------------------------------------------------------------------------------------ phases
+def evaluate_split(split: str, lm, memo: ScoreMemo, rules: list, extra: dict) -> dict[str, Any]:
+    """Every rule on every (source, seed, ratio) of a split."""
+    from dataprune.qtuning import QTuningConfig
+
+    cells: dict[str, Any] = {}
+    for source, n in SIZES[split].items():
+        for seed in SEEDS:
+            pool = sft_pool.build_pool(
+                n if source == "gsm8k" else 0, n if source == "alpaca" else 0, seed=seed,
+                split=split,
+            )  # fmt: skip
+            print(f"[{split}] {source} seed {seed}: {len(pool)} records", flush=True)
+            scores = memo.score(lm, pool)
+            kinds = classes_of(pool)
+            dup = duplicates_mask(pool)
+            for ratio in RATIOS:
+                k = QTuningConfig(sample_ratio=ratio).n_keep(len(pool))
+                rnd = random_expectation(len(pool), k)
+                res = {}
+                for label, over, dd in rules:
+                    cfg = QTuningConfig(sample_ratio=ratio, **over)
+                    kept = run_rule(scores, cfg, dup if dd else None, micro_batch=None, seed=seed)
+                    res[label] = retention(pool, kinds, kept)
+                for label, fn in extra.items():
+                    res[label] = retention(pool, kinds, fn(scores, ratio, dup, seed, k))
+                cells.setdefault(f"{source}|{ratio}", []).append(
+                    {"seed": seed, "n": len(pool), "k": k, "random": rnd, "rules": res,
+                     "class_counts": {c: int((kinds == c).sum()) for c in CLASSES},
+                     "medians": {c: {"ppl": float(np.median(scores["ppl"][kinds == c])),
+                                     "entropy": float(np.median(scores["response"][kinds == c]))}
+                                 for c in CLASSES if (kinds == c).any()}}
+                )  # fmt: skip
+    return cells
+
+
+def summarise(cells: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    """Mean retention and ratio to random per (cell, rule) over seeds; target per cell."""
+    out: dict[str, Any] = {}
+    for cell, rows in cells.items():
+        out[cell] = {}
+        for label in labels:
+            rats = [ratios(r["rules"][label], r["random"]) for r in rows]
+            mean_rat = {c: float(np.mean([x[c] for x in rats])) for c in rats[0]}
+            mean_ret = {c: float(np.mean([r["rules"][label][c] for r in rows])) for c in rats[0]}
+            out[cell][label] = {
+                "retention": mean_ret,
+                "ratio": mean_rat,
+                "meets": meets(mean_rat),
+                "seeds_meeting": int(sum(meets(x) for x in rats)),
+                "worst_corrupt_ratio": max(mean_rat[c] for c in CORRUPT if c in mean_rat),
+            }
+    return out
+
+
+def choose(summary: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    score = {
+        lb: (
+            sum(summary[c][lb]["meets"] for c in summary),
+            -max(summary[c][lb]["worst_corrupt_ratio"] for c in summary),
+        )
+        for lb in labels
+    }
+    best = max(labels, key=lambda lb: score[lb])
+    return {"winner": best, "cells_met": {lb: s[0] for lb, s in score.items()}}
+
+
+# ------------------------------------------------------------------------------------ plot
+def plot(lm_scores: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+    except ImportError:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {
-        "clean": "#9e9e9e",
-        "shuffled": "#d62728",
-        "truncated": "#ff7f0e",
-        "duplicate": "#1f77b4",
-    }
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
-    for c in CLASSES:
-        m = kinds == c
-        ax.scatter(
-            ppl[m],
-            ent[m],
-            s=12 if c == "clean" else 20,
-            c=colors[c],
-            alpha=0.7,
-            label=f"{c} ({int(m.sum())})",
-            edgecolors="none",
+    colors = {"clean": "#9e9e9e", "shuffled": "#d62728", "truncated": "#ff7f0e",
+              "duplicate": "#1f77b4"}  # fmt: skip
+    fig, axes = plt.subplots(1, len(lm_scores), figsize=(6.2 * len(lm_scores), 5), dpi=110)
+    for ax, (title, d) in zip(np.atleast_1d(axes), lm_scores.items()):
+        ppl, ent, kinds, kept = (np.asarray(d[k]) for k in ("ppl", "entropy", "kinds", "kept"))
+        # a kept "duplicate" is a copy kept on its own (its original was dropped or is the copy)
+        for c in CLASSES:
+            for m, mk in ((kept, "o"), (~kept, "x")):
+                sel = (kinds == c) & m
+                ax.scatter(ppl[sel], ent[sel], s=14 if mk == "o" else 10, c=colors[c],
+                           marker=mk, alpha=0.75 if mk == "o" else 0.35, linewidths=0.8,
+                           label=f"{c} {'kept' if mk == 'o' else 'dropped'} ({int(sel.sum())})")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("response perplexity (error)")
+        span = d.get("span", "response")
+        ax.set_ylabel(
+            f"mean entropy over {'every predicted position' if span == 'all' else 'the response'}"
+            ", nats (uncertainty)"
         )
-    for k in ("ppl_lo", "ppl_hi"):
-        ax.axvline(thresholds[k], color="k", ls="--", lw=0.8, alpha=0.6)
-    for k in ("ent_lo", "ent_hi"):
-        ax.axhline(thresholds[k], color="k", ls=":", lw=0.8, alpha=0.6)
-    from dataprune.qtuning.plot import _log_axes
-
-    _log_axes(ax)
-    ax.set_xlabel("response perplexity (error)")
-    ax.set_ylabel("mean response entropy, nats (uncertainty)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.2)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=6.5, ncol=2)
+        ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+    return path
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=400, help="GSM8K records before duplicates")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-length", type=int, default=320)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS)
-    common.add_render_only(ap, NAME)
-    args = ap.parse_args()
-    if args.render_only:
-        print(common.render_from_json(NAME, render_md))
-        return 0
-    common.need_data(DATA, "GSM8K")
-
-    from dataprune.cache import cache_dir
-    from dataprune.models import load_causal_lm
-    from dataprune.qtuning import QTuningConfig, triage_samples
-    from dataprune.qtuning.static import score_sft_cached
-
-    recs = build_corrupted(args.n, args.seed)
-    kinds = np.array([r["kind"] for r in recs])
-    model, tok = load_causal_lm()
-    t0 = time.perf_counter()
-    scores = score_sft_cached(
-        model,
-        tok,
-        [r["prompt"] for r in recs],
-        [r["response"] for r in recs],
-        cache_dir=cache_dir("bench", "qtuning_diagnostic"),
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        show_progress_bar=True,
-    )
-    t_score = time.perf_counter() - t0
-    ppl = scores.perplexity()
-    ent = {"response": scores.mean_entropy("response"), "all": scores.mean_entropy("all")}
-    n = len(recs)
-
-    per_class_scores = {
-        c: {
-            "n": int((kinds == c).sum()),
-            "median_ppl": float(np.median(ppl[kinds == c])),
-            "median_entropy": float(np.median(ent["response"][kinds == c])),
-        }
-        for c in CLASSES
-    }
-    runs = []
-    for r_sample in (0.25, 0.5):
-        k = QTuningConfig(sample_ratio=r_sample).n_keep(n)
-        rand = random_retention(n, k, kinds, args.draws, args.seed)
-        order_ppl = np.argsort(ppl, kind="stable")
-        low_ppl = np.zeros(n, bool)
-        low_ppl[order_ppl[:k]] = True
-        high_ppl = np.zeros(n, bool)
-        high_ppl[order_ppl[-k:]] = True
-        methods = {}
-        for span, fill in (("response", "minmax"), ("all", "minmax"), ("response", "rank")):
-            cfg = QTuningConfig(sample_ratio=r_sample, entropy_span=span, fill_norm=fill)
-            t = triage_samples(ppl, ent[span], cfg)
-            table = {
-                f"Q{q}": {c: int(((t.quadrant == q) & (kinds == c)).sum()) for c in CLASSES}
-                for q in (1, 2, 3, 4)
-            }
-            methods[f"q-tuning static (entropy={span}, fill={fill})"] = {
-                "retention": retention(t.kept, kinds),
-                "quadrant_x_class": table,
-                "alpha": t.alpha,
-                "n_corner": t.n_corner,
-                "fill_up": int(t.counts()["fill_up"]),
-                "fill_up_q4_share": float(np.mean(t.quadrant[t.selection == 2] == 4))
-                if (t.selection == 2).any()
-                else None,
-                "fill_up_median_ppl": float(np.median(ppl[t.selection == 2]))
-                if (t.selection == 2).any()
-                else None,
-                "fill_up_by_class": {
-                    c: int(((t.selection == 2) & (kinds == c)).sum()) for c in CLASSES
-                },
-            }
-            if span == "response" and fill == "minmax" and r_sample == 0.25:
-                plot_classes(
-                    ppl,
-                    ent[span],
-                    kinds,
-                    t.thresholds,
-                    HERE / "results" / f"{NAME}.png",
-                    "GSM8K train + injected corruption under SmolLM2-135M-Instruct\n"
-                    f"(quantile thresholds at alpha={t.alpha:.3f}, sample_ratio={r_sample})",
-                )
-        for fill in ("minmax", "rank"):
-            kept_mb, quad_mb = microbatch_triage(
-                ppl,
-                ent["response"],
-                QTuningConfig(sample_ratio=r_sample, fill_norm=fill),
-                16,
-                args.seed,
-            )
-            methods[f"q-tuning per micro-batch of 16 (dynamic, epoch 1, fill={fill})"] = {
-                "retention": retention(kept_mb, kinds),
-                "quadrant_x_class": {
-                    f"Q{q}": {c: int(((quad_mb == q) & (kinds == c)).sum()) for c in CLASSES}
-                    for q in (1, 2, 3, 4)
-                },
-            }
-        methods["keep lowest PPL"] = {"retention": retention(low_ppl, kinds)}
-        methods["keep highest PPL"] = {"retention": retention(high_ppl, kinds)}
-        runs.append(
-            {
-                "sample_ratio": r_sample,
-                "k": k,
-                "random": rand,
-                "methods": methods,
-            }
-        )
-
-    result = {
-        "benchmark": NAME,
-        "command": f".venv/bin/python benchmarks/{NAME}.py --n {args.n} --seed {args.seed} "
-        f"--max-length {args.max_length} --batch-size {args.batch_size} --draws {args.draws}",
-        "machine": common.machine_info(["torch", "transformers"]),
-        "random_draws": args.draws,
-        "n_samples": n,
-        "classes": {c: int((kinds == c).sum()) for c in CLASSES},
-        "model": model.dataprune_source.describe(),
-        "max_length": args.max_length,
-        "scoring_seconds": round(t_score, 1),
-        "scores_reused_from_cache": bool(scores.meta.get("n_shards_reused")),
-        "n_truncated_to_max_length": int(scores.meta.get("n_truncated", 0)),
-        "per_class_scores": per_class_scores,
-        "_ppl_median": float(np.median(ppl)),
-        "runs": runs,
-    }
-    md = render_md(result)
-    common.publish(NAME, md, result, indent=1)
-    print(md)
-    return 0
+# ------------------------------------------------------------------------------------ render
+def _r(x: float) -> str:
+    return f"{x:.2f}x"
 
 
-def render_md(res: dict) -> str:
+def render_table(summary: dict, labels: list[str], mark: str | None) -> list[str]:
     L = []
-    L.append("## Q-Tuning diagnostic: injected corruption on the EU plane (GSM8K train)\n")
-    timing = (
-        "scores reused from the scoring cache of an earlier identical run"
-        if res.get("scores_reused_from_cache")
-        else f"{res['scoring_seconds']} s"
+    cells = list(summary)
+    head = "| rule | " + " | ".join(
+        f"{c.split('|')[0]} r={c.split('|')[1]}: shuf / trunc / dup / clean" for c in cells
     )
-    L.append(
-        f"Command: `{res['command']}` (scored once with {res['model']['name']}; {timing}; "
-        f"max_length {res['max_length']}, {res['n_truncated_to_max_length']} samples truncated "
-        f"to it). {common.machine_sentence(res.get('machine'))}\n"
-    )
-    cls = res["classes"]
-    L.append(
-        f"{res['n_samples']} samples: {cls['clean']} clean, {cls['shuffled']} with an answer "
-        f"shuffled from another question, {cls['truncated']} with the answer cut at 30-70 % of its "
-        f"words, {cls['duplicate']} exact duplicates of clean records. Plot: "
-        f"`results/{NAME}.png`.\n"
-    )
-    L.append("| class | n | median PPL | median entropy (nats) |")
-    L.append("|---|---:|---:|---:|")
-    for c, v in res["per_class_scores"].items():
-        L.append(f"| {c} | {v['n']} | {v['median_ppl']:.2f} | {v['median_entropy']:.3f} |")
-    L.append("")
-    for run in res["runs"]:
-        r, k = run["sample_ratio"], run["k"]
-        L.append(f"### sample_ratio = {r} (K = {k} of {res['n_samples']})\n")
-        L.append(
-            "Retention = fraction of the class that is kept; the ratio is retention / random "
-            "retention at the same budget (random: mean and 95 % interval of "
-            f"{res.get('random_draws', DEFAULT_DRAWS):,} draws, same run). "
-            "Lower is better for corrupted classes.\n"
-        )
-        L.append("| selector | clean | shuffled | truncated | duplicate |")
-        L.append("|---|---:|---:|---:|---:|")
-        rnd = run["random"]
-        L.append(
-            "| random (mean [95 % interval]) | "
-            + " | ".join(
-                f"{rnd[c]['mean']:.2f} [{rnd[c]['lo']:.2f}, {rnd[c]['hi']:.2f}]" for c in CLASSES
+    L.append(head + " | cells meeting the target |")
+    L.append("|---|" + "---:|" * (len(cells) + 1))
+    for lb in labels:
+        row = []
+        for c in cells:
+            s = summary[c][lb]["ratio"]
+            row.append(
+                " / ".join(_r(s[k]) for k in ("shuffled", "truncated", "duplicate", "clean"))
             )
-            + " |"
-        )
-        for name, m in run["methods"].items():
-            cells = []
-            for c in CLASSES:
-                v = m["retention"][c]
-                cells.append(f"{v:.2f} ({v / rnd[c]['mean']:.2f}x)")
-            L.append(f"| {name} | " + " | ".join(cells) + " |")
+        met = sum(summary[c][lb]["meets"] for c in cells)
+        name = f"**{lb}** (default)" if lb == mark else lb
+        L.append(f"| {name} | " + " | ".join(row) + f" | {met} of {len(cells)} |")
+    return L
+
+
+def render(res: dict, png: str | None = None) -> str:
+    L = ["## Q-Tuning diagnostic: planted faults kept by the sample triage, against random\n"]
+    L.append(
+        f"Command: `{res['command']}` (resumable; `--render-only` rebuilds this section). "
+        f"{common.machine_sentence(res.get('machine'))} Scores: SmolLM2-135M-Instruct "
+        f"({DTYPE}), response PPL and mean predictive entropy over the response (`entropy="
+        f"response`) or every predicted position (`entropy=all`), max_length {MAX_LENGTH}; "
+        f"{res['n_scored']} distinct pairs scored ({res['scoring_seconds']:.0f} s this run).\n"
+    )
+    L.append(
+        "Each cell: a single-source pool from `benchmarks/sft_pool.py` (10% shuffled answers, 5% "
+        "truncated responses, 5% exact and 5% near duplicates), corruption seeds "
+        f"{', '.join(map(str, SEEDS))}, at a sample ratio r. Numbers are retention / random's "
+        "expected retention at the same K, averaged over the seeds (lower is better for the "
+        "corrupted classes; clean should be >= 1.00x). *dup* is paired: a copy kept together "
+        "with the record it copies (random: K(K-1)/(N(N-1))). Target per cell: shuffled, "
+        "truncated and dup at most 0.50x, clean at least 1.00x. *dedup*: near-duplicates "
+        "(MinHash, Jaccard >= 0.8 on prompt + response; exact copies included) are left out "
+        "before the triage (`QTuningConfig.dedup`).\n"
+    )
+    for split in ("dev", "eval"):
+        if split not in res:
+            continue
+        d = res[split]
+        sizes = ", ".join(f"{s} {n}" for s, n in SIZES[split].items())
+        L.append(f"### {split}: {'choosing the default' if split == 'dev' else 'held out'}\n")
+        L.append(f"Pools: {sizes} candidates from the `{split}` partition.\n")
+        L += render_table(d["summary"], d["labels"], res.get("default_label"))
         L.append("")
-        for key in (
-            "q-tuning static (entropy=response, fill=minmax)",
-            "q-tuning static (entropy=response, fill=rank)",
-        ):
-            m = run["methods"][key]
+        if split == "dev":
+            ch = d["choice"]
             L.append(
-                f"Quadrant x class, {key[len('q-tuning ') :]} (alpha = {m['alpha']:.3f}, "
-                f"{m['n_corner']} samples from the corners, {m['fill_up']} by fill-up, of which "
-                + ", ".join(f"{v} {c}" for c, v in m["fill_up_by_class"].items() if v)
-                + "):\n"
+                f"Winner on dev (most cells meeting the target, then the smallest worst "
+                f"corrupted ratio): **{ch['winner']}**, {ch['cells_met'][ch['winner']]} of "
+                f"{len(d['summary'])} cells. `QTuningConfig()` is "
+                + (
+                    "**this rule**."
+                    if res.get("default_label") == ch["winner"]
+                    else f"**not this rule** (it is `{res.get('default_label')}`)."
+                )
+                + "\n"
             )
-            L.append("| quadrant | clean | shuffled | truncated | duplicate |")
-            L.append("|---|---:|---:|---:|---:|")
-            names = {
-                "Q1": "Q1 noise (dropped)",
-                "Q2": "Q2 misconception (kept, token-pruned)",
-                "Q3": "Q3 redundant (dropped)",
-                "Q4": "Q4 calibration (kept whole)",
-            }
-            for q, row in m["quadrant_x_class"].items():
-                L.append(f"| {names[q]} | " + " | ".join(str(row[c]) for c in CLASSES) + " |")
+    if "eval" in res:
+        d = res["eval"]
+        dl = res.get("default_label")
+        L.append("**Target on the held-out pools (computed):**\n")
+        for lb in (dl, "dynamic, micro-batch 16 (default config)"):
+            if lb is None or lb not in d["labels"]:
+                continue
+            for c, s in d["summary"].items():
+                x = s[lb]
+                fails = [k for k in CORRUPT if x["ratio"][k] > 0.5]
+                if x["ratio"]["clean"] < 1.0:
+                    fails.append("clean below random")
+                L.append(
+                    f"- {lb}, {c.replace('|', ' r=')}: **{'met' if x['meets'] else 'NOT met'}**"
+                    + (f" ({', '.join(fails)})" if fails else "")
+                    + f"; met on {x['seeds_meeting']} of {len(SEEDS)} seeds."
+                )
+        L.append("")
+        L.append(
+            "Label-count duplicate retention (copy kept regardless of the original), eval, "
+            "ratio to random:\n"
+        )
+        L.append("| rule | " + " | ".join(c.replace("|", " r=") for c in d["summary"]) + " |")
+        L.append("|---|" + "---:|" * len(d["summary"]))
+        for lb in d["labels"]:
+            L.append(
+                f"| {lb} | "
+                + " | ".join(
+                    _r(d["summary"][c][lb]["ratio"]["duplicate_label"]) for c in d["summary"]
+                )
+                + " |"
+            )
+        L.append("")
+        med = res.get("medians")
+        if med:
+            L.append("Median PPL / entropy per class (eval, seed 0):\n")
+            L.append("| pool | " + " | ".join(CLASSES) + " |")
+            L.append("|---|" + "---:|" * len(CLASSES))
+            for src, m in med.items():
+                L.append(
+                    f"| {src} | "
+                    + " | ".join(
+                        f"{m[c]['ppl']:.2f} / {m[c]['entropy']:.3f}" if c in m else "-"
+                        for c in CLASSES
+                    )
+                    + " |"
+                )
             L.append("")
-    L.append(_reading(res))
+    if png:
+        L.append(f"![EU plane, kept vs dropped by class](results/{png})\n")
     return "\n".join(L) + "\n"
 
 
-def _verdict(v: float, rnd: dict) -> str:
-    if v < rnd["lo"]:
-        return "less often than random"
-    if v > rnd["hi"]:
-        return "MORE often than random"
-    return "as often as random: inside its 95 % interval"
+# ------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
+    ap.add_argument("--threads", type=int, default=2)
+    common.add_render_only(ap, NAME)
+    args = ap.parse_args(argv)
+    if args.render_only:
+        res = json.loads((common.RESULTS / f"{NAME}.json").read_text(encoding="utf-8"))
+        md = render(res, res.get("png"))
+        common.publish(NAME, md, res, indent=1)
+        print(md)
+        return 0
+    logging.basicConfig(level=logging.WARNING)
+    import torch
 
+    from dataprune.models import load_causal_lm
+    from dataprune.qtuning import QTuningConfig
 
-def _reading(res: dict) -> str:
-    """Reading of the first budget, every clause computed from the numbers above."""
-    run = res["runs"][0]
-    rnd, k = run["random"], run["k"]
-    out = [f"**Reading (sample_ratio {run['sample_ratio']}).** "]
-    for key in (
-        "q-tuning static (entropy=response, fill=minmax)",
-        "q-tuning static (entropy=response, fill=rank)",
-        "q-tuning static (entropy=all, fill=minmax)",
-    ):
-        m = run["methods"][key]["retention"]
-        parts = [f"{c} {m[c]:.2f} ({_verdict(m[c], rnd[c])})" for c in ("shuffled", "truncated")]
-        out.append(f"{key}: " + "; ".join(parts) + ". ")
-    for key in (
-        "q-tuning static (entropy=response, fill=minmax)",
-        "q-tuning static (entropy=response, fill=rank)",
-    ):
-        m = run["methods"][key]
-        fills = ", ".join(f"{v} {c}" for c, v in m["fill_up_by_class"].items() if v)
-        out.append(
-            f"With {key[len('q-tuning static ') :]} the bisection stops at alpha = "
-            f"{m['alpha']:.2f} with {m['n_corner']} of the K = {k} kept samples from the corners; "
-            f"the fill-up adds {m['fill_up']} ({fills}), "
-            + (
-                f"{m['fill_up_q4_share']:.0%} of them labelled 'Q4', with median PPL "
-                f"{m['fill_up_median_ppl']:.2f} against {res['_ppl_median']:.2f} for all samples. "
-                if m["fill_up_q4_share"] is not None
-                else "none. "
-            )
-        )
-    pcs = res["per_class_scores"]
-    by_ent = sorted(pcs, key=lambda c: -pcs[c]["median_entropy"])
-    by_ppl = sorted(pcs, key=lambda c: -pcs[c]["median_ppl"])
-    out.append(
-        "Median response entropy by class, highest first: "
-        + ", ".join(f"{c} {pcs[c]['median_entropy']:.3f}" for c in by_ent)
-        + " nats; median PPL, highest first: "
-        + ", ".join(f"{c} {pcs[c]['median_ppl']:.2f}" for c in by_ppl)
-        + ". "
-    )
-    corrupt = ("shuffled", "truncated")
+    torch.set_num_threads(args.threads)
+    lm = load_causal_lm(dtype=DTYPE)
+    memo = ScoreMemo(args.work_dir / "scores.json")
+    n0 = len(memo.data)
+    res: dict[str, Any] = {
+        "command": "python benchmarks/qtuning_diagnostic.py",
+        "machine": common.machine_info(["torch", "transformers"]),
+    }
+    t0 = time.perf_counter()
 
-    def kept_corrupt(name: str) -> float:
-        return float(np.mean([run["methods"][name]["retention"][c] for c in corrupt]))
+    def lowest_ppl(scores, ratio, dup, seed, k):
+        order = np.argsort(scores["ppl"], kind="stable")
+        kept = np.zeros(len(order), bool)
+        kept[order[:k]] = True
+        return kept
 
-    best = min(run["methods"], key=kept_corrupt)
-    r = run["methods"][best]["retention"]
-    out.append(
-        f"Lowest mean retention of shuffled and truncated records: `{best}` "
-        f"(shuffled {r['shuffled']:.2f}, truncated {r['truncated']:.2f}; clean "
-        f"{r['clean']:.2f} against {rnd['clean']['mean']:.2f} for random). "
-    )
-    qt = [name for name in run["methods"] if name.startswith("q-tuning")]
-    lo, hi = rnd["duplicate"]["lo"], rnd["duplicate"]["hi"]
-    inside = [n for n in qt if lo <= run["methods"][n]["retention"]["duplicate"] <= hi]
-    out.append(
-        f"Duplicate retention is inside random's 95 % interval [{lo:.2f}, {hi:.2f}] for "
-        f"{len(inside)} of {len(qt)} Q-Tuning selectors."
-    )
-    return "".join(out)
+    def lowest_ppl_dedup(scores, ratio, dup, seed, k):
+        ppl = np.where(dup, np.inf, scores["ppl"])
+        order = np.argsort(ppl, kind="stable")
+        kept = np.zeros(len(order), bool)
+        kept[order[:k]] = True
+        return kept
+
+    extra = {"keep lowest PPL": lowest_ppl, "keep lowest PPL, dedup": lowest_ppl_dedup}
+    labels = [r[0] for r in RULES] + list(extra)
+    cells = evaluate_split("dev", lm, memo, RULES, extra)
+    summ = summarise(cells, labels)
+    res["dev"] = {"labels": labels, "summary": summ, "choice": choose(summ, [r[0] for r in RULES])}
+    d = QTuningConfig()
+    res["default_label"] = next(
+        (lb for lb, over, dd in RULES
+         if over["fill"] == d.fill and over["entropy_span"] == d.entropy_span
+         and dd == (d.dedup != "none")),
+        None,
+    )  # fmt: skip
+
+    def dynamic(scores, ratio, dup, seed, k):
+        cfg = QTuningConfig(sample_ratio=ratio)
+        return run_rule(scores, cfg, None, micro_batch=MICRO_BATCH, seed=seed)
+
+    extra_eval = {**extra, "dynamic, micro-batch 16 (default config)": dynamic}
+    labels_eval = [r[0] for r in RULES] + list(extra_eval)
+    cells_e = evaluate_split("eval", lm, memo, RULES, extra_eval)
+    res["eval"] = {"labels": labels_eval, "summary": summarise(cells_e, labels_eval)}
+    res["medians"] = {
+        c.split("|")[0]: rows[0]["medians"] for c, rows in cells_e.items() if c.endswith("|0.25")
+    }
+    res["n_scored"] = len(memo.data)
+    res["n_scored_this_run"] = len(memo.data) - n0
+    res["scoring_seconds"] = round(time.perf_counter() - t0, 1)
+    # plot: eval seed 0, ratio 0.25, the default rule
+    panels = {}
+    for source, n in SIZES["eval"].items():
+        pool = sft_pool.build_pool(n if source == "gsm8k" else 0, n if source == "alpaca" else 0,
+                                   seed=0, split="eval")  # fmt: skip
+        sc = memo.score(lm, pool)
+        cfg = QTuningConfig(sample_ratio=0.25)
+        kept = run_rule(sc, cfg, duplicates_mask(pool) if cfg.dedup != "none" else None,
+                        micro_batch=None, seed=0)  # fmt: skip
+        panels[f"{source} (eval, seed 0), default triage at r=0.25"] = {
+            "ppl": sc["ppl"], "entropy": sc[cfg.entropy_span], "kinds": classes_of(pool),
+            "kept": kept, "span": cfg.entropy_span}  # fmt: skip
+    png = plot(panels, common.RESULTS / f"{NAME}.png")
+    res["png"] = png.name if png else None
+    common.record_end_load(res["machine"])
+    md = render(res, res["png"])
+    common.publish(NAME, md, res, indent=1)
+    print(md)
+    return 0
 
 
 if __name__ == "__main__":

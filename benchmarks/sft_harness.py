@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -186,18 +186,21 @@ def resolve_max_length(
 
 
 # --------------------------------------------------------------------------------- training
-def _data_order(n: int, total: int, seed: int) -> list[int]:
-    """``total`` record indices: passes over ``range(n)``, each in a new permutation drawn from one
+def _stream(n: int, seed: int) -> Iterator[int]:
+    """Record indices without end: passes over ``range(n)``, each a new permutation drawn from one
     ``numpy`` generator seeded with ``seed``."""
     rng = np.random.default_rng(seed)
-    out: list[int] = []
-    while len(out) < total:
-        out.extend(rng.permutation(n).tolist())
-    return out[:total]
+    while True:
+        yield from rng.permutation(n).tolist()
 
 
-def _micro_batch_loss(model: Any, encs: Sequence[Any], pad_id: int) -> Any:
-    """Summed response-token NLL (float32) of ``encs``, projecting only response positions."""
+def _micro_batch_loss(
+    model: Any, encs: Sequence[Any], pad_id: int, masks: Sequence[np.ndarray] | None = None
+) -> Any:
+    """Summed response-token NLL (float32) of ``encs``, projecting only response positions.
+
+    ``masks[b]`` (bool, one per response token of ``encs[b]``) keeps only some tokens' loss.
+    """
     import torch
 
     T = max(len(e.input_ids) for e in encs)
@@ -208,7 +211,11 @@ def _micro_batch_loss(model: Any, encs: Sequence[Any], pad_id: int) -> Any:
         L = len(e.input_ids)
         ids[b, :L] = torch.from_numpy(e.input_ids)
         att[b, :L] = 1
-        resp[b, :L] = torch.from_numpy(e.response_mask)
+        if masks is None:
+            resp[b, :L] = torch.from_numpy(e.response_mask)
+        else:
+            pos = np.flatnonzero(e.response_mask)[np.asarray(masks[b], dtype=bool)]
+            resp[b, torch.from_numpy(pos)] = True
     base = model.get_base_model()  # LoRA layers are injected in place, so they run here too
     hidden = base.get_decoder()(input_ids=ids, attention_mask=att).last_hidden_state
     sel = resp[:, 1:]  # position t-1 predicts token t
@@ -216,14 +223,53 @@ def _micro_batch_loss(model: Any, encs: Sequence[Any], pad_id: int) -> Any:
     return torch.nn.functional.cross_entropy(logits, ids[:, 1:][sel], reduction="sum")
 
 
-def train_lora(pairs: Sequence[Pair], config: SFTRunConfig) -> TrainedLoRA:
-    """LoRA SFT of a freshly loaded base model on ``pairs`` (deterministic for a config).
+def _qtuning_inputs(encs: Sequence[Any], pad_id: int) -> dict[str, Any]:
+    """Padded ``input_ids`` / ``attention_mask`` / ``labels`` (-100 off the response)."""
+    import torch
 
-    Records are visited in seeded shuffled passes until ``steps * effective_batch`` samples are
-    seen (:func:`_data_order`); each step's effective batch is length-sorted into micro-batches
-    (less padding). Loss: response-token NLL, token-weighted over the effective batch (prompt
-    tokens carry none). AdamW with linear warmup/decay (:func:`make_optimizer`), gradient
+    T = max(len(e.input_ids) for e in encs)
+    ids = torch.full((len(encs), T), pad_id, dtype=torch.long)
+    att = torch.zeros((len(encs), T), dtype=torch.long)
+    lab = torch.full((len(encs), T), -100, dtype=torch.long)
+    for b, e in enumerate(encs):
+        L = len(e.input_ids)
+        x = torch.from_numpy(e.input_ids)
+        ids[b, :L] = x
+        att[b, :L] = 1
+        m = torch.from_numpy(e.response_mask)
+        lab[b, :L] = torch.where(m, x, torch.full_like(x, -100))
+    return {"input_ids": ids, "attention_mask": att, "labels": lab}
+
+
+def train_lora(
+    pairs: Sequence[Pair],
+    config: SFTRunConfig,
+    *,
+    loss_masks: Sequence[np.ndarray] | None = None,
+    tokens_per_step: int | None = None,
+    dynamic: Any = None,
+) -> TrainedLoRA:
+    """LoRA SFT of a freshly loaded base model on ``pairs`` (deterministic for its arguments).
+
+    Records are visited in seeded shuffled passes (:func:`_stream`). By default each step takes
+    ``effective_batch`` records; with ``tokens_per_step`` a step takes records until the
+    loss-carrying response tokens seen so far reach ``(step + 1) * tokens_per_step`` (an equal
+    *gradient-token* budget whatever each record keeps). A step's records are length-sorted into
+    micro-batches (less padding). Loss: response-token NLL over the step's loss-carrying tokens
+    (prompt tokens carry none). AdamW with linear warmup/decay (:func:`make_optimizer`), gradient
     clipping at ``max_grad_norm``.
+
+    Parameters
+    ----------
+    loss_masks : sequence of bool ndarray, optional
+        Per record, one flag per response token (after truncation to the window): which tokens
+        carry loss (static Q-Tuning's token masks).
+    tokens_per_step : int, optional
+        The gradient-token budget per step (see above); required with ``dynamic``.
+    dynamic : QTuningConfig, optional
+        Dynamic Q-Tuning: records come in groups of ``round(micro_batch / sample_ratio)``, each
+        triaged from its own forward pass by :func:`dataprune.qtuning.qtuning_loss` (the
+        package's trainer loss); only the kept tokens carry loss and count against the budget.
 
     Returns
     -------
@@ -240,6 +286,8 @@ def train_lora(pairs: Sequence[Pair], config: SFTRunConfig) -> TrainedLoRA:
         raise ValueError("no training pairs")
     if min(cfg.steps, cfg.micro_batch, cfg.grad_accum) < 1:
         raise ValueError("steps, micro_batch and grad_accum must be >= 1")
+    if dynamic is not None and (tokens_per_step is None or loss_masks is not None):
+        raise ValueError("dynamic needs tokens_per_step and no loss_masks")
     if cfg.n_threads is not None:
         torch.set_num_threads(cfg.n_threads)
     model, tok = load_base(cfg.dtype, model=cfg.model)
@@ -248,6 +296,20 @@ def train_lora(pairs: Sequence[Pair], config: SFTRunConfig) -> TrainedLoRA:
     )
     encs = encode_sft_pairs(
         tok, [p for p, _ in pairs], [r for _, r in pairs], max_length=max_length
+    )
+    if loss_masks is not None:
+        if len(loss_masks) != len(encs):
+            raise ValueError(f"{len(loss_masks)} loss masks for {len(encs)} records")
+        for i, (m, e) in enumerate(zip(loss_masks, encs)):
+            if len(m) != e.n_response_tokens or not np.any(m):
+                raise ValueError(
+                    f"record {i}: loss mask of {len(m)} flags ({int(np.sum(m))} set) for "
+                    f"{e.n_response_tokens} response tokens; expected one per token, >= 1 set"
+                )
+    n_loss = np.array(
+        [int(np.sum(m)) for m in loss_masks]
+        if loss_masks is not None
+        else [e.n_response_tokens for e in encs]
     )
     model = add_lora(
         model,
@@ -260,34 +322,71 @@ def train_lora(pairs: Sequence[Pair], config: SFTRunConfig) -> TrainedLoRA:
     opt, sched = make_optimizer(model, lr=cfg.lr, steps=cfg.steps, warmup_steps=cfg.warmup_steps)
     params = [p for p in model.parameters() if p.requires_grad]
     E, mb = cfg.effective_batch, cfg.micro_batch
-    order = _data_order(len(encs), cfg.steps * E, cfg.seed)
+    stream = _stream(len(encs), cfg.seed)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-    losses, n_tokens = [], 0
+    losses, n_tokens, n_seen = [], 0, 0
+    qstats = {"kept_samples": 0, "q2": 0, "q4": 0, "fill_up": 0, "groups": 0}
+    group = None
+    if dynamic is not None:
+        from dataprune.qtuning import qtuning_loss
+
+        group = max(1, round(mb / dynamic.sample_ratio))
     model.train()
     t0 = time.perf_counter()
     for step in range(cfg.steps):
-        batch = sorted(order[step * E : (step + 1) * E], key=lambda i: len(encs[i].input_ids))
-        n_resp = sum(encs[i].n_response_tokens for i in batch)
         opt.zero_grad(set_to_none=True)
         loss_step = 0.0
-        for lo in range(0, E, mb):
-            loss = _micro_batch_loss(model, [encs[i] for i in batch[lo : lo + mb]], pad_id) / n_resp
-            loss.backward()
-            loss_step += float(loss.detach())
+        if dynamic is not None:
+            target = (step + 1) * tokens_per_step
+            while n_tokens < target:
+                idx = [next(stream) for _ in range(group)]
+                n_seen += group
+                loss, _, st = qtuning_loss(
+                    model, _qtuning_inputs([encs[i] for i in idx], pad_id), dynamic
+                )
+                (loss * st["kept_tokens"] / tokens_per_step).backward()
+                loss_step += float(loss.detach()) * st["kept_tokens"] / tokens_per_step
+                n_tokens += st["kept_tokens"]
+                for k in ("kept_samples", "q2", "q4", "fill_up"):
+                    qstats[k] += st[k]
+                qstats["groups"] += 1
+        else:
+            if tokens_per_step is None:
+                batch = [next(stream) for _ in range(E)]
+            else:
+                batch, target = [], (step + 1) * tokens_per_step
+                while n_tokens + int(n_loss[batch].sum()) < target:
+                    batch.append(next(stream))
+            batch.sort(key=lambda i: len(encs[i].input_ids))
+            n_step = int(n_loss[batch].sum())
+            for lo in range(0, len(batch), mb):
+                part = batch[lo : lo + mb]
+                loss = (
+                    _micro_batch_loss(
+                        model,
+                        [encs[i] for i in part],
+                        pad_id,
+                        None if loss_masks is None else [loss_masks[i] for i in part],
+                    )
+                    / n_step
+                )
+                loss.backward()
+                loss_step += float(loss.detach())
+            n_tokens += n_step
+            n_seen += len(batch)
         if cfg.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         opt.step()
         sched.step()
         losses.append(round(loss_step, 5))
-        n_tokens += n_resp
     seconds = time.perf_counter() - t0
     model.eval()
     info = {
         "max_length": max_length,
         "n_records": len(encs),
         "n_truncated": int(sum(e.truncated for e in encs)),
-        "samples_seen": len(order),
-        "passes": round(len(order) / len(encs), 3),
+        "samples_seen": n_seen,
+        "passes": round(n_seen / len(encs), 3),
         "response_tokens_seen": int(n_tokens),
         "train_seconds": round(seconds, 1),
         "seconds_per_step": round(seconds / cfg.steps, 2),
@@ -295,10 +394,13 @@ def train_lora(pairs: Sequence[Pair], config: SFTRunConfig) -> TrainedLoRA:
         "loss_last": losses[-1],
         "loss_per_step": losses,
     }
+    if tokens_per_step is not None:
+        info["tokens_per_step"] = int(tokens_per_step)
+    if dynamic is not None:
+        info["dynamic"] = {**qstats, "group": group}
     return TrainedLoRA(model, tok, info)
 
 
-# ------------------------------------------------------------------------------- evaluation
 def heldout_nll(
     model: Any, tokenizer: Any, pairs: Sequence[Pair], *, max_length: int, batch_size: int = 8
 ) -> dict[str, Any]:

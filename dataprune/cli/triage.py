@@ -9,7 +9,7 @@ from dataprune.cli.config_options import add_config_options, config_from_args
 from dataprune.qtuning.config import (
     DROP_POLICIES,
     ENTROPY_SPANS,
-    FILL_NORMS,
+    FILLS,
     TOKEN_BUDGETS,
     QTuningConfig,
 )
@@ -55,7 +55,7 @@ def register(sub: Subparsers) -> None:
             "drop",
             "entropy_span",
             "token_budget",
-            "fill_norm",
+            "fill",
             "max_steps",
             "tol",
         ),
@@ -64,7 +64,7 @@ def register(sub: Subparsers) -> None:
             "drop": DROP_POLICIES.names(),
             "entropy_span": ENTROPY_SPANS.names(),
             "token_budget": TOKEN_BUDGETS.names(),
-            "fill_norm": FILL_NORMS.names(),
+            "fill": FILLS.names(),
         },
         types={"sample_ratio": _ratio, "token_ratio": _ratio},
     )

@@ -10,7 +10,7 @@ from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError
 from dataprune.registry import Registry
 
-__all__ = ["DROP_POLICIES", "ENTROPY_SPANS", "FILL_NORMS", "TOKEN_BUDGETS", "QTuningConfig"]
+__all__ = ["DEDUPS", "DROP_POLICIES", "ENTROPY_SPANS", "FILLS", "TOKEN_BUDGETS", "QTuningConfig"]
 
 #: Which end of the neighbour-aware token score ranking is pruned from Q2 samples.
 DROP_POLICIES: Registry[str] = Registry("token drop policy")
@@ -31,12 +31,28 @@ TOKEN_BUDGETS.register(
     "batch", "keep round(token_ratio * total Q2 tokens) across the batch, >= 1 per sample"
 )
 
-#: How PPL and entropy are put on a common scale for the fill-up (and trimming) order.
-FILL_NORMS: Registry[str] = Registry("fill-up normalisation")
-FILL_NORMS.register("minmax", "min-max over the batch (the paper and the authors' code)")
-FILL_NORMS.register(
-    "rank", "quantile ranks, consistent with the quantile thresholds; robust to PPL outliers"
+#: How the kept set reaches exactly K when the quantile corners hold fewer (fill-up) or more (trim).
+FILLS: Registry[str] = Registry("fill-up rule")
+FILLS.register(
+    "margin",
+    "on quantile-rank axes: corners first, then samples nearer the Q2/Q4 corners than Q1/Q3, then "
+    "Q3 (redundant, clean), Q1 (noise) last; each group farthest from the Q1 corner first",
 )
+FILLS.register(
+    "paper",
+    "the authors' order: largest |ppl - ent| after min-max scaling over the batch (noise-prone)",
+)
+FILLS.register("rank", "the authors' order with quantile ranks instead of min-max scaling")
+
+#: Duplicates left out before static triage (their scores equal the copied sample's, so the
+#: plane alone keeps or drops both).
+DEDUPS: Registry[str] = Registry("dedup rule")
+DEDUPS.register(
+    "fuzzy",
+    "MinHash near-duplicates of prompt + response (Jaccard >= 0.8, exact copies included); the "
+    "first occurrence is triaged, the others end as duplicates",
+)
+DEDUPS.register("none", "triage every sample, duplicates included (the paper)")
 
 
 @dataclass
@@ -62,19 +78,36 @@ class QTuningConfig(ConfigMixin):
     drop : {"high", "low"}, default="high"
         Prune the highest-scoring tokens of Q2 samples (the authors' code) or the lowest (the
         paper's text keeps "the top fraction").
-    entropy_span : {"response", "all"}, default="response"
-        Average the predictive entropy over response tokens (the paper) or every predicted
-        position including the prompt (the authors' code).
+    entropy_span : {"response", "all"}, default="all"
+        Average the predictive entropy over every predicted position including the prompt (the
+        authors' code) or over response tokens only (the paper's text). ``"all"`` is the default
+        because it separated planted faults better on development data
+        (``benchmarks/qtuning_diagnostic.py``): prompt positions weigh more in a sample whose
+        response is short, so truncated responses move towards the Q1 corner.
     token_budget : {"sample", "batch"}, default="sample"
         Apply ``token_ratio`` to each Q2 sample, or to all Q2 tokens of a batch at once (tokens
         compete across samples by score; each sample still keeps >= 1).
-    fill_norm : {"minmax", "rank"}, default="minmax"
-        Scale used when the bisection cannot reach ``K`` (always for ``sample_ratio >= ~0.5``):
-        samples are added by the largest ``|ppl_n - ent_n|`` with both axes min-max normalised
-        over the batch (the paper), or replaced by their quantile ranks. Min-max is sensitive to
-        the heavy right tail of PPL: one outlier squeezes every other ``ppl_n`` towards 0, so the
-        fill-up then favours high-entropy samples whatever their PPL (see
-        ``benchmarks/qtuning_diagnostic.py``); ``"rank"`` is immune to that.
+    fill : {"margin", "paper", "rank"}, default="margin"
+        How exactly ``K`` samples are reached when the corners at the bisected alpha hold fewer
+        (always for ``sample_ratio >= ~0.5``) or more. ``"margin"`` respects the plane's meaning
+        on quantile-rank axes ``(u, v)`` (PPL rank, entropy rank): the corners come first, then
+        samples nearer the Q2 or Q4 corner than the Q1 and Q3 corners, then Q3 (low error, low
+        uncertainty: redundant but clean), then Q1 (high error, high uncertainty: noise); within
+        a group, the farthest from the Q1 corner ``(1, 1)`` first. A sample closer to the Q1
+        corner than to the Q2 and Q4 corners is never kept ahead of one that is not, and a
+        surplus is trimmed from the corner samples nearest Q1. ``"paper"`` is the authors'
+        fill-up: the largest ``|ppl_n - ent_n|`` with both axes min-max normalised over the
+        batch; one PPL outlier squeezes every other ``ppl_n`` towards 0 so that samples deep in
+        the Q1 corner are filled in as "Q4" (2x random's share of shuffled answers in
+        ``benchmarks/qtuning_diagnostic.py``). ``"rank"``: the same order on quantile ranks.
+    dedup : {"fuzzy", "none"}, default="fuzzy"
+        Static triage only: leave near-duplicate samples (MinHash on prompt + response, Jaccard
+        >= 0.8, :func:`dataprune.dedup.fuzzy_duplicates`) out of the triage, keeping the first
+        occurrence of each group; they end with selection ``"duplicate"`` (quadrant Q3,
+        redundant) and the others fill their places. A copy has the copied sample's PPL and
+        entropy, so without this the plane keeps or drops both. Dynamic mode sees token ids per
+        micro-batch and does not deduplicate (deduplicate the training set first, e.g.
+        ``dataprune curate --recipe dedup``).
     max_steps : int, default=10
         Bisection steps on alpha.
     tol : float, default=0.01
@@ -87,9 +120,10 @@ class QTuningConfig(ConfigMixin):
     token_ratio: float = 0.7
     neighbor_lambda: float = 0.5
     drop: str = "high"
-    entropy_span: str = "response"
+    entropy_span: str = "all"
     token_budget: str = "sample"
-    fill_norm: str = "minmax"
+    fill: str = "margin"
+    dedup: str = "fuzzy"
     max_steps: int = 10
     tol: float = 0.01
     alpha_min: float = 0.0
@@ -111,7 +145,8 @@ class QTuningConfig(ConfigMixin):
         self.drop = _option(DROP_POLICIES, self.drop)
         self.entropy_span = _option(ENTROPY_SPANS, self.entropy_span)
         self.token_budget = _option(TOKEN_BUDGETS, self.token_budget)
-        self.fill_norm = _option(FILL_NORMS, self.fill_norm)
+        self.fill = _option(FILLS, self.fill)
+        self.dedup = _option(DEDUPS, self.dedup)
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int):
             raise DataValidationError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
         if self.max_steps < 1:

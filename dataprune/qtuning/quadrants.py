@@ -9,12 +9,16 @@ With quantile thresholds at level alpha,
   PPL and low Ent).
 
 alpha is found by bisection on ``[alpha_min, alpha_max]`` so that ``|Q2 u Q4| / B`` approaches
-``sample_ratio``. The kept set is then made exactly ``K = max(1, round(B * sample_ratio))``: missing
-samples are filled up by the largest ``|ppl_n - ent_n|`` (min-max normalised over the batch, or
-quantile ranks with ``fill_norm="rank"``; Q2 when ``ppl_n >= ent_n`` else Q4), surplus corner
-samples (possible when the bisection overshoots) are trimmed by the smallest ``|ppl_n - ent_n|``.
-Dropped samples are labelled Q1 when their PPL and entropy quantile ranks sum above 1 (closer to
-the high-error, high-uncertainty corner; ties go to the larger PPL rank) and Q3 otherwise.
+``sample_ratio``. The kept set is then made exactly ``K = max(1, round(B * sample_ratio))`` by the
+``fill`` rule (:data:`~dataprune.qtuning.config.FILLS`). The default ``"margin"`` works on
+quantile-rank axes and never keeps a sample nearer the Q1 (noise) corner than the Q2 and Q4 corners
+ahead of one that is not (:func:`margin_priority`); ``"paper"`` is the authors' fill-up by the
+largest ``|ppl_n - ent_n|`` after min-max scaling (``"rank"``: on quantile ranks), which
+favours high-PPL samples when the PPL axis has a long tail. Filled-up samples are labelled Q2 when
+their (scaled) PPL is at least their entropy, else Q4; a surplus of corner samples (possible when
+the bisection overshoots) is trimmed from the lowest priority. Dropped samples are labelled Q1 when
+their PPL and entropy quantile ranks sum above 1 (closer to the high-error, high-uncertainty
+corner; ties go to the larger PPL rank) and Q3 otherwise.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "SELECTION_NAMES",
     "SampleTriage",
     "corner_masks",
+    "margin_priority",
     "quantile_thresholds",
     "triage_samples",
 ]
@@ -51,9 +56,15 @@ QUADRANT_NAMES = {
     Q4: "Q4 calibration",
 }
 #: How a sample got its fate: 0 dropped, 1 kept by the quantile corners, 2 added by the fill-up,
-#: 3 in a corner but trimmed to reach exactly K.
-DROPPED, CORNER, FILL_UP, TRIMMED = 0, 1, 2, 3
-SELECTION_NAMES = {DROPPED: "dropped", CORNER: "corner", FILL_UP: "fill-up", TRIMMED: "trimmed"}
+#: 3 in a corner but trimmed to reach exactly K, 4 left out as a duplicate of another sample.
+DROPPED, CORNER, FILL_UP, TRIMMED, DUPLICATE = 0, 1, 2, 3, 4
+SELECTION_NAMES = {
+    DROPPED: "dropped",
+    CORNER: "corner",
+    FILL_UP: "fill-up",
+    TRIMMED: "trimmed",
+    DUPLICATE: "duplicate",
+}
 
 
 @dataclass
@@ -116,6 +127,7 @@ class SampleTriage:
         out["kept"] = int(self.kept.sum())
         out["fill_up"] = int(np.sum(self.selection == FILL_UP))
         out["trimmed"] = int(np.sum(self.selection == TRIMMED))
+        out["duplicate"] = int(np.sum(self.selection == DUPLICATE))
         return out
 
 
@@ -210,11 +222,37 @@ def _check_inputs(perplexity: Any, entropy: Any) -> tuple[np.ndarray, np.ndarray
     return ppl, ent
 
 
+def margin_priority(u: np.ndarray, v: np.ndarray, corner: np.ndarray) -> np.ndarray:
+    """Keep-first order of the ``"margin"`` fill-up (larger = kept earlier).
+
+    Parameters
+    ----------
+    u, v : ndarray of shape (n_samples,)
+        PPL and entropy quantile ranks in (0, 1).
+    corner : ndarray of shape (n_samples,), bool
+        Samples in the Q2 / Q4 corners at the bisected alpha.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        ``group + d / 2`` with ``d`` the Euclidean distance to the Q1 corner ``(1, 1)`` (at most
+        ``sqrt(2)``, so groups never interleave) and ``group`` 3 for the corners, 2 for the other
+        samples nearer the Q2 or Q4 corner than the Q1 and Q3 corners (``u > 1/2`` xor
+        ``v > 1/2``), 1 for the rest of the Q3 side (both ranks ``<= 1/2``) and 0 for the Q1 side
+        (both ranks ``> 1/2``).
+    """
+    hi_u, hi_v = u > 0.5, v > 0.5
+    group = np.where(corner, 3, np.where(hi_u ^ hi_v, 2, np.where(hi_u & hi_v, 0, 1)))
+    d = np.hypot(1.0 - u, 1.0 - v)
+    return group.astype(np.float64) + d / 2.0
+
+
 def triage_samples(
     perplexity: Any,
     entropy: Any,
     config: QTuningConfig | None = None,
     *,
+    exclude: Any = None,
     random_state: int | np.random.Generator | None = None,
 ) -> SampleTriage:
     """Assign EU-plane quadrants and keep exactly ``K`` samples.
@@ -226,7 +264,13 @@ def triage_samples(
     entropy : array-like of shape (n_samples,)
         Per-sample mean predictive entropy (higher = more uncertain).
     config : QTuningConfig, optional
-        ``sample_ratio``, ``max_steps``, ``tol``, ``alpha_min``, ``alpha_max`` are used.
+        ``sample_ratio``, ``fill``, ``max_steps``, ``tol``, ``alpha_min``, ``alpha_max`` are
+        used.
+    exclude : array-like of shape (n_samples,), bool, optional
+        Samples kept out of the triage (duplicates of another sample): they get quadrant Q3
+        (redundant) and selection ``"duplicate"``, the plane's quantiles and ranks are computed
+        without them, and ``K`` is still ``config.n_keep(n_samples)``, so the others fill their
+        places. They are kept only when fewer than ``K`` others exist (in index order).
     random_state : int, Generator or None
         Breaks exact ties in the fill-up / trimming order; ``None`` breaks them by index.
 
@@ -236,7 +280,63 @@ def triage_samples(
     """
     cfg = config if config is not None else QTuningConfig()
     ppl, ent = _check_inputs(perplexity, entropy)
-    return _compute_sample_triage(ppl, ent, cfg, random_state)
+    k = cfg.n_keep(len(ppl))
+    if exclude is None:
+        return _compute_sample_triage(ppl, ent, cfg, random_state, k)
+    ex = np.asarray(exclude, dtype=bool)
+    if ex.shape != ppl.shape:
+        raise DataValidationError(
+            f"exclude has shape {ex.shape}; expected one flag per sample, shape {ppl.shape}"
+        )
+    if not ex.any():
+        return _compute_sample_triage(ppl, ent, cfg, random_state, k)
+    inc = np.flatnonzero(~ex)
+    if len(inc) == 0:
+        raise DataValidationError("every sample is excluded; expected at least one to triage")
+    sub = _compute_sample_triage(ppl[inc], ent[inc], cfg, random_state, min(k, len(inc)))
+    return _expand(sub, inc, ex, ppl, ent, k)
+
+
+def _rank_against(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Quantile rank of each ``x`` within ``ref`` (same (0, 1) scale as :func:`_ranks`)."""
+    sr = np.sort(ref)
+    lo, hi = np.searchsorted(sr, x, side="left"), np.searchsorted(sr, x, side="right")
+    return np.clip(((lo + hi) / 2.0 + 0.5) / len(sr), 0.0, 1.0)
+
+
+def _expand(
+    sub: SampleTriage, inc: np.ndarray, ex: np.ndarray, ppl: np.ndarray, ent: np.ndarray, k: int
+) -> SampleTriage:
+    """Map a triage of the included samples back to every sample (excluded: Q3, duplicate)."""
+    n = len(ppl)
+    quadrant = np.full(n, Q3, dtype=np.int8)
+    selection = np.full(n, DUPLICATE, dtype=np.int8)
+    kept = np.zeros(n, dtype=bool)
+    quadrant[inc], selection[inc], kept[inc] = sub.quadrant, sub.selection, sub.kept
+    ppl_rank, ent_rank = np.empty(n), np.empty(n)
+    ppl_rank[inc], ent_rank[inc] = sub.ppl_rank, sub.ent_rank
+    exi = np.flatnonzero(ex)
+    ppl_rank[exi] = _rank_against(ppl[exi], ppl[inc])
+    ent_rank[exi] = _rank_against(ent[exi], ent[inc])
+    short = k - int(kept.sum())
+    if short > 0:  # fewer than K samples to triage: the excluded fill in, in index order
+        add = exi[:short]
+        kept[add] = True
+        selection[add] = FILL_UP
+        quadrant[add] = np.where(ppl_rank[add] >= ent_rank[add], Q2, Q4)
+    return SampleTriage(
+        quadrant=quadrant,
+        kept=kept,
+        selection=selection,
+        alpha=sub.alpha,
+        thresholds=sub.thresholds,
+        n_keep=k,
+        n_corner=sub.n_corner,
+        n_bisection_steps=sub.n_bisection_steps,
+        ppl_rank=ppl_rank,
+        ent_rank=ent_rank,
+        history=sub.history,
+    )
 
 
 def _compute_sample_triage(
@@ -244,10 +344,10 @@ def _compute_sample_triage(
     ent: np.ndarray,
     cfg: QTuningConfig,
     random_state: int | np.random.Generator | None,
+    k: int,
 ) -> SampleTriage:
     n = len(ppl)
-    k = cfg.n_keep(n)
-    target = cfg.sample_ratio
+    target = cfg.sample_ratio if k == cfg.n_keep(n) else k / n
     lo, hi = cfg.alpha_min, cfg.alpha_max
     best: tuple[Any, ...] | None = None
     history: list[dict[str, float]] = []
@@ -277,11 +377,6 @@ def _compute_sample_triage(
     selection = np.zeros(n, dtype=np.int8)
     selection[q2 | q4] = CORNER
     ppl_rank, ent_rank = _ranks(ppl), _ranks(ent)
-    if cfg.fill_norm == "rank":
-        ppl_n, ent_n = ppl_rank, ent_rank
-    else:
-        ppl_n, ent_n = _minmax(ppl), _minmax(ent)
-    extremity = np.abs(ppl_n - ent_n)
     rng = (
         None
         if random_state is None
@@ -292,13 +387,22 @@ def _compute_sample_triage(
         )
     )
     kept = q2 | q4
+    if cfg.fill == "margin":
+        priority = margin_priority(ppl_rank, ent_rank, kept)
+        fill_u, fill_v = ppl_rank, ent_rank
+    else:
+        if cfg.fill == "rank":
+            fill_u, fill_v = ppl_rank, ent_rank
+        else:
+            fill_u, fill_v = _minmax(ppl), _minmax(ent)
+        priority = np.abs(fill_u - fill_v)
     if n_corner < k:
-        rest = _order_desc(extremity, np.flatnonzero(~kept), rng)[: k - n_corner]
+        rest = _order_desc(priority, np.flatnonzero(~kept), rng)[: k - n_corner]
         kept[rest] = True
         selection[rest] = FILL_UP
-        quadrant[rest] = np.where(ppl_n[rest] >= ent_n[rest], Q2, Q4)
+        quadrant[rest] = np.where(fill_u[rest] >= fill_v[rest], Q2, Q4)
     elif n_corner > k:
-        order = _order_desc(extremity, np.flatnonzero(kept), rng)
+        order = _order_desc(priority, np.flatnonzero(kept), rng)
         surplus = order[k:]
         kept[surplus] = False
         selection[surplus] = TRIMMED

@@ -58,6 +58,9 @@ class TriageResult:
         Response tokens that carry loss (all False for dropped samples).
     encodings : list of SFTEncoding
         Token ids and response masks.
+    duplicate_of : ndarray of shape (n_samples,), int, optional
+        For samples left out as duplicates (``config.dedup``), the index of the sample they
+        duplicate; -1 otherwise. ``None`` when no deduplication ran.
     """
 
     config: QTuningConfig
@@ -70,6 +73,7 @@ class TriageResult:
     encodings: list[SFTEncoding]
     mean_nll: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    duplicate_of: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.perplexity)
@@ -140,6 +144,11 @@ class TriageResult:
             "n_response_tokens": n_resp,
             "n_kept_tokens": [int(k.sum()) for k in self.token_keep],
             "truncated": [bool(e.truncated) for e in self.encodings],
+            "duplicate_of": (
+                [None] * len(idx)
+                if self.duplicate_of is None
+                else [idx[int(j)] if j >= 0 else None for j in self.duplicate_of]
+            ),
         }
 
 
@@ -147,6 +156,7 @@ def triage_token_scores(
     scores: TokenScores,
     config: QTuningConfig | None = None,
     *,
+    duplicate_of: Any = None,
     random_state: int | None = None,
 ) -> TriageResult:
     """Triage samples and tokens from per-token scores already computed.
@@ -156,6 +166,10 @@ def triage_token_scores(
     scores : TokenScores
         From :func:`dataprune.lm_scoring.score_sft` (or :func:`score_sft_cached`).
     config : QTuningConfig, optional
+    duplicate_of : array-like of shape (n_samples,), int, optional
+        Index of the sample each one duplicates, -1 for none (e.g.
+        :attr:`dataprune.dedup.FuzzyDuplicates.duplicate_of`); duplicates are left out of the
+        triage (see :func:`~dataprune.qtuning.triage_samples`'s ``exclude``).
     random_state : int, optional
         Breaks exact ties in the fill-up order (``None``: by index).
 
@@ -170,7 +184,16 @@ def triage_token_scores(
     ent_resp = scores.mean_entropy("response")
     ent_all = scores.mean_entropy("all")
     ent = ent_resp if cfg.entropy_span == "response" else ent_all
-    samples = triage_samples(ppl, ent, cfg, random_state=random_state)
+    dup = None
+    if duplicate_of is not None:
+        dup = np.asarray(duplicate_of, dtype=np.int64)
+        if dup.shape != ppl.shape:
+            raise DataValidationError(
+                f"duplicate_of has shape {dup.shape}; expected one index per sample, {ppl.shape}"
+            )
+    samples = triage_samples(
+        ppl, ent, cfg, exclude=None if dup is None else dup >= 0, random_state=random_state
+    )
     keep = token_keep_masks(scores.nll, samples, cfg)
     return TriageResult(
         config=cfg,
@@ -183,6 +206,7 @@ def triage_token_scores(
         encodings=scores.encodings,
         mean_nll=np.array([float(np.mean(x)) for x in scores.nll]),
         meta={"model_id": scores.model_id, **scores.meta},
+        duplicate_of=dup,
     )
 
 
@@ -320,7 +344,15 @@ class QTuningTriage(BaseEstimator):
             show_progress_bar=self.show_progress_bar,
             compile_stats=self.compile_stats,
         )
-        result = triage_token_scores(scores, cfg, random_state=self.random_state)
+        duplicate_of = None
+        if cfg.dedup == "fuzzy":
+            from dataprune.dedup import fuzzy_duplicates
+
+            texts = [f"{p}\n{r}" for p, r in zip(prompts, responses)]
+            duplicate_of = fuzzy_duplicates(texts, threshold=0.8).duplicate_of
+        result = triage_token_scores(
+            scores, cfg, duplicate_of=duplicate_of, random_state=self.random_state
+        )
         self.tokenizer_ = tok
         self.scores_ = scores
         self.result_ = result

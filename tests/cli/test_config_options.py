@@ -68,7 +68,7 @@ def test_triage_options_follow_qtuning_config(capsys):
         ("--sample-ratio", cfg.sample_ratio),
         ("--token-ratio", cfg.token_ratio),
         ("--lambda", cfg.neighbor_lambda),
-        ("--fill-norm {minmax,rank}", cfg.fill_norm),
+        ("--fill {margin,paper,rank}", cfg.fill),
         ("--max-steps", cfg.max_steps),
     ]:
         assert flag in out

@@ -88,12 +88,12 @@ def test_parquet_output_and_options(tmp_path, tiny_model_dir):
         "--drop",
         "low",
         "--entropy-span",
-        "all",
+        "response",
         "--no-plot",
         "--token-budget",
         "batch",
         "--keep-cache",
-        "--fill-norm",
+        "--fill",
         "rank",
     )
     assert status == 0
@@ -102,8 +102,8 @@ def test_parquet_output_and_options(tmp_path, tiny_model_dir):
     assert not (tmp_path / "kept.parquet.eu_plane.png").exists()
     assert (tmp_path / "kept.parquet.scores-cache").is_dir()
     man = json.loads(Path(f"{out}.manifest.json").read_text())
-    assert man["parameters"]["drop"] == "low" and man["parameters"]["entropy_span"] == "all"
-    assert man["parameters"]["fill_norm"] == "rank" and man["parameters"]["token_budget"] == "batch"
+    assert man["parameters"]["drop"] == "low" and man["parameters"]["entropy_span"] == "response"
+    assert man["parameters"]["fill"] == "rank" and man["parameters"]["token_budget"] == "batch"
 
 
 def test_bad_records_skip_or_stop(tmp_path, tiny_model_dir, capsys):

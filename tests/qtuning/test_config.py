@@ -9,12 +9,14 @@ from dataprune.qtuning import QTuningConfig
 def test_defaults_follow_the_spec():
     c = QTuningConfig()
     assert (c.max_steps, c.tol, c.alpha_min, c.alpha_max) == (10, 0.01, 0.0, 0.49)
+    # entropy_span, fill and dedup: chosen on development data (benchmarks/qtuning_diagnostic.py)
     assert (c.drop, c.entropy_span, c.token_budget, c.neighbor_lambda) == (
         "high",
-        "response",
+        "all",
         "sample",
         0.5,
     )
+    assert (c.fill, c.dedup) == ("margin", "fuzzy")
 
 
 @pytest.mark.parametrize(
@@ -63,8 +65,8 @@ def test_string_options_resolve_through_registries():
         QTuningConfig(entropy_span="prompt")
     with pytest.raises(UnknownOptionError, match="valid: batch, sample"):
         QTuningConfig(token_budget="global")
-    with pytest.raises(UnknownOptionError, match="valid: minmax, rank"):
-        QTuningConfig(fill_norm="zscore")
+    with pytest.raises(UnknownOptionError, match="valid: margin, paper, rank"):
+        QTuningConfig(fill="zscore")
 
 
 def test_dict_round_trip_and_unknown_keys():

@@ -71,10 +71,10 @@ def test_bisection_steps_and_tolerance():
 
 
 @pytest.mark.parametrize("r", [0.5, 0.6, 0.9, 1.0])
-def test_sample_ratio_at_or_above_half_fills_up_exactly(r):
+def test_paper_fill_at_or_above_half_fills_up_exactly(r):
     rng = np.random.default_rng(1)
     ppl, ent = np.exp(rng.normal(size=37)), rng.random(37)
-    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=r))
+    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=r, fill="paper"))
     K = max(1, round(37 * r))
     assert tri.kept.sum() == K == tri.n_keep
     if r >= 0.6:
@@ -195,8 +195,8 @@ def test_rank_fill_up_is_robust_to_a_ppl_outlier():
     ppl = np.exp(rng.normal(1.3, 0.3, n))
     ppl[0] = 1e4  # one outlier squeezes every other min-max normalised PPL towards 0
     ent = rng.normal(1.0, 0.2, n)
-    cfg_mm = QTuningConfig(sample_ratio=0.75)
-    cfg_rank = QTuningConfig(sample_ratio=0.75, fill_norm="rank")
+    cfg_mm = QTuningConfig(sample_ratio=0.75, fill="paper")
+    cfg_rank = QTuningConfig(sample_ratio=0.75, fill="rank")
     mm, rk = triage_samples(ppl, ent, cfg_mm), triage_samples(ppl, ent, cfg_rank)
     assert mm.kept.sum() == rk.kept.sum() == 30
     fill_mm, fill_rk = mm.selection == FILL_UP, rk.selection == FILL_UP
@@ -207,3 +207,58 @@ def test_rank_fill_up_is_robust_to_a_ppl_outlier():
     q4 = fill_rk & (rk.quadrant == Q4)
     assert q2.any() and q4.any()
     assert np.all(rk.ppl_rank[q2] >= rk.ent_rank[q2]) and np.all(rk.ppl_rank[q4] < rk.ent_rank[q4])
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.25, 0.5, 0.6, 0.75, 0.9])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_margin_fill_never_prefers_the_q1_side(ratio, seed):
+    # PPL and entropy strongly correlated (as measured on GSM8K: ~0.9), with a long PPL tail
+    rng = np.random.default_rng(seed)
+    n = 301
+    z = rng.normal(size=n)
+    ppl = np.exp(1.3 + 0.5 * z + 0.2 * rng.normal(size=n))
+    ppl[:3] = [500.0, 900.0, 1e4]
+    ent = 1.0 + 0.3 * z + 0.1 * rng.normal(size=n)
+    ent[:3] = ent.max() + np.array([0.1, 0.2, 0.3])  # the outliers are the most uncertain too
+    t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=ratio), random_state=seed)
+    assert t.kept.sum() == QTuningConfig(sample_ratio=ratio).n_keep(n)
+    u, v = t.ppl_rank, t.ent_rank
+    q1_side = (u > 0.5) & (v > 0.5)  # nearer the Q1 corner than the Q2 and Q4 corners
+    # a Q1-side sample is kept only when every other sample is kept too
+    if (t.kept & q1_side).any():
+        assert t.kept[~q1_side].all()
+    # and the PPL outliers (deep in the Q1 corner) are the last to be kept
+    if ratio < 0.9:
+        assert not t.kept[:3].any()
+
+
+def test_margin_fill_orders_groups():
+    from dataprune.qtuning.quadrants import margin_priority
+
+    u = np.array([0.9, 0.1, 0.2, 0.9, 0.6])
+    v = np.array([0.1, 0.9, 0.2, 0.9, 0.4])
+    corner = np.array([True, False, False, False, False])
+    p = margin_priority(u, v, corner)
+    # corner > off-diagonal (Q4 side, Q2 side) > Q3 side > Q1 side
+    assert p[0] > max(p[1], p[4]) and min(p[1], p[4]) > p[2] > p[3]
+
+
+def test_excluded_samples_are_never_kept_while_others_remain():
+    rng = np.random.default_rng(5)
+    ppl, ent = np.exp(rng.normal(size=40)), rng.random(40)
+    ex = np.zeros(40, dtype=bool)
+    ex[::4] = True  # 10 duplicates
+    for ratio in (0.25, 0.5, 0.75):
+        t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=ratio), exclude=ex)
+        k = QTuningConfig(sample_ratio=ratio).n_keep(40)
+        assert t.kept.sum() == k and not t.kept[ex].any()
+        assert np.all(t.quadrant[ex] == Q3) and t.counts()["duplicate"] == 10
+        # the others are triaged as if the duplicates were absent, with the same K
+        sub = triage_samples(ppl[~ex], ent[~ex], QTuningConfig(sample_ratio=k / 30))
+        assert t.kept[~ex].sum() == k
+        assert sub.kept.sum() == k
+    # fewer than K others: the excluded fill in, in index order
+    t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.9), exclude=~ex)
+    assert t.kept.sum() == 36 and t.kept[ex].all()
+    with pytest.raises(DataValidationError, match="one flag per sample"):
+        triage_samples(ppl, ent, exclude=ex[:5])

@@ -36,16 +36,32 @@ def _fit(model, tok, **cfg):
 
 
 def test_fit_matches_the_functional_core(tiny_lm):
+    from dataprune.dedup import fuzzy_duplicates
+
     model, tok = tiny_lm
-    tri = _fit(model, tok)
     scores = score_sft(model, tok, PROMPTS, RESPONSES)
-    ref = triage_samples(
-        scores.perplexity(), scores.mean_entropy(), QTuningConfig(sample_ratio=0.25)
-    )
-    assert np.array_equal(tri.result_.samples.kept, ref.kept)
-    assert np.array_equal(tri.quadrant_, ref.quadrant)
-    assert len(tri.kept_indices_) == round(len(PROMPTS) * 0.25)
-    np.testing.assert_allclose(tri.perplexity_, scores.perplexity(), rtol=1e-5)
+    # the default leaves near-duplicate pairs out of the triage (PROMPTS / RESPONSES repeat)
+    dup = fuzzy_duplicates([f"{p}\n{r}" for p, r in zip(PROMPTS, RESPONSES)], threshold=0.8)
+    assert dup.is_duplicate.any()
+    for cfg, exclude in (({}, dup.is_duplicate), ({"dedup": "none"}, None)):
+        tri = _fit(model, tok, **cfg)
+        ref = triage_samples(
+            scores.perplexity(),
+            scores.mean_entropy("all"),
+            QTuningConfig(sample_ratio=0.25),
+            exclude=exclude,
+        )
+        assert np.array_equal(tri.result_.samples.kept, ref.kept)
+        assert np.array_equal(tri.quadrant_, ref.quadrant)
+        assert len(tri.kept_indices_) == round(len(PROMPTS) * 0.25)
+        np.testing.assert_allclose(tri.perplexity_, scores.perplexity(), rtol=1e-5)
+    table = _fit(model, tok).result_.to_table()
+    dropped_dups = [i for i, s in enumerate(table["selection"]) if s == "duplicate"]
+    assert dropped_dups == np.flatnonzero(dup.is_duplicate).tolist()
+    assert all(not table["kept"][i] and table["quadrant"][i] == "Q3" for i in dropped_dups)
+    assert [table["duplicate_of"][i] for i in dropped_dups] == dup.duplicate_of[
+        dup.is_duplicate
+    ].tolist()
 
 
 def test_entropy_span_all_uses_every_position(tiny_lm):
@@ -53,6 +69,8 @@ def test_entropy_span_all_uses_every_position(tiny_lm):
     tri = _fit(model, tok, entropy_span="all")
     np.testing.assert_allclose(tri.entropy_, tri.scores_.entropy_all)
     assert not np.allclose(tri.entropy_, tri.scores_.mean_entropy("response"))
+    tri = _fit(model, tok, entropy_span="response")
+    np.testing.assert_allclose(tri.entropy_, tri.scores_.mean_entropy("response"))
 
 
 def test_labels_mask_prompt_and_pruned_tokens(tiny_lm):
