@@ -1,15 +1,31 @@
 """``dataprune prune-model``: prune a causal LM (Wanda / magnitude / llm-compressor) from a
-calibration set chosen by data pruning, and save the pruned model."""
+calibration set chosen by data pruning, optionally refine the masks (DSnoT), and save the pruned
+model."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from dataprune.cli._common import Subparsers, add_input_args, key_value_option
+from dataprune.cli._common import (
+    Subparsers,
+    add_input_args,
+    key_value_option,
+    non_negative_float,
+    positive_int,
+)
+from dataprune.cli.config_options import add_config_options, config_from_args
+from dataprune.model_pruning.base import MASK_REFINERS
+from dataprune.model_pruning.dsnot import OBJECTIVES, DSnoTConfig
 
 ORDER = 60
 
 _METHODS = ("wanda", "magnitude", "llmcompressor-wanda", "llmcompressor-sparsegpt")
+_REFINABLE = ("wanda", "magnitude")
+# --dsnot-max-cycles ... : DSnoTConfig's fields, defaults and help (one source)
+_DSNOT_FLAGS = {
+    f.name: "--dsnot-" + f.name.replace("_", "-") for f in dataclasses.fields(DSnoTConfig)
+}
 
 
 def register(sub: Subparsers) -> None:
@@ -74,9 +90,30 @@ def register(sub: Subparsers) -> None:
     w.add_argument(
         "--no-sequential",
         action="store_true",
-        help="wanda: calibrate all layers in one dense pass instead of block by block",
+        help="wanda (and --refine): calibrate all layers in one dense pass instead of block by "
+        "block",
     )
     w.add_argument("--batch-size", type=int, default=8, help="calibration batch size (default 8)")
+    w.add_argument(
+        "--refine",
+        default=None,
+        choices=MASK_REFINERS.names(),
+        help="refine every layer's mask after pruning, from the same calibration data (dsnot: "
+        "DSnoT prune-and-grow swaps that lower the layer's expected output error, same sparsity "
+        "and N:M pattern); wanda or magnitude (which then needs --calibration)",
+    )
+    d = p.add_argument_group("DSnoT refinement (with --refine dsnot)")
+    add_config_options(
+        d,
+        DSnoTConfig,
+        flags=_DSNOT_FLAGS,
+        choices={"objective": OBJECTIVES},
+        types={
+            "max_cycles": positive_int,
+            "update_threshold": non_negative_float,
+            "variance_power": non_negative_float,
+        },
+    )
     w.add_argument(
         "--dtype",
         choices=("bfloat16", "float32", "float16"),
@@ -108,12 +145,37 @@ def _validate_args(args: argparse.Namespace) -> None:
         v = getattr(args, name)
         if v < 1:
             raise DataValidationError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    if args.method != "magnitude" and not args.calibration:
-        raise DataValidationError(f"--method {args.method} needs --calibration INPUT (a text pool)")
+    if args.refine and args.method not in _REFINABLE:
+        raise DataValidationError(
+            f"--refine works with --method {' or '.join(_REFINABLE)}, not {args.method}"
+        )
+    dsnot = config_from_args(DSnoTConfig, args)  # validates the --dsnot-* values
+    if args.refine != "dsnot" and dsnot != DSnoTConfig():
+        raise DataValidationError("the --dsnot-* options need --refine dsnot")
+    if _needs_calibration(args) and not args.calibration:
+        what = f"--method {args.method}" + (f" --refine {args.refine}" if args.refine else "")
+        raise DataValidationError(f"{what} needs --calibration INPUT (a text pool)")
     if args.calibration:  # --selector and its -O options: names and values, before any loading
         from dataprune.calibration.build import resolve_selector
 
         resolve_selector(args.selector, args.n_samples, args.random_state, dict(args.option))
+
+
+def _needs_calibration(args: argparse.Namespace) -> bool:
+    return args.method != "magnitude" or args.refine is not None
+
+
+def _pruner_params(args: argparse.Namespace, tokenizer) -> dict:
+    params: dict = {"sparsity": args.sparsity, "pattern": args.pattern}
+    if args.method == "wanda" or (args.method == "magnitude" and args.refine):
+        params.update(sequential=not args.no_sequential, batch_size=args.batch_size)
+    elif args.method.startswith("llmcompressor"):
+        params.update(batch_size=args.batch_size, tokenizer=tokenizer)
+    if args.refine:
+        params.update(refine=args.refine)
+        if args.refine == "dsnot":
+            params.update(refine_config=config_from_args(DSnoTConfig, args).to_dict())
+    return params
 
 
 def _texts(path: str, args: argparse.Namespace, fields: list[str]):
@@ -159,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     resolved = getattr(model, "dataprune_source", None)
     all_prunable_layers(model)  # fail before any calibration work on a model without linears
     calib = None
-    if texts is not None and args.method != "magnitude":
+    if texts is not None and _needs_calibration(args):
         from dataprune.calibration import build_calibration_set
 
         calib = build_calibration_set(
@@ -173,11 +235,7 @@ def run(args: argparse.Namespace) -> int:
             encoder=args.encoder,
             random_state=args.random_state,
         )
-    params: dict = {"sparsity": args.sparsity, "pattern": args.pattern}
-    if args.method == "wanda":
-        params.update(sequential=not args.no_sequential, batch_size=args.batch_size)
-    elif args.method.startswith("llmcompressor"):
-        params.update(batch_size=args.batch_size, tokenizer=tokenizer)
+    params = _pruner_params(args, tokenizer)
     pruner = get_model_pruner(args.method, **params)
 
     ppl_before = ppl_after = None
@@ -221,6 +279,8 @@ def run(args: argparse.Namespace) -> int:
                 "chunking": args.chunking,
                 "sequential": not args.no_sequential,
                 "dtype": args.dtype,
+                "refine": args.refine,
+                "refine_config": params.get("refine_config"),
             },
             random_state=args.random_state,
             inputs=inputs,

@@ -2,6 +2,9 @@
 
 ``ActivationNorms`` accumulates, for every hooked linear layer, the float32 sum over calibration
 tokens of each input feature's squared activation (padding tokens excluded), i.e. ``||X_j||_2^2``.
+``InputMoments`` also keeps each feature's mean and variance (merged batch by batch, never holding
+more than one batch of tokens) and the number of calibration sequences, for mask refinements such
+as DSnoT.
 
 ``capture_block_inputs`` runs the model once with every decoder block replaced by a recorder that
 returns its input unchanged, collecting the hidden states entering the first block and the keyword
@@ -21,7 +24,14 @@ from dataprune.model_pruning.structure import PrunableLayer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ActivationNorms", "BlockInputs", "capture_block_inputs", "run_block"]
+__all__ = [
+    "ActivationNorms",
+    "BlockInputs",
+    "FeatureMoments",
+    "InputMoments",
+    "capture_block_inputs",
+    "run_block",
+]
 
 
 class ActivationNorms:
@@ -55,20 +65,94 @@ class ActivationNorms:
             x = args[0] if args else None
             if x is None:
                 return
+            n_seq = int(x.shape[0]) if x.ndim == 3 else 1
             x = x.detach().reshape(-1, x.shape[-1])
             mask = self.token_mask
             if mask is not None and mask.numel() == x.shape[0]:
                 x = x[mask.reshape(-1).to(x.device)]
-            x = x.to(torch.float32)
-            s = (x * x).sum(dim=0)
-            if name in self.sq_norms:
-                self.sq_norms[name] += s
-                self.n_tokens[name] += int(x.shape[0])
-            else:
-                self.sq_norms[name] = s
-                self.n_tokens[name] = int(x.shape[0])
+                if mask.ndim == 2:
+                    n_seq = int(mask.any(dim=1).sum())
+            self._accumulate(name, x.to(torch.float32), n_seq)
 
         return hook
+
+    def _accumulate(self, name: str, x: Any, n_sequences: int) -> None:
+        """Add one batch: ``x`` (real tokens, in_features) float32 from ``n_sequences`` rows."""
+        s = (x * x).sum(dim=0)
+        if name in self.sq_norms:
+            self.sq_norms[name] += s
+            self.n_tokens[name] += int(x.shape[0])
+        else:
+            self.sq_norms[name] = s
+            self.n_tokens[name] = int(x.shape[0])
+
+
+@dataclass
+class FeatureMoments:
+    """Per-feature statistics of a layer's calibration inputs.
+
+    Attributes
+    ----------
+    mean, var : torch.Tensor of shape (in_features,)
+        Mean and population variance over the calibration tokens (float32).
+    n_tokens : int
+        Real (non-padding) tokens seen.
+    n_sequences : int
+        Calibration sequences those tokens came from.
+    """
+
+    mean: Any
+    var: Any
+    n_tokens: int
+    n_sequences: int
+
+    @property
+    def tokens_per_sequence(self) -> float:
+        return self.n_tokens / max(self.n_sequences, 1)
+
+
+class InputMoments(ActivationNorms):
+    """:class:`ActivationNorms` that also merges, batch by batch, each input feature's mean and
+    variance (Chan et al.'s pairwise update, float32) and counts the calibration sequences.
+
+    :meth:`pop` hands a layer's :class:`FeatureMoments` over and forgets them.
+    """
+
+    def __init__(self, layers: Sequence[PrunableLayer]) -> None:
+        super().__init__(layers)
+        self._mean: dict[str, Any] = {}
+        self._m2: dict[str, Any] = {}
+        self._n_sequences: dict[str, int] = {}
+
+    def _accumulate(self, name: str, x: Any, n_sequences: int) -> None:
+        n_before = self.n_tokens.get(name, 0)
+        super()._accumulate(name, x, n_sequences)
+        n_b = int(x.shape[0])
+        if n_b == 0:
+            return
+        mean_b = x.mean(dim=0)
+        m2_b = ((x - mean_b) ** 2).sum(dim=0)
+        if name not in self._mean:
+            self._mean[name], self._m2[name] = mean_b, m2_b
+            self._n_sequences[name] = n_sequences
+            return
+        n = n_before + n_b
+        delta = mean_b - self._mean[name]
+        self._mean[name] = self._mean[name] + delta * (n_b / n)
+        self._m2[name] = self._m2[name] + m2_b + delta * delta * (n_before * n_b / n)
+        self._n_sequences[name] += n_sequences
+
+    def pop(self, name: str) -> FeatureMoments | None:
+        """The statistics of layer ``name`` (``None`` if no token reached it), then forget them."""
+        if name not in self._mean:
+            return None
+        n = self.n_tokens[name]
+        return FeatureMoments(
+            mean=self._mean.pop(name),
+            var=self._m2.pop(name) / n,
+            n_tokens=n,
+            n_sequences=self._n_sequences.pop(name),
+        )
 
 
 class _StopForwardError(Exception):

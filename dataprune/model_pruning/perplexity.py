@@ -6,12 +6,13 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from dataprune.errors import DataValidationError
 from dataprune.progress import progress
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def tokenize_eval_texts(
         ids.extend(tokenizer(t, add_special_tokens=False)["input_ids"])
         if max_tokens is not None and len(ids) >= max_tokens:
             break
+    import numpy as np
+
     arr = np.asarray(ids if max_tokens is None else ids[:max_tokens], dtype=np.int64)
     if len(arr) < 2:
         raise DataValidationError("the evaluation texts hold fewer than 2 tokens")
@@ -97,6 +100,8 @@ def perplexity_of_ids(
 
     if seq_len < 2:
         raise DataValidationError(f"seq_len must be >= 2, got {seq_len}")
+    import numpy as np
+
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     windows = [ids[i : i + seq_len] for i in range(0, len(ids), seq_len)]
     windows = [w for w in windows if len(w) >= 2]

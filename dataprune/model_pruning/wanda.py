@@ -13,33 +13,24 @@ activations then come from the dense model).
 
 Activation norms and scores are computed in float32 whatever the model dtype; forward passes run
 in the model's dtype (bf16 is fine on CPUs with AMX / avx512_bf16).
+
+``refine="dsnot"`` refines every layer's mask with DSnoT (:mod:`dataprune.model_pruning.dsnot`)
+from the same calibration pass before it is applied (same sparsity and N:M pattern).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dataprune.calibration.calibration_set import as_calibration_set
 from dataprune.errors import DataValidationError
-from dataprune.model_pruning.activations import (
-    ActivationNorms,
-    capture_block_inputs,
-    run_block,
-)
-from dataprune.model_pruning.base import (
-    MODEL_PRUNERS,
-)
+from dataprune.model_pruning.activations import ActivationNorms
+from dataprune.model_pruning.base import MODEL_PRUNERS
 from dataprune.model_pruning.masks import check_comparison, wanda_scores
 from dataprune.model_pruning.patterns import SparsitySpec, resolve_sparsity
-from dataprune.model_pruning.pruner import BaseModelPruner, PruneRun, mask_layers
-from dataprune.model_pruning.structure import (
-    DEFAULT_IGNORE,
-    PrunableLayer,
-    all_prunable_layers,
-)
-from dataprune.progress import progress
+from dataprune.model_pruning.pruner import BaseModelPruner, PruneRun
+from dataprune.model_pruning.structure import DEFAULT_IGNORE, PrunableLayer
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +59,12 @@ class WandaPruner(BaseModelPruner):
         Regexes of layer names to leave dense (MoE routers by default).
     show_progress_bar : bool, optional
         ``None`` follows the log level.
+    refine : str, optional
+        Mask refinement run on every layer after pruning, from the same calibration data
+        (``"dsnot"``; names from ``MASK_REFINERS``). ``None`` (default): plain Wanda.
+    refine_config : mapping or config object, optional
+        The refinement's parameters (for DSnoT a :class:`~dataprune.model_pruning.DSnoTConfig`
+        or a mapping of its fields); its defaults when omitted.
 
     Attributes
     ----------
@@ -89,6 +86,8 @@ class WandaPruner(BaseModelPruner):
         block_path: str | None = None,
         ignore: Sequence[str] = DEFAULT_IGNORE,
         show_progress_bar: bool | None = None,
+        refine: str | None = None,
+        refine_config: Mapping[str, Any] | Any | None = None,
     ) -> None:
         self.sparsity = sparsity
         self.pattern = pattern
@@ -98,6 +97,8 @@ class WandaPruner(BaseModelPruner):
         self.block_path = block_path
         self.ignore = ignore
         self.show_progress_bar = show_progress_bar
+        self.refine = refine
+        self.refine_config = refine_config
 
     def _validate(self) -> SparsitySpec:
         spec = resolve_sparsity(self.sparsity, self.pattern)
@@ -106,76 +107,18 @@ class WandaPruner(BaseModelPruner):
             raise DataValidationError(f"batch_size must be an integer, got {self.batch_size!r}")
         if self.batch_size < 1:
             raise DataValidationError(f"batch_size must be >= 1, got {self.batch_size}")
+        self._refiner()  # an unknown name or a bad config fails before any work
         return spec
 
     def _prune(self, model: Any, calibration: Any, spec: SparsitySpec) -> PruneRun:
         """Prune ``model`` in place from ``calibration`` (see :meth:`BaseModelPruner.prune`)."""
-        import torch
+        return self._calibrated_prune(model, calibration, spec, _wanda_scores)
 
-        calib = as_calibration_set(calibration)
-        path, blocks, layers = all_prunable_layers(
-            model, block_path=self.block_path, ignore=self.ignore
-        )
-        run = PruneRun(layers=[], block_path=path, calibration=calib)
-        was_training = model.training
-        model.eval()
-        batches = list(calib.batches(self.batch_size))
-        try:
-            with torch.no_grad():
-                if self.sequential:
-                    self._prune_sequential(model, blocks, layers, batches, spec, run)
-                else:
-                    self._prune_one_pass(model, layers, batches, spec, run)
-        finally:
-            model.train(was_training)
-        return run
 
-    def _prune_layers(
-        self,
-        layers: list[PrunableLayer],
-        norms: ActivationNorms,
-        spec: SparsitySpec,
-        run: PruneRun,
-    ) -> None:
-        def scores(layer: PrunableLayer) -> Any:
-            if layer.name not in norms.sq_norms:
-                return None  # no calibration token reached it: left dense
-            return wanda_scores(layer.weight_matrix(), norms.sq_norms.pop(layer.name))
-
-        mask_layers(layers, scores, spec, self.comparison, run)
-
-    def _prune_one_pass(self, model, layers, batches, spec, run) -> None:
-        flat = [lay for block_layers in layers for lay in block_layers]
-        device = next(model.parameters()).device
-        with ActivationNorms(flat) as norms:
-            for batch in progress(
-                batches, show_progress_bar=self.show_progress_bar, desc="wanda: calibrating"
-            ):
-                norms.token_mask = batch["attention_mask"].bool()
-                model(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                    use_cache=False,
-                )
-        self._prune_layers(flat, norms, spec, run)
-
-    def _prune_sequential(self, model, blocks, layers, batches, spec, run) -> None:
-        inputs = capture_block_inputs(model, blocks, batches)
-        for i in progress(
-            range(len(blocks)),
-            show_progress_bar=self.show_progress_bar,
-            desc="wanda: pruning blocks",
-        ):
-            block = blocks[i]
-            if layers[i]:
-                with ActivationNorms(layers[i]) as norms:
-                    for b in range(len(batches)):
-                        norms.token_mask = inputs.token_masks[b]
-                        run_block(block, inputs, i, b)
-                self._prune_layers(layers[i], norms, spec, run)
-            if i < len(blocks) - 1:
-                for b in range(len(batches)):
-                    inputs.hidden[b] = run_block(block, inputs, i, b)
+def _wanda_scores(layer: PrunableLayer, norms: ActivationNorms) -> Any:
+    if layer.name not in norms.sq_norms:
+        return None  # no calibration token reached it: left dense
+    return wanda_scores(layer.weight_matrix(), norms.sq_norms.pop(layer.name))
 
 
 MODEL_PRUNERS.register("wanda", WandaPruner)

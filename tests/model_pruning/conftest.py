@@ -23,3 +23,11 @@ def model(tok):
 def calib(tok):
     ids = np.random.default_rng(0).integers(4, len(tok), size=(6, 24))
     return CalibrationSet(ids, np.ones_like(ids), {"selector": "test"}, tokenizer=tok)
+
+
+@pytest.fixture()
+def tiny_dir(tmp_path, model, tok):
+    d = tmp_path / "tiny"
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d

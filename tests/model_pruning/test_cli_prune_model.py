@@ -12,14 +12,6 @@ from tiny_models import CORPUS
 
 
 @pytest.fixture()
-def tiny_dir(tmp_path, model, tok):
-    d = tmp_path / "tiny"
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
-@pytest.fixture()
 def pool_file(tmp_path):
     recs = [
         {"body": f"{a} and {b}", "n": i}
