@@ -11,7 +11,10 @@ Candidates are token sequences cut from the input texts (``chunking``):
 
 A selector then keeps ``n_samples`` candidates. Selectors fitted on embeddings (k-center,
 prototypes, facility location, SemDeDup, ...) see :func:`dataprune.embeddings.embed_texts` of each
-candidate's decoded text; ``"random"`` (the baseline) needs no embeddings.
+candidate's decoded text, or with ``space="activations"`` the target model's own mean-pooled
+hidden states (:mod:`dataprune.calibration.activations`); ``"random"`` (the baseline) needs no
+embeddings. With sources (``sources=`` / ``source_field=``) each source is packed separately, and
+``mix="balanced"`` spreads the budget evenly over them (:mod:`dataprune.calibration.mixing`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from dataprune.calibration.activations import check_space
 from dataprune.calibration.calibration_set import CalibrationSet
+from dataprune.calibration.mixing import (
+    balanced_quotas,
+    check_mix,
+    pack_blocks,
+    select_by_source,
+    source_provenance,
+    text_sources,
+)
 from dataprune.errors import DataValidationError, UnknownOptionError
 from dataprune.progress import progress
 
@@ -209,6 +221,12 @@ def build_calibration_set(
     random_state: int | None = None,
     embedding_cache_dir: str | os.PathLike[str] | None = None,
     show_progress_bar: bool | None = None,
+    space: str = "embeddings",
+    model: Any = None,
+    layers: str | int | Sequence[int] | None = None,
+    sources: Sequence[Any] | None = None,
+    source_field: str | None = None,
+    mix: str = "none",
 ) -> CalibrationSet:
     """Tokenise a text pool and choose ``n_samples`` calibration samples of ``seq_len`` tokens.
 
@@ -245,12 +263,32 @@ def build_calibration_set(
         Embedding cache root (see :func:`dataprune.embeddings.embed_texts`).
     show_progress_bar : bool, optional
         ``None`` follows the log level.
+    space : {"embeddings", "activations"}, default="embeddings"
+        What embedding selectors see: ``encoder`` embeddings of the decoded candidates, or
+        ``model``'s mean-pooled hidden states at ``layers``
+        (:func:`~dataprune.calibration.activations.activation_embeddings`, unit rows).
+    model : transformers causal LM, optional
+        The model to be pruned; required with ``space="activations"`` (only then allowed).
+    layers : "auto", int or sequence of int, optional
+        Decoder blocks for ``space="activations"``; ``None``/``"auto"``: 1/3, 2/3 and the last
+        block (:func:`~dataprune.calibration.activations.default_layers`).
+    sources : sequence, optional
+        One source per text (e.g. a dataset name). With sources, ``"pack"`` packs each source's
+        texts separately (no block mixes sources) and the provenance counts samples per source.
+    source_field : str, optional
+        Field/column of the records holding their source (instead of ``sources``).
+    mix : {"none", "balanced"}, default="none"
+        ``"balanced"`` (needs sources): ``n_samples`` spread as evenly as possible over the
+        sources (:func:`~dataprune.calibration.mixing.balanced_quotas`; a source with too few
+        candidates gives its remainder to the others), the selector run inside each source.
 
     Returns
     -------
     CalibrationSet
-        Samples in selection order, with provenance (selector, parameters, source hash, chosen
-        candidates and the input texts each sample came from).
+        Samples in selection order (with ``mix="balanced"``, source by source), with provenance
+        (selector, parameters, ``space`` and ``activation_layers``, source hash, chosen candidates,
+        the input texts each sample came from, and with sources ``source_counts`` and
+        ``sample_sources``).
 
     Raises
     ------
@@ -266,6 +304,8 @@ def build_calibration_set(
             raise DataValidationError(f"{name} must be a positive integer, got {v!r}")
     if chunking not in CHUNKING:
         raise UnknownOptionError(f"unknown chunking {chunking!r}; valid: {', '.join(CHUNKING)}")
+    check_mix(mix)
+    act_layers = check_space(space, model, layers, encoder=encoder, embeddings=embeddings)
     if tokenizer is None or not callable(tokenizer):
         raise DataValidationError("a tokenizer (callable, transformers-style) is required")
     texts, source = extract_texts(data, text_field)
@@ -273,6 +313,11 @@ def build_calibration_set(
         raise DataValidationError("the calibration pool is empty", source=source)
     if labels is not None and len(labels) != len(texts):
         raise DataValidationError(f"{len(labels)} labels for {len(texts)} texts", source=source)
+    srcs = text_sources(
+        data, len(texts), sources=sources, source_field=source_field, plain_texts=source == "texts"
+    )
+    if mix == "balanced" and srcs is None:
+        raise DataValidationError("mix='balanced' needs sources= or source_field=")
     inst, sel_name, fit_input = resolve_selector(selector, n_samples, random_state, selector_params)
     pad_id = getattr(tokenizer, "pad_token_id", None)
     pad_id = int(pad_id) if isinstance(pad_id, int) else (_separator_id(tokenizer) or 0)
@@ -285,27 +330,18 @@ def build_calibration_set(
                 "blocks, so let build_calibration_set embed them (or use chunking='truncate')"
             )
         toks = _tokenize(tokenizer, texts, special=False)
-        sep = _separator_id(tokenizer)
-        pieces, owners = [], []
-        for i, t in enumerate(toks):
-            if not t:
-                continue
-            seq = [*t, sep] if sep is not None else t
-            pieces.append(np.asarray(seq, dtype=np.int64))
-            owners.append(np.full(len(seq), i, dtype=np.int64))
-        if not pieces:
+        groups = None if srcs is None else srcs[1]
+        cand_ids, cand_owner, n_tok = pack_blocks(toks, seq_len, _separator_id(tokenizer), groups)
+        if n_tok == 0:
             raise DataValidationError("the texts produced no tokens", source=source)
-        stream, owner = np.concatenate(pieces), np.concatenate(owners)
-        n_blocks = len(stream) // seq_len
-        if n_blocks < n_samples:
+        if len(cand_ids) < n_samples:
+            per = ", each source packed separately" if srcs is not None else ""
             raise DataValidationError(
-                f"the pool gives {n_blocks} blocks of seq_len={seq_len} tokens ({len(stream)} "
-                f"tokens in all), fewer than n_samples={n_samples}: lower n_samples or seq_len, "
-                "or add texts",
+                f"the pool gives {len(cand_ids)} blocks of seq_len={seq_len} tokens ({n_tok} "
+                f"tokens in all{per}), fewer than n_samples={n_samples}: lower n_samples or "
+                "seq_len, or add texts",
                 source=source,
             )
-        cand_ids = stream[: n_blocks * seq_len].reshape(n_blocks, seq_len)
-        cand_owner = owner[: n_blocks * seq_len].reshape(n_blocks, seq_len)
         cand_mask = np.ones_like(cand_ids)
         spans = np.stack([cand_owner[:, 0], cand_owner[:, -1]], axis=1)
         main_text = np.array([np.bincount(row - row[0]).argmax() + row[0] for row in cand_owner])
@@ -349,7 +385,13 @@ def build_calibration_set(
             raise DataValidationError(f"selector {sel_name!r} needs labels= (one per text)")
         y = np.asarray([labels[i] for i in main_text], dtype=object)
     encoder_id = None
-    if fit_input in ("embeddings", "embeddings+labels"):
+    if fit_input in ("embeddings", "embeddings+labels") and act_layers is not None:
+        from dataprune.calibration.activations import activation_embeddings
+
+        X = activation_embeddings(
+            model, cand_ids, cand_mask, layers=act_layers, show_progress_bar=show_progress_bar
+        )
+    elif fit_input in ("embeddings", "embeddings+labels"):
         if embeddings is not None:
             E = np.asarray(embeddings)
             if E.ndim != 2 or E.shape[0] != len(texts):
@@ -376,8 +418,19 @@ def build_calibration_set(
         X = cand_mask.sum(axis=1).astype(np.float64)
     else:
         X = np.zeros((n_cand, 1), dtype=np.float32)
-    inst.fit(X, y)
-    chosen = np.asarray(inst.selected_indices_, dtype=np.int64)
+    cand_src = None if srcs is None else srcs[1][main_text]
+    if mix == "balanced":
+        available = np.bincount(cand_src, minlength=len(srcs[0]))
+        chosen = select_by_source(
+            X,
+            y,
+            cand_src,
+            balanced_quotas(available, n_samples, random_state),
+            lambda k: resolve_selector(selector, k, random_state, selector_params)[0],
+        )
+    else:
+        inst.fit(X, y)
+        chosen = np.asarray(inst.selected_indices_, dtype=np.int64)
 
     texts_out = (
         [candidate_texts()[i] for i in chosen]
@@ -403,6 +456,11 @@ def build_calibration_set(
         "tokenizer": str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__),
         "candidate_indices": chosen.tolist(),
         "sample_text_spans": spans[chosen].tolist(),
+        "space": space,
+        "activation_layers": act_layers,
+        "activation_model": None if act_layers is None else model_identity(model),
+        "mix": mix,
+        **({} if srcs is None else source_provenance(srcs[0], cand_src, chosen)),
     }
     logger.info(
         "calibration set: %d of %d candidates (%s, %s chunking, seq_len %d)",

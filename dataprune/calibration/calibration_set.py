@@ -98,6 +98,16 @@ class CalibrationSet:
     def has_padding(self) -> bool:
         return bool((self.attention_mask == 0).any())
 
+    @property
+    def sample_sources(self) -> list[str] | None:
+        """The source of every sample, or ``None`` when the provenance names none.
+
+        From ``sample_sources`` (``build_calibration_set`` with ``sources=`` / ``source_field=``);
+        for sets joined with :meth:`concatenate`, each part's sources, else the part's name;
+        subsets follow their ``subset_indices``.
+        """
+        return _sample_sources(self.provenance, self.n_samples)
+
     def __len__(self) -> int:
         return self.n_samples
 
@@ -242,6 +252,22 @@ class CalibrationSet:
             self.pad_token_id,
             self.tokenizer,
         )
+
+
+def _sample_sources(prov: Mapping[str, Any], n: int) -> list[str] | None:
+    if "subset_indices" in prov and isinstance(prov.get("subset_of"), int):
+        inner = {k: v for k, v in prov.items() if k not in ("subset_indices", "subset_of")}
+        base = _sample_sources(inner, prov["subset_of"])
+        return None if base is None else [base[i] for i in prov["subset_indices"]]
+    if prov.get("concatenated") and isinstance(prov.get("parts"), list):
+        out: list[str] = []
+        for part in prov["parts"]:
+            lo, hi = part["samples"]
+            own = _sample_sources(part, hi - lo)
+            out.extend(own if own is not None else [str(part.get("name", len(out)))] * (hi - lo))
+        return out if len(out) == n else None
+    s = prov.get("sample_sources")
+    return [str(v) for v in s] if isinstance(s, list) and len(s) == n else None
 
 
 def _json_default(o: Any) -> Any:

@@ -85,6 +85,25 @@ def register(sub: Subparsers) -> None:
     g.add_argument(
         "--encoder", default=None, help="encoder for embedding selectors (default MiniLM)"
     )
+    g.add_argument(
+        "--space",
+        choices=("embeddings", "activations"),
+        default="embeddings",
+        help="where the selector compares candidates: sentence embeddings (default) or the "
+        "pruned model's own mean-pooled hidden states",
+    )
+    g.add_argument(
+        "--source-field",
+        default=None,
+        metavar="FIELD",
+        help="record field naming each text's source (dataset, file); used by --mix",
+    )
+    g.add_argument(
+        "--mix",
+        choices=("none", "balanced"),
+        default="none",
+        help="balanced: spread --n-samples evenly over the sources, then select in each",
+    )
     g.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     w = p.add_argument_group("pruner")
     w.add_argument(
@@ -155,6 +174,10 @@ def _validate_args(args: argparse.Namespace) -> None:
     if _needs_calibration(args) and not args.calibration:
         what = f"--method {args.method}" + (f" --refine {args.refine}" if args.refine else "")
         raise DataValidationError(f"{what} needs --calibration INPUT (a text pool)")
+    if args.mix == "balanced" and not args.source_field:
+        raise DataValidationError("--mix balanced needs --source-field FIELD (each text's source)")
+    if args.space == "activations" and args.encoder:
+        raise DataValidationError("--encoder is for --space embeddings, not activations")
     if args.calibration:  # --selector and its -O options: names and values, before any loading
         from dataprune.calibration.build import resolve_selector
 
@@ -186,6 +209,21 @@ def _texts(path: str, args: argparse.Namespace, fields: list[str]):
     fields = resolve_text_fields(rs, fields, how=CLI_TEXT_OPTIONS)
     rs = validate_fields(rs, text_fields=fields, on_bad_record=args.on_bad_record)
     return rs, record_texts(rs.records, fields)
+
+
+def _sources(rs, field: str) -> list[str]:
+    """Each record's ``field`` as its source (one line naming the record when it is missing)."""
+    from dataprune.errors import DataValidationError
+
+    out = []
+    for i, r in enumerate(rs.records):
+        v = r.get(field) if isinstance(r, dict) else None
+        if v is None or isinstance(v, (dict, list)):
+            raise DataValidationError(
+                "expected a source name (string or number)", record=i, field=field
+            )
+        out.append(str(v))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,6 +262,9 @@ def run(args: argparse.Namespace) -> int:
     if texts is not None and _needs_calibration(args):
         from dataprune.calibration import build_calibration_set
 
+        sources = None
+        if args.source_field:
+            sources = _sources(calib_rs, args.source_field)
         calib = build_calibration_set(
             texts,
             tokenizer,
@@ -234,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
             chunking=args.chunking,
             encoder=args.encoder,
             random_state=args.random_state,
+            space=args.space,
+            model=model if args.space == "activations" else None,
+            sources=sources,
+            mix=args.mix,
         )
     params = _pruner_params(args, tokenizer)
     pruner = get_model_pruner(args.method, **params)

@@ -170,3 +170,36 @@ def test_text_field_defaults_to_text(tiny_dir, tmp_path, capsys, isolated_cache)
     assert rc == 2 and len(err.splitlines()) == 1
     assert "no 'text' field (record 0 has 'body')" in err and "--text-field" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_prune_model_activation_space_and_balanced_mix(tiny_dir, tmp_path, capsys):
+    from dataprune.calibration import MIXES, SPACES, CalibrationSet
+
+    recs = [
+        {"body": f"{a} and {b}", "src": "left" if i % 3 else "right"}
+        for i, (a, b) in enumerate((a, b) for a in CORPUS for b in CORPUS)
+    ]
+    pool = write_records(recs, tmp_path / "pool.jsonl")
+    out = tmp_path / "pruned"
+    args = ["prune-model", "--model", str(tiny_dir), "--sparsity", "0.5", "--dtype", "float32"]
+    args += ["--calibration", str(pool), "--text-field", "body", "--selector", "kcenter"]
+    args += ["--n-samples", "6", "--seq-len", "12", "--output", str(out)]
+    rc = main([*args, "--space", "activations", "--mix", "balanced", "--source-field", "src"])
+    assert rc == 0, capsys.readouterr().err
+    calib = CalibrationSet.load(out / "calibration.npz")
+    prov = calib.provenance
+    assert prov["space"] == "activations" and prov["mix"] == "balanced"
+    assert sorted(calib.sample_sources) == ["left"] * 3 + ["right"] * 3
+    # the choices are the library's (the CLI module stays light, so it spells them out)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--overwrite", "--space", "nowhere"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert all(repr(s) in err for s in SPACES)
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--overwrite", "--mix", "everything"])
+    err = capsys.readouterr().err
+    assert all(repr(m) in err for m in MIXES)
+    assert main([*args, "--overwrite", "--mix", "balanced"]) == 2
+    assert "--mix balanced needs --source-field" in capsys.readouterr().err
