@@ -4,8 +4,10 @@ Objects: :class:`AgentSpec`, :class:`Topology` (DAG per round, node mask, edge p
 rounds, decision/aggregator; presets and framework exports). Pruners: :class:`AGPPruner`
 (query-conditioned GCN, Stage II training on AGP records) and the baselines of
 :mod:`dataprune.agents.baselines`. Stage I mining: :func:`mine_subgraphs`. Execution:
-:class:`Executor` with OpenAI-compatible, local Hugging Face and simulated backends. Offline
-evaluation: :mod:`dataprune.agents.simulator`.
+:class:`Executor` with OpenAI-compatible, local Hugging Face and simulated backends. Dynamic
+workflows (PriorDynaFlow): :class:`FlowPolicy` chooses the next agent at run time from a learned
+Q-table and the acting agent's proposal, run by :class:`FlowExecutor` (:mod:`dataprune.agents.flow`).
+Offline evaluation: :mod:`dataprune.agents.simulator`.
 
 Every name is imported on first use (torch only when an AGP model is trained or loaded).
 """
@@ -25,6 +27,10 @@ __all__ = [
     "ExecutionResult",
     "Executor",
     "ExecutorEvaluator",
+    "FlowConfig",
+    "FlowExecutor",
+    "FlowPolicy",
+    "FlowTrace",
     "FullGraphPruner",
     "HFLocalBackend",
     "LLMConfig",
@@ -53,6 +59,10 @@ _WHERE = {
     "ExecutionResult": "dataprune.agents.executor",
     "Executor": "dataprune.agents.executor",
     "ExecutorEvaluator": "dataprune.agents.mining",
+    "FlowConfig": "dataprune.agents.flow",
+    "FlowExecutor": "dataprune.agents.flow",
+    "FlowPolicy": "dataprune.agents.flow",
+    "FlowTrace": "dataprune.agents.flow",
     "FullGraphPruner": "dataprune.agents.baselines",
     "HFLocalBackend": "dataprune.agents.executor",
     "LLMConfig": "dataprune.agents.spec",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,15 @@ class TokenCostModel:
     output_tokens: Mapping[str, int] = field(default_factory=dict)
     default_prompt_tokens: int = 200
     default_output_tokens: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (``TokenCostModel(**d)`` rebuilds it)."""
+        return {
+            "prompt_tokens": dict(self.prompt_tokens),
+            "output_tokens": dict(self.output_tokens),
+            "default_prompt_tokens": self.default_prompt_tokens,
+            "default_output_tokens": self.default_output_tokens,
+        }
 
     def agent_costs(self, topology: Topology) -> tuple[np.ndarray, np.ndarray]:
         """Arrays ``(prompt, output)`` of shape (n_agents,) in the topology's agent order."""

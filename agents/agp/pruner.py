@@ -425,14 +425,7 @@ class AGPPruner(TopologyPruner):
                 "random_state": self.random_state_,
                 "n_threads": self.n_threads,
             },
-            "cost_model": None
-            if cm is None
-            else {
-                "prompt_tokens": dict(cm.prompt_tokens),
-                "output_tokens": dict(cm.output_tokens),
-                "default_prompt_tokens": cm.default_prompt_tokens,
-                "default_output_tokens": cm.default_output_tokens,
-            },
+            "cost_model": None if cm is None else cm.to_dict(),
             "training": {"n_records": self.n_records_, "final_loss": self.history_[-1]},
         }
         atomic_write_json(out / _CONFIG, meta)

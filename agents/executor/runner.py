@@ -15,7 +15,7 @@ import concurrent.futures as cf
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -336,6 +336,62 @@ class Executor:
             return out
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ one step (hook)
+    def run_step(
+        self,
+        agent: AgentSpec,
+        query: str,
+        inbox: Sequence[Message] = (),
+        *,
+        round: int = 1,
+        level: int = 0,
+        messages: list[dict[str, str]] | None = None,
+        ledger: TokenLedger | None = None,
+        t0: float | None = None,
+    ) -> AgentRun:
+        """Call one agent once with this executor's backend, retries and timeout.
+
+        The hook that step-by-step (dynamic) workflows build on: the caller decides who runs
+        next, this method does the call exactly as :meth:`run` does for a topology's agents.
+
+        Parameters
+        ----------
+        agent : AgentSpec
+        query : str
+        inbox : sequence of Message
+            What the agent reads.
+        round : int, default=1
+            Round (or step) number handed to the backend and recorded in the run.
+        level : int, default=0
+            Recorded in the run.
+        messages : list of dict, optional
+            Chat messages to send (default: :func:`build_chat_messages`).
+        ledger : TokenLedger, optional
+            Gets the run's tokens.
+        t0 : float, optional
+            ``time.perf_counter()`` of the start of the whole run (for ``started_s``).
+
+        Returns
+        -------
+        AgentRun
+            Status ``"ok"`` or ``"failed"`` (a failure is logged, never raised).
+        """
+        backend = self._backend_for(agent)
+        msgs = (
+            messages
+            if messages is not None
+            else build_chat_messages(agent, query, inbox, round=round)
+        )
+        call = AgentCall(agent, query, tuple(inbox), round, msgs, self.timeout_s)
+        run = AgentRun(agent.name, round, level, "failed", inputs=[m.sender for m in inbox])
+        start = time.perf_counter() if t0 is None else t0
+        run = self._run_batch([(backend, call, run)], start)[0]
+        if ledger is not None:
+            ledger.add(agent.name, run)
+        if run.status != "ok":
+            logger.warning("agent %s failed: %s", agent.name, run.error)
+        return run
 
     # ------------------------------------------------------------------ a whole run
     def run(self, topology: Topology, query: str) -> ExecutionResult:

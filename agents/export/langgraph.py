@@ -1,4 +1,5 @@
-"""Export a topology to a LangGraph ``StateGraph`` (object or standalone Python source)."""
+"""Export a topology to a LangGraph ``StateGraph`` (object or standalone Python source), and a
+dynamic workflow policy to a ``StateGraph`` whose router calls the policy."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from dataprune.agents.topology import Topology
 from dataprune.errors import DataValidationError
 from dataprune.optional import require
 
-__all__ = ["DECIDE_NODE", "TopologyState", "langgraph_source", "to_langgraph"]
+__all__ = [
+    "DECIDE_NODE",
+    "FLOW_STOP_NODE",
+    "FlowState",
+    "TopologyState",
+    "langgraph_source",
+    "policy_to_langgraph",
+    "to_langgraph",
+]
 
 #: Name of the LangGraph node that produces the final answer.
 DECIDE_NODE = "decide"
@@ -286,3 +295,111 @@ def langgraph_source(topology: Topology, *, command: str = "dataprune agents exp
         ),
         aggregator="last" if topology.aggregator == "last" else "majority",
     )
+
+
+# ---------------------------------------------------------------------- dynamic workflow policy
+#: Name of the LangGraph node that ends a dynamic workflow (agents may not be named STOP).
+FLOW_STOP_NODE = "STOP"
+
+
+class FlowState(TypedDict, total=False):
+    """State of an exported flow policy: the query, every step (agent, output), the answer."""
+
+    query: str
+    steps: Annotated[list[dict[str, Any]], operator.add]
+    answer: str | None
+
+
+def policy_to_langgraph(
+    policy: Any, agent_fns: Any, *, compile: bool = False, max_steps: int | None = None
+) -> Any:
+    """Build a LangGraph ``StateGraph`` that runs a :class:`~dataprune.agents.flow.FlowPolicy`.
+
+    Every agent of the policy is a node; ``START`` and every agent node leave through one
+    conditional edge whose router parses the last output's ``NEXT: ...; PROGRESS: ...`` suffix
+    and calls :meth:`FlowPolicy.decide <dataprune.agents.flow.FlowPolicy.decide>` (greedy), so
+    the graph takes the path the policy would. The router goes to the node ``"STOP"`` (which sets
+    ``answer`` to the last extracted answer) when the policy stops or after ``max_steps`` agent
+    calls. Agents read earlier outputs (suffix removed) by the policy's context rule. Token
+    budgets are not enforced (plain agent functions report no tokens): use
+    :class:`~dataprune.agents.flow.FlowExecutor` for budgets. Invoke with ``{"query": ...}``;
+    the result has ``steps`` (``{"agent", "output"}`` in order) and ``answer``.
+
+    Parameters
+    ----------
+    policy : FlowPolicy
+        Fitted (or cold start).
+    agent_fns : ChatBackend, mapping or callable
+        As for :func:`to_langgraph`; a backend gets the flow prompt (the executor's prompt plus
+        :func:`~dataprune.agents.flow.protocol.flow_instruction`), functions should end their
+        output with the suffix themselves.
+    compile : bool, default=False
+        Return ``graph.compile()`` instead of the builder.
+    max_steps : int, optional
+        Default: the policy's ``config_.max_steps``.
+    """
+    lg = require("langgraph.graph", "langgraph", purpose="exporting to LangGraph")
+    from dataprune.agents.executor.backends import ChatBackend
+    from dataprune.agents.executor.messages import AgentCall
+    from dataprune.agents.flow.context import CONTEXTS
+    from dataprune.agents.flow.protocol import START, STOP, flow_messages, parse_suffix
+
+    policy.check_is_fitted()
+    cap = max_steps or policy.config_.max_steps
+    rule = CONTEXTS.get(policy.config_.context)
+    agents = {a.name: a for a in policy.agents_}
+
+    backend = agent_fns if isinstance(agent_fns, ChatBackend) else None
+    fn = None if backend is not None else _resolve_fn(agent_fns)
+
+    def invoke(agent: AgentSpec, query: str, inbox: list[Message], step: int) -> str:
+        if backend is None:
+            return fn(agent, query, inbox)
+        msgs = flow_messages(
+            agent, query, inbox, step=step, allowed=policy.allowed_after(agent.name)
+        )
+        return backend.complete(AgentCall(agent, query, tuple(inbox), step, msgs, 60.0)).text
+
+    def make_node(name: str) -> Callable[[FlowState], dict[str, Any]]:
+        agent = agents[name]
+
+        def node(state: FlowState) -> dict[str, Any]:
+            steps = state.get("steps") or []
+            inbox = [
+                Message(steps[i]["agent"], steps[i]["content"], i + 1)
+                for i in rule.reads(len(steps))
+            ]
+            text = invoke(agent, state["query"], inbox, len(steps) + 1)
+            content, _ = parse_suffix(text, policy.agents_, log=False)
+            return {"steps": [{"agent": name, "output": text, "content": content or ""}]}
+
+        node.__name__ = f"agent_{name}"
+        return node
+
+    def route(state: FlowState) -> str:
+        steps = state.get("steps") or []
+        if len(steps) >= cap:
+            return FLOW_STOP_NODE
+        if not steps:
+            return policy.decide(START).action
+        _, proposal = parse_suffix(steps[-1]["output"], policy.agents_)
+        action = policy.decide(steps[-1]["agent"], proposal).action
+        return FLOW_STOP_NODE if action == STOP else action
+
+    def stop(state: FlowState) -> dict[str, Any]:
+        for s in reversed(state.get("steps") or []):
+            ans = extract_answer(s["content"])
+            if ans is not None:
+                return {"answer": ans}
+        return {"answer": None}
+
+    graph = lg.StateGraph(FlowState)
+    targets = {name: name for name in agents} | {FLOW_STOP_NODE: FLOW_STOP_NODE}
+    for name in agents:
+        graph.add_node(name, make_node(name))
+    graph.add_node(FLOW_STOP_NODE, stop)
+    graph.add_conditional_edges(lg.START, route, targets)
+    for name in agents:
+        graph.add_conditional_edges(name, route, targets)
+    graph.add_edge(FLOW_STOP_NODE, lg.END)
+    return graph.compile() if compile else graph

@@ -31,26 +31,37 @@ Modules: :mod:`~dataprune.agents.simulator.queries` (query types: built-in domai
 records, template texts), :mod:`~dataprune.agents.simulator.environment` (the agent pool and
 query registry), :mod:`~dataprune.agents.simulator.pool` (random pools from a config),
 :mod:`~dataprune.agents.simulator.propagation` (the rule, exactly and sampled),
-:mod:`~dataprune.agents.simulator.oracle` (brute-force oracle and its pruner) and
-:mod:`~dataprune.agents.simulator.evaluator` (the evaluator for mining).
+:mod:`~dataprune.agents.simulator.oracle` (brute-force oracle and its pruner),
+:mod:`~dataprune.agents.simulator.evaluator` (the evaluator for mining),
+:mod:`~dataprune.agents.simulator.flow` (sequential execution of dynamic workflows: simulated
+agents with a noisy progress judgement) and :mod:`~dataprune.agents.simulator.flow_value` (exact
+and Monte Carlo values of a flow policy).
 """
 
 from __future__ import annotations
 
 from dataprune.agents.simulator.environment import SimAgent, SimulatedEnvironment
 from dataprune.agents.simulator.evaluator import SimulatorEvaluator
+from dataprune.agents.simulator.flow import SimulatedFlowBackend, SimulatorFlowEvaluator
+from dataprune.agents.simulator.flow_value import FlowValue, expected_flow, sample_flow
 from dataprune.agents.simulator.oracle import OraclePruner, OracleTable
-from dataprune.agents.simulator.pool import SimulatorConfig, make_environment
+from dataprune.agents.simulator.pool import SCENARIOS, SimulatorConfig, make_environment
 from dataprune.agents.simulator.queries import DOMAINS, SimQuery
 
 __all__ = [
     "DOMAINS",
+    "SCENARIOS",
+    "FlowValue",
     "OraclePruner",
     "OracleTable",
     "SimAgent",
     "SimQuery",
     "SimulatedEnvironment",
+    "SimulatedFlowBackend",
     "SimulatorConfig",
     "SimulatorEvaluator",
+    "SimulatorFlowEvaluator",
+    "expected_flow",
     "make_environment",
+    "sample_flow",
 ]

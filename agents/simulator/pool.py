@@ -16,10 +16,11 @@ import numpy as np
 from dataprune.agents.simulator.environment import SimAgent, SimulatedEnvironment
 from dataprune.agents.simulator.queries import DOMAINS
 from dataprune.errors import DataValidationError
+from dataprune.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SimulatorConfig", "make_environment"]
+__all__ = ["SCENARIOS", "SimulatorConfig", "make_environment"]
 
 _DISTRACTORS = [
     ("poet", "Poet", "You write expressive poems and song lyrics about feelings and nature."),
@@ -69,6 +70,13 @@ class SimulatorConfig:
     beta: float = 0.1
     prompt_tokens: tuple[int, int] = (150, 250)
     output_tokens: tuple[int, int] = (80, 200)
+
+
+#: The benchmark scenarios by name: ``"distractors"`` (the default pool: three specialists, a
+#: generalist, two distractors) and ``"no_distractors"`` (three specialists, three generalists).
+SCENARIOS: Registry[SimulatorConfig] = Registry("simulator scenario")
+SCENARIOS.register("distractors", SimulatorConfig())
+SCENARIOS.register("no_distractors", SimulatorConfig(n_generalists=3, n_distractors=0))
 
 
 def make_environment(

@@ -1,11 +1,19 @@
-"""``dataprune agents``: train an AGP pruner, predict a topology for a query, export topologies."""
+"""``dataprune agents``: train an AGP pruner, predict a topology for a query, export topologies;
+train and run PriorDynaFlow dynamic-workflow policies (``flow-train``, ``flow-run``)."""
 
 from __future__ import annotations
 
 import argparse
 
 from dataprune.agents.agp.config import AGPConfig
-from dataprune.cli._common import Subparsers, non_negative_float, positive_int
+from dataprune.agents.flow.config import FlowConfig
+from dataprune.agents.flow.context import CONTEXTS
+from dataprune.cli._common import (
+    Subparsers,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from dataprune.cli.config_options import add_config_options, config_from_args
 
 ORDER = 60
@@ -82,6 +90,86 @@ def register(sub: Subparsers) -> None:
     e.add_argument("--random-state", type=int, default=0, help="seed of the random preset")
     e.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
     e.set_defaults(run=run_export)
+
+    ft = asub.add_parser(
+        "flow-train",
+        help="train a PriorDynaFlow policy (next agent chosen at run time) on the simulator or "
+        "on real agents",
+    )
+    src = ft.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--simulator",
+        metavar="SCENARIO",
+        help="train on a simulated pool: distractors or no_distractors",
+    )
+    src.add_argument(
+        "--agents",
+        help="JSON file with the agent pool (list of {name, role, profile, llm, ...}); "
+        "needs --queries",
+    )
+    ft.add_argument(
+        "--queries", help="JSON list or JSONL of {query, answer} (training queries for --agents)"
+    )
+    ft.add_argument(
+        "--n-queries", type=positive_int, default=200, help="simulated training queries"
+    )
+    ft.add_argument(
+        "--progress-noise",
+        type=non_negative_float,
+        default=0.2,
+        help="simulator: probability that an agent misjudges its own progress (default 0.2)",
+    )
+    ft.add_argument(
+        "--proposal-noise",
+        type=non_negative_float,
+        default=0.1,
+        help="simulator: probability of a random proposal (default 0.1)",
+    )
+    ft.add_argument("--output", "-o", required=True, help="policy JSON file to write")
+    add_config_options(
+        ft,
+        FlowConfig,
+        fields=(
+            "n_epochs",
+            "cost_weight",
+            "learning_rate",
+            "epsilon",
+            "proposal_bonus",
+            "prune_threshold",
+            "prune_min_visits",
+            "max_steps",
+            "token_budget",
+            "context",
+            "start_agent",
+        ),
+        types={
+            "n_epochs": non_negative_int,
+            "cost_weight": non_negative_float,
+            "proposal_bonus": non_negative_float,
+            "prune_min_visits": non_negative_int,
+            "max_steps": positive_int,
+            "token_budget": non_negative_float,
+        },
+        choices={"context": CONTEXTS.names()},
+    )
+    ft.add_argument("--random-state", type=int, default=0)
+    ft.set_defaults(run=run_flow_train)
+
+    fr = asub.add_parser("flow-run", help="run a query as a dynamic workflow chosen by a policy")
+    fr.add_argument("--policy", required=True, help="policy JSON file from `flow-train`")
+    fr.add_argument("--query", required=True)
+    fr.add_argument(
+        "--json", action="store_true", help="print the trace (and its topology) as JSON"
+    )
+    fr.add_argument("--max-steps", type=positive_int, default=None)
+    fr.add_argument(
+        "--token-budget", type=non_negative_float, default=None, help="token budget per query"
+    )
+    fr.add_argument(
+        "--agents",
+        help="JSON agent pool whose llm configs answer for those agents (names from the policy)",
+    )
+    fr.set_defaults(run=run_flow_run)
 
 
 def _no_action(args: argparse.Namespace) -> int:
@@ -258,4 +346,171 @@ def run_export(args: argparse.Namespace) -> int:
         )
     else:
         print(text, end="")
+    return 0
+
+
+# ---------------------------------------------------------------------- dynamic workflows
+def _load_answers(path: str) -> dict[str, str]:
+    from pathlib import Path
+
+    from dataprune.errors import DataValidationError
+    from dataprune.io import load_records
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError("queries file not found", source=str(p))
+    out: dict[str, str] = {}
+    for i, rec in enumerate(load_records(str(p)).records):
+        q, a = rec.get("query"), rec.get("answer")
+        if not isinstance(q, str) or not q.strip() or a is None:
+            raise DataValidationError(
+                "expected {query: non-empty string, answer}", source=str(p), record=i
+            )
+        out[q] = str(a)
+    if not out:
+        raise DataValidationError("no training queries", source=str(p))
+    return out
+
+
+def run_flow_train(args: argparse.Namespace) -> int:
+    from dataprune.agents.flow import FlowEvaluator, FlowPolicy, exact_match_scorer
+    from dataprune.errors import DataValidationError
+    from dataprune.io import file_sha256
+    from dataprune.manifest import RunTimer, build_manifest, write_manifest
+    from dataprune.outputs import check_output
+
+    timer = RunTimer()
+    check_output(args.output, inputs=(args.agents, args.queries))
+    config = config_from_args(FlowConfig, args)
+    inputs: dict[str, str] = {}
+    if args.simulator:
+        from dataprune.agents.simulator import (
+            SCENARIOS,
+            SimulatorFlowEvaluator,
+            make_environment,
+        )
+
+        env = make_environment(SCENARIOS.get(args.simulator), random_state=args.random_state)
+        queries = [q.text for q in env.make_queries(args.n_queries)]
+        evaluator = SimulatorFlowEvaluator(
+            env,
+            progress_noise=args.progress_noise,
+            proposal_noise=args.proposal_noise,
+            scenario=args.simulator.lower(),
+        )
+        agents = None
+    else:
+        if not args.queries:
+            raise DataValidationError("--agents needs --queries (training queries with answers)")
+        agents = _load_agents(args.agents)
+        answers = _load_answers(args.queries)
+        queries = list(answers)
+        evaluator = FlowEvaluator(None, exact_match_scorer(answers), agents=agents)
+        inputs = {
+            str(args.agents): file_sha256(args.agents),
+            str(args.queries): file_sha256(args.queries),
+        }
+    policy = FlowPolicy(agents, config=config, random_state=args.random_state).fit(
+        queries, evaluator
+    )
+    policy.save(args.output)
+    last = policy.history_[-1] if policy.history_ else {}
+    manifest = build_manifest(
+        command="dataprune agents flow-train",
+        parameters={
+            **config.to_dict(),
+            "simulator": args.simulator,
+            "agents": args.agents,
+            "progress_noise": args.progress_noise,
+            "proposal_noise": args.proposal_noise,
+        },
+        random_state=args.random_state,
+        inputs=inputs,
+        counts={"n_queries": len(queries), "n_agents": len(policy.agents_)},
+        outputs={"policy": str(args.output)},
+        timer=timer,
+        extra={"last_epoch": last},
+    )
+    write_manifest(args.output, manifest)
+    summary = (
+        f", last epoch: return {last['mean_return']:.3f}, score {last['mean_score']:.3f}"
+        if last
+        else " (cold start)"
+    )
+    print(
+        f"trained a flow policy on {len(queries)} queries ({len(policy.agents_)} agents, "
+        f"{policy.n_episodes_} episodes{summary}) -> {args.output} ({timer.elapsed:.1f} s)"
+    )
+    return 0
+
+
+def _flow_backend(policy, agents_file: str | None):
+    """The backend a saved policy runs with: its simulator, and/or the given agents' LLMs."""
+    from dataprune.errors import DataValidationError
+
+    names = [a.name for a in policy.agents_]
+    default = None
+    info = policy.trained_on_
+    if info.get("kind") == "simulator":
+        from dataprune.agents.simulator import SCENARIOS, SimulatedFlowBackend, make_environment
+
+        if not info.get("scenario"):
+            raise DataValidationError(
+                "the policy was trained on a custom simulator environment; run it from Python "
+                "(FlowExecutor with SimulatedFlowBackend)"
+            )
+        env = make_environment(
+            SCENARIOS.get(info["scenario"]), random_state=int(info["env_random_state"])
+        )
+        if [a.name for a in env.agents] != names:
+            raise DataValidationError(
+                "the policy's agents do not match its simulator scenario "
+                f"({', '.join(a.name for a in env.agents)})"
+            )
+        default = SimulatedFlowBackend(
+            env,
+            progress_noise=float(info["progress_noise"]),
+            proposal_noise=float(info["proposal_noise"]),
+            random_state=int(info["random_state"]),
+        )
+    if not agents_file:
+        return default
+    from dataprune.agents.executor import make_backend
+
+    backends = {nm: default for nm in names} if default is not None else {}
+    for spec in _load_agents(agents_file):
+        if spec.name not in names:
+            raise DataValidationError(
+                f"unknown agent {spec.name!r}; the policy's agents are: {', '.join(names)}",
+                source=agents_file,
+            )
+        if spec.llm is None:
+            raise DataValidationError(f"agent {spec.name!r} has no llm config", source=agents_file)
+        backends[spec.name] = make_backend(spec.llm)
+    return backends
+
+
+def run_flow_run(args: argparse.Namespace) -> int:
+    import json
+
+    from dataprune.agents.flow import FlowExecutor, FlowPolicy
+    from dataprune.errors import DataValidationError
+
+    if not args.query or not args.query.strip():
+        raise DataValidationError("--query must be a non-empty string")
+    policy = FlowPolicy.load(args.policy)
+    runner = FlowExecutor(
+        _flow_backend(policy, args.agents),
+        max_steps=args.max_steps,
+        token_budget=args.token_budget,
+    )
+    trace = runner.run_flow(policy, args.query)
+    if args.json:
+        payload = {**trace.to_dict(), "topology": trace.to_topology().to_dict()}
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    path = " -> ".join([*trace.path, "STOP"])
+    print(f"path: {path} (stopped by {trace.stopped_by})")
+    print(f"answer: {trace.answer}")
+    print(f"tokens: {trace.total_tokens} in {len(trace.steps)} steps")
     return 0

@@ -1,0 +1,232 @@
+"""Run a dynamic workflow step by step with the executor's backends, retries and timeouts.
+
+:class:`FlowExecutor` is an :class:`~dataprune.agents.executor.Executor` (static topologies
+still run with :meth:`~dataprune.agents.executor.Executor.run`) that adds
+:meth:`FlowExecutor.run_flow`. Every agent call goes through
+:meth:`Executor.run_step <dataprune.agents.executor.Executor.run_step>` (same backends,
+retries, timeouts and token ledger). A run:
+
+1. at START the policy picks the first agent (no agent has spoken: the proposal is
+   ``FlowConfig.start_agent``, default the first agent of the pool);
+2. the agent runs with the executor's prompt plus the request to end with
+   ``NEXT: ...; PROGRESS: ...`` (listing the agents the policy allows after it), reading the
+   earlier outputs its context rule names;
+3. its suffix is parsed into a proposal and the policy picks the next agent or STOP;
+4. hard limits: after ``max_steps`` calls the run stops; an agent is only called when
+   ``tokens so far + its expected prompt and output tokens + the tokens it would read`` fits the
+   token budget, and the run stops when none fits.
+
+The answer is that of the last step that produced one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dataprune.agents.executor.messages import Message, extract_answer
+from dataprune.agents.executor.runner import Executor, TokenLedger
+from dataprune.agents.flow.context import CONTEXTS
+from dataprune.agents.flow.protocol import START, STOP, Proposal, flow_messages, parse_suffix
+from dataprune.agents.flow.trace import Decision, FlowStep, FlowTrace
+from dataprune.errors import DataValidationError
+
+if TYPE_CHECKING:
+    from dataprune.agents.flow.policy import FlowPolicy
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FlowExecutor", "affordable_agents", "check_token_budget"]
+
+
+def check_token_budget(costs: Mapping[str, float], budget: float | None) -> None:
+    """Raise when ``budget`` cannot pay for any single agent call.
+
+    Parameters
+    ----------
+    costs : mapping of agent name to float
+        Expected prompt plus output tokens of one call (reading nothing).
+    budget : float or None
+
+    Raises
+    ------
+    DataValidationError
+    """
+    if budget is None or not costs:
+        return
+    name = min(costs, key=lambda a: costs[a])
+    if budget < costs[name]:
+        raise DataValidationError(
+            f"token budget {budget:g} is too small for any agent: the cheapest call "
+            f"({name!r}) needs about {costs[name]:g} tokens"
+        )
+
+
+def affordable_agents(
+    costs: Mapping[str, float], spent: float, read_tokens: float, budget: float | None
+) -> set[str] | None:
+    """Agents whose next call is expected to fit the budget (``None``: no budget).
+
+    Parameters
+    ----------
+    costs : mapping of agent name to float
+        Expected prompt plus output tokens of one call.
+    spent : float
+        Tokens used so far.
+    read_tokens : float
+        Tokens of the outputs the next agent would read.
+    budget : float or None
+
+    Returns
+    -------
+    set of str or None
+    """
+    if budget is None:
+        return None
+    return {a for a, c in costs.items() if spent + c + read_tokens <= budget + 1e-9}
+
+
+def _strip_then(parser: Callable[[str | None], str | None]) -> Callable[[str | None], str | None]:
+    from dataprune.agents.flow.protocol import strip_suffix
+
+    def parse(text: str | None) -> str | None:
+        return parser(strip_suffix(text))
+
+    return parse
+
+
+class FlowExecutor(Executor):
+    """An :class:`~dataprune.agents.executor.Executor` that also runs dynamic workflows.
+
+    Parameters
+    ----------
+    backend : ChatBackend or mapping of agent name to ChatBackend, optional
+        As for :class:`~dataprune.agents.executor.Executor`.
+    max_steps : int, optional
+        Agent calls per query at most (default: the policy's ``config_.max_steps``).
+    token_budget : float, optional
+        Tokens per query at most (default: the policy's ``config_.token_budget``).
+    **kwargs
+        ``max_workers``, ``timeout_s``, ``max_retries``, ``retry_backoff_s``, ``answer_parser``
+        of :class:`~dataprune.agents.executor.Executor`; the answer parser reads the output
+        without its suffix line.
+    """
+
+    def __init__(
+        self,
+        backend: Any = None,
+        *,
+        max_steps: int | None = None,
+        token_budget: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        parser = kwargs.pop("answer_parser", None) or extract_answer
+        super().__init__(backend, answer_parser=_strip_then(parser), **kwargs)
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+            raise DataValidationError(f"max_steps must be an int >= 1, got {max_steps!r}")
+        if token_budget is not None and token_budget <= 0:
+            raise DataValidationError(f"token_budget must be > 0, got {token_budget}")
+        self.max_steps = max_steps
+        self.token_budget = token_budget
+
+    def run_flow(
+        self,
+        policy: FlowPolicy,
+        query: str,
+        *,
+        explore: bool = False,
+        rng: np.random.Generator | None = None,
+        max_steps: int | None = None,
+        token_budget: float | None = None,
+    ) -> FlowTrace:
+        """Run ``query`` as a dynamic workflow chosen step by step by ``policy``.
+
+        Parameters
+        ----------
+        policy : FlowPolicy
+            A fitted (or cold-start) policy.
+        query : str
+        explore : bool, default=False
+            Epsilon-greedy with the policy's current ``epsilon_`` (training); else greedy.
+        rng : numpy Generator, optional
+            Exploration draws (default: seeded from the policy's ``random_state_`` and the
+            query).
+        max_steps, token_budget : optional
+            Override this executor's and the policy's limits for this run.
+
+        Returns
+        -------
+        FlowTrace
+
+        Raises
+        ------
+        DataValidationError
+            For an empty query, a budget below the cheapest agent call, or an agent without a
+            backend.
+        """
+        policy.check_is_fitted()
+        if not isinstance(query, str) or not query.strip():
+            raise DataValidationError("expected a non-empty query string")
+        cfg = policy.config_
+        steps_cap = max_steps or self.max_steps or cfg.max_steps
+        budget = token_budget if token_budget is not None else self.token_budget
+        budget = budget if budget is not None else cfg.token_budget
+        costs = policy.call_costs_
+        check_token_budget(costs, budget)
+        rule = CONTEXTS.get(cfg.context)
+        specs = {a.name: a for a in policy.agents_}
+        epsilon = policy.epsilon_ if explore else 0.0
+        if explore and rng is None:
+            rng = np.random.default_rng(policy.query_seed(query))
+        t0 = time.perf_counter()
+        ledger = TokenLedger()
+        steps: list[FlowStep] = []
+        decisions: list[Decision] = []
+        state, proposal, stopped_by = START, None, "policy"
+        while True:
+            reads = [steps[i] for i in rule.reads(len(steps)) if steps[i].ok]
+            read_tokens = sum(s.run.completion_tokens for s in reads)
+            if len(steps) >= steps_cap:
+                decisions.append(Decision(state, STOP, forced="max_steps"))
+                stopped_by = "max_steps"
+                break
+            allowed = affordable_agents(costs, ledger.total_tokens, read_tokens, budget)
+            if state != START and allowed is not None and not (allowed & set(specs)):
+                decisions.append(Decision(state, STOP, forced="budget"))
+                stopped_by = "budget"
+                break
+            d = policy.decide(state, proposal, allowed=allowed, epsilon=epsilon, rng=rng)
+            decisions.append(d)
+            if d.action == STOP:
+                break
+            agent = specs[d.action]
+            k = len(steps) + 1
+            inbox = [Message(s.agent, s.content or "", s.index) for s in reads]
+            msgs = flow_messages(
+                agent, query, inbox, step=k, allowed=policy.allowed_after(agent.name)
+            )
+            run = self.run_step(
+                agent, query, inbox, round=k, level=k - 1, messages=msgs, ledger=ledger, t0=t0
+            )
+            if run.status == "ok":
+                content, proposal = parse_suffix(run.output, policy.agents_)
+            else:
+                content, proposal = None, Proposal(issue="agent failed")
+            steps.append(FlowStep(k, state, run, content, proposal, [s.index for s in reads]))
+            state = agent.name
+        answer = next((s.run.answer for s in reversed(steps) if s.ok and s.run.answer), None)
+        return FlowTrace(
+            query=query,
+            steps=steps,
+            decisions=decisions,
+            answer=answer,
+            stopped_by=stopped_by,
+            ledger=ledger,
+            wall_time_s=time.perf_counter() - t0,
+            context=rule.name,
+            agents=tuple(policy.agents_),
+        )
