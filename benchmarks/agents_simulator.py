@@ -1,6 +1,8 @@
-"""Simulator benchmark: AGP vs AgentPrune-style, full, chain, star, random and the exact oracle.
+"""Simulator benchmark: AGP and PriorDynaFlow vs AgentPrune-style, full, chain, star, random and
+the exact oracle.
 
-Run:  .venv/bin/python benchmarks/agents_simulator.py [--seeds 5] [--quick]
+Run:  .venv/bin/python benchmarks/agents_simulator.py [--seeds 5]   (resumable)
+      .venv/bin/python benchmarks/agents_simulator.py --render-only   # md/png from the saved JSON
 
 For each seed a simulated pool of 6 agents is drawn (one specialist per query type, a generalist,
 two distractors -- scenario "distractors"; or three generalists and no distractors -- scenario
@@ -9,13 +11,20 @@ mesh DAG per query, successive halving, each evaluation = 10 sampled runs), AGP 
 records (Stage II) and every method predicts a topology per held-out query. Accuracy is the EXACT
 expected accuracy of the predicted topology for the query's type (dynamic programming over the
 propagation rule), tokens are the exact expected tokens; the oracle is the utility-optimal
-sub-graph per type found by brute force over all 40,068 sub-graphs. Writes
-benchmarks/results/agents_simulator.{json,md,png}.
+sub-graph per type found by brute force over all 40,068 sub-graphs. PriorDynaFlow (a dynamic
+workflow policy, trained per seed on the same training queries at two progress-noise levels) is
+added by :mod:`benchmarks.agents_simulator_flow`, which documents its evaluation, training budget
+and the matched-token comparison with AGP. Training budgets are counted in agent calls (Stage I:
+active agents x rounds x 10 runs per evaluation). Every finished (scenario, seed) part is
+checkpointed in the dataprune cache, so an interrupted run resumes (``--no-resume`` ignores it).
+Writes benchmarks/results/agents_simulator.{json,md,png} and rebuilds benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,19 +35,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks import _common as common  # noqa: E402
+from benchmarks import agents_simulator_flow as flow  # noqa: E402
+from benchmarks.agents_simulator_render import METHODS, plot, render  # noqa: E402
 
+NAME = "agents_simulator"
 TOKEN_PENALTY = 0.1
-METHODS = ["agp", "agp_noisefree", "agentprune", "full", "chain", "star", "random", "oracle"]
-LABELS = {
-    "agp": "AGP (Stage I mined with sampled runs)",
-    "agp_noisefree": "AGP (Stage I with exact accuracies; ceiling)",
-    "agentprune": "AgentPrune-style (global edges, PG + magnitude pruning)",
-    "full": "full mesh DAG",
-    "chain": "chain",
-    "star": "star",
-    "random": "random sub-graph",
-    "oracle": "oracle (true type, brute force)",
-}
+#: Bumped when the static part of a seed changes (invalidates its checkpoints).
+STATIC_VERSION = 2
+#: AGP's predict-time token budgets (fractions of the full graph's tokens) for its matched-token
+#: curve; the unbudgeted prediction is the curve's last point.
+AGP_BUDGETS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7)
 
 
 def f1(pred: set, true: set) -> float:
@@ -51,21 +57,32 @@ def f1(pred: set, true: set) -> float:
     return 2 * p * r / (p + r)
 
 
+def counting_evaluator(env, **kwargs):
+    """A :class:`SimulatorEvaluator` that also counts the agent calls its runs would make
+    (active agents x rounds, plus a decision agent, x ``n_repeats`` per evaluation)."""
+    from dataprune.agents.simulator import SimulatorEvaluator
+
+    class Counting(SimulatorEvaluator):
+        agent_calls = 0
+
+        def evaluate(self, query, topology):
+            per_run = topology.n_active_agents * topology.rounds + (topology.decision is not None)
+            self.agent_calls += per_run * self.n_repeats
+            return super().evaluate(query, topology)
+
+    return Counting(env, **kwargs)
+
+
 def run_seed(scenario: str, seed: int, encoder, n_train: int, n_test: int) -> dict:
     from dataprune.agents import AgentPrunePruner, AGPConfig, AGPPruner, make_pruner, mine_subgraphs
     from dataprune.agents.simulator import (
+        SCENARIOS,
         OraclePruner,
-        SimulatorConfig,
         SimulatorEvaluator,
         make_environment,
     )
 
-    cfg = (
-        SimulatorConfig()
-        if scenario == "distractors"
-        else SimulatorConfig(n_generalists=3, n_distractors=0)
-    )
-    env = make_environment(cfg, random_state=seed)
+    env = make_environment(SCENARIOS.get(scenario), random_state=seed)
     full = env.full_topology()
     ref = env.tokens(full)
     table = env.oracle_table()
@@ -74,7 +91,7 @@ def run_seed(scenario: str, seed: int, encoder, n_train: int, n_test: int) -> di
     texts = [q.text for q in train]
     timings = {}
     t0 = time.perf_counter()
-    noisy = SimulatorEvaluator(env, mode="sample", n_repeats=10, random_state=seed)
+    noisy = counting_evaluator(env, mode="sample", n_repeats=10, random_state=seed)
     recs = mine_subgraphs(
         texts,
         full,
@@ -108,7 +125,7 @@ def run_seed(scenario: str, seed: int, encoder, n_train: int, n_test: int) -> di
         base=full, config=AGPConfig(), encoder=encoder, cache_embeddings=False, random_state=seed
     ).fit(recs_exact)
     t0 = time.perf_counter()
-    ap_eval = SimulatorEvaluator(env, mode="sample", n_repeats=10, random_state=seed)
+    ap_eval = counting_evaluator(env, mode="sample", n_repeats=10, random_state=seed)
     pruners["agentprune"] = AgentPrunePruner(
         base=full, n_iterations=200, batch_size=4, token_penalty=TOKEN_PENALTY, random_state=seed
     ).fit(queries=texts, evaluator=ap_eval)
@@ -127,6 +144,11 @@ def run_seed(scenario: str, seed: int, encoder, n_train: int, n_test: int) -> di
         "timings": timings,
         "mining_evaluations_per_query": evals_per_query,
         "agentprune_evaluations": agentprune_evals,
+        "training_agent_calls": {
+            "agp": noisy.agent_calls,
+            "agp_noisefree": 0,
+            "agentprune": ap_eval.agent_calls,
+        },
         "full_tokens": ref,
         "methods": {},
     }
@@ -155,6 +177,25 @@ def run_seed(scenario: str, seed: int, encoder, n_train: int, n_test: int) -> di
             "n_active_agents": float(np.mean(nact)),
             "n_edges": float(np.mean(ned)),
         }
+    # AGP's accuracy-vs-tokens curve under predict-time token budgets (matched-token comparison).
+    curve = []
+    agp = pruners["agp"]
+    for frac in AGP_BUDGETS:
+        agp.token_budget = frac * ref
+        tops = agp.predict_many(tq)
+        curve.append(
+            {
+                "budget_fraction": frac,
+                "accuracy": float(
+                    np.mean([env.expected_accuracy(t, q.qtype) for t, q in zip(tops, test)])
+                ),
+                "tokens": float(np.mean([env.tokens(t) for t in tops])),
+            }
+        )
+    agp.token_budget = None
+    m = out["methods"]["agp"]
+    curve.append({"budget_fraction": None, "accuracy": m["accuracy"], "tokens": m["tokens"]})
+    out["agp_budget_curve"] = curve
     # Executor cross-check on the simulated backend: really run AGP's topologies.
     from dataprune.agents import Executor, SimulatedBackend
 
@@ -200,107 +241,31 @@ def summarize(per_seed: list[dict]) -> dict:
         d = [s["methods"][a][metric] - s["methods"][b][metric] for s in per_seed]
         m, h = common.t_ci95(d)
         paired[f"{a} - {b}: {metric}"] = {"mean": m, "ci95": h, "per_seed": d}
-    return {"methods": summ, "paired": paired}
+    calls = {}
+    for name in per_seed[0].get("training_agent_calls", {}):
+        m, h = common.t_ci95([s["training_agent_calls"][name] for s in per_seed])
+        calls[name] = {"mean": m, "ci95": h}
+    return {"methods": summ, "paired": paired, "training_agent_calls": calls}
 
 
-def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scen = list(results["scenarios"])
-    fig, axes = plt.subplots(1, len(scen), figsize=(6 * len(scen), 4.5), squeeze=False)
-    for ax, sc in zip(axes[0], scen):
-        r = results["scenarios"][sc]
-        per_seed = r["per_seed"]
-        g = np.array(per_seed[0]["frontier"]["tokens"])
-        fr = np.mean([s["frontier"]["accuracy"] for s in per_seed], axis=0)
-        ax.plot(
-            g, fr, color="grey", lw=1, ls="--", label="oracle frontier (best acc. at <= tokens)"
-        )
-        for name in METHODS:
-            s = r["summary"]["methods"][name]
-            ax.errorbar(
-                s["tokens"]["mean"],
-                s["accuracy"]["mean"],
-                xerr=s["tokens"]["ci95"],
-                yerr=s["accuracy"]["ci95"],
-                fmt="o",
-                capsize=3,
-                label=name,
-            )
-        ax.set_xlabel("tokens per query (exact expectation)")
-        ax.set_ylabel("accuracy (exact expectation)")
-        ax.set_title(f"scenario: {sc} (mean +- 95% CI, {len(per_seed)} seeds)")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    from dataprune.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+def summarize_scenario(r: dict) -> None:
+    """(Re)compute a scenario's summaries and verdicts from its per-seed records, in place."""
+    r["summary"] = summarize(r["per_seed"])
+    r["verdict"] = verdict(r["summary"])
+    if r.get("flow_per_seed"):
+        r["flow_summary"] = flow.summarize_flow(r["per_seed"], r["flow_per_seed"])
+        r["flow_targets"] = {
+            noise: {v: flow.target(r["flow_summary"], noise, v) for v in flow.FLOW_VARIANTS}
+            for noise in r["flow_summary"]
+        }
 
 
-def write_md(results: dict, path: Path) -> None:
-    lines = [
-        "## Agent topologies on the simulator (`benchmarks/agents_simulator.py`)",
-        "",
-        f"Command: `{results['command']}`. {results['n_seeds']} seeds, {results['n_train']} training / "
-        f"{results['n_test']} held-out queries per seed, 6 agents, 3 query types, token penalty "
-        f"{results.get('token_penalty', TOKEN_PENALTY)}. Accuracy and tokens are exact "
-        "expectations for each predicted topology "
-        "(dynamic programming over the simulator's propagation rule, alpha=0.7, beta=0.1, majority "
-        "decision); the oracle searches all 40,068 sub-graphs of the full mesh DAG per query type. "
-        "Regret = best oracle accuracy reachable with at most the method's tokens minus the method's "
-        "accuracy (per query). F1 = agreement of the active agents / edges with the oracle topology. "
-        "Stage I mining: 64 random candidate sub-graphs per query, successive halving, each "
-        "evaluation = 10 sampled runs; `agp_noisefree` mines with exact accuracies instead. "
-        + common.machine_sentence(results.get("machine")),
-        "",
-    ]
-    for sc, r in results["scenarios"].items():
-        s = r["summary"]["methods"]
-        lines += [
-            f"### Scenario `{sc}`",
-            "",
-            "| method | accuracy | tokens / query | tokens saved vs full | regret @ matched tokens | mask F1 vs oracle | edge F1 vs oracle | agents | edges |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for name in METHODS:
-            m = s[name]
-
-            def fmt(k, d=3, m=m):
-                return f"{m[k]['mean']:.{d}f} ± {m[k]['ci95']:.{d}f}"
-
-            lines.append(
-                f"| {LABELS[name]} | {fmt('accuracy')} | {fmt('tokens', 0)} | "
-                f"{fmt('tokens_saved_vs_full_pct', 1)}% | {fmt('regret_at_matched_tokens')} | "
-                f"{fmt('mask_f1_vs_oracle')} | {fmt('edge_f1_vs_oracle')} | "
-                f"{fmt('n_active_agents', 2)} | {fmt('n_edges', 2)} |"
-            )
-        lines += ["", "Paired differences (same seeds, mean ± 95% CI):", ""]
-        for k, v in r["summary"]["paired"].items():
-            lines.append(f"- {k}: {v['mean']:+.3f} ± {v['ci95']:.3f}")
-        ec = [p["executor_check"] for p in r["per_seed"]]
-        lines += [
-            "",
-            f"Executor cross-check (AGP topologies really run with the simulated backend, pruned "
-            f"agents never called): empirical accuracy {np.mean([e['empirical_accuracy'] for e in ec]):.3f} vs exact "
-            f"{np.mean([e['exact_accuracy'] for e in ec]):.3f}; ledger tokens {np.mean([e['ledger_tokens'] for e in ec]):.0f} "
-            f"vs exact {np.mean([e['exact_tokens'] for e in ec]):.0f}; agents called per query "
-            f"{np.mean([e['agents_called_per_query'] for e in ec]):.2f}.",
-            f"Cost: Stage I used {np.mean([p['mining_evaluations_per_query'] for p in r['per_seed']]):.0f} "
-            f"evaluations per training query (each 10 runs); AgentPrune-style used "
-            f"{np.mean([p['agentprune_evaluations'] for p in r['per_seed']]):.0f} evaluations in total; "
-            f"AGP Stage II trained in {np.mean([p['timings']['agp_fit_s'] for p in r['per_seed']]):.1f} s.",
-            "",
-        ]
-        verdict = r["verdict"]
-        lines += [f"Verdict: {verdict}", ""]
-    lines += ["![accuracy vs tokens](results/agents_simulator.png)", ""]
-    common.write_text(path, "\n".join(lines))
+def summarize_dev(d: dict) -> None:
+    d["flow_summary"] = flow.summarize_flow([], d["flow_per_seed"], dev=True)
+    d["flow_targets"] = {
+        noise: {v: flow.target(d["flow_summary"], noise, v) for v in flow.FLOW_VARIANTS}
+        for noise in d["flow_summary"]
+    }
 
 
 def verdict(summary: dict) -> str:
@@ -327,38 +292,82 @@ def verdict(summary: dict) -> str:
     )
 
 
+# ------------------------------------------------------------------------------ checkpoints
+def _key(obj: dict) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
+
+
+class Checkpoint:
+    """Finished parts in a JSON-lines file of the dataprune cache (appended as they finish)."""
+
+    def __init__(self, part: str, key: dict, *, resume: bool) -> None:
+        from dataprune.cache import cache_dir
+
+        self.path = cache_dir("benchmarks") / f"{NAME}-{part}-{_key(key)}.jsonl"
+        self.done: dict[tuple, dict] = {}
+        if resume and self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by an interruption
+                    continue
+                self.done[(rec["scenario"], rec["seed"])] = rec["data"]
+            print(f"resuming: {len(self.done)} {part} parts in {self.path}", flush=True)
+
+    def get(self, scenario: str, seed: int) -> dict | None:
+        return self.done.get((scenario, seed))
+
+    def put(self, scenario: str, seed: int, data: dict) -> None:
+        self.done[(scenario, seed)] = data
+        line = json.dumps({"scenario": scenario, "seed": seed, "data": data}, default=float)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+def publish(results: dict, out_dir: Path = common.RESULTS) -> None:
+    """Summaries and verdicts from the per-seed records, then the JSON, md, png and (for the
+    results folder) RESULTS.md."""
+    for r in results["scenarios"].values():
+        summarize_scenario(r)
+    for d in (results.get("dev") or {}).values():
+        summarize_dev(d)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot(results, out_dir / f"{NAME}.png")
+    common.publish(NAME, render(results), results, out_dir=out_dir)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--n-train", type=int, default=120)
     ap.add_argument("--n-test", type=int, default=150)
     ap.add_argument("--scenarios", nargs="*", default=["distractors", "no_distractors"])
+    ap.add_argument("--no-flow", action="store_true", help="leave PriorDynaFlow out")
+    ap.add_argument("--no-dev", action="store_true", help="skip the development seeds")
+    ap.add_argument("--no-resume", action="store_true", help="ignore checkpointed parts")
     ap.add_argument(
-        "--rebuild",
-        "--render-only",
-        dest="rebuild",
-        action="store_true",
-        help="only rebuild the md/png (and the verdict strings in the JSON) from "
-        "benchmarks/results/agents_simulator.json, recompute nothing",
+        "--output-dir", type=Path, default=common.RESULTS, help="where the results go (smoke runs)"
     )
+    common.add_render_only(ap, NAME, "--rebuild")
     args = ap.parse_args()
-    out = HERE / "results"
-    if args.rebuild:
-        results = common.read_results("agents_simulator")
-        for r in results["scenarios"].values():
-            r["verdict"] = verdict(r["summary"])
-        common.write_json(out / "agents_simulator.json", results)
-        plot(results, out / "agents_simulator.png")
-        write_md(results, out / "agents_simulator.md")
-        common.rebuild_results_md()
+    if args.render_only:
+        publish(common.read_results(NAME))
         return
     machine = common.machine_info(["torch"])
     import torch
 
     torch.set_num_threads(1)
-    from dataprune.models import load_encoder
-
-    encoder = load_encoder()
+    static_ck = Checkpoint(
+        "static",
+        {"n_train": args.n_train, "n_test": args.n_test, "v": STATIC_VERSION, "tp": TOKEN_PENALTY},
+        resume=not args.no_resume,
+    )
+    flow_ck = Checkpoint(
+        "flow",
+        {"n_train": args.n_train, "n_test": args.n_test, **flow.config_key(TOKEN_PENALTY)},
+        resume=not args.no_resume,
+    )
+    encoder = None
     t0 = time.perf_counter()
     results = {
         "command": "python benchmarks/agents_simulator.py " + " ".join(sys.argv[1:]),
@@ -366,33 +375,64 @@ def main() -> None:
         "n_train": args.n_train,
         "n_test": args.n_test,
         "token_penalty": TOKEN_PENALTY,
+        "agp_budgets": list(AGP_BUDGETS),
         "scenarios": {},
     }
+    if not args.no_flow:
+        results.update(
+            noise_levels=list(flow.NOISE_LEVELS),
+            proposal_noise=flow.PROPOSAL_NOISE,
+            sweep=list(flow.SWEEP),
+            dev_seeds=list(flow.DEV_SEEDS),
+        )
     for sc in args.scenarios:
-        per_seed = []
+        per_seed, flow_seeds = [], []
         for seed in range(args.seeds):
-            per_seed.append(run_seed(sc, seed, encoder, args.n_train, args.n_test))
-            print(
-                sc,
-                seed,
-                {k: round(v["accuracy"], 3) for k, v in per_seed[-1]["methods"].items()},
-                f"{time.perf_counter() - t0:.0f}s",
-                flush=True,
-            )
-        summary = summarize(per_seed)
-        results["scenarios"][sc] = {
-            "per_seed": per_seed,
-            "summary": summary,
-            "verdict": verdict(summary),
-        }
+            rec = static_ck.get(sc, seed)
+            if rec is None:
+                if encoder is None:
+                    from dataprune.models import load_encoder
+
+                    encoder = load_encoder()
+                rec = run_seed(sc, seed, encoder, args.n_train, args.n_test)
+                static_ck.put(sc, seed, rec)
+            per_seed.append(rec)
+            msg = {k: round(v["accuracy"], 3) for k, v in rec["methods"].items()}
+            if not args.no_flow:
+                fr = flow_ck.get(sc, seed)
+                if fr is None:
+                    fr = flow.run_flow_seed(
+                        sc, seed, args.n_train, args.n_test, token_penalty=TOKEN_PENALTY
+                    )
+                    flow_ck.put(sc, seed, fr)
+                flow_seeds.append(fr)
+                for noise, per in fr["noise"].items():
+                    msg[f"flow@{noise}"] = round(per["flow"]["accuracy"], 3)
+            print(sc, seed, msg, f"{time.perf_counter() - t0:.0f}s", flush=True)
+        results["scenarios"][sc] = {"per_seed": per_seed}
+        if flow_seeds:
+            results["scenarios"][sc]["flow_per_seed"] = flow_seeds
+    if not args.no_flow and not args.no_dev:
+        results["dev"] = {}
+        for sc in args.scenarios:
+            dev = []
+            for seed in flow.DEV_SEEDS:
+                fr = flow_ck.get(f"dev:{sc}", seed)
+                if fr is None:
+                    fr = flow.run_flow_seed(
+                        sc, seed, args.n_train, args.n_test, token_penalty=TOKEN_PENALTY, dev=True
+                    )
+                    flow_ck.put(f"dev:{sc}", seed, fr)
+                dev.append(fr)
+            results["dev"][sc] = {"seeds": list(flow.DEV_SEEDS), "flow_per_seed": dev}
     results["wall_time_s"] = time.perf_counter() - t0
     results["machine"] = common.record_end_load(machine)
-    common.write_json(out / "agents_simulator.json", results)
-    plot(results, out / "agents_simulator.png")
-    write_md(results, out / "agents_simulator.md")
-    common.rebuild_results_md()
+    publish(results, args.output_dir)
     for sc, r in results["scenarios"].items():
         print(sc, r["verdict"])
+        for noise, tv in (r.get("flow_targets") or {}).items():
+            for v, t in tv.items():
+                print(" ", flow.target_sentence(t, f"{v} noise {noise}"))
 
 
 if __name__ == "__main__":
