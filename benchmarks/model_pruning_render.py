@@ -1,0 +1,460 @@
+"""The markdown section of ``benchmarks/model_pruning.py``, every sentence computed from the
+results JSON (:func:`markdown`)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from benchmarks import _common as common
+from benchmarks.model_pruning_analysis import (
+    T1_MAX_LOSS,
+    T1_NEED,
+    T1_OF,
+    T2_PATTERN,
+    analyse,
+    geomean,
+    index_runs,
+    mean_sd,
+    reading,
+)
+from benchmarks.model_pruning_setup import RECIPES, SOURCES, pattern_label
+
+
+def fmt(mean: float, sd: float | None, digits: int = 2) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.{digits}f}" if sd is None else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def pct(rel: float) -> str:
+    return "n/a" if math.isnan(rel) else f"{100 * rel:+.1f}%"
+
+
+def label(recipe: str) -> str:
+    return RECIPES[recipe].label if recipe in RECIPES else recipe
+
+
+def _mix(out: dict, recipe: str) -> str:
+    comps = [c["composition"] for c in out["calibrations"] if c["recipe"] == recipe]
+    if not comps:
+        return "-"
+    return "/".join(f"{100 * statistics.fmean(c[s] for c in comps):.0f}%" for s in SOURCES)
+
+
+def _build_totals(out: dict, recipe: str) -> list[float]:
+    """Build time of each seed's set, the activation embedding of the pool included (a build
+    that loaded the shared embedding is charged its recorded computation time)."""
+    return [
+        c["build_time_s"] + c.get("activation_reused_s", 0.0)
+        for c in out["calibrations"]
+        if c["recipe"] == recipe
+    ]
+
+
+def _intro(out: dict) -> list[str]:
+    c = out["config"]
+    from_cache = out.get("assembled_from_cache", False)
+    recipes = "; ".join(
+        f"`{label(r)}` ({', '.join(f'{k}={v!r}' for k, v in o.items() if k != 'pool')}"
+        + (", GSM8K pool only" if o.get("pool") == "gsm8k" else "")
+        + ")"
+        for r, o in c["recipe_options"].items()
+    )
+    ds = ", ".join(f"{k}={v}" for k, v in c["dsnot"].items())
+    wall = out["wall_time_s"]
+    return [
+        "## Model pruning: calibration recipes and DSnoT (SmolLM2-135M-Instruct)",
+        "",
+        f"`{out['command'].strip()}` (script `benchmarks/model_pruning.py`"
+        + (
+            "; every run is cached as it finishes, and this report was assembled from the runs "
+            "cached by earlier invocations with the same configuration"
+            if from_cache
+            else ""
+        )
+        + "). Patterns: "
+        + ", ".join(pattern_label(p) for p in c["patterns"])
+        + ". Magnitude (per layer, no data) and Wanda (sequential, per-row comparison), every "
+        f"Wanda run once plain and once with DSnoT mask refinement ({ds}). Calibration: "
+        f"{c['n_samples']} samples x {c['seq_len']} tokens, each source packed separately, chosen "
+        f"from one pool of {c['pool']['c4']} C4 documents + {c['pool']['wiki']} Wikipedia "
+        f"articles + {c['pool']['gsm8k']} GSM8K train problems by each recipe: {recipes}. "
+        f"Seeds {', '.join(map(str, c['seeds']))} (the seed drives the random draw, the first "
+        "k-center centre and the balanced quotas). bf16 forward passes, float32 Wanda statistics; "
+        f"perplexity over windows of {c['eval_seq_len']} tokens. "
+        + _machine_text(out)
+        + ("" if math.isnan(wall) else f" Total wall time {wall / 60:.1f} min."),
+        "",
+    ]
+
+
+def _machine_text(out: dict) -> str:
+    machine = out.get("machine")
+    text = common.machine_sentence(machine)
+    if out.get("assembled_from_cache") and isinstance(machine, dict):
+        text = text.replace("Machine:", "Machine (last invocation that ran cases):", 1)
+    loads = [r["load_avg_1m"] for r in out["runs"] if r.get("load_avg_1m") is not None]
+    if loads:
+        text += (
+            f" 1-minute load average after each prune: {min(loads):.1f}-{max(loads):.1f} "
+            f"({len(loads)} runs)."
+        )
+    return text
+
+
+def _split(out: dict) -> list[str]:
+    c = out["config"]
+    d = c["split"]
+    rows = [
+        ("calibration pool", d["pool"], None, "candidates of every recipe"),
+        ("development", d["dev"], c["dev_tokens"], "choosing the default; report reference"),
+        ("held out", d["heldout"], c["eval_tokens"], "the perplexities and targets below"),
+    ]
+    lines = [
+        "### Data split",
+        "",
+        "| slice | wiki | c4 | gsm8k | used for |",
+        "|---|---|---|---|---|",
+    ]
+    for name, desc, toks, use in rows:
+        cells = [
+            desc[s] + (f", first {toks[s]} tokens" if toks else "") for s in ("wiki", "c4", "gsm8k")
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {use} |")
+    return [*lines, ""]
+
+
+def _choice(out: dict, a: dict) -> list[str]:
+    ch = a["choice"]
+    lines = [
+        "### Choosing the default recipe on the development slices",
+        "",
+        f"Rule (Target 1's, plain Wanda, on the development perplexities at "
+        f"{' and '.join(pattern_label(p) for p in ch['patterns']) or 'no Target-1 pattern'}): "
+        f"lower perplexity than random in at least {T1_NEED} of {T1_OF} paired (seed, pattern, "
+        f"set) comparisons (scaled to the comparisons available) and never more than "
+        f"{100 * T1_MAX_LOSS:.0f}% worse; among recipes meeting it, the most wins, then the "
+        "smallest worst difference.",
+        "",
+        "| recipe | dev wins vs random | needed | worst rel. diff. | mean rel. diff. | meets rule |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r, t in ch["rows"].items():
+        lines.append(
+            f"| {label(r)} | {t['wins']}/{t['n']} | {t['need']} | {pct(t['worst_rel'])} | "
+            f"{pct(t['mean_rel'])} | {'yes' if t['met'] else 'no'} |"
+        )
+    chosen = ch["chosen"]
+    if ch["meeting"]:
+        txt = f"The benchmark picks **{label(chosen)}** as the default recipe."
+    else:
+        txt = (
+            "No recipe meets the rule on the development slices, so the benchmark keeps "
+            f"**{label(chosen)}**"
+            + (
+                f" (closest by the same ordering: {label(ch['closest'])})."
+                if ch["closest"]
+                else "."
+            )
+        )
+    defaults = out["library_defaults"]
+    opts = RECIPES[chosen].kwargs()
+    same = all(defaults.get(k) == v for k, v in opts.items()) and RECIPES[chosen].pool == "mixed"
+    txt += (
+        " `build_calibration_set`'s defaults when this JSON was written ("
+        + ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        + f") {'equal' if same else 'do not equal'} it"
+        + ("." if same else f" ({', '.join(f'{k}={v!r}' for k, v in opts.items())}).")
+    )
+    return [*lines, "", txt, ""]
+
+
+def _target1(out: dict, a: dict) -> list[str]:
+    ch, t1 = a["choice"], a["target1"]
+    chosen = ch["chosen"]
+    shown = chosen if chosen != "random" else ch["closest"]
+    lines = ["### Target 1 (held out): the default recipe vs random calibration", ""]
+    if shown is None or shown not in t1:
+        return [
+            *lines,
+            "Not evaluated: no recipe other than random was run on a Target-1 pattern.",
+            "",
+        ]
+    t = t1[shown]["none"]
+    partial = (
+        ""
+        if t["complete"]
+        else f"; partial run: {t['n']} of {T1_OF} comparisons, the {T1_NEED}-of-{T1_OF} share scaled"
+    )
+    counts = (
+        f"{label(shown)} has lower held-out perplexity than random in {t['wins']}/{t['n']} paired "
+        f"(seed, pattern, set) comparisons (needs {t['need']}{partial}), worst relative "
+        f"difference {pct(t['worst_rel'])} (limit {100 * T1_MAX_LOSS:+.1f}%)"
+    )
+    if chosen == "random":
+        verdict = (
+            "**NOT met**: no recipe was chosen on the development slices. For information, the "
+            f"closest on dev: {counts}."
+        )
+    else:
+        word = "met" if t["met"] else "NOT met"
+        verdict = f"**{word}{'' if t['complete'] else ' (partial run)'}**: {counts}."
+    lines += [
+        verdict,
+        "",
+        f"Paired relative differences of {label(shown)} vs random (plain Wanda):",
+        "",
+    ]
+    sets = list(out["config"]["eval_tokens"])
+    lines += ["| pattern | seed | " + " | ".join(sets) + " |", "|---|---:|" + "---:|" * len(sets)]
+    by: dict[tuple[str, int], dict[str, dict]] = {}
+    for cmp in t["comparisons"]:
+        by.setdefault((cmp["pattern"], cmp["seed"]), {})[cmp["set"]] = cmp
+    for (p, s), cells in by.items():
+        lines.append(
+            f"| {pattern_label(p)} | {s} | "
+            + " | ".join(
+                f"{pct(cells[e]['rel'])} ({cells[e]['value']:.2f} vs {cells[e]['base']:.2f})"
+                for e in sets
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Every recipe on the held-out slices (not used to choose; with DSnoT: recipe + DSnoT vs "
+        "random + DSnoT):",
+        "",
+        "| recipe | wins (Wanda) | worst | met | wins (Wanda + DSnoT) | worst | met |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
+    for r, d in t1.items():
+        cells = []
+        for k in ("none", "dsnot"):
+            x = d[k]
+            cells += (
+                [f"{x['wins']}/{x['n']}", pct(x["worst_rel"]), "yes" if x["met"] else "no"]
+                if x["n"]
+                else ["n/a"] * 3
+            )
+        lines.append(f"| {label(r)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _target2(out: dict, a: dict) -> list[str]:
+    t2 = a["target2"]
+    chosen = a["choice"]["chosen"]
+    lines = [f"### Target 2 (held out): DSnoT on Wanda at {pattern_label(T2_PATTERN)}", ""]
+    if chosen not in t2:
+        return [
+            *lines,
+            f"Not evaluated: {pattern_label(T2_PATTERN)} was not run for {label(chosen)}.",
+            "",
+        ]
+    sets = list(out["config"]["eval_tokens"])
+    t = t2[chosen]
+    lines += [
+        "Rule: with DSnoT, lower held-out perplexity than plain Wanda (same recipe and seed) on "
+        "every held-out set and every seed, and DSnoT's refinement (the pruner report's refine "
+        "time) shorter in wall time than the plain Wanda prune, on every seed.",
+        "",
+    ]
+    refine = statistics.fmean(p["refine_s"] for p in t["per_seed"])
+    wanda = statistics.fmean(p["wanda_s"] for p in t["per_seed"])
+    lines += [
+        f"**{'met' if t['met'] else 'NOT met'}"
+        + ("" if t["n_seeds"] >= 3 else f" (partial run: {t['n_seeds']} seed(s))")
+        + f"** (recipe {label(chosen)}): DSnoT lowered Wanda's "
+        f"perplexity in {t['lowered']}/{t['n']} (seed, set) pairs; its refinement took less wall "
+        f"time than the plain Wanda prune on {t['cheaper']}/{t['n_seeds']} seeds (mean "
+        f"{refine:.1f} s vs {wanda:.1f} s)"
+        + ("" if t["complete"] else f"; only {t['n_seeds']} of the seeds ran")
+        + ".",
+        "",
+        "| seed | "
+        + " | ".join(f"{e} (DSnoT vs Wanda)" for e in sets)
+        + " | DSnoT refine (s) | Wanda prune (s) | Wanda + DSnoT run (s) |",
+        "|---:|" + "---:|" * (len(sets) + 3),
+    ]
+    for p in t["per_seed"]:
+        lines.append(
+            f"| {p['seed']} | "
+            + " | ".join(pct(p["rel"][e]) for e in sets)
+            + f" | {p['refine_s']:.1f} | {p['wanda_s']:.1f} | {p['dsnot_run_s']:.1f} |"
+        )
+    lines += ["", "| recipe | pairs lowered | seeds cheaper | met |", "|---|---:|---:|---|"]
+    for r, x in t2.items():
+        lines.append(
+            f"| {label(r)} | {x['lowered']}/{x['n']} | {x['cheaper']}/{x['n_seeds']} | "
+            f"{'yes' if x['met'] else 'no'} |"
+        )
+    met = sum(x["met"] for x in t2.values())
+    return [*lines, "", f"Target 2 holds for {met} of {len(t2)} recipes.", ""]
+
+
+def _ppl_tables(out: dict, a: dict) -> list[str]:
+    c = out["config"]
+    sets = list(c["eval_tokens"])
+    index = index_runs(out["runs"])
+    dense = out["dense"]
+    lines = []
+    for p in c["patterns"]:
+        lines += [
+            f"### {pattern_label(p)}: held-out perplexity (mean ± sd over seeds)",
+            "",
+            "| method | runs | mix c4/wiki/gsm8k | "
+            + " | ".join(f"PPL {e}" for e in sets)
+            + " | dev PPL (geo-mean) | prune wall (s) | DSnoT refine (s) | prune CPU (s) |",
+            "|---|---:|---|" + "---:|" * (len(sets) + 4),
+            "| dense | 1 | - | "
+            + " | ".join(f"{dense['ppl'][e]:.2f}" for e in sets)
+            + f" | {geomean(list(dense['dev_ppl'].values())):.2f} | - | - | - |",
+        ]
+        conds = [("magnitude", "none")] + [(r, f) for r in c["recipes"] for f in c["refines"]]
+        for r, f in conds:
+            rs = [v for k, v in index.items() if k[0] == p and k[1] == r and k[3] == f]
+            if not rs:
+                continue
+            name = "magnitude" if r == "magnitude" else f"Wanda, {label(r)}"
+            name += " + DSnoT" if f == "dsnot" else ""
+            refine = [x["refine_time_s"] for x in rs if x.get("refine_time_s") is not None]
+            lines.append(
+                f"| {name} | {len(rs)} | {_mix(out, r)} | "
+                + " | ".join(fmt(*mean_sd([x["ppl"][e] for x in rs])) for e in sets)
+                + f" | {fmt(*mean_sd([geomean(list(x['dev_ppl'].values())) for x in rs]))}"
+                + f" | {fmt(*mean_sd([x['prune_time_s'] for x in rs]), 1)}"
+                + f" | {fmt(*mean_sd(refine), 1) if refine else '-'}"
+                + f" | {fmt(*mean_sd([x['prune_cpu_s'] for x in rs]), 1)} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _timing(out: dict) -> list[str]:
+    c = out["config"]
+    reports = out["reports"]
+    lines = [
+        "### Calibration timings",
+        "",
+        "| recipe | sets | build (s, embeddings included) | calibration report (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in c["recipes"]:
+        tot = _build_totals(out, r)
+        rep = [x["time_s"] for x in reports if x["recipe"] == r]
+        if tot:
+            lines.append(
+                f"| {label(r)} | {len(tot)} | {fmt(*mean_sd(tot), 1)} | "
+                f"{fmt(*mean_sd(rep), 1) if rep else 'n/a'} |"
+            )
+    acts = out.get("activation_embeddings", [])
+    reused = sorted(
+        {round(c.get("activation_reused_s", 0.0), 1) for c in out["calibrations"]} - {0}
+    )
+    text = ""
+    fresh = [c for c in out["calibrations"] if c.get("minilm_fresh_cache")]
+    if fresh:
+        text += (
+            f"MiniLM embeddings were computed inside each of the {len(fresh)} embedding-space "
+            "builds (fresh cache). "
+        )
+    if acts or reused:
+        text += (
+            "The activation embedding of the pool's candidate blocks is the same for every seed "
+            "and activation-space recipe, so it is computed once and loaded by the other builds, "
+            "which are charged its computation time above; "
+            + (
+                "it was computed here in "
+                + ", ".join(f"{x['time_s']:.1f} s ({x['n_blocks']} blocks)" for x in acts)
+                if acts
+                else "it was loaded from an earlier invocation's computation ("
+                + ", ".join(f"{v:.1f} s" for v in reused)
+                + ")"
+            )
+            + ". "
+        )
+    ref = reports[0]["reference"] if reports else None
+    if ref:
+        text += (
+            f"Each calibration report embeds {ref['n_blocks_used']} development reference blocks "
+            f"of {ref['seq_len']} tokens and the set itself with the dense model."
+        )
+    lines += ["", text.strip()]
+    return [*lines, ""]
+
+
+def _coverage(out: dict, a: dict) -> list[str]:
+    c = out["config"]
+    reports = out["reports"]
+    if not reports:
+        return []
+    layers = list(reports[0]["coverage"])
+    lines = [
+        "### Calibration report: coverage vs post-pruning perplexity",
+        "",
+        "Coverage = mean cosine distance from each development reference block to its nearest "
+        "calibration block (dense model's hidden states; lower = better covered), per decoder "
+        "block and averaged; mean ± sd over seeds.",
+        "",
+        "| recipe | "
+        + " | ".join(f"cov L{b}" for b in layers)
+        + " | cov mean | distinct-token ratio | entropy (bits) |",
+        "|---|" + "---:|" * (len(layers) + 3),
+    ]
+    for r in c["recipes"]:
+        rs = [x for x in reports if x["recipe"] == r]
+        if not rs:
+            continue
+        lines.append(
+            f"| {label(r)} | "
+            + " | ".join(fmt(*mean_sd([x["coverage"][b] for x in rs]), 4) for b in layers)
+            + f" | {fmt(*mean_sd([x['coverage_mean'] for x in rs]), 4)}"
+            + f" | {fmt(*mean_sd([x['distinct_token_ratio'] for x in rs]), 3)}"
+            + f" | {fmt(*mean_sd([x['unigram_entropy_bits'] for x in rs]), 2)} |"
+        )
+    sp = a["spearman"]
+    lines += [
+        "",
+        "Spearman rank correlation between a set's mean coverage and its held-out perplexity "
+        "after plain Wanda, across every (recipe, seed) set; a positive rho means better-covered "
+        "sets gave lower perplexity.",
+        "",
+        "| pattern | held-out set | rho | p | n | reading |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    tally: dict[str, int] = {}
+    for p, cells in sp.items():
+        for e, cell in cells.items():
+            rd = reading(cell)
+            tally[rd] = tally.get(rd, 0) + 1
+            name = "geometric mean of the sets" if e == "geomean" else e
+            rho = "n/a" if math.isnan(cell["rho"]) else f"{cell['rho']:+.2f}"
+            pv = "n/a" if math.isnan(cell["p"]) else f"{cell['p']:.3f}"
+            lines.append(f"| {pattern_label(p)} | {name} | {rho} | {pv} | {cell['n']} | {rd} |")
+    if tally:
+        lines += [
+            "",
+            f"Of {sum(tally.values())} (pattern, set) cells: "
+            + "; ".join(f"{v} {k}" for k, v in tally.items())
+            + ".",
+        ]
+    return [*lines, ""]
+
+
+def markdown(out: dict, plot_path: str) -> str:
+    """The results section, every sentence computed from ``out`` (the saved JSON)."""
+    a = analyse(out)
+    lines: list[Any] = [
+        *_intro(out),
+        *_split(out),
+        *_choice(out, a),
+        *_target1(out, a),
+        *_target2(out, a),
+        *_ppl_tables(out, a),
+        *_timing(out),
+        *_coverage(out, a),
+        f"Plot: `{plot_path}` (every seed a dot, the mean a bar with its value; one panel per "
+        "pattern and held-out set).",
+    ]
+    return "\n".join(lines) + "\n"

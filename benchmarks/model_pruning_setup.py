@@ -1,0 +1,240 @@
+"""Data splits, calibration recipes, sparsity patterns and the activation memo of
+``benchmarks/model_pruning.py``.
+
+Split (all from ``../shared/data``; every slice is disjoint from the others):
+
+* calibration pool: C4 documents ``[0, n_c4)`` (<= 240), Wikipedia articles ``[0, n_wiki)``
+  (<= 24) and GSM8K *train* problems ``[0, n_gsm)`` as ``Question: ...\\nAnswer: ...``;
+* held out (reported): Wikipedia articles ``[24, 27)``, C4 documents ``[240, 270)`` and GSM8K
+  *test* answers, each cut to its first ``eval_tokens`` tokens. These are the slices the benchmark
+  used before (``wiki[24:]``, ``c4[240:]``, test answers): cut to the same number of tokens they
+  give the same tokens, so earlier numbers stay comparable;
+* development (choosing the default recipe; the calibration report's reference): Wikipedia
+  articles ``[27, 30)``, C4 documents ``[270, 300)`` and the answers of the last
+  :data:`N_DEV_GSM` GSM8K train problems (never in the pool), each cut to ``dev_tokens`` tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import _common as common
+
+SOURCES = ("c4", "wiki", "gsm8k")
+#: the held-out and development slices (document / article indices), fixed
+WIKI_HELDOUT, WIKI_DEV = (24, 27), (27, 30)
+C4_HELDOUT, C4_DEV = (240, 270), (270, 300)
+N_DEV_GSM = 500
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One calibration recipe: ``build_calibration_set`` options over the pool."""
+
+    label: str
+    selector: str
+    space: str = "embeddings"
+    mix: str = "none"
+    pool: str = "mixed"  # "mixed": c4 + wiki + gsm8k with source labels; "gsm8k": GSM8K only
+
+    def kwargs(self) -> dict[str, str]:
+        return {"selector": self.selector, "space": self.space, "mix": self.mix}
+
+
+RECIPES: dict[str, Recipe] = {
+    "random": Recipe("random", "random"),
+    "kcenter": Recipe("kcenter (embeddings)", "kcenter"),
+    "kcenter_act": Recipe("kcenter (activations)", "kcenter", space="activations"),
+    "balanced_random": Recipe("balanced random", "random", mix="balanced"),
+    "balanced_kcenter_act": Recipe(
+        "balanced kcenter (activations)", "kcenter", space="activations", mix="balanced"
+    ),
+    # optional rows (not in the default list)
+    "prototypes": Recipe("prototypes (embeddings)", "prototypes"),
+    "gsm8k": Recipe("GSM8K only (random)", "random", pool="gsm8k"),
+}
+DEFAULT_RECIPES = ("random", "kcenter", "kcenter_act", "balanced_random", "balanced_kcenter_act")
+REFINES = ("none", "dsnot")
+
+
+def parse_recipes(spec: str) -> list[str]:
+    """Recipe ids from a comma list; ``random`` always comes first (the paired baseline)."""
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names if n not in RECIPES]
+    if bad:
+        raise SystemExit(f"unknown recipe(s) {', '.join(bad)}; valid: {', '.join(RECIPES)}")
+    return ["random", *dict.fromkeys(n for n in names if n != "random")]
+
+
+def parse_patterns(spec: str) -> list[str]:
+    """Pattern ids ``"50%"``, ``"60%"``, ``"N:M"`` from e.g. ``"unstructured,0.6,2:4"``.
+
+    ``unstructured`` (the old spelling) is 50% unstructured; a fraction or a percentage is
+    unstructured at that sparsity.
+    """
+    out = []
+    for raw in (s.strip() for s in spec.split(",") if s.strip()):
+        if ":" in raw:
+            out.append(raw)
+        elif raw == "unstructured":
+            out.append("50%")
+        else:
+            v = float(raw.rstrip("%")) / (100 if raw.endswith("%") or float(raw) > 1 else 1)
+            if not 0 < v < 1:
+                raise SystemExit(f"bad sparsity {raw!r}")
+            out.append(f"{round(100 * v)}%")
+    return list(dict.fromkeys(out))
+
+
+def pattern_spec(pattern: str) -> dict[str, Any]:
+    """Pruner keyword arguments of a pattern id."""
+    if ":" in pattern:
+        return {"pattern": pattern}
+    return {"sparsity": int(pattern.rstrip("%")) / 100}
+
+
+def pattern_label(pattern: str) -> str:
+    return pattern if ":" in pattern else f"{pattern} unstructured"
+
+
+@dataclass
+class Splits:
+    """Texts of the calibration pool, the development and the held-out slices."""
+
+    pool: dict[str, list[str]]
+    dev: dict[str, list[str]]
+    heldout: dict[str, list[str]]
+    description: dict[str, dict[str, str]]
+
+    @property
+    def mixed(self) -> tuple[list[str], list[str]]:
+        """The pool's texts and their source labels, source by source."""
+        texts = [t for s in SOURCES for t in self.pool[s]]
+        return texts, [s for s in SOURCES for _ in self.pool[s]]
+
+
+def load_splits(n_c4: int, n_wiki: int, n_gsm: int) -> Splits:
+    """The three disjoint slices (see the module docstring)."""
+    data = common.SHARED_DATA
+    common.need_data(data / "lm_text" / "c4_demo.jsonl", "C4 demo text")
+    common.need_data(data / "gsm8k" / "train.jsonl", "GSM8K")
+    c4 = [r["text"] for r in common.read_jsonl(data / "lm_text" / "c4_demo.jsonl")]
+    wiki = [t for t in (data / "lm_text" / "wiki_demo.txt").read_text().splitlines() if t.strip()]
+    train, test = common.gsm8k("train"), common.gsm8k("test")
+    if not (0 < n_c4 <= C4_HELDOUT[0] and 0 < n_wiki <= WIKI_HELDOUT[0]):
+        raise SystemExit(
+            f"the pool takes 1..{C4_HELDOUT[0]} C4 and 1..{WIKI_HELDOUT[0]} wiki texts"
+        )
+    if not 0 < n_gsm <= len(train) - N_DEV_GSM:
+        raise SystemExit(f"--n-gsm-pool must be 1..{len(train) - N_DEV_GSM} (dev is the rest)")
+    dev_gsm = train[len(train) - N_DEV_GSM :]
+    pool = {
+        "c4": c4[:n_c4],
+        "wiki": wiki[:n_wiki],
+        "gsm8k": [f"Question: {r['question']}\nAnswer: {r['answer']}" for r in train[:n_gsm]],
+    }
+    heldout = {
+        "wiki": wiki[slice(*WIKI_HELDOUT)],
+        "c4": c4[slice(*C4_HELDOUT)],
+        "gsm8k": [r["answer"] for r in test],
+    }
+    dev = {
+        "wiki": wiki[slice(*WIKI_DEV)],
+        "c4": c4[slice(*C4_DEV)],
+        "gsm8k": [r["answer"] for r in dev_gsm],
+    }
+    g0 = len(train) - N_DEV_GSM
+    description = {
+        "pool": {
+            "wiki": _span("article", 0, n_wiki),
+            "c4": _span("document", 0, n_c4),
+            "gsm8k": _span("train problem", 0, n_gsm) + " (question + answer)",
+        },
+        "dev": {
+            "wiki": _span("article", *WIKI_DEV),
+            "c4": _span("document", *C4_DEV),
+            "gsm8k": "answers of " + _span("train problem", g0, len(train)),
+        },
+        "heldout": {
+            "wiki": _span("article", *WIKI_HELDOUT),
+            "c4": _span("document", *C4_HELDOUT),
+            "gsm8k": f"test answers (all {len(test)})",
+        },
+    }
+    return Splits(pool, dev, heldout, description)
+
+
+def _span(what: str, lo: int, hi: int) -> str:
+    """``"articles 24-26"`` (0-based, ``hi`` excluded) or ``"article 0"``."""
+    return f"{what} {lo}" if hi - lo == 1 else f"{what}s {lo}-{hi - 1}"
+
+
+def model_fingerprint(model: Any) -> str:
+    """sha256 prefix of the first 2-D weight inside the decoder (changes when it is pruned)."""
+    import torch
+
+    for name, p in model.named_parameters():
+        if p.ndim == 2 and ".layers.0." in f".{name}":
+            with torch.no_grad():
+                data = p.detach().float().cpu().numpy()
+            return hashlib.sha256(data.tobytes()).hexdigest()[:16]
+    raise RuntimeError("no decoder weight found to fingerprint")
+
+
+@contextmanager
+def memoized_activations(store: Path, dense_fingerprint: str) -> Iterator[dict[str, float]]:
+    """Reuse the target model's activation embeddings of identical candidate blocks.
+
+    ``build_calibration_set(space="activations")`` embeds every candidate block of the pool with
+    the (dense) model; the blocks are the same for every seed and every activation-space recipe,
+    so inside this context the first call is computed (and saved under ``store``) and later calls
+    with the same blocks, layers and model weights load it. The yielded dict says what this
+    context did: ``computed_s`` (seconds of a computation made here) and ``reused_s`` (the
+    recorded computation time of an embedding loaded instead), so that a build's cost can be
+    reported with the embedding included. A model whose :func:`model_fingerprint` is not
+    ``dense_fingerprint`` (a pruned one) is refused: candidates are embedded by the dense model.
+    """
+    import dataprune.calibration.activations as act
+
+    original = act.activation_embeddings
+    info = {"computed_s": 0.0, "reused_s": 0.0, "n_blocks": 0.0}
+
+    def cached(model_: Any, input_ids: Any, attention_mask: Any = None, **kw: Any) -> np.ndarray:
+        ids = np.ascontiguousarray(np.asarray(input_ids, dtype=np.int64))
+        mask = None if attention_mask is None else np.asarray(attention_mask, dtype=np.int64)
+        h = hashlib.sha256(ids.tobytes())
+        h.update(b"-" if mask is None else np.ascontiguousarray(mask).tobytes())
+        h.update(json.dumps(kw, sort_keys=True, default=str).encode())
+        if model_fingerprint(model_) != dense_fingerprint:
+            raise RuntimeError("activation embeddings must come from the dense model")
+        h.update(dense_fingerprint.encode())
+        path = store / f"activations-{h.hexdigest()[:24]}.npz"
+        info["n_blocks"] = float(len(ids))
+        if path.exists():
+            with np.load(path) as z:
+                info["reused_s"] += float(z["time_s"])
+                return z["X"]
+        t0 = time.perf_counter()
+        X = original(model_, input_ids, attention_mask, **kw)
+        dt = time.perf_counter() - t0
+        info["computed_s"] += dt
+        store.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, X=X, time_s=np.float64(dt))
+        tmp.replace(path)
+        return X
+
+    act.activation_embeddings = cached
+    try:
+        yield info
+    finally:
+        act.activation_embeddings = original
