@@ -6,9 +6,7 @@ naming the file.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,15 +147,6 @@ def read_policy_file(path: str | os.PathLike[str]) -> Any:
     -------
     object
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataValidationError("policy file not found", source=str(p))
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataValidationError(
-            f"malformed JSON ({exc.msg}) at line {exc.lineno}", source=str(p)
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataValidationError(f"cannot read the policy ({exc})", source=str(p)) from None
-    return d
+    from dataprune.io.readers import read_json_file
+
+    return read_json_file(path, "policy file")

@@ -178,21 +178,14 @@ def _no_action(args: argparse.Namespace) -> int:
 
 
 def _load_agents(path: str) -> list:
-    import json
     from pathlib import Path
 
     from dataprune.agents.spec import as_agent_specs
     from dataprune.errors import DataValidationError
+    from dataprune.io.readers import read_json_file
 
     p = Path(path)
-    if not p.is_file():
-        raise DataValidationError("agent file not found", source=str(p))
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataValidationError(
-            f"malformed JSON ({exc.msg}) at line {exc.lineno}", source=str(p)
-        ) from None
+    data = read_json_file(p, "agent file")
     if isinstance(data, dict) and "agents" in data:
         data = data["agents"]
     if not isinstance(data, list):

@@ -23,9 +23,25 @@ from dataprune.io.records import OnBadRecord, RecordSet, Rejected
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_records"]
+__all__ = ["load_records", "read_json_file"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def read_json_file(path: str | os.PathLike[str], what: str = "file") -> Any:
+    """The parsed JSON of one file; a missing, unreadable or malformed file is a
+    :class:`DataValidationError` naming it (``what``: e.g. "policy file")."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError(f"{what} not found", source=str(p))
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            f"malformed JSON ({exc.msg}) at line {exc.lineno}", source=str(p)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"cannot read the {what} ({exc})", source=str(p)) from None
 
 
 def _open_text(path: Path):
