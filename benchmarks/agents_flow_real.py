@@ -48,6 +48,8 @@ PROMPT_TOKENS = 260
 #: Tokens per question: about two calls (each ~PROMPT_TOKENS + MAX_NEW_TOKENS, plus reading).
 TOKEN_BUDGET = 1000
 MAX_STEPS = 4
+#: How the NEXT/PROGRESS line is obtained ("auto": the local backend's constrained follow-up).
+SUFFIX = "auto"
 TIMEOUT_S = 300.0
 
 POOL = [
@@ -102,14 +104,16 @@ def agents() -> list[Any]:
     return [AgentSpec(**a, prompt_tokens=PROMPT_TOKENS, output_tokens=MAX_NEW_TOKENS) for a in POOL]
 
 
-def make_policy(kind: str) -> Any:
+def make_policy(kind: str, suffix: str = SUFFIX) -> Any:
     """``"simulator"``: trained on a simulated twin of the pool; ``"cold"``: untrained."""
     from dataprune.agents import FlowConfig, FlowPolicy
     from dataprune.agents.flow import FlowEvaluator
     from dataprune.agents.simulator import SimAgent, SimulatedEnvironment, SimulatorFlowEvaluator
 
     pool = agents()
-    cfg = FlowConfig(max_steps=MAX_STEPS, token_budget=TOKEN_BUDGET, start_agent="solver")
+    cfg = FlowConfig(
+        max_steps=MAX_STEPS, token_budget=TOKEN_BUDGET, start_agent="solver", suffix=suffix
+    )
     if kind == "cold":
         ev = FlowEvaluator(None, lambda q, a: 0.0, agents=pool)
         return FlowPolicy(config=replace(cfg, n_epochs=0), random_state=0).fit([], ev)
@@ -182,6 +186,21 @@ def policy_text(res: dict) -> str:
     )
 
 
+def suffix_text(mode: str) -> str:
+    """How the NEXT/PROGRESS line was obtained, from the saved ``FlowConfig.suffix``."""
+    if mode == "instruct":
+        return (
+            "Suffix mode `instruct`: the prompt asks each agent to end its reply with the "
+            "`NEXT: ...; PROGRESS: ...` line."
+        )
+    return (
+        f"Suffix mode `{mode}`: the prompt asks for no line; after each reply the backend asks a "
+        "constrained follow-up and picks NEXT among the allowed agents and STOP by likelihood, "
+        "PROGRESS as the likelihood-weighted mean of 0, 0.25, 0.5, 0.75, 1 (those tokens count "
+        "as prompt tokens in the ledger)."
+    )
+
+
 def render(res: dict) -> str:
     qs = res["questions"]
     n = len(qs)
@@ -192,6 +211,11 @@ def render(res: dict) -> str:
     for q in qs:
         stops[q["stopped_by"]] = stops.get(q["stopped_by"], 0) + 1
     em = sum(q["exact_match"] for q in qs)
+    proposed: dict[str, int] = {}
+    for st in all_steps:
+        if st["parsed"] and st["next"] is not None:
+            proposed[st["next"]] = proposed.get(st["next"], 0) + 1
+    progress = [st["progress"] for st in all_steps if st["progress"] is not None]
     tok = [q["ledger_tokens"] for q in qs]
     over = sum(t > res["token_budget"] for t in tok)
     lines = [
@@ -203,7 +227,9 @@ def render(res: dict) -> str:
         f"agents {', '.join(a['name'] for a in res['pool'])}; {policy_text(res)} Start agent "
         f"`solver`, `max_steps` {res['max_steps']}, token budget {res['token_budget']} per "
         f"question (an agent runs only if its expected {res['prompt_tokens']} prompt + "
-        f"{res['max_new_tokens']} output tokens plus what it reads still fit). First {n} GSM8K "
+        f"{res['max_new_tokens']} output tokens plus what it reads still fit; its output is then "
+        "capped at what the budget leaves after its prompt, counted with the tokenizer before "
+        f"the call). {suffix_text(res.get('suffix', 'instruct'))} First {n} GSM8K "
         "test questions. " + common.machine_sentence(res.get("machine")),
         "",
         f"**Accuracy is not the point of this run** (a 135M-parameter model): it shows the wiring "
@@ -215,7 +241,14 @@ def render(res: dict) -> str:
         f"({100 * parsed / max(1, len(all_steps)):.0f}%). Stop reasons: "
         + ", ".join(f"{k} {v}" for k, v in sorted(stops.items()))
         + f". Ledger tokens per question: mean {np.mean(tok):.0f} (max {max(tok)}); "
-        f"{over} question(s) over the budget of {res['token_budget']}.",
+        f"{over} question(s) over the budget of {res['token_budget']}. Proposed NEXT: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(proposed.items())) or "none")
+        + (
+            f"; PROGRESS reported: mean {np.mean(progress):.2f} (min {min(progress):.2f}, "
+            f"max {max(progress):.2f})."
+            if progress
+            else "; no PROGRESS reported."
+        ),
         "",
         "| # | path | suffix per step (NEXT, PROGRESS, or the parse failure) | ledger tokens | budget stop | stopped by | answer | reference | exact match |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -251,6 +284,12 @@ def main() -> None:
     ap.add_argument("--n-questions", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--policy", choices=["simulator", "cold"], default="simulator")
+    ap.add_argument(
+        "--suffix",
+        choices=["auto", "instruct", "choose"],
+        default=SUFFIX,
+        help="FlowConfig.suffix: how the NEXT/PROGRESS line is obtained",
+    )
     ap.add_argument("--no-resume", action="store_true", help="ignore checkpointed questions")
     ap.add_argument(
         "--output-dir", type=Path, default=common.RESULTS, help="where the results go (smoke runs)"
@@ -280,6 +319,7 @@ def main() -> None:
         "policy": args.policy,
         "sim_competence": list(SIM_COMPETENCE),
         "sim_progress_noise": SIM_PROGRESS_NOISE,
+        "suffix": args.suffix,
     }
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     ckpt = cache_dir("benchmarks") / f"{NAME}-{key}.jsonl"
@@ -294,7 +334,7 @@ def main() -> None:
         print(f"resuming: {len(done)} questions in {ckpt}", flush=True)
     backend = HFLocalBackend(max_new_tokens=MAX_NEW_TOKENS)
     runner = FlowExecutor(backend, timeout_s=TIMEOUT_S, max_retries=0)
-    policy = make_policy(args.policy)
+    policy = make_policy(args.policy, args.suffix)
     settings["policy_table"] = policy.describe()
     t0 = time.perf_counter()
     out = []

@@ -12,6 +12,8 @@ from dataprune.agents.executor.hf import HFLocalBackend
 from dataprune.agents.executor.http import OpenAIChatBackend
 from dataprune.agents.executor.messages import (
     AgentCall,
+    ChoiceField,
+    ChoiceRequest,
     Completion,
     Message,
     build_chat_messages,
@@ -30,6 +32,8 @@ __all__ = [
     "AgentRun",
     "BackendError",
     "ChatBackend",
+    "ChoiceField",
+    "ChoiceRequest",
     "Completion",
     "ExecutionResult",
     "Executor",

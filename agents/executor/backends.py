@@ -40,10 +40,26 @@ class ChatBackend(ABC):
     agents of one level concurrently) and honour ``call.timeout``."""
 
     name: str = "backend"
+    #: Whether :meth:`complete` answers ``call.choice`` (a constrained follow-up).
+    supports_choice: bool = False
 
     @abstractmethod
     def complete(self, call: AgentCall) -> Completion:
         """Return the agent's output and token usage, or raise :class:`BackendError`."""
+
+    def count_prompt_tokens(self, call: AgentCall) -> int | None:
+        """Prompt tokens ``call`` will be charged, counted before the call (``None``: unknown).
+
+        Parameters
+        ----------
+        call : AgentCall
+
+        Returns
+        -------
+        int or None
+            Exact for backends that tokenise locally; ``None`` where only the server knows.
+        """
+        return None
 
     def describe(self) -> dict[str, str]:
         """JSON-able description for manifests and results."""

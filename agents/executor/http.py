@@ -94,7 +94,9 @@ class OpenAIChatBackend(ChatBackend):
             "model": self.model,
             "messages": call.messages,
             "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
+            "max_tokens": self.max_tokens
+            if call.max_new_tokens is None
+            else min(self.max_tokens, int(call.max_new_tokens)),
             **self.extra_body,
         }
         headers = {"Content-Type": "application/json", **self.headers}

@@ -9,7 +9,15 @@ from typing import Any
 
 from dataprune.agents.spec import AgentSpec
 
-__all__ = ["AgentCall", "Completion", "Message", "build_chat_messages", "extract_answer"]
+__all__ = [
+    "AgentCall",
+    "ChoiceField",
+    "ChoiceRequest",
+    "Completion",
+    "Message",
+    "build_chat_messages",
+    "extract_answer",
+]
 
 _ANSWER_RE = re.compile(r"(?:final\s+)?answer\s*(?:is)?\s*[:=]\s*(.+)", re.IGNORECASE)
 
@@ -32,6 +40,57 @@ class Message:
 
 
 @dataclass(frozen=True)
+class ChoiceField:
+    """One field of a :class:`ChoiceRequest`: a prefix and the texts that may follow it.
+
+    Attributes
+    ----------
+    prefix : str
+        Text written before the choice (e.g. ``"NEXT: "``).
+    options : tuple of str
+        The allowed continuations, scored by their log-likelihood (summed over tokens).
+    values : tuple of float, optional
+        One number per option. With values, the field's answer is their expectation under the
+        options' normalised likelihoods (written with 2 decimals) instead of the most likely
+        option.
+    """
+
+    prefix: str
+    options: tuple[str, ...]
+    values: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.options:
+            raise ValueError("a ChoiceField needs at least one option")
+        if self.values is not None and len(self.values) != len(self.options):
+            raise ValueError(
+                f"ChoiceField has {len(self.options)} options but {len(self.values)} values"
+            )
+
+
+@dataclass(frozen=True)
+class ChoiceRequest:
+    """A constrained follow-up after the agent's reply, for models too small to follow a format.
+
+    A backend that supports it (``ChatBackend.supports_choice``) asks ``question`` after the reply
+    and, field by field, picks among each field's options by likelihood, each conditioned on the
+    fields chosen before it. The chosen line (the fields joined by ``separator``) is appended to
+    the reply on a line of its own, so callers parse it like a line the model wrote.
+
+    Attributes
+    ----------
+    question : str
+        The follow-up user message.
+    fields : tuple of ChoiceField
+    separator : str, default="; "
+    """
+
+    question: str
+    fields: tuple[ChoiceField, ...]
+    separator: str = "; "
+
+
+@dataclass(frozen=True)
 class AgentCall:
     """Everything a backend needs for one agent call.
 
@@ -48,6 +107,11 @@ class AgentCall:
         Seconds allowed for this attempt.
     is_decision : bool
         True for the decision agent.
+    max_new_tokens : int, optional
+        Cap on this call's output tokens (with ``choice``: generated plus follow-up tokens), on
+        top of the backend's own cap; a hard token budget sets it.
+    choice : ChoiceRequest, optional
+        A constrained follow-up (backends without ``supports_choice`` ignore it).
     """
 
     agent: AgentSpec
@@ -57,6 +121,8 @@ class AgentCall:
     messages: list[dict[str, str]]
     timeout: float
     is_decision: bool = False
+    max_new_tokens: int | None = None
+    choice: ChoiceRequest | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 from dataprune.agents.executor.backends import BackendError, ChatBackend, make_backend
 from dataprune.agents.executor.messages import (
     AgentCall,
+    ChoiceRequest,
     Completion,
     Message,
     build_chat_messages,
@@ -261,7 +262,18 @@ class Executor:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ backends
-    def _backend_for(self, agent: AgentSpec) -> ChatBackend:
+    def backend_for(self, agent: AgentSpec) -> ChatBackend:
+        """The backend that answers ``agent``: the executor's (one, or per agent name), else one
+        made (once) from the agent's ``llm`` config.
+
+        Parameters
+        ----------
+        agent : AgentSpec
+
+        Returns
+        -------
+        ChatBackend
+        """
         b = self.backend
         if isinstance(b, ChatBackend):
             return b
@@ -338,6 +350,41 @@ class Executor:
             pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ one step (hook)
+    def make_call(
+        self,
+        agent: AgentSpec,
+        query: str,
+        inbox: Sequence[Message] = (),
+        *,
+        round: int = 1,
+        messages: list[dict[str, str]] | None = None,
+        max_new_tokens: int | None = None,
+        choice: ChoiceRequest | None = None,
+    ) -> AgentCall:
+        """The :class:`AgentCall` that :meth:`run_step` sends (e.g. to count its tokens first).
+
+        Parameters are those of :meth:`run_step`.
+
+        Returns
+        -------
+        AgentCall
+        """
+        msgs = (
+            messages
+            if messages is not None
+            else build_chat_messages(agent, query, inbox, round=round)
+        )
+        return AgentCall(
+            agent,
+            query,
+            tuple(inbox),
+            round,
+            msgs,
+            self.timeout_s,
+            max_new_tokens=max_new_tokens,
+            choice=choice,
+        )
+
     def run_step(
         self,
         agent: AgentSpec,
@@ -349,6 +396,8 @@ class Executor:
         messages: list[dict[str, str]] | None = None,
         ledger: TokenLedger | None = None,
         t0: float | None = None,
+        max_new_tokens: int | None = None,
+        choice: ChoiceRequest | None = None,
     ) -> AgentRun:
         """Call one agent once with this executor's backend, retries and timeout.
 
@@ -371,19 +420,26 @@ class Executor:
             Gets the run's tokens.
         t0 : float, optional
             ``time.perf_counter()`` of the start of the whole run (for ``started_s``).
+        max_new_tokens : int, optional
+            Cap on this call's output tokens (see :class:`AgentCall`).
+        choice : ChoiceRequest, optional
+            A constrained follow-up for backends with ``supports_choice``.
 
         Returns
         -------
         AgentRun
             Status ``"ok"`` or ``"failed"`` (a failure is logged, never raised).
         """
-        backend = self._backend_for(agent)
-        msgs = (
-            messages
-            if messages is not None
-            else build_chat_messages(agent, query, inbox, round=round)
+        backend = self.backend_for(agent)
+        call = self.make_call(
+            agent,
+            query,
+            inbox,
+            round=round,
+            messages=messages,
+            max_new_tokens=max_new_tokens,
+            choice=choice,
         )
-        call = AgentCall(agent, query, tuple(inbox), round, msgs, self.timeout_s)
         run = AgentRun(agent.name, round, level, "failed", inputs=[m.sender for m in inbox])
         start = time.perf_counter() if t0 is None else t0
         run = self._run_batch([(backend, call, run)], start)[0]
@@ -410,8 +466,8 @@ class Executor:
             raise DataValidationError("the topology has no active agent to run")
         t0 = time.perf_counter()
         ledger = TokenLedger()
-        backends = {nm: self._backend_for(topology.agent(nm)) for nm in topology.active_names}
-        dec_backend = self._backend_for(topology.decision) if topology.decision else None
+        backends = {nm: self.backend_for(topology.agent(nm)) for nm in topology.active_names}
+        dec_backend = self.backend_for(topology.decision) if topology.decision else None
         runs: list[AgentRun] = [
             AgentRun(nm, r, -1, "pruned")
             for r in range(1, topology.rounds + 1)

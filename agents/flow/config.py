@@ -7,8 +7,19 @@ from dataclasses import dataclass
 from dataprune.agents.flow.context import CONTEXTS
 from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError
+from dataprune.registry import Registry
 
-__all__ = ["FlowConfig"]
+__all__ = ["SUFFIX_MODES", "FlowConfig"]
+
+#: How an agent's NEXT/PROGRESS line is obtained (``FlowConfig.suffix``).
+SUFFIX_MODES: Registry[str] = Registry("flow suffix mode")
+SUFFIX_MODES.register(
+    "auto", "'choose' on backends that support a constrained follow-up, else 'instruct'"
+)
+SUFFIX_MODES.register("instruct", "the prompt asks the agent to write the line itself")
+SUFFIX_MODES.register(
+    "choose", "a constrained follow-up after the reply picks the line by likelihood"
+)
 
 
 @dataclass
@@ -65,11 +76,19 @@ class FlowConfig(ConfigMixin):
     max_steps : int, default=6
         Agent calls per query at most.
     token_budget : float, optional
-        Tokens per query at most (an agent is only called when its expected cost still fits).
+        Tokens per query at most, a hard limit: an agent is only called when its expected cost
+        still fits, and its output is capped at what remains after its prompt (counted exactly
+        before the call where the backend tokenises locally, else the agent's expected prompt
+        tokens plus what it reads).
     context : {"all", "last"}, default="all"
         What the next agent reads: every earlier output, or the previous one only.
     start_agent : str, optional
         Agent proposed at START (default: the first agent of the pool).
+    suffix : {"auto", "instruct", "choose"}, default="auto"
+        How an agent's ``NEXT: ...; PROGRESS: ...`` line is obtained: ``"instruct"`` asks for it
+        in the prompt; ``"choose"`` asks a constrained follow-up after the reply, answered by
+        likelihood (for small local models that do not follow the format; needs a backend with
+        ``supports_choice``); ``"auto"`` is ``"choose"`` where the backend supports it.
     """
 
     cost_weight: float = 0.1
@@ -90,9 +109,11 @@ class FlowConfig(ConfigMixin):
     token_budget: float | None = None
     context: str = "all"
     start_agent: str | None = None
+    suffix: str = "auto"
 
     def __post_init__(self) -> None:
         CONTEXTS.get(self.context)  # unknown names fail with the valid ones
+        SUFFIX_MODES.get(self.suffix)
         for nm in ("n_epochs", "patience", "prune_min_visits"):
             v = getattr(self, nm)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:

@@ -8,13 +8,18 @@ retries, timeouts and token ledger). A run:
 
 1. at START the policy picks the first agent (no agent has spoken: the proposal is
    ``FlowConfig.start_agent``, default the first agent of the pool);
-2. the agent runs with the executor's prompt plus the request to end with
-   ``NEXT: ...; PROGRESS: ...`` (listing the agents the policy allows after it), reading the
-   earlier outputs its context rule names;
+2. the agent runs with the executor's prompt, reading the earlier outputs its context rule
+   names, and ends with ``NEXT: ...; PROGRESS: ...`` (among the agents the policy allows after
+   it): asked for in the prompt (``FlowConfig.suffix="instruct"``), or chosen by likelihood in a
+   constrained follow-up on backends that support it (``"choose"``; ``"auto"`` picks it there);
 3. its suffix is parsed into a proposal and the policy picks the next agent or STOP;
 4. hard limits: after ``max_steps`` calls the run stops; an agent is only called when
    ``tokens so far + its expected prompt and output tokens + the tokens it would read`` fits the
-   token budget, and the run stops when none fits.
+   token budget, and the run stops when none fits. The call's output is then capped at what the
+   budget leaves after its prompt -- counted exactly before the call where the backend
+   tokenises locally (``ChatBackend.count_prompt_tokens``), else estimated as the agent's
+   expected prompt plus what it reads -- so with such a backend the ledger never exceeds the
+   budget.
 
 The answer is that of the last step that produced one.
 """
@@ -31,7 +36,14 @@ import numpy as np
 from dataprune.agents.executor.messages import Message, extract_answer
 from dataprune.agents.executor.runner import Executor, TokenLedger
 from dataprune.agents.flow.context import CONTEXTS
-from dataprune.agents.flow.protocol import START, STOP, Proposal, flow_messages, parse_suffix
+from dataprune.agents.flow.protocol import (
+    START,
+    STOP,
+    Proposal,
+    flow_choice,
+    flow_messages,
+    parse_suffix,
+)
 from dataprune.agents.flow.trace import Decision, FlowStep, FlowTrace
 from dataprune.errors import DataValidationError
 
@@ -200,17 +212,41 @@ class FlowExecutor(Executor):
                 stopped_by = "budget"
                 break
             d = policy.decide(state, proposal, allowed=allowed, epsilon=epsilon, rng=rng)
-            decisions.append(d)
             if d.action == STOP:
+                decisions.append(d)
                 break
             agent = specs[d.action]
             k = len(steps) + 1
             inbox = [Message(s.agent, s.content or "", s.index) for s in reads]
-            msgs = flow_messages(
-                agent, query, inbox, step=k, allowed=policy.allowed_after(agent.name)
-            )
+            call = self._flow_call(policy, agent, query, inbox, k)
+            cap = None
+            if budget is not None:
+                counted = self.backend_for(agent).count_prompt_tokens(call)
+                if counted is None:
+                    counted = policy.prompt_costs_[agent.name] + read_tokens
+                cap = int(np.floor(budget - ledger.total_tokens - counted + 1e-9))
+                if cap < 1:
+                    logger.info(
+                        "budget stop: %s would read %d tokens with %g left",
+                        agent.name,
+                        counted,
+                        budget - ledger.total_tokens,
+                    )
+                    decisions.append(Decision(state, STOP, forced="budget"))
+                    stopped_by = "budget"
+                    break
+            decisions.append(d)
             run = self.run_step(
-                agent, query, inbox, round=k, level=k - 1, messages=msgs, ledger=ledger, t0=t0
+                agent,
+                query,
+                inbox,
+                round=k,
+                level=k - 1,
+                messages=call.messages,
+                ledger=ledger,
+                t0=t0,
+                max_new_tokens=cap,
+                choice=call.choice,
             )
             if run.status == "ok":
                 content, proposal = parse_suffix(run.output, policy.agents_)
@@ -229,4 +265,27 @@ class FlowExecutor(Executor):
             wall_time_s=time.perf_counter() - t0,
             context=rule.name,
             agents=tuple(policy.agents_),
+        )
+
+    def _flow_call(
+        self, policy: FlowPolicy, agent: Any, query: str, inbox: list[Message], step: int
+    ) -> Any:
+        """The call for ``agent`` at ``step``: instruction in the prompt or a choice request."""
+        backend = self.backend_for(agent)
+        mode = policy.config_.suffix
+        if mode == "choose" and not backend.supports_choice:
+            raise DataValidationError(
+                f"FlowConfig.suffix='choose' needs a backend with a constrained follow-up; "
+                f"{type(backend).__name__} (agent {agent.name!r}) has none: use 'instruct'"
+            )
+        choose = mode == "choose" or (mode == "auto" and backend.supports_choice)
+        allowed = policy.allowed_after(agent.name)
+        msgs = flow_messages(agent, query, inbox, step=step, allowed=allowed, instruct=not choose)
+        return self.make_call(
+            agent,
+            query,
+            inbox,
+            round=step,
+            messages=msgs,
+            choice=flow_choice(allowed) if choose else None,
         )

@@ -35,13 +35,17 @@ logger = logging.getLogger(__name__)
 __all__ = ["FlowPolicy"]
 
 
-def _call_costs(agents: Sequence[AgentSpec], cost_model: TokenCostModel | None) -> dict[str, float]:
-    """Expected prompt + output tokens of one call of every agent (reading nothing)."""
+def _call_costs(
+    agents: Sequence[AgentSpec], cost_model: TokenCostModel | None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Expected prompt + output tokens, and prompt tokens, of one call of every agent (reading
+    nothing)."""
     from dataprune.agents.topology import Topology
 
     top = Topology(agents, np.zeros((len(agents), len(agents)), dtype=bool))
     p, o = (cost_model or TokenCostModel()).agent_costs(top)
-    return {a.name: float(p[i] + o[i]) for i, a in enumerate(agents)}
+    total = {a.name: float(p[i] + o[i]) for i, a in enumerate(agents)}
+    return total, {a.name: float(p[i]) for i, a in enumerate(agents)}
 
 
 class FlowPolicy(BaseEstimator):
@@ -77,6 +81,9 @@ class FlowPolicy(BaseEstimator):
     token_scale_ : float
     call_costs_ : dict of str to float
         Expected prompt + output tokens of one call per agent.
+    prompt_costs_ : dict of str to float
+        Expected prompt tokens of one call per agent (reading nothing); the hard token budget
+        uses them where a backend cannot count a prompt before the call.
     random_state_ : int
     trained_on_ : dict
         The evaluator's description (kept in saved policies).
@@ -120,11 +127,12 @@ class FlowPolicy(BaseEstimator):
             raise DataValidationError(
                 f"unknown start_agent {cfg.start_agent!r}; agents are: {', '.join(names)}"
             )
-        costs = _call_costs(specs, self.cost_model)
+        costs, prompt_costs = _call_costs(specs, self.cost_model)
         self.agents_ = specs
         self.config_ = cfg
         self.random_state_ = resolve_seed(self.random_state)
         self.call_costs_ = costs
+        self.prompt_costs_ = prompt_costs
         self.token_scale_ = float(cfg.token_scale or np.mean(list(costs.values())) or 1.0)
         self.table_ = QTable(names)
         self.epsilon_ = float(cfg.epsilon)

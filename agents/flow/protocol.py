@@ -14,6 +14,13 @@ consecutive lines, ``PROGRESS`` as a fraction or a percentage (``80%``, or a who
 lines (a "Next: ..." early in the reasoning is not a suffix). A missing or malformed line, or an
 unknown agent, gives no proposal (the reason is logged and kept in :attr:`Proposal.issue`); it
 never raises.
+
+Small local models rarely write that line. With ``FlowConfig.suffix="choose"`` (or ``"auto"`` on a
+backend with ``supports_choice``, such as :class:`~dataprune.agents.executor.HFLocalBackend`) the
+prompt carries no instruction; instead :func:`flow_choice` asks, after the reply, a constrained
+follow-up: the backend picks ``NEXT`` among the allowed agents and ``STOP`` by likelihood and
+writes ``PROGRESS`` as the likelihood-weighted mean of 0, 0.25, 0.5, 0.75 and 1. It appends that
+line to the reply, which :func:`parse_suffix` then reads like any other.
 """
 
 from __future__ import annotations
@@ -24,17 +31,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dataprune.agents.executor.messages import Message, build_chat_messages
+from dataprune.agents.executor.messages import (
+    ChoiceField,
+    ChoiceRequest,
+    Message,
+    build_chat_messages,
+)
 from dataprune.agents.spec import AgentSpec
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "PROGRESS_LEVELS",
     "RESERVED_NAMES",
     "START",
     "STOP",
     "Proposal",
     "allowed_from_prompt",
+    "flow_choice",
     "flow_instruction",
     "flow_messages",
     "parse_suffix",
@@ -55,6 +69,9 @@ _PROGRESS_RE = re.compile(
     r"\bPROGRESS\b\s*\**\s*[:=]\s*\**\s*(?P<v>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<pct>%)?",
     re.IGNORECASE,
 )
+#: The PROGRESS values scored by a constrained follow-up.
+PROGRESS_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
 _VALUE_RE = re.compile(r"^[\w.\- ]+$")
 _TAIL_LINES = 3  # the suffix must be among the last non-empty lines
 _ALLOWED_PREFIX = "Agents you may hand over to:"
@@ -270,6 +287,38 @@ def flow_instruction(allowed: Sequence[AgentSpec | str]) -> str:
     )
 
 
+def flow_choice(allowed: Sequence[AgentSpec | str]) -> ChoiceRequest:
+    """The constrained follow-up asked after a reply (``FlowConfig.suffix="choose"``).
+
+    Parameters
+    ----------
+    allowed : sequence of AgentSpec or str
+        Agents the policy lets this agent hand over to; ``STOP`` is always an option.
+
+    Returns
+    -------
+    ChoiceRequest
+        Fields ``NEXT:`` (an allowed agent name or ``STOP``) and ``PROGRESS:`` (valued at
+        :data:`PROGRESS_LEVELS`).
+    """
+    names = [a if isinstance(a, str) else a.name for a in allowed]
+    listed = ", ".join(names) if names else "nobody"
+    question = (
+        f"Who should act next ({listed}), or STOP if your answer is final? And how much of the "
+        "task is solved, from 0 to 1? Reply in one line: NEXT: <name or STOP>; PROGRESS: "
+        "<number>"
+    )
+    return ChoiceRequest(
+        question,
+        (
+            ChoiceField("NEXT:", tuple(f" {n}" for n in [*names, STOP])),
+            ChoiceField(
+                "PROGRESS:", tuple(f" {v:g}" for v in PROGRESS_LEVELS), values=PROGRESS_LEVELS
+            ),
+        ),
+    )
+
+
 def allowed_from_prompt(text: str) -> list[str] | None:
     """The agent names listed by :func:`flow_instruction` in a prompt (``None`` if absent).
 
@@ -297,6 +346,7 @@ def flow_messages(
     *,
     step: int,
     allowed: Sequence[AgentSpec | str],
+    instruct: bool = True,
 ) -> list[dict[str, str]]:
     """The executor's chat messages for ``agent`` with :func:`flow_instruction` appended.
 
@@ -308,11 +358,15 @@ def flow_messages(
     step : int
         Step number (from 1), shown as the round.
     allowed : sequence of AgentSpec or str
+    instruct : bool, default=True
+        Append the instruction (``False``: the line comes from :func:`flow_choice` instead).
 
     Returns
     -------
     list of dict
     """
     msgs = build_chat_messages(agent, query, inbox, round=step)
+    if not instruct:
+        return msgs
     msgs[-1] = {**msgs[-1], "content": msgs[-1]["content"] + "\n\n" + flow_instruction(allowed)}
     return msgs

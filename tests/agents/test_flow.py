@@ -167,6 +167,97 @@ def test_max_steps_and_token_budget_stop_a_run():
     assert all(s.inputs == ([s.index - 1] if s.index > 1 else []) for s in t.steps)
 
 
+class Counting(Scripted):
+    """Counts prompts before the call (20 more than expected per read message + 80) and honours
+    the output cap."""
+
+    def count_prompt_tokens(self, call):
+        return call.agent.prompt_tokens + 80 + 50 * len(call.inbox)
+
+    def complete(self, call):
+        c = super().complete(call)
+        out = c.completion_tokens if call.max_new_tokens is None else min(50, call.max_new_tokens)
+        return Completion(c.text, self.count_prompt_tokens(call), out, "tokenizer")
+
+
+@pytest.mark.parametrize(
+    "budget, path, last_output, last_cap",
+    [(450, ["solver"], 50, 270), (500, ["solver", "critic"], 40, 40)],
+)
+def test_token_budget_is_hard_with_counted_prompts(budget, path, last_output, last_cap):
+    never_done = {"solver": ["NEXT: critic; PROGRESS: 0.1"], "critic": ["NEXT: coder"]}
+    backend = Counting(never_done)
+    t = FlowExecutor(backend).run_flow(cold(), "q", token_budget=budget)
+    # call 1: 180 counted + 50 out = 230; call 2 is expected to fit (230 + 150 + 50 <= budget)
+    # but reads 230, so only budget - 460 output tokens remain: none at 450, 40 at 500
+    assert t.path == path and t.stopped_by == "budget"
+    assert t.steps[-1].run.completion_tokens == last_output
+    assert t.total_tokens <= budget and t.decisions[-1].forced == "budget"
+    assert backend.calls[-1].max_new_tokens == last_cap
+
+
+class Choosing(Scripted):
+    """A backend with a constrained follow-up: it answers the choice with its first options."""
+
+    supports_choice = True
+
+    def complete(self, call):
+        self.calls.append(call)
+        line = ""
+        if call.choice is not None:
+            f1, f2 = call.choice.fields
+            line = f"\n{f1.prefix}{f1.options[0]}; {f2.prefix}{f2.options[-1]}"
+        return Completion(f"Answer: {call.agent.name}{line}", 100, 50, "tokenizer")
+
+
+def test_suffix_modes_choose_instruct_and_auto():
+    backend = Choosing({})
+    t = FlowExecutor(backend, max_steps=2).run_flow(cold(), "q")
+    call = backend.calls[0]
+    assert call.choice is not None and allowed_from_prompt(call.messages[-1]["content"]) is None
+    nxt, progress = call.choice.fields
+    assert nxt.options == (" critic", " coder", " STOP") and progress.values[-1] == 1.0
+    assert t.steps[0].proposal.next == "critic" and t.steps[0].proposal.progress == 1.0
+    assert t.path == ["solver", "critic"] and t.answer == "critic"
+
+    backend = Choosing({"solver": ["NEXT: STOP"]})
+    FlowExecutor(backend).run_flow(cold(suffix="instruct"), "q")
+    assert backend.calls[0].choice is None
+    assert allowed_from_prompt(backend.calls[0].messages[-1]["content"]) == ["critic", "coder"]
+
+    with pytest.raises(DataValidationError, match="constrained follow-up"):
+        FlowExecutor(Scripted({"solver": [""]})).run_flow(cold(suffix="choose"), "q")
+    with pytest.raises(ValueError, match="valid: auto, choose, instruct"):
+        FlowConfig(suffix="guess")
+
+
+@pytest.mark.offline_models
+@pytest.mark.slow
+def test_small_local_model_gets_a_parsed_suffix_within_a_hard_budget():
+    from dataprune.agents.executor import HFLocalBackend
+    from dataprune.agents.flow.protocol import flow_choice, flow_messages
+
+    be = HFLocalBackend(max_new_tokens=24)
+    pool = [
+        AgentSpec("solver", profile="You solve math problems.", prompt_tokens=60, output_tokens=24),
+        AgentSpec("checker", profile="You check answers.", prompt_tokens=60, output_tokens=24),
+    ]
+    msgs = flow_messages(pool[0], "What is 3 + 4?", [], step=1, allowed=pool[1:], instruct=False)
+    ex = FlowExecutor(be, timeout_s=120)
+    call = ex.make_call(pool[0], "What is 3 + 4?", messages=msgs, choice=flow_choice(pool[1:]))
+    call = replace(call, max_new_tokens=10)
+    done = be.complete(call)
+    assert done.prompt_tokens == be.count_prompt_tokens(call)
+    assert 0 < done.completion_tokens <= 10
+    _, prop = parse_suffix(done.text, pool)
+    assert prop.issue is None and prop.next in ("checker", STOP) and 0 <= prop.progress <= 1
+
+    policy = cold(agents=pool, max_steps=3)
+    t = ex.run_flow(policy, "What is 3 + 4?", token_budget=2 * done.prompt_tokens + 30)
+    assert t.total_tokens <= 2 * done.prompt_tokens + 30
+    assert all(s.proposal.issue is None for s in t.steps if s.ok)
+
+
 def test_a_failed_agent_is_recorded_and_the_run_goes_on():
     class Failing(Scripted):
         def complete(self, call):
