@@ -13,6 +13,14 @@ __all__ = ["ConfigMixin"]
 C = TypeVar("C", bound="ConfigMixin")
 
 
+def _lists(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _lists(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_lists(v) for v in obj]
+    return obj
+
+
 class ConfigMixin:
     """``to_dict`` (JSON-able, nested configs included) and its inverse ``from_dict``.
 
@@ -23,8 +31,9 @@ class ConfigMixin:
     _ignore_unknown_keys = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able parameters (for manifests, cards and logs)."""
-        return asdict(self)  # type: ignore[call-overload]
+        """JSON-able parameters (for manifests, cards and logs); tuples become lists, as JSON
+        reads them back."""
+        return _lists(asdict(self))  # type: ignore[call-overload]
 
     @classmethod
     def _from_dict_defaults(cls, d: dict[str, Any]) -> dict[str, Any]:

@@ -133,6 +133,31 @@ class TrainConfig(ConfigMixin):
         ``"bfloat16"`` (CPU autocast, faster training where supported) or ``"float32"``.
     random_state : int
         Seed of the split, sampling, initialisation and data order.
+    evidence_sets : tuple of str
+        Further training sets from :data:`dataprune.rag.corpora.EVIDENCE_SETS` (their ``train``
+        split), mixed with SQuAD. Only sets whose licence allows training an Apache-2.0
+        checkpoint are accepted unless ``allow_restricted_licences``.
+    evidence_data : str
+        Folder holding the evidence sets' folders.
+    include_squad : bool
+        Train on SQuAD v2 too (``False``: leave SQuAD out of training; its validation and
+        held-out articles are still used).
+    evidence_val_share : float
+        Share of each evidence set's questions (whole questions) kept for validation.
+    distractors_per_question : int
+        Passages without evidence kept per question of a multi-passage set (seeded).
+    bridge_examples : bool
+        For multi-hop questions also train with the query extended by the evidence sentences of
+        the question's other gold passages (what the multi-hop second pass feeds the model): one
+        example per gold passage and one per question with a distractor.
+    max_pairs_per_set : int or None
+        Seeded subsample of each evidence set's training pairs.
+    target_compression : float or None
+        Calibrate the checkpoint's default threshold on the validation passages that hold
+        evidence: the smallest threshold whose mean character compression reaches this share
+        (``None``: the default threshold stays 0.1).
+    allow_restricted_licences : bool
+        Accept evaluation-only sets (non-commercial or unstated licences) for a private model.
     """
 
     data: str = "../shared/data/squad_v2"
@@ -158,11 +183,27 @@ class TrainConfig(ConfigMixin):
     checkpoint_every: int = 50
     precision: str = "float32"
     random_state: int = 0
+    evidence_sets: tuple[str, ...] = ()
+    evidence_data: str = "../shared/data"
+    include_squad: bool = True
+    evidence_val_share: float = 0.1
+    distractors_per_question: int = 4
+    bridge_examples: bool = True
+    max_pairs_per_set: int | None = None
+    target_compression: float | None = None
+    allow_restricted_licences: bool = False
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.pruner, dict):
             self.pruner = PrunerConfig.from_dict(self.pruner)
+        if isinstance(self.evidence_sets, str):
+            self.evidence_sets = tuple(x for x in self.evidence_sets.split(",") if x)
+        self.evidence_sets = tuple(self.evidence_sets)
+        if not self.include_squad and not self.evidence_sets:
+            raise DataValidationError(
+                "nothing to train on: include_squad=False needs at least one evidence set"
+            )
         checks = {
             "max_steps": self.max_steps >= 1,
             "stop_after_steps": self.stop_after_steps is None or self.stop_after_steps >= 1,
@@ -179,6 +220,11 @@ class TrainConfig(ConfigMixin):
             "eval_every": self.eval_every >= 1,
             "checkpoint_every": self.checkpoint_every >= 1,
             "precision": self.precision in ("bfloat16", "float32"),
+            "evidence_val_share": 0 <= self.evidence_val_share < 1,
+            "distractors_per_question": self.distractors_per_question >= 0,
+            "max_pairs_per_set": self.max_pairs_per_set is None or self.max_pairs_per_set >= 1,
+            "target_compression": self.target_compression is None
+            or 0 < self.target_compression < 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,11 +30,23 @@ from dataprune.rag.loading import (
     default_checkpoint_path,
     load_context_pruner,
 )
+from dataprune.rag.patterns import compile_keep_patterns
+from dataprune.rag.provence_api import provence_process
+from dataprune.rag.second_pass import SecondPassConfig, second_pass_scores
 from dataprune.rag.selection import AGGREGATIONS, PrunedPassage, check_threshold, select_passages
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_CHECKPOINT", "PROVENCE_IDS", "ContextPruner", "default_checkpoint_path"]
+__all__ = [
+    "DEFAULT_CHECKPOINT",
+    "DEFAULT_THRESHOLD",
+    "PROVENCE_IDS",
+    "ContextPruner",
+    "default_checkpoint_path",
+]
+
+#: Keep threshold of a checkpoint whose card names none (and of remote-code models).
+DEFAULT_THRESHOLD = 0.1
 
 
 class ContextPruner:
@@ -141,6 +154,34 @@ class ContextPruner:
         """The precision actually used (``"auto"`` resolved for this device)."""
         return resolve_precision(self.precision, self.device)
 
+    @property
+    def default_threshold(self) -> float:
+        """Keep threshold used when ``threshold=None``: the checkpoint's own default.
+
+        Read from the checkpoint card (``card.json``, in ``meta["card"]``):
+        ``held_out.default_threshold``, else a top-level ``default_threshold``; 0.1
+        (:data:`DEFAULT_THRESHOLD`) when the card names none, for remote-code models and for a
+        value outside [0, 1] (logged as a warning).
+        """
+        card = (self.meta or {}).get("card")
+        if not isinstance(card, dict):
+            return DEFAULT_THRESHOLD
+        held = card.get("held_out")
+        value = held.get("default_threshold") if isinstance(held, dict) else None
+        if value is None:
+            value = card.get("default_threshold")
+        if value is None:
+            return DEFAULT_THRESHOLD
+        try:
+            return check_threshold(value)
+        except DataValidationError:
+            logger.warning(
+                "the checkpoint card's default_threshold %r is not a number in [0, 1]; using %s",
+                value,
+                DEFAULT_THRESHOLD,
+            )
+            return DEFAULT_THRESHOLD
+
     def describe(self) -> dict[str, Any]:
         """JSON-able description for manifests."""
         meta = self.meta or {}
@@ -152,6 +193,7 @@ class ContextPruner:
             "trained_steps": card.get("steps"),
             "max_length": self.max_length,
             "precision": self.precision_,
+            "default_threshold": self.default_threshold,
         }
 
     # ------------------------------------------------------------------ validation
@@ -176,9 +218,11 @@ class ContextPruner:
                 )
         return list(passages)
 
-    def _check_options(self, threshold: float, aggregation: str) -> None:
-        check_threshold(threshold)
+    def _check_options(self, threshold: float | None, aggregation: str) -> float:
+        """Validate the options; returns the threshold (``None`` -> :attr:`default_threshold`)."""
+        t = self.default_threshold if threshold is None else check_threshold(threshold)
         AGGREGATIONS.get(aggregation)
+        return t
 
     # ------------------------------------------------------------------ scoring
     def score(
@@ -250,11 +294,15 @@ class ContextPruner:
         query: str,
         passages: str | Sequence[str],
         *,
-        threshold: float = 0.1,
+        threshold: float | None = None,
         aggregation: str = "mean_prob",
         always_select_title: bool = False,
         max_tokens: int | None = None,
         rate: float | None = None,
+        keep_patterns: Sequence[str | re.Pattern[str]] | None = None,
+        second_pass: bool = False,
+        second_pass_passages: int = 2,
+        second_pass_sentences: int = 1,
         show_progress_bar: bool | None = None,
     ) -> list[PrunedPassage]:
         """Prune the passages retrieved for one query.
@@ -264,8 +312,10 @@ class ContextPruner:
         query : str
         passages : str or sequence of str
             One passage or ``n_passages`` passages.
-        threshold : float, default=0.1
-            Keep threshold in [0, 1]; 0.1 is conservative (high recall), 0.5 prunes harder.
+        threshold : float, optional
+            Keep threshold in [0, 1] (a sentence scoring above it is kept); 0.1 is conservative
+            (high recall), 0.5 prunes harder. ``None``: :attr:`default_threshold`, the
+            checkpoint's own (0.1 for the shipped pruner).
         aggregation : {"mean_prob", "vote"}, default="mean_prob"
             How token probabilities decide a sentence (see :mod:`dataprune.rag.selection`).
         always_select_title : bool, default=False
@@ -274,6 +324,22 @@ class ContextPruner:
             Token budget over all passages of the query (lowest-scoring kept sentences go first).
         rate : float, optional
             Keep at most this share of the query's passage tokens (LLMLingua-style).
+        keep_patterns : sequence of str or re.Pattern, optional
+            Regular expressions: a sentence containing a match (:func:`re.search`) is always
+            kept, whatever its score, the threshold, the title rule or the budgets (budgets drop
+            only the other sentences); it counts as kept for the title rule. Ready-made ones:
+            :data:`~dataprune.rag.patterns.KEEP_PATTERNS`. Listed in
+            ``PrunedPassage.forced_sentences`` when only the pattern kept them.
+        second_pass : bool, default=False
+            Multi-hop second pass (:mod:`dataprune.rag.second_pass`): re-score with the query
+            extended by the best sentences of the best first-pass passages (cut at a word
+            boundary to fit ``max_query_tokens``) and keep the larger probabilities of the two
+            passes. Each result then has ``extra["second_pass"]`` and
+            ``extra["extended_query"]``.
+        second_pass_passages : int, default=2
+            Passages whose best sentences extend the query.
+        second_pass_sentences : int, default=1
+            Sentences taken from each of those passages.
 
         Returns
         -------
@@ -292,6 +358,10 @@ class ContextPruner:
             always_select_title=always_select_title,
             max_tokens=max_tokens,
             rate=rate,
+            keep_patterns=keep_patterns,
+            second_pass=second_pass,
+            second_pass_passages=second_pass_passages,
+            second_pass_sentences=second_pass_sentences,
             show_progress_bar=show_progress_bar,
         )[0]
 
@@ -300,11 +370,15 @@ class ContextPruner:
         queries: Sequence[str],
         passages: Sequence[Sequence[str]],
         *,
-        threshold: float = 0.1,
+        threshold: float | None = None,
         aggregation: str = "mean_prob",
         always_select_title: bool = False,
         max_tokens: int | None = None,
         rate: float | None = None,
+        keep_patterns: Sequence[str | re.Pattern[str]] | None = None,
+        second_pass: bool = False,
+        second_pass_passages: int = 2,
+        second_pass_sentences: int = 1,
         show_progress_bar: bool | None = None,
     ) -> list[list[PrunedPassage]]:
         """Prune many queries at once (all windows share length-sorted batches).
@@ -316,27 +390,50 @@ class ContextPruner:
         passages : sequence of sequence of str
             ``passages[i]`` holds the passages of ``queries[i]`` (list-of-lists; lengths may
             differ).
+        threshold, aggregation, always_select_title, max_tokens, rate, keep_patterns
+            As in :meth:`prune` (budgets apply per query).
+        second_pass, second_pass_passages, second_pass_sentences
+            As in :meth:`prune`; the second pass re-scores all queries in one batched call.
 
         Returns
         -------
         list of list of PrunedPassage
             Same nesting as ``passages``.
         """
-        self._check_options(threshold, aggregation)
+        t = self._check_options(threshold, aggregation)
+        patterns = compile_keep_patterns(keep_patterns)
+        config = SecondPassConfig(second_pass_passages, second_pass_sentences)
         queries, passages = self._check_batch(queries, passages)
         scores = self.score(queries, passages, show_progress_bar=show_progress_bar)
-        return [
+        extended: list[str] | None = None
+        if second_pass:
+            scores, extended = second_pass_scores(
+                self,
+                queries,
+                passages,
+                scores,
+                config,
+                always_select_title=always_select_title,
+                show_progress_bar=show_progress_bar,
+            )
+        out = [
             select_passages(
                 ps,
                 sc,
-                threshold=threshold,
+                threshold=t,
                 aggregation=aggregation,
                 always_select_title=always_select_title,
                 max_tokens=max_tokens,
                 rate=rate,
+                keep_patterns=patterns,
             )
             for ps, sc in zip(passages, scores)
         ]
+        if extended is not None:
+            for res, ext in zip(out, extended):
+                for r in res:
+                    r.extra.update(second_pass=True, extended_query=ext)
+        return out
 
     # ------------------------------------------------------------------ Provence API
     def process(
@@ -345,7 +442,7 @@ class ContextPruner:
         context: str | Sequence[str] | Sequence[Sequence[str]],
         title: str | Sequence[Sequence[str]] | None = "first_sentence",
         *,
-        threshold: float = 0.1,
+        threshold: float | None = None,
         always_select_title: bool = False,
         batch_size: int | None = None,
         reorder: bool = False,
@@ -365,7 +462,7 @@ class ContextPruner:
             applies when ``always_select_title``); a list of lists gives explicit titles, which
             are prepended to each context as its first sentence; ``None``: no titles.
         threshold, always_select_title
-            As in :meth:`prune`.
+            As in :meth:`prune` (``threshold=None``: :attr:`default_threshold`).
         reorder : bool, default=False
             Sort each question's contexts by reranking score (descending) and keep ``top_k``.
         enable_warnings : bool
@@ -377,78 +474,18 @@ class ContextPruner:
             ``pruned_context``, ``reranking_score`` (passage relevance logits, like Provence) and
             ``compression_rate`` (percent of characters removed), shaped like ``context``.
         """
-        single_q = isinstance(question, str)
-        if single_q:
-            if isinstance(context, str):
-                shape, ctx = "scalar", [[context]]
-            else:
-                shape, ctx = "list", [list(context)]
-            qs = [question]
-        else:
-            shape, qs = "nested", list(question)
-            if isinstance(context, str) or any(isinstance(c, str) for c in context):
-                raise DataValidationError(
-                    "with a list of questions, context must be a list of lists of strings "
-                    "(context[i] = the contexts of question[i])"
-                )
-            ctx = [list(c) for c in context]
-        titles: list[list[str]] | None = None
-        if title is not None and title != "first_sentence":
-            if isinstance(title, str):
-                raise DataValidationError(
-                    "title must be 'first_sentence', None, or a list of lists of strings"
-                )
-            titles = [list(t) for t in title]
-            if [len(t) for t in titles] != [len(c) for c in ctx]:
-                raise DataValidationError("title must have the same list-of-lists shape as context")
-            ctx = [[f"{t}\n{c}" if t else c for t, c in zip(tr, cr)] for tr, cr in zip(titles, ctx)]
-        use_title_rule = always_select_title and title is not None
-        old_bs = self.batch_size
-        if batch_size is not None:
-            self.batch_size = batch_size
-        try:
-            queries, ctx = self._check_batch(qs, ctx)
-            scores = self.score(queries, ctx)
-        finally:
-            self.batch_size = old_bs
-        pruned_all, rank_all, comp_all = [], [], []
-        for ps, sc in zip(ctx, scores):
-            res = select_passages(ps, sc, threshold=threshold, always_select_title=use_title_rule)
-            if enable_warnings and any(s.n_windows > 1 for s in sc):
-                logger.warning(
-                    "%d context(s) longer than one %d-token window were split at sentence "
-                    "boundaries",
-                    sum(s.n_windows > 1 for s in sc),
-                    self.max_length,
-                )
-            texts = [r.text for r in res]
-            ranks = [float(s.passage_logit) for s in sc]
-            comps = [100.0 * r.compression_chars for r in res]
-            if reorder:
-                order = sorted(range(len(res)), key=lambda j: -ranks[j])[:top_k]
-                texts = [texts[j] for j in order]
-                ranks = [ranks[j] for j in order]
-                comps = [comps[j] for j in order]
-            pruned_all.append(texts)
-            rank_all.append(ranks)
-            comp_all.append(comps)
-        if shape == "scalar":
-            return {
-                "pruned_context": pruned_all[0][0],
-                "reranking_score": rank_all[0][0],
-                "compression_rate": comp_all[0][0],
-            }
-        if shape == "list":
-            return {
-                "pruned_context": pruned_all[0],
-                "reranking_score": rank_all[0],
-                "compression_rate": comp_all[0],
-            }
-        return {
-            "pruned_context": pruned_all,
-            "reranking_score": rank_all,
-            "compression_rate": comp_all,
-        }
+        return provence_process(
+            self,
+            question,
+            context,
+            title,
+            threshold=threshold,
+            always_select_title=always_select_title,
+            batch_size=batch_size,
+            reorder=reorder,
+            top_k=top_k,
+            enable_warnings=enable_warnings,
+        )
 
     def __repr__(self) -> str:
         return (

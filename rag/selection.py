@@ -8,10 +8,17 @@ Aggregations (``aggregation=``), resolved through a :class:`~dataprune.registry.
 Title rule (``always_select_title=True``): the first sentence is kept exactly when some other
 sentence of the passage is kept. Budgets (``max_tokens`` / ``rate``) then drop the
 lowest-scoring kept sentences across all passages of one query until the budget holds.
+
+Keep patterns (``keep_patterns``, see :mod:`dataprune.rag.patterns`): a sentence containing a
+match is kept whatever its score; it counts as kept for the title rule, and budgets drop only
+sentences that are not forced (when the forced ones alone exceed the budget, the result exceeds
+it and this is logged at INFO).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +26,10 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.rag.inference import PassageScores
+from dataprune.rag.patterns import compile_keep_patterns, forced_mask
 from dataprune.registry import Registry
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["AGGREGATIONS", "PrunedPassage", "select_passages", "select_sentences"]
 
@@ -61,6 +71,12 @@ class PrunedPassage:
         Size of the original passage.
     n_windows : int
         Model windows the passage needed (> 1 for long passages).
+    extra : dict
+        Further information (e.g. ``"second_pass"`` and ``"extended_query"`` after a multi-hop
+        second pass).
+    forced_sentences : list of int
+        Indices of kept sentences kept only because they match a keep pattern (the threshold,
+        or a budget, would have dropped them); ascending, a subset of ``kept_sentences``.
     """
 
     text: str
@@ -74,6 +90,7 @@ class PrunedPassage:
     n_tokens: int
     n_windows: int = 1
     extra: dict = field(default_factory=dict)
+    forced_sentences: list[int] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -89,6 +106,7 @@ class PrunedPassage:
             "compression_chars": round(float(self.compression_chars), 6),
             "compression_tokens": round(float(self.compression_tokens), 6),
             "n_sentences": len(self.sentences),
+            "forced_sentences": self.forced_sentences,
         }
 
 
@@ -122,8 +140,14 @@ def _budget(
     *,
     max_tokens: int | None,
     rate: float | None,
-) -> None:
-    """Drop the lowest-scoring kept sentences (all passages of one query) to meet the budget."""
+    protected: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Drop the lowest-scoring kept sentences (all passages of one query) to meet the budget.
+
+    Sentences marked in ``protected`` (keep-pattern matches) are never dropped. Returns, per
+    passage, a mask of the protected sentences the budget would otherwise have dropped.
+    """
+    saved = [np.zeros(m.shape, dtype=bool) for m in masks]
     total = sum(int(s.sentence_n_tokens.sum()) for s in scores)
     limits = []
     if max_tokens is not None:
@@ -131,7 +155,7 @@ def _budget(
     if rate is not None:
         limits.append(int(np.floor(rate * total)))
     if not limits:
-        return
+        return saved
     limit = min(limits)
     kept = [
         (float(sc.sentence_scores[j]) * 1.0, p, j)
@@ -142,14 +166,33 @@ def _budget(
     for _, p, j in sorted(kept, key=lambda x: (x[0], -x[1], -x[2])):
         if used <= limit:
             break
+        if protected is not None and protected[p][j]:
+            saved[p][j] = True
+            continue
         masks[p][j] = False
         used -= int(scores[p].sentence_n_tokens[j])
+    if used > limit:
+        logger.info(
+            "sentences forced by keep_patterns hold %d tokens, over the budget of %d tokens; "
+            "they are kept and the budget is exceeded",
+            used,
+            limit,
+        )
+    return saved
 
 
 def render(
-    text: str, scores: PassageScores, keep: np.ndarray, *, extra: dict | None = None
+    text: str,
+    scores: PassageScores,
+    keep: np.ndarray,
+    *,
+    extra: dict | None = None,
+    forced: np.ndarray | None = None,
 ) -> PrunedPassage:
-    """Build the :class:`PrunedPassage` for a keep mask."""
+    """Build the :class:`PrunedPassage` for a keep mask.
+
+    ``forced`` (shape ``(n_sentences,)``) marks the kept sentences that only a keep pattern kept.
+    """
     sents = scores.sentences
     kept = [int(j) for j in np.flatnonzero(keep)]
     pieces: list[str] = []
@@ -178,6 +221,7 @@ def render(
         n_tokens=n_tok,
         n_windows=scores.n_windows,
         extra=dict(extra or {}),
+        forced_sentences=[] if forced is None else [int(j) for j in np.flatnonzero(forced & keep)],
     )
 
 
@@ -190,23 +234,59 @@ def select_passages(
     always_select_title: bool = False,
     max_tokens: int | None = None,
     rate: float | None = None,
+    keep_patterns: Sequence[str | re.Pattern[str]] | None = None,
 ) -> list[PrunedPassage]:
-    """Prune the passages of ONE query from their scores."""
+    """Prune the passages of ONE query from their scores.
+
+    Parameters
+    ----------
+    passages : sequence of str
+        Shape ``(n_passages,)``.
+    scores : sequence of PassageScores
+        Shape ``(n_passages,)``; ``scores[j]`` are the scores of ``passages[j]``.
+    threshold, aggregation, always_select_title, max_tokens, rate
+        See :meth:`dataprune.rag.ContextPruner.prune`.
+    keep_patterns : sequence of str or re.Pattern, optional
+        Sentences containing a match (:func:`re.search`) are always kept, and count as kept for
+        the title rule; budgets drop only the other sentences.
+
+    Returns
+    -------
+    list of PrunedPassage
+        Shape ``(n_passages,)``, in input order.
+    """
     if max_tokens is not None and (
         isinstance(max_tokens, bool) or int(max_tokens) != max_tokens or max_tokens < 0
     ):
         raise DataValidationError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
     if rate is not None and not (isinstance(rate, (int, float)) and 0.0 <= rate <= 1.0):
         raise DataValidationError(f"rate must be in [0, 1], got {rate!r}")
+    patterns = compile_keep_patterns(keep_patterns)
     masks = [
         select_sentences(
             s, threshold=threshold, aggregation=aggregation, always_select_title=always_select_title
         )
         for s in scores
     ]
-    _budget(masks, list(scores), max_tokens=max_tokens, rate=rate)
+    if not patterns:
+        _budget(masks, list(scores), max_tokens=max_tokens, rate=rate)
+        if always_select_title and (max_tokens is not None or rate is not None):
+            for m in masks:
+                if m.size:
+                    m[0] = m[0] and bool(m[1:].any())
+        return [render(t, s, m) for t, s, m in zip(passages, scores, masks)]
+    forced = [forced_mask(s.sentences, patterns) for s in scores]
+    by_score = [m.copy() for m in masks]
+    for m, f in zip(masks, forced):
+        m |= f
+        if always_select_title and m.size:
+            m[0] = bool(f[0]) or bool(m[1:].any())
+    saved = _budget(masks, list(scores), max_tokens=max_tokens, rate=rate, protected=forced)
     if always_select_title and (max_tokens is not None or rate is not None):
-        for m in masks:
+        for m, f in zip(masks, forced):
             if m.size:
-                m[0] = m[0] and bool(m[1:].any())
-    return [render(t, s, m) for t, s, m in zip(passages, scores, masks)]
+                m[0] = bool(f[0]) or (m[0] and bool(m[1:].any()))
+    return [
+        render(t, s, m, forced=f & ~(b & ~sv))
+        for t, s, m, f, b, sv in zip(passages, scores, masks, forced, by_score, saved)
+    ]

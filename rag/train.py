@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from dataprune.errors import DataPruneError
+from dataprune.errors import DataPruneError, DataValidationError
 from dataprune.rag.batching import collate, collate_states, schedule_batches
 from dataprune.rag.config import TrainConfig
 from dataprune.rag.train_data import build_card, prepare_training_data, window_targets
@@ -185,6 +185,49 @@ def _collapse(metrics: dict[str, Any]) -> str | None:
 
 def _at(metrics: dict[str, Any], t: float = 0.1) -> dict[str, Any]:
     return next(r for r in metrics["curves"]["mean_prob"] if r["threshold"] == t)
+
+
+def _calibrate_default(model: Any, tokenizer: Any, val_ex: list[Any], config: TrainConfig) -> Any:
+    """The default threshold for ``config.target_compression`` on the validation passages that
+    hold evidence (``None`` without a target)."""
+    if config.target_compression is None:
+        return None
+    from dataprune.rag.calibrate import calibrate_threshold
+    from dataprune.rag.pruner import ContextPruner
+
+    bearing = [e for e in val_ex if e.has_answer]
+    if not bearing:
+        raise DataValidationError(
+            "target_compression needs validation passages that hold evidence; there are none"
+        )
+    pruner = ContextPruner(
+        model,
+        tokenizer,
+        max_length=model.config.max_length,
+        max_query_tokens=model.config.max_query_tokens,
+        precision="float32",
+    )
+    was = model.training
+    model.eval()
+    cal = calibrate_threshold(
+        pruner,
+        [e.query for e in bearing],
+        [[e.passage] for e in bearing],
+        [[e.labels] for e in bearing],
+        target_compression=config.target_compression,
+        on="answer_bearing",
+    )
+    model.train(was)
+    logger.info(
+        "default threshold %.3f: compression %.3f, recall %.3f on %d validation passages with "
+        "evidence (target compression %.2f)",
+        cal.threshold,
+        cal.compression,
+        cal.recall,
+        cal.n_passages,
+        config.target_compression,
+    )
+    return cal
 
 
 def train_pruner(
@@ -436,6 +479,16 @@ def train_pruner(
         aggregations=("mean_prob", "vote"),
         show_progress_bar=show_progress_bar,
     )
+    calibration = _calibrate_default(model, tokenizer, val_ex, config)
+    if calibration is not None and calibration.threshold not in EVAL_THRESHOLDS:
+        held_out = evaluate_examples(
+            model,
+            tokenizer,
+            test_ex,
+            thresholds=tuple(sorted({*EVAL_THRESHOLDS, calibration.threshold})),
+            aggregations=("mean_prob", "vote"),
+            show_progress_bar=show_progress_bar,
+        )
     test_collapse = _collapse(held_out)
     if test_collapse:
         raise TrainingCollapsedError(
@@ -457,6 +510,7 @@ def train_pruner(
         held_out=held_out,
         backbone=resolved.describe(),
         wall_s=wall,
+        calibration=calibration,
     )
     save_pruner_model(model, out, extra={"card": CARD_NAME})
     size = sum(f.stat().st_size for f in out.iterdir() if f.name != STATE_NAME)
@@ -466,8 +520,9 @@ def train_pruner(
         state_path.unlink()
     at = card["held_out"]["at_default"]
     logger.info(
-        "held-out (T=0.1): recall %.3f, compression %.3f, answer retention %.3f, AP %.3f; "
+        "held-out (T=%g): recall %.3f, compression %.3f, answer retention %.3f, AP %.3f; "
         "checkpoint %.1f MB in %s",
+        at["threshold"],
         at["recall"],
         at["compression"],
         at["answer_retention"],

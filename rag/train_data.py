@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,11 @@ class TrainingData:
     train, val, test : list of PruningExample
         Examples (query, passage, sentence labels) of each part.
     kinds : dict
-        Training examples per kind (answerable, negatives, unanswerable).
+        Training examples per kind (answerable, negatives, unanswerable, bridge).
+    parts : list of MixturePart
+        The evidence sets mixed in (``TrainConfig.evidence_sets``), with their own counts.
+    n_squad_train : int
+        SQuAD training pairs (0 with ``include_squad=False``).
     """
 
     data_file: Path
@@ -42,6 +46,8 @@ class TrainingData:
     val: list[Any]
     test: list[Any]
     kinds: dict[str, int]
+    parts: list[Any] = field(default_factory=list)
+    n_squad_train: int = 0
 
 
 def file_sha256(path: Path) -> str:
@@ -89,6 +95,7 @@ def window_targets(examples: list[Any], tokenizer: Any, config: TrainConfig) -> 
 def prepare_training_data(config: TrainConfig) -> TrainingData:
     """Split ``config.data`` by article and build the examples (deterministic given the seed)."""
     from dataprune.rag.labels import _squad_file, build_examples, load_squad_v2, split_articles
+    from dataprune.rag.train_mixture import evidence_training_examples
 
     rs = config.random_state
     data = load_squad_v2(config.data)
@@ -132,8 +139,15 @@ def prepare_training_data(config: TrainConfig) -> TrainingData:
     if len(val_ex) > config.n_val_passages:
         pick = np.random.default_rng(rs).choice(len(val_ex), config.n_val_passages, replace=False)
         val_ex = [val_ex[i] for i in sorted(pick)]
+    if not config.include_squad:
+        train_ex = []
+    n_squad = len(train_ex)
+    parts = evidence_training_examples(config) if config.evidence_sets else []
+    for part in parts:
+        train_ex = train_ex + part.train
+        val_ex = val_ex + part.val
     kinds = {k: sum(e.kind == k for e in train_ex) for k in sorted({e.kind for e in train_ex})}
-    return TrainingData(data_file, split, train_ex, val_ex, test_ex, kinds)
+    return TrainingData(data_file, split, train_ex, val_ex, test_ex, kinds, parts, n_squad)
 
 
 def build_card(
@@ -152,16 +166,22 @@ def build_card(
     held_out: dict[str, Any],
     backbone: dict[str, Any],
     wall_s: float,
+    calibration: Any = None,
 ) -> dict[str, Any]:
     """The checkpoint's ``card.json``: recipe, data, split, validation history, held-out curves."""
     import torch
     import transformers
 
+    default = 0.1 if calibration is None else float(calibration.threshold)
+    sets = (["SQuAD v2 (CC BY-SA 4.0)"] if config.include_squad else []) + [
+        f"{p.name} ({p.licence})" for p in td.parts
+    ]
     return {
         "name": out.name,
         "description": "Provence-style context pruner (token keep-head + ranking head, "
         f"keep_head={config.pruner.keep_head!r}) fine-tuned from "
-        f"{config.pruner.backbone} on SQuAD v2 sentence labels; embeddings frozen.",
+        f"{config.pruner.backbone} on sentence labels of {', '.join(sets)}; embeddings frozen.",
+        "training_sets": sets,
         "command": command,
         "train_config": config.to_dict(),
         "data": {
@@ -171,6 +191,8 @@ def build_card(
             "split_by": "article",
             "split": td.split.to_dict(),
             "n_train_pairs": len(td.train),
+            "n_squad_train_pairs": td.n_squad_train,
+            "evidence_sets": [p.to_dict() for p in td.parts],
             "train_pairs_by_kind": td.kinds,
             "n_train_windows": n_windows,
             "n_val_passages": len(td.val),
@@ -193,8 +215,24 @@ def build_card(
         "held_out": {
             "sentence_ap": held_out["sentence_ap"],
             "curves": held_out["curves"],
-            "default_threshold": 0.1,
-            "at_default": next(r for r in held_out["curves"]["mean_prob"] if r["threshold"] == 0.1),
+            "default_threshold": default,
+            "at_default": next(
+                r for r in held_out["curves"]["mean_prob"] if r["threshold"] == default
+            ),
+            "default_threshold_source": "calibrated on the validation passages that hold "
+            f"evidence to a mean character compression of {config.target_compression}"
+            if calibration is not None
+            else "fixed (Provence's 0.1)",
+            "calibration": None
+            if calibration is None
+            else {
+                "threshold": calibration.threshold,
+                "validation_compression": round(float(calibration.compression), 4),
+                "validation_recall": None
+                if calibration.recall is None
+                else round(float(calibration.recall), 4),
+                "n_validation_passages": calibration.n_passages,
+            },
         },
         "backbone": backbone,
         "wall_time_s": round(wall_s, 1),

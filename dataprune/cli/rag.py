@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import Subparsers, add_input_args, non_negative_int
+from dataprune.cli._common import Subparsers, add_input_args, non_negative_int, positive_int
 from dataprune.cli.config_options import add_config_options
 
 ORDER = 50
@@ -35,6 +35,15 @@ _TRAIN_OPTIONS = (
     ("train", "n_val_articles", None),
     ("train", "eval_every", None),
     ("train", "precision", None),
+    ("train", "evidence_sets", None),
+    ("train", "evidence_data", None),
+    ("train", "include_squad", None),
+    ("train", "evidence_val_share", None),
+    ("train", "distractors_per_question", None),
+    ("train", "bridge_examples", None),
+    ("train", "max_pairs_per_set", None),
+    ("train", "target_compression", None),
+    ("train", "allow_restricted_licences", None),
 )
 
 
@@ -56,6 +65,7 @@ def register(sub: Subparsers) -> None:
         help="train a pruner on SQuAD v2 sentence labels and evaluate on held-out articles",
     )
     t.add_argument("--data", required=True, help="SQuAD v2 JSON file or folder holding one")
+    # --evidence-sets takes comma-separated names of dataprune.rag.corpora.EVIDENCE_SETS
     t.add_argument("--output", "-o", required=True, help="checkpoint folder to write")
     from dataprune.rag.config import KEEP_HEADS, PrunerConfig, TrainConfig
 
@@ -112,7 +122,13 @@ def register(sub: Subparsers) -> None:
         "its own Python code; needs --revision",
     )
     r.add_argument("--revision", default=None, help="hub revision (commit hash) of a hub --model")
-    r.add_argument("--threshold", type=float, default=0.1, help="keep threshold (default 0.1)")
+    r.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="keep threshold in [0, 1] (default: the checkpoint's own default threshold, 0.1 "
+        "when its card names none)",
+    )
     r.add_argument("--aggregation", choices=("mean_prob", "vote"), default="mean_prob")
     r.add_argument(
         "--always-select-title",
@@ -121,6 +137,41 @@ def register(sub: Subparsers) -> None:
     )
     r.add_argument(
         "--max-tokens", type=non_negative_int, default=None, help="token budget per query"
+    )
+    r.add_argument(
+        "--keep-pattern",
+        action="append",
+        dest="keep_patterns",
+        default=None,
+        metavar="REGEX",
+        help="always keep a sentence containing a match of REGEX, whatever its score or the "
+        "budget (repeatable)",
+    )
+    r.add_argument(
+        "--keep-preset",
+        action="append",
+        dest="keep_presets",
+        default=None,
+        choices=("numbers", "dates", "urls", "ids"),
+        help="a ready-made keep pattern (dataprune.rag.KEEP_PATTERNS; repeatable)",
+    )
+    r.add_argument(
+        "--second-pass",
+        action="store_true",
+        help="multi-hop second pass: re-score with the query extended by the best sentences of "
+        "the best first-pass passages",
+    )
+    r.add_argument(
+        "--second-pass-passages",
+        type=positive_int,
+        default=2,
+        help="passages whose best sentences extend the query (default 2)",
+    )
+    r.add_argument(
+        "--second-pass-sentences",
+        type=positive_int,
+        default=1,
+        help="sentences taken from each of those passages (default 1)",
     )
     r.add_argument("--drop-empty", action="store_true", help="leave out passages pruned to nothing")
     r.add_argument("--batch-size", type=int, default=32)
@@ -137,7 +188,16 @@ def _missing_sub(parser: argparse.ArgumentParser):
 
 def _train_command(args: argparse.Namespace) -> str:
     parts = ["dataprune rag train", f"--data {args.data}", f"--output {args.output}"]
-    parts += [f"{_flag(field, flag)} {getattr(args, field)}" for _, field, flag in _TRAIN_OPTIONS]
+    for _, field, flag in _TRAIN_OPTIONS:
+        value = getattr(args, field)
+        name = _flag(field, flag)
+        if isinstance(value, bool):
+            parts.append(name if value else "--no-" + name[2:])
+        elif isinstance(value, (tuple, list)):
+            if value:
+                parts.append(f"{name} {','.join(value)}")
+        elif value is not None:
+            parts.append(f"{name} {value}")
     if args.stop_after_steps:
         parts.append(f"--stop-after-steps {args.stop_after_steps}")
     if args.backbone:
@@ -167,6 +227,10 @@ def run_train(args: argparse.Namespace) -> int:
     )
     options = {f: getattr(args, f) for cfg, f, _ in _TRAIN_OPTIONS if cfg == "train"}
     options["max_train_pairs"] = options["max_train_pairs"] or None  # 0 = all pairs
+    if isinstance(options["evidence_sets"], str):
+        options["evidence_sets"] = tuple(
+            x.strip() for x in options["evidence_sets"].split(",") if x
+        )
     config = TrainConfig(
         data=args.data, stop_after_steps=args.stop_after_steps, pruner=pruner, **options
     )
@@ -176,7 +240,8 @@ def run_train(args: argparse.Namespace) -> int:
     at = result.card["held_out"]["at_default"]
     print(
         f"wrote {args.output}: {result.card['checkpoint_bytes'] / 1e6:.1f} MB; held-out articles "
-        f"{', '.join(result.card['data']['split']['test'])}: at T=0.1 recall {at['recall']:.3f}, "
+        f"{', '.join(result.card['data']['split']['test'])}: at the default T={at['threshold']:g} "
+        f"recall {at['recall']:.3f}, "
         f"compression {at['compression']:.3f}, answer retention {at['answer_retention']:.3f}, "
         f"empty answerable {at['empty_rate_answerable']:.3f} ({result.card['wall_time_s']:.0f} s)"
     )
@@ -196,9 +261,15 @@ def run_prune(args: argparse.Namespace) -> int:
         raise DataValidationError("--query is empty")
     if args.batch_size < 1:
         raise DataValidationError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from dataprune.rag.patterns import KEEP_PATTERNS, compile_keep_patterns
     from dataprune.rag.selection import check_threshold
 
-    check_threshold(args.threshold)
+    if args.threshold is not None:
+        check_threshold(args.threshold)
+    keep_patterns = list(args.keep_patterns or []) + [
+        KEEP_PATTERNS[name] for name in dict.fromkeys(args.keep_presets or [])
+    ]
+    compile_keep_patterns(keep_patterns)
     if args.max_tokens is not None and args.max_tokens < 0:
         raise DataValidationError(f"--max-tokens must be >= 0, got {args.max_tokens}")
     check_output(args.output, inputs=(args.input, args.model))
@@ -212,6 +283,16 @@ def run_prune(args: argparse.Namespace) -> int:
         revision=args.revision,
     )
     texts = rs.column(args.text_field)
+    options = {
+        "threshold": args.threshold,
+        "aggregation": args.aggregation,
+        "always_select_title": args.always_select_title,
+        "max_tokens": args.max_tokens,
+        "keep_patterns": keep_patterns or None,
+        "second_pass": args.second_pass,
+        "second_pass_passages": args.second_pass_passages,
+        "second_pass_sentences": args.second_pass_sentences,
+    }
     if args.query_field:
         queries = rs.column(args.query_field)
         for i, q in enumerate(queries):
@@ -226,30 +307,23 @@ def run_prune(args: argparse.Namespace) -> int:
         results_nested = pruner.prune_batch(
             [q for q, _ in groups],
             [[texts[i] for i in idx] for _, idx in groups],
-            threshold=args.threshold,
-            aggregation=args.aggregation,
-            always_select_title=args.always_select_title,
-            max_tokens=args.max_tokens,
+            **options,
         )
         results: list = [None] * len(texts)
         for (_, idx), res in zip(groups, results_nested):
             for i, r in zip(idx, res):
                 results[i] = r
     else:
-        results = pruner.prune(
-            args.query,
-            texts,
-            threshold=args.threshold,
-            aggregation=args.aggregation,
-            always_select_title=args.always_select_title,
-            max_tokens=args.max_tokens,
-        )
+        results = pruner.prune(args.query, texts, **options)
     out_records = []
     kept_idx = []
     for pos, (rec, res) in enumerate(zip(rs.records, results)):
         if args.drop_empty and res.is_empty:
             continue
-        out_records.append({**rec, **res.to_dict()})
+        row = {**rec, **res.to_dict()}
+        if args.second_pass:
+            row["extended_query"] = res.extra.get("extended_query")
+        out_records.append(row)
         kept_idx.append(rs.indices[pos])
     write_records(out_records, args.output)
     note = report_rejects(rs, args.output)
@@ -267,10 +341,15 @@ def run_prune(args: argparse.Namespace) -> int:
             "query_field": args.query_field,
             "text_field": args.text_field,
             "model": args.model,
-            "threshold": args.threshold,
+            "threshold": (pruner.default_threshold if args.threshold is None else args.threshold),
+            "threshold_from_checkpoint": args.threshold is None,
             "aggregation": args.aggregation,
             "always_select_title": args.always_select_title,
             "max_tokens": args.max_tokens,
+            "keep_patterns": keep_patterns,
+            "second_pass": args.second_pass,
+            "second_pass_passages": args.second_pass_passages if args.second_pass else None,
+            "second_pass_sentences": args.second_pass_sentences if args.second_pass else None,
             "drop_empty": args.drop_empty,
             "precision": pruner.precision_,
         },

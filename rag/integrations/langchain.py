@@ -3,7 +3,7 @@
 >>> from langchain_classic.retrievers import ContextualCompressionRetriever
 >>> from dataprune.rag.integrations.langchain import ProvenceCompressor
 >>> retriever = ContextualCompressionRetriever(
-...     base_compressor=ProvenceCompressor(threshold=0.1), base_retriever=my_retriever
+...     base_compressor=ProvenceCompressor(), base_retriever=my_retriever
 ... )
 >>> docs = retriever.invoke("Who founded Warsaw?")
 
@@ -38,11 +38,16 @@ class ProvenceCompressor(LazyPruner, BaseDocumentCompressor):
         Passed to :meth:`ContextPruner.from_pretrained` (ignored when ``pruner`` is given).
     pruner : ContextPruner, optional
         An already loaded pruner (shared between components).
-    threshold : float, default=0.1
+    threshold : float, optional
+        Keep threshold (default: the checkpoint's calibrated default).
     aggregation : {"mean_prob", "vote"}, default="mean_prob"
     always_select_title : bool, default=False
     max_tokens : int, optional
         Token budget over all documents of a query.
+    keep_patterns : list of str, optional
+        Regexes whose sentences are always kept (see :meth:`ContextPruner.prune`).
+    second_pass : bool, default=False
+        The multi-hop second pass (see :meth:`ContextPruner.prune`).
     drop_empty : bool, default=True
         Leave out documents pruned to nothing.
     rerank : bool, default=False
@@ -55,10 +60,12 @@ class ProvenceCompressor(LazyPruner, BaseDocumentCompressor):
 
     model: str = "default"
     pruner: Any = Field(default=None, exclude=True)
-    threshold: float = 0.1
+    threshold: float | None = None
     aggregation: str = "mean_prob"
     always_select_title: bool = False
     max_tokens: int | None = None
+    keep_patterns: list[str] | None = None
+    second_pass: bool = False
     drop_empty: bool = True
     rerank: bool = False
     top_n: int | None = None
@@ -88,6 +95,8 @@ class ProvenceCompressor(LazyPruner, BaseDocumentCompressor):
             aggregation=self.aggregation,
             always_select_title=self.always_select_title,
             max_tokens=self.max_tokens,
+            keep_patterns=self.keep_patterns,
+            second_pass=self.second_pass,
         )
         from dataprune.rag.integrations.results import order_and_cut, result_metadata
 

@@ -2,7 +2,7 @@
 
 >>> from dataprune.rag.integrations.llamaindex import ProvenceNodePostprocessor
 >>> query_engine = index.as_query_engine(
-...     node_postprocessors=[ProvenceNodePostprocessor(threshold=0.1)]
+...     node_postprocessors=[ProvenceNodePostprocessor()]
 ... )
 
 Each returned ``NodeWithScore`` holds a copy of the node with the pruned text; the node metadata
@@ -42,7 +42,7 @@ class ProvenceNodePostprocessor(LazyPruner, BaseNodePostprocessor):
         Passed to :meth:`ContextPruner.from_pretrained` (ignored when ``pruner`` is given).
     pruner : ContextPruner, optional
         An already loaded pruner.
-    threshold, aggregation, always_select_title, max_tokens
+    threshold, aggregation, always_select_title, max_tokens, keep_patterns, second_pass
         As in :meth:`ContextPruner.prune`.
     drop_empty : bool, default=True
         Leave out nodes pruned to nothing.
@@ -56,10 +56,12 @@ class ProvenceNodePostprocessor(LazyPruner, BaseNodePostprocessor):
 
     model: str = Field(default="default")
     pruner: Any = Field(default=None, exclude=True)
-    threshold: float = Field(default=0.1)
+    threshold: float | None = Field(default=None)
     aggregation: str = Field(default="mean_prob")
     always_select_title: bool = Field(default=False)
     max_tokens: int | None = Field(default=None)
+    keep_patterns: list[str] | None = Field(default=None)
+    second_pass: bool = Field(default=False)
     drop_empty: bool = Field(default=True)
     replace_score: bool = Field(default=False)
     rerank: bool = Field(default=False)
@@ -89,6 +91,8 @@ class ProvenceNodePostprocessor(LazyPruner, BaseNodePostprocessor):
             aggregation=self.aggregation,
             always_select_title=self.always_select_title,
             max_tokens=self.max_tokens,
+            keep_patterns=self.keep_patterns,
+            second_pass=self.second_pass,
         )
         from dataprune.rag.integrations.results import order_and_cut, result_metadata
 

@@ -186,3 +186,79 @@ def test_shipped_card_command_reproduces_train_config():
     assert args.keep_head == recorded["pruner"]["keep_head"]
     assert args.trainable_layers == recorded["pruner"]["trainable_layers"]
     assert args.data == recorded["data"] == "../shared/data/squad_v2"
+
+
+TEXTS = [
+    "The zebra lives in Africa. Paris is the capital of France.",
+    "Warsaw was founded in the 13th century. The river Vistula flows through Warsaw. It rained.",
+]
+
+
+def test_threshold_defaults_to_the_checkpoint(tiny_ckpt, tmp_path):
+    ckpt = tiny_ckpt
+    (ckpt / "card.json").write_text(json.dumps({"held_out": {"default_threshold": 0.0}}))
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    out = tmp_path / "o.jsonl"
+    args = ["rag", "prune", "--query", "zebra?", "--input", str(src), "--output", str(out)]
+    assert main([*args, "--model", str(ckpt)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["pruned_text"] for r in rows] == TEXTS  # threshold 0 from the card
+    man = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
+    assert man["parameters"]["threshold"] == 0.0
+    assert man["parameters"]["threshold_from_checkpoint"] is True
+    assert man["models"]["pruner"]["default_threshold"] == 0.0
+    assert main([*args, "--model", str(ckpt), "--threshold", "1"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r["pruned_text"] == "" for r in rows)
+
+
+def test_keep_patterns_and_presets(tiny_ckpt, tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    out = tmp_path / "o.jsonl"
+    args = ["rag", "prune", "--query", "zebra?", "--input", str(src), "--output", str(out)]
+    args += ["--model", str(tiny_ckpt), "--threshold", "1"]
+    assert main([*args, "--keep-pattern", "Paris", "--keep-preset", "numbers"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["pruned_text"] for r in rows] == [
+        "Paris is the capital of France.",
+        "Warsaw was founded in the 13th century.",
+    ]
+    assert [r["forced_sentences"] for r in rows] == [[1], [0]]
+    man = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
+    assert man["parameters"]["keep_patterns"][0] == "Paris"
+    assert len(man["parameters"]["keep_patterns"]) == 2
+
+
+def test_second_pass_flag_records_the_extended_query(tiny_ckpt, tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    out = tmp_path / "o.jsonl"
+    args = ["rag", "prune", "--query", "zebra?", "--input", str(src), "--output", str(out)]
+    assert main([*args, "--model", str(tiny_ckpt), "--second-pass"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r["extended_query"].startswith("zebra? ") for r in rows)
+    man = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
+    assert man["parameters"]["second_pass"] is True
+    assert man["parameters"]["second_pass_passages"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--keep-pattern", "(oops"], "keep_patterns[0]: '(oops' is not a valid regular"),
+        (["--second-pass", "--second-pass-passages", "0"], "expected an integer >= 1"),
+    ],
+)
+def test_bad_pruning_options_one_line_exit_2(tmp_path, tiny_ckpt, capsys, args, expected):
+    src = _passages(tmp_path)
+    out = tmp_path / "o.jsonl"
+    argv = ["rag", "prune", "--query", "q", "--input", str(src), "--output", str(out)]
+    try:
+        rc = main([*argv, "--model", str(tiny_ckpt), *args])
+    except SystemExit as exc:  # argparse type errors
+        rc = exc.code
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and expected in err.splitlines()[-1]
+    assert not out.exists()

@@ -255,3 +255,50 @@ def test_training_records_the_cached_path(tmp_path, tiny_backbone, monkeypatch):
     train_pruner(cfg, tmp_path / "b", show_progress_bar=False)
     card = json.loads((tmp_path / "b" / "card.json").read_text())
     assert card["frozen_layers_cached"] == 0 and card["frozen_layers_attention_mask"] is None
+
+
+def test_mixture_and_target_compression_reach_the_card(tmp_path, tiny_backbone):
+    from dataprune.rag.pruner import ContextPruner
+
+    rng = np.random.default_rng(1)
+    hp = []
+    for i in range(12):
+        f = [FILLER[int(k)] for k in rng.choice(len(FILLER), 25)]
+        ctx = [[f"G{i}", [*f[:2], "The zebra lives in Africa.", *f[2:4]]]]
+        ctx += [[f"H{i}", ["A zebra.", *f[4:8]]]]
+        ctx += [[f"D{i}{k}", f[8 + 5 * k : 13 + 5 * k]] for k in range(3)]
+        sf = [[f"G{i}", 2], [f"H{i}", 0]]
+        hp.append(
+            {
+                "_id": f"q{i}",
+                "question": "Where does the zebra live?",
+                "answer": "Africa",
+                "context": ctx,
+                "supporting_facts": sf,
+            }
+        )
+    (tmp_path / "hotpotqa_train").mkdir()
+    (tmp_path / "hotpotqa_train" / "qa_train.json").write_text(json.dumps(hp))
+    cfg = _config(
+        tmp_path,
+        tiny_backbone,
+        evidence_sets=("hotpotqa",),
+        evidence_data=str(tmp_path),
+        evidence_val_share=0.25,
+        target_compression=0.4,
+        max_steps=80,
+        eval_every=40,
+    )
+    res = train_pruner(cfg, tmp_path / "out", show_progress_bar=False)
+    card = res.card
+    sets = card["data"]["evidence_sets"]
+    assert [s["name"] for s in sets] == ["hotpotqa"] and sets[0]["n_val_pairs"] > 0
+    assert card["training_sets"] == ["SQuAD v2 (CC BY-SA 4.0)", "hotpotqa (CC BY-SA 4.0)"]
+    assert card["data"]["train_pairs_by_kind"]["bridge"] > 0
+    held = card["held_out"]
+    assert held["calibration"]["validation_compression"] >= 0.4
+    assert held["default_threshold"] == held["calibration"]["threshold"]
+    assert held["at_default"]["threshold"] == held["default_threshold"]
+    assert ContextPruner.from_pretrained(tmp_path / "out").default_threshold == pytest.approx(
+        held["default_threshold"]
+    )
