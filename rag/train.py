@@ -472,23 +472,18 @@ def train_pruner(
         best["step"],
         len(test_ex),
     )
+    calibration = _calibrate_default(model, tokenizer, val_ex, config)
+    thresholds = EVAL_THRESHOLDS
+    if calibration is not None:
+        thresholds = tuple(sorted({*EVAL_THRESHOLDS, calibration.threshold}))
     held_out = evaluate_examples(
         model,
         tokenizer,
         test_ex,
+        thresholds=thresholds,
         aggregations=("mean_prob", "vote"),
         show_progress_bar=show_progress_bar,
     )
-    calibration = _calibrate_default(model, tokenizer, val_ex, config)
-    if calibration is not None and calibration.threshold not in EVAL_THRESHOLDS:
-        held_out = evaluate_examples(
-            model,
-            tokenizer,
-            test_ex,
-            thresholds=tuple(sorted({*EVAL_THRESHOLDS, calibration.threshold})),
-            aggregations=("mean_prob", "vote"),
-            show_progress_bar=show_progress_bar,
-        )
     test_collapse = _collapse(held_out)
     if test_collapse:
         raise TrainingCollapsedError(

@@ -1,0 +1,141 @@
+"""Held-out evaluation data of the RAG pruning benchmark, and the models it compares.
+
+* ``squad``: the test articles recorded in the evaluated pruner's card (never trained on by any
+  model here), each question with its own paragraph plus the BM25-nearest other paragraph of the
+  same article without the answer;
+* ``selqa``, ``wikiqa``, ``climate_fever``: their held-out files (WikiQA and Climate-FEVER are
+  never trained on, for their licences); ``musique``: the second MuSiQue sample (multi-hop, never
+  trained on);
+* leave-one-dataset-out: the ``lodo-<set>`` model is evaluated on ``<set>``'s held-out data
+  (``hotpotqa``: all 100 questions, which that model never saw).
+
+The previous checkpoint (SQuAD v2 only) is read from git at :data:`PREVIOUS_COMMIT`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import _common as common
+
+__all__ = [
+    "EVAL_SETS",
+    "LODO_SETS",
+    "MODELS_DIR",
+    "PREVIOUS_COMMIT",
+    "dev_multihop_examples",
+    "eval_examples",
+    "group_by_question",
+    "previous_checkpoint",
+]
+
+HERE = Path(__file__).resolve().parent
+MODELS_DIR = HERE / ".cache" / "rag_models"
+#: Held-out sets of the shipped model: "single" (one passage per question) or "multi" (a
+#: question's gold and distractor passages).
+EVAL_SETS = {
+    "squad": "single",
+    "selqa": "single",
+    "wikiqa": "single",
+    "climate_fever": "single",
+    "musique": "multi",
+}
+#: Sets each left out of one model's training.
+LODO_SETS = ("squad", "hotpotqa", "musique", "selqa")
+#: The last commit whose ``rag/checkpoints/default`` is the SQuAD-only pruner.
+PREVIOUS_COMMIT = "d4a7c424ccf69b22ea5bd38b4729684b9c277514"
+_CHECKPOINT_FILES = ("pruner_config.json", "model.safetensors", "card.json")
+
+
+def previous_checkpoint() -> Path:
+    """The SQuAD-only checkpoint of :data:`PREVIOUS_COMMIT`, written once into the cache."""
+    from dataprune.atomic import atomic_path
+    from dataprune.cache import cache_dir
+
+    out = cache_dir("benchmarks") / f"rag_previous_{PREVIOUS_COMMIT[:10]}"
+    if all((out / f).is_file() for f in _CHECKPOINT_FILES):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    for f in _CHECKPOINT_FILES:
+        blob = subprocess.run(
+            ["git", "show", f"{PREVIOUS_COMMIT}:rag/checkpoints/default/{f}"],
+            cwd=HERE.parent,
+            capture_output=True,
+            check=True,
+        ).stdout
+        with atomic_path(out / f) as tmp:
+            Path(tmp).write_bytes(blob)
+    return out
+
+
+def group_by_question(examples: list[Any]) -> list[list[Any]]:
+    """Examples grouped by ``qid``, in first-seen order."""
+    groups: dict[str, list[Any]] = {}
+    for e in examples:
+        groups.setdefault(e.qid, []).append(e)
+    return list(groups.values())
+
+
+def _subsample(examples: list[Any], max_passages: int | None, seed: int, multi: bool) -> list[Any]:
+    if not max_passages or len(examples) <= max_passages:
+        return examples
+    rng = np.random.default_rng(seed)
+    if not multi:
+        idx = sorted(rng.choice(len(examples), max_passages, replace=False))
+        return [examples[i] for i in idx]
+    groups = group_by_question(examples)
+    per_q = max(1, round(len(examples) / len(groups)))
+    keep = sorted(rng.choice(len(groups), max(1, max_passages // per_q), replace=False))
+    return [e for i in keep for e in groups[i]]
+
+
+def _squad_examples(pruner: Any, seed: int) -> list[Any]:
+    from dataprune.rag.labels import build_examples, load_squad_v2
+
+    card = (pruner.meta or {}).get("card") or {}
+    test = card.get("data", {}).get("split", {}).get("test")
+    if not test:
+        raise SystemExit("the pruner's card records no SQuAD test articles")
+    data = load_squad_v2(common.SHARED_DATA / "squad_v2")
+    return build_examples(
+        data, test, negatives_per_question=1, negative_kinds=("hard_negative",), random_state=seed
+    )
+
+
+def eval_examples(
+    name: str, pruner: Any, *, max_passages: int | None, seed: int, lodo: bool = False
+) -> list[Any]:
+    """The held-out examples of ``name`` (see the module docstring)."""
+    from dataprune.rag.corpora import EVIDENCE_SETS, load_evidence_set
+
+    if name == "squad":
+        ex = _squad_examples(pruner, seed)
+    elif name == "hotpotqa":
+        if not lodo:
+            raise SystemExit("hotpotqa is training data of the shipped model: only its LODO model")
+        ex = load_evidence_set("hotpotqa", "train", common.SHARED_DATA)
+    else:
+        ex = load_evidence_set(name, "heldout", common.SHARED_DATA)
+    multi = name != "squad" and EVIDENCE_SETS.get(name).multi_hop
+    return _subsample(ex, max_passages, seed, multi)
+
+
+def dev_multihop_examples(pruner: Any) -> list[Any]:
+    """Validation questions of the multi-hop sets the pruner trained on (development data)."""
+    from dataprune.rag.config import TrainConfig
+    from dataprune.rag.corpora import EVIDENCE_SETS
+    from dataprune.rag.train_mixture import evidence_training_examples
+
+    card = (pruner.meta or {}).get("card") or {}
+    if "train_config" not in card:
+        return []
+    cfg = TrainConfig.from_dict({**card["train_config"], "evidence_data": str(common.SHARED_DATA)})
+    if not any(EVIDENCE_SETS.get(s).multi_hop for s in cfg.evidence_sets):
+        return []
+    # the full list: each set's validation split is seeded by its position in it
+    parts = evidence_training_examples(cfg)
+    return [e for part in parts if EVIDENCE_SETS.get(part.name).multi_hop for e in part.val]
