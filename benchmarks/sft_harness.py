@@ -311,6 +311,16 @@ def train_lora(
         if loss_masks is not None
         else [e.n_response_tokens for e in encs]
     )
+    if dynamic is not None:
+        # a dynamic group is micro_batch / sample_ratio records in one forward with gradients:
+        # without recomputation its activations exceed the machine's memory (24 GB); the
+        # result is the same, only slower
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:  # the older name
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
     model = add_lora(
         model,
         seed=cfg.seed,
