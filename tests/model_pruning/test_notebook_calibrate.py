@@ -16,6 +16,7 @@ def test_notebook_executes_with_a_tiny_model(monkeypatch, tmp_path, shared_data)
     assert "tiny model: True" in text
     assert "| calibration | PPL wiki | PPL c4 | PPL gsm8k | prune time (s) |" in text
     assert "| kcenter |" in text and "| gsm8k only |" in text
+    assert "| set | samples | tokens | distinct | entropy (bits) |" in text  # calibration_report
     assert "wanda 2:4: 50.00% zeros" in text
     assert "reloaded weights identical: True" in text
     assert run.has_png
