@@ -39,6 +39,7 @@ def knn_graph(
     nprobe: int = 16,
     random_state: int = 0,
     show_progress_bar: bool | None = None,
+    method: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours of every row by inner product (cosine for normalised rows), self excluded.
 
@@ -62,6 +63,11 @@ def knn_graph(
         dimension): raise ``nprobe`` (up to ``nlist``, which is exact) for such data.
     random_state : int, default=0
         Seed for the IVF training sample.
+    method : {"exact", "ivf", "cells"}, optional
+        Overrides ``exact``: ``"ivf"`` is the faiss IVF index above; ``"cells"`` the cell
+        self-join of :func:`dataprune.cell_join.cell_join_knn` (queries batched by coarse cell,
+        bfloat16 matrix products, exact re-scoring; ``nlist`` / ``nprobe`` passed through when
+        given, else its own defaults).
 
     Returns
     -------
@@ -77,6 +83,21 @@ def knn_graph(
     k = int(min(k, n - 1))
     if k < 1:
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+    if method is not None and method not in ("exact", "ivf", "cells"):
+        raise DataValidationError(f"unknown kNN method {method!r}; valid: cells, exact, ivf")
+    if method == "cells":
+        from dataprune.cell_join import cell_join_knn
+
+        return cell_join_knn(
+            X,
+            k,
+            nlist=nlist,
+            nprobe=nprobe if nlist else None,
+            random_state=random_state,
+            show_progress_bar=show_progress_bar,
+        )
+    if method is not None:
+        exact = method == "exact"
     if exact is None:
         exact = n <= _EXACT_LIMIT
     if exact:

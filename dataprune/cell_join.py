@@ -1,0 +1,187 @@
+"""Approximate kNN self-join by coarse cells and blockwise matrix products.
+
+For the kNN *graph* every row is a query, so queries can be batched by where they live: rows are
+grouped by their nearest coarse centroid (a cell), and all queries of one cell are scored at once
+against the rows of the ``nprobe`` cells whose centroids are nearest to that cell's centroid, with
+one dense matrix product per block instead of one index lookup per query. Each row is stored in its
+``spill`` nearest cells, so a neighbour just across a cell boundary is still a candidate. Candidate
+similarities can be computed in bfloat16 (several times the float32 GEMM rate on CPUs with
+AVX512-BF16 or AMX) and the best ``k + rerank_extra`` candidates are then re-scored exactly in
+float32, so the returned similarities are exact inner products.
+
+Cost: about ``n * nprobe * spill * n / nlist * dim`` multiply-adds; memory O(n * (k + spill)) plus
+one block of at most ``max_block_elements`` similarities.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from dataprune.progress import progress
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["cell_join_knn", "default_cell_params"]
+
+
+def default_cell_params(n_samples: int) -> dict[str, int]:
+    """Default ``nlist`` / ``nprobe`` / ``spill`` for ``n_samples`` rows.
+
+    Cells of about 1,000 rows (``nlist = n / 1000``, at least 1) keep each block a large matrix
+    product; ``nprobe = 16`` cells (all of them when there are fewer) and ``spill = 2``.
+
+    Parameters
+    ----------
+    n_samples : int
+
+    Returns
+    -------
+    dict
+        ``nlist``, ``nprobe``, ``spill``.
+    """
+    nlist = max(1, round(n_samples / 1000))
+    return {"nlist": nlist, "nprobe": min(nlist, 16), "spill": 2 if nlist > 1 else 1}
+
+
+def _top_cells(X: np.ndarray, C: np.ndarray, m: int, block: int = 65536) -> np.ndarray:
+    """Indices of the ``m`` most similar centroids of every row, shape (n, m), best first."""
+    import torch
+
+    out = np.empty((X.shape[0], m), dtype=np.int64)
+    ct = torch.from_numpy(C)
+    with torch.inference_mode():
+        for lo in range(0, X.shape[0], block):
+            s = torch.from_numpy(X[lo : lo + block]) @ ct.T
+            out[lo : lo + block] = torch.topk(s, m, dim=1).indices.numpy()
+    return out
+
+
+def cell_join_knn(
+    X: np.ndarray,
+    k: int,
+    *,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    spill: int | None = None,
+    n_train: int | None = None,
+    niter: int = 20,
+    dtype: str = "bfloat16",
+    rerank_extra: int = 8,
+    max_block_elements: int = 2**25,
+    random_state: int = 0,
+    show_progress_bar: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest neighbours of every row by inner product, self excluded, by a cell self-join.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, dim), float32, C-contiguous
+        Rows, ideally L2-normalised.
+    k : int
+        Neighbours per row (``1 <= k < n_samples``).
+    nlist, nprobe, spill : int, optional
+        Cells, cells probed per query cell, cells each row is stored in; defaults from
+        :func:`default_cell_params`. ``nprobe = nlist`` is exact.
+    n_train : int, optional
+        Rows sampled to train the centroids (default ``min(n, 64 * nlist)``).
+    niter : int, default=20
+        k-means iterations.
+    dtype : {"bfloat16", "float32"}, default="bfloat16"
+        Precision of the candidate scoring; the kept neighbours are re-scored in float32.
+    rerank_extra : int, default=8
+        Candidates beyond ``k`` re-scored exactly per row (bfloat16 only).
+    max_block_elements : int, default=2**25
+        Similarities per matrix product at most (memory bound of one block).
+    random_state : int, default=0
+        Seeds the training sample and k-means.
+
+    Returns
+    -------
+    sims : ndarray of shape (n_samples, k), float32
+        Inner products, descending per row (``-inf`` where fewer candidates than ``k``).
+    idx : ndarray of shape (n_samples, k), int64
+        Neighbour indices (``-1`` where missing).
+    """
+    import faiss
+    import torch
+
+    n, d = X.shape
+    params = default_cell_params(n)
+    nlist = int(min(n, nlist or params["nlist"]))
+    nprobe = int(min(nlist, nprobe or params["nprobe"]))
+    spill = int(min(nlist, spill or params["spill"]))
+    if dtype not in ("bfloat16", "float32"):
+        raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
+    cdt = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    rng = np.random.default_rng(random_state)
+    if nlist > 1:
+        n_tr = int(min(n, n_train or 64 * nlist))
+        sample = X[np.sort(rng.choice(n, size=n_tr, replace=False))]
+        km = faiss.Kmeans(
+            d, nlist, niter=niter, seed=int(random_state), spherical=True,
+            max_points_per_centroid=max(1, math.ceil(n_tr / nlist)),
+        )  # fmt: skip
+        km.train(sample)
+        C = np.ascontiguousarray(km.centroids, dtype=np.float32)
+        top = _top_cells(X, C, spill)
+        probes = _top_cells(C, C, nprobe)
+    else:
+        C = X[:1]
+        top = np.zeros((n, 1), dtype=np.int64)
+        probes = np.zeros((1, 1), dtype=np.int64)
+    primary = top[:, 0]
+    order = np.argsort(primary, kind="stable")
+    starts = np.searchsorted(primary[order], np.arange(nlist + 1))
+    # database lists: every row in each of its `spill` cells
+    flat_cells = top.ravel()
+    flat_rows = np.repeat(np.arange(n, dtype=np.int64), top.shape[1])
+    db_order = np.argsort(flat_cells, kind="stable")
+    db_rows = flat_rows[db_order]
+    db_starts = np.searchsorted(flat_cells[db_order], np.arange(nlist + 1))
+
+    keys32 = torch.from_numpy(X)
+    keys = keys32.to(cdt) if cdt != torch.float32 else keys32
+    m = k + (rerank_extra if cdt != torch.float32 else 0)
+    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    with torch.inference_mode():
+        for c in progress(range(nlist), show_progress_bar=show_progress_bar, desc="kNN cells"):
+            q_rows = order[starts[c] : starts[c + 1]]
+            if not len(q_rows):
+                continue
+            cand = np.unique(
+                np.concatenate([db_rows[db_starts[p] : db_starts[p + 1]] for p in probes[c]])
+            )
+            cand_t = torch.from_numpy(cand)
+            kc = keys.index_select(0, cand_t)
+            mm = min(m, len(cand) - 1)
+            if mm < 1:
+                continue
+            step = max(1, max_block_elements // len(cand))
+            for lo in range(0, len(q_rows), step):
+                qr = q_rows[lo : lo + step]
+                S = keys.index_select(0, torch.from_numpy(qr)) @ kc.T
+                self_pos = np.searchsorted(cand, qr)
+                hit = (self_pos < len(cand)) & (cand[np.minimum(self_pos, len(cand) - 1)] == qr)
+                r = np.flatnonzero(hit)
+                S[torch.from_numpy(r), torch.from_numpy(self_pos[r])] = -torch.inf
+                top_i = torch.topk(S, mm, dim=1).indices
+                nb = cand_t[top_i]  # (rows, mm) candidate row ids
+                if cdt != torch.float32:  # exact re-score of the best candidates
+                    exact = torch.einsum(
+                        "rd,rmd->rm", keys32.index_select(0, torch.from_numpy(qr)), keys32[nb]
+                    )
+                    exact[nb == torch.from_numpy(qr)[:, None]] = -torch.inf
+                    v, j = torch.topk(exact, min(k, mm), dim=1)
+                    nb = torch.gather(nb, 1, j)
+                else:
+                    v = torch.gather(S, 1, top_i)[:, :k]
+                    nb = nb[:, :k]
+                kk = nb.shape[1]
+                sims[qr, :kk] = v.numpy()
+                idx[qr, :kk] = nb.numpy()
+    idx[~np.isfinite(sims)] = -1
+    return sims, idx

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dataprune.cell_join import cell_join_knn, default_cell_params
+from dataprune.errors import DataValidationError
+from dataprune.neighbors import knn_graph
+
+
+def _norm(a):
+    return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    rng = np.random.default_rng(0)
+    cent = rng.normal(size=(60, 32))
+    return _norm(cent[rng.integers(60, size=6000)] + 0.4 * rng.normal(size=(6000, 32)))
+
+
+def _recall(a, b):
+    return np.mean([len(set(x) & set(y)) / len(y) for x, y in zip(a, b)])
+
+
+def test_cell_join_matches_exact_search_on_clustered_data(clustered):
+    _es, ei = knn_graph(clustered, 10, exact=True)
+    s, i = cell_join_knn(clustered, 10, nlist=30, nprobe=6)
+    assert _recall(i, ei) >= 0.95
+    rows = np.arange(len(clustered))[:, None]
+    assert not (i == rows).any() and (i >= 0).all()
+    # similarities are exact inner products (float32 re-scoring), descending per row
+    np.testing.assert_allclose(s, np.einsum("nd,nkd->nk", clustered, clustered[i]), atol=1e-5)
+    assert (np.diff(s, axis=1) <= 1e-7).all()
+    _s2, i2 = cell_join_knn(clustered, 10, nlist=30, nprobe=6)
+    assert np.array_equal(i, i2)  # same random_state, same graph
+
+
+def test_probing_every_cell_is_exact_in_float32(clustered):
+    X = clustered[:1500]
+    es, ei = knn_graph(X, 5, exact=True)
+    s, i = cell_join_knn(X, 5, nlist=8, nprobe=8, spill=1, dtype="float32")
+    np.testing.assert_allclose(s, es, atol=1e-5)
+    assert _recall(i, ei) > 0.99
+
+
+def test_small_inputs_and_options():
+    X = _norm(np.random.default_rng(1).normal(size=(5, 4)))
+    s, i = cell_join_knn(X, 4)  # one cell: everything is a candidate
+    es, _ei = knn_graph(X, 4, exact=True)
+    np.testing.assert_allclose(s, es, atol=1e-5)
+    assert default_cell_params(1_000_000) == {"nlist": 1000, "nprobe": 16, "spill": 2}
+    assert default_cell_params(500)["nlist"] == 1
+    with pytest.raises(ValueError, match="dtype"):
+        cell_join_knn(X, 2, dtype="float16")
+    s, i = knn_graph(X, 2, method="cells")
+    assert i.shape == (5, 2)
+    with pytest.raises(DataValidationError, match="valid: cells, exact, ivf"):
+        knn_graph(X, 2, method="hnsw")
