@@ -184,54 +184,57 @@ def run(args) -> dict[str, Any]:
     publish(res)
     masks_by_idx = dict(zip(sel["q-tuning static"], sel["q-tuning static masks"]))
     new = 0
-    for seed in args.seeds:
-        rng = np.random.default_rng([seed, 1])
-        chosen = {
-            "random": np.sort(rng.choice(len(pool), k, replace=False)).tolist(),
-            "perplexity filter": sel["perplexity filter"],
-            "ifd": sel["ifd"],
-            "q-tuning static": sel["q-tuning static"],
-            "q-tuning dynamic": list(range(len(pool))),
-        }
-        res.setdefault("selection_random", {})[str(seed)] = fault_shares(pool, chosen["random"])
-        for cond in CONDITIONS:
-            idx = chosen[cond]
-            pairs = [pairs_all[i] for i in idx]
-            masks = (
-                [np.asarray(masks_by_idx[i], dtype=bool) for i in idx]
-                if cond == "q-tuning static" else None
-            )  # fmt: skip
-            dyn = _qcfg() if cond == "q-tuning dynamic" else None
-            cfg = cfg_for(seed)
-            key = sft_harness.run_key(
-                cond, train_ids=[ids_all[i] for i in idx], train_pairs=pairs, config=cfg,
-                eval_sets=heldout, **extra,
-                masks=None if masks is None else sft_harness.fingerprint([m.tolist() for m in masks]),
-                dynamic=None if dyn is None else dyn.to_dict(),
-            )  # fmt: skip
-            path_exists = (runs_dir / f"{sft_harness.fingerprint(key)[:32]}.json").is_file()
-            if not path_exists and args.max_runs is not None and new >= args.max_runs:
-                continue
+    # the static conditions of every seed first: dynamic runs are the slowest (one forward with
+    # gradients per group of micro_batch / sample_ratio records)
+    for phase in (CONDITIONS[:-1], CONDITIONS[-1:]):
+        for seed in args.seeds:
+            rng = np.random.default_rng([seed, 1])
+            chosen = {
+                "random": np.sort(rng.choice(len(pool), k, replace=False)).tolist(),
+                "perplexity filter": sel["perplexity filter"],
+                "ifd": sel["ifd"],
+                "q-tuning static": sel["q-tuning static"],
+                "q-tuning dynamic": list(range(len(pool))),
+            }
+            res.setdefault("selection_random", {})[str(seed)] = fault_shares(pool, chosen["random"])
+            for cond in phase:
+                idx = chosen[cond]
+                pairs = [pairs_all[i] for i in idx]
+                masks = (
+                    [np.asarray(masks_by_idx[i], dtype=bool) for i in idx]
+                    if cond == "q-tuning static" else None
+                )  # fmt: skip
+                dyn = _qcfg() if cond == "q-tuning dynamic" else None
+                cfg = cfg_for(seed)
+                key = sft_harness.run_key(
+                    cond, train_ids=[ids_all[i] for i in idx], train_pairs=pairs, config=cfg,
+                    eval_sets=heldout, **extra,
+                    masks=None if masks is None else sft_harness.fingerprint([m.tolist() for m in masks]),
+                    dynamic=None if dyn is None else dyn.to_dict(),
+                )  # fmt: skip
+                path_exists = (runs_dir / f"{sft_harness.fingerprint(key)[:32]}.json").is_file()
+                if not path_exists and args.max_runs is not None and new >= args.max_runs:
+                    continue
 
-            def fn(pairs=pairs, cfg=cfg, masks=masks, dyn=dyn, cond=cond, seed=seed):
-                load = common.load_1min()
-                print(f"[train] {cond} seed {seed}: 1-min load {load:.1f}", flush=True)
-                t0 = time.perf_counter()
-                tr = sft_harness.train_lora(pairs, cfg, loss_masks=masks,
-                                            tokens_per_step=tokens_per_step, dynamic=dyn)  # fmt: skip
-                t1 = time.perf_counter()
-                ev = evaluate(tr.model, tr.tokenizer)
-                return {"train": tr.info, "heldout": ev, "load_1m_before": load,
-                        "train_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1}  # fmt: skip
+                def fn(pairs=pairs, cfg=cfg, masks=masks, dyn=dyn, cond=cond, seed=seed):
+                    load = common.load_1min()
+                    print(f"[train] {cond} seed {seed}: 1-min load {load:.1f}", flush=True)
+                    t0 = time.perf_counter()
+                    tr = sft_harness.train_lora(pairs, cfg, loss_masks=masks,
+                                                tokens_per_step=tokens_per_step, dynamic=dyn)  # fmt: skip
+                    t1 = time.perf_counter()
+                    ev = evaluate(tr.model, tr.tokenizer)
+                    return {"train": tr.info, "heldout": ev, "load_1m_before": load,
+                            "train_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1}  # fmt: skip
 
-            new += 0 if path_exists else 1
-            r = sft_harness.run_cached(key, fn, runs_dir)
-            res["runs"].append({"condition": cond, "seed": seed, "cached": path_exists, **r})
-            h = r["heldout"]
-            print(f"[train] {cond} seed {seed}: NLL gsm8k {h['gsm8k']['nll']:.4f} alpaca "
-                  f"{h['alpaca']['nll']:.4f}", flush=True)  # fmt: skip
-            common.record_end_load(res["machine"])
-            publish(res)
+                new += 0 if path_exists else 1
+                r = sft_harness.run_cached(key, fn, runs_dir)
+                res["runs"].append({"condition": cond, "seed": seed, "cached": path_exists, **r})
+                h = r["heldout"]
+                print(f"[train] {cond} seed {seed}: NLL gsm8k {h['gsm8k']['nll']:.4f} alpaca "
+                      f"{h['alpaca']['nll']:.4f}", flush=True)  # fmt: skip
+                common.record_end_load(res["machine"])
+                publish(res)
     return res
 
 
