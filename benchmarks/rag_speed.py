@@ -16,7 +16,12 @@ included in each forward pass). Both models run through the same ``ContextPruner
 
 Passages/s at batch 1 (one passage per call) and batch 32 (32 passages per call), float32 and
 bf16 autocast for ours, repeated and interleaved so both models see the same machine load; the
-median is reported. Writes ``benchmarks/results/rag_speed.{json,md}``.
+median is reported. In the same run, quality parity of bf16 autocast vs float32 for ours on the
+same passages (each with its own question): per-sentence score differences, agreement of the
+keep/drop decisions at the checkpoint's default threshold, and the char compression under each;
+with the CPU's bf16 flags and what ``precision="auto"`` resolves to on it. Writes
+``benchmarks/results/rag_speed.{json,md}`` (or ``<out-dir>/<name>.{json,md}`` with
+``--out-dir``, leaving ``benchmarks/RESULTS.md`` alone).
 """
 
 from __future__ import annotations
@@ -63,6 +68,47 @@ def _passages(pruner, data, articles, n, target_tokens=200):
     return out
 
 
+def _parity(fp32, bf16, passages) -> dict:
+    """bf16 autocast vs float32 on ``passages`` ((question, text, n_tokens) triples).
+
+    Both pruners prune every passage for its own question at the checkpoint's default threshold
+    (one batched call each); compares per-sentence scores, keep/drop decisions and compression.
+    """
+    import numpy as np
+
+    threshold = fp32.default_threshold
+    queries = [q for q, _, _ in passages]
+    texts = [[t] for _, t, _ in passages]
+    res = {}
+    for key, pr in (("float32", fp32), ("bfloat16", bf16)):
+        res[key] = [ps[0] for ps in pr.prune_batch(queries, texts, threshold=threshold)]
+    diffs, same, n_sent, pass_diffs = [], 0, 0, []
+    chars = {"float32": 0.0, "bfloat16": 0.0}
+    n_chars = 0
+    for a, b in zip(res["float32"], res["bfloat16"]):
+        if a.sentences != b.sentences:
+            raise RuntimeError("float32 and bf16 runs split a passage differently")
+        diffs.extend(abs(x - y) for x, y in zip(a.sentence_scores, b.sentence_scores))
+        kept_a, kept_b = set(a.kept_sentences), set(b.kept_sentences)
+        same += sum((j in kept_a) == (j in kept_b) for j in range(len(a.sentences)))
+        n_sent += len(a.sentences)
+        pass_diffs.append(abs(a.passage_score - b.passage_score))
+        n_chars += a.n_chars
+        for key, pp in (("float32", a), ("bfloat16", b)):
+            chars[key] += pp.compression_chars * pp.n_chars
+    d = np.asarray(diffs, dtype=np.float64)
+    return {
+        "threshold": threshold,
+        "n_passages": len(passages),
+        "n_sentences": n_sent,
+        "sentence_score_abs_diff": {"max": float(d.max()), "mean": float(d.mean())},
+        "passage_score_abs_diff_max": float(max(pass_diffs)),
+        "decisions_agree": same / n_sent,
+        "n_decisions_differ": n_sent - same,
+        "compression_chars": {k: v / n_chars for k, v in chars.items()},
+    }
+
+
 def _time(fn, reps):
     times = []
     for _ in range(reps):
@@ -79,10 +125,21 @@ def main(argv=None) -> int:
     ap.add_argument("--b1-calls", type=int, default=16, help="batch-1 calls per round (ours)")
     ap.add_argument("--b1-calls-provence", type=int, default=2)
     ap.add_argument("--name", default="rag_speed")
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="write <name>.json/.md here instead of benchmarks/results (RESULTS.md untouched); "
+        "with --render-only, re-render from the JSON there",
+    )
     common.add_render_only(ap, "rag_speed")
     args = ap.parse_args(argv)
     if args.render_only:
-        common.render_from_json(args.name, _markdown)
+        if args.out_dir is None:
+            common.render_from_json(args.name, _markdown)
+        else:
+            saved = json.loads((args.out_dir / f"{args.name}.json").read_text(encoding="utf-8"))
+            common.publish(args.name, _markdown(saved), out_dir=args.out_dir)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     machine = common.machine_info(["torch", "transformers"])
@@ -91,6 +148,7 @@ def main(argv=None) -> int:
     from transformers import DebertaV2Config, DebertaV2Model
 
     from dataprune.rag.config import PrunerConfig
+    from dataprune.rag.inference import cpu_bf16_flags, cpu_has_fast_bf16, resolve_precision
     from dataprune.rag.labels import load_squad_v2
     from dataprune.rag.model import PrunerModel
     from dataprune.rag.pruner import ContextPruner
@@ -146,6 +204,8 @@ def main(argv=None) -> int:
     # warm-up
     ours.prune(q0, batch32[:2])
     provence.prune(q0, batch32[:1])
+    parity = _parity(ours, ours_bf16, passages)
+    logger.info("bf16 vs float32 parity: %s", parity)
     singles = iter([p for _ in range(1000) for p in passages])
 
     def one(pr):
@@ -182,15 +242,20 @@ def main(argv=None) -> int:
         "median_passages_per_s": med,
         "speedup_vs_provence_arch": ratios,
         "bf16_over_fp32": bf16_vs_fp32,
+        "parity_bf16_vs_fp32": parity,
         "torch_threads": torch.get_num_threads(),
-        "cpu_has_amx_bf16": __import__(
-            "dataprune.rag.inference", fromlist=["x"]
-        ).cpu_has_fast_bf16(),
+        "cpu_bf16_flags": list(cpu_bf16_flags()),
+        "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+        "auto_precision_cpu": resolve_precision("auto", "cpu"),
         "machine": machine,
     }
     out["machine"]["load_average_at_end"] = list(os.getloadavg())
-    common.publish(args.name, _markdown(out), out)
-    print(json.dumps({"median": med, "speedup": ratios, "bf16_over_fp32": bf16_vs_fp32}, indent=1))
+    if args.out_dir is None:
+        common.publish(args.name, _markdown(out), out)
+    else:
+        common.publish(args.name, _markdown(out), out, out_dir=args.out_dir)
+    summary = {"median": med, "speedup": ratios, "bf16_over_fp32": bf16_vs_fp32, "parity": parity}
+    print(json.dumps(summary, indent=1))
     return 0
 
 
@@ -198,7 +263,6 @@ def _markdown(out: dict) -> str:
     """The results section, every sentence computed from ``out`` (the saved JSON)."""
     med = out["median_passages_per_s"]
     ratios = out["speedup_vs_provence_arch"]
-    bf16_vs_fp32 = out["bf16_over_fp32"]
     p_ours, p_prov = out["params"]["ours"], out["params"]["provence_arch"]
     machine = out.get("machine")
     load = (
@@ -229,11 +293,42 @@ def _markdown(out: dict) -> str:
         f"Speed-up of ours over the Provence architecture (float32): batch 1 **{ratios['b1']:.1f}x**, "
         f"batch 32 **{ratios['b32']:.1f}x** (target >= 10x: "
         f"{'met' if min(ratios.values()) >= 10 else 'NOT met'}).",
-        f"bf16 autocast / float32 for ours on this CPU (AMX: {out['cpu_has_amx_bf16']}): batch 1 "
-        f'{bf16_vs_fp32["b1"]:.2f}x, batch 32 {bf16_vs_fp32["b32"]:.2f}x -> `precision="auto"` '
-        f"uses {'bf16' if out['cpu_has_amx_bf16'] else 'float32'} here.",
+        _bf16_sentence(out),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _bf16_sentence(out: dict) -> str:
+    """bf16 autocast vs float32 for ours: speed, score parity and what ``auto`` picks."""
+    ratio = out["bf16_over_fp32"]
+    if "cpu_bf16_flags" in out:
+        flags = "bf16 CPU flags: " + (", ".join(out["cpu_bf16_flags"]) or "none")
+    else:  # JSON written before the flags were recorded
+        flags = f"AMX: {out.get('cpu_has_amx_bf16', 'not recorded')}"
+    text = (
+        f"bf16 autocast / float32 speed for ours on this CPU ({flags}): batch 1 "
+        f"{ratio['b1']:.2f}x, batch 32 {ratio['b32']:.2f}x"
+    )
+    par = out.get("parity_bf16_vs_fp32")
+    if par:
+        diff = par["sentence_score_abs_diff"]
+        comp = par["compression_chars"]
+        text += (
+            f"; on the same {par['n_passages']} passages ({par['n_sentences']} sentences) the "
+            f"per-sentence scores differ by at most {diff['max']:.4f} (mean {diff['mean']:.5f}), "
+            f"keep/drop decisions at the default threshold {par['threshold']:g} agree on "
+            f"{100 * par['decisions_agree']:.1f}% of sentences ({par['n_decisions_differ']} of "
+            f"{par['n_sentences']} differ), char compression {100 * comp['bfloat16']:.1f}% (bf16) vs "
+            f"{100 * comp['float32']:.1f}% (float32)"
+        )
+    else:
+        text += "; bf16/float32 score parity not measured in this run"
+    auto = out.get("auto_precision_cpu")
+    if auto:
+        text += f' -> `precision="auto"` uses {auto} here.'
+    else:
+        text += '; what `precision="auto"` resolved to was not recorded in this run.'
+    return text
 
 
 if __name__ == "__main__":

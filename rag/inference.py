@@ -8,6 +8,7 @@ kept sentences for any threshold, so a threshold sweep costs one forward pass.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,15 @@ from dataprune.rag.windows import EncodedPair, PairTemplate, encode_pairs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PassageScores", "cpu_has_fast_bf16", "forward_windows", "score_pairs"]
+__all__ = [
+    "FAST_BF16_CPU_FLAGS",
+    "PassageScores",
+    "cpu_bf16_flags",
+    "cpu_has_fast_bf16",
+    "forward_windows",
+    "resolve_precision",
+    "score_pairs",
+]
 
 
 @dataclass
@@ -57,24 +66,48 @@ class PassageScores:
         )
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has AMX bf16 tiles (bf16 matmuls several times faster than fp32).
+#: ``/proc/cpuinfo`` flags that make bf16 autocast the ``precision="auto"`` choice on CPU: AMX
+#: tiles (``amx_bf16``) or AVX512-BF16 dot-product instructions (``avx512_bf16``).
+FAST_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
-    On CPUs with only AVX512-BF16 the dataprune speed benchmark measured bf16 autocast *slower*
-    than float32 for the default pruner, so ``precision="auto"`` keeps float32 there.
-    """
+
+@functools.cache
+def _cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags listed in ``path`` (first ``flags`` line); empty when unreadable."""
     try:
-        with open("/proc/cpuinfo") as fh:
+        with open(path) as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
+                    return frozenset(line.partition(":")[2].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU lists ``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``.
+
+    On such CPUs bf16 autocast runs the shipped pruner faster than float32 (AMX tiles, or the
+    AVX512-BF16 dot-product instructions oneDNN uses for bf16 matmuls), which is why
+    ``precision="auto"`` picks bfloat16 there. Speed and score parity of bf16 autocast vs float32
+    on the benchmark machine are measured by ``benchmarks/rag_speed.py`` (results in
+    ``benchmarks/results/rag_speed.md``). False where ``/proc/cpuinfo`` is missing (non-Linux).
+    """
+    return bool(cpu_bf16_flags())
+
+
+def cpu_bf16_flags() -> tuple[str, ...]:
+    """The :data:`FAST_BF16_CPU_FLAGS` this CPU lists in ``/proc/cpuinfo`` (may be empty)."""
+    flags = _cpu_flags()
+    return tuple(f for f in FAST_BF16_CPU_FLAGS if f in flags)
 
 
 def resolve_precision(precision: str, device: Any) -> str:
-    """``"auto"`` -> ``"bfloat16"`` on CUDA and AMX CPUs, else ``"float32"``."""
+    """Resolve ``precision`` for ``device``; ``"float32"`` and ``"bfloat16"`` pass through.
+
+    ``"auto"`` -> ``"bfloat16"`` (autocast) on CUDA and on CPUs with ``amx_bf16`` or
+    ``avx512_bf16`` (:func:`cpu_has_fast_bf16`), ``"float32"`` elsewhere.
+    """
     if precision not in ("auto", "float32", "bfloat16"):
         from dataprune.errors import UnknownOptionError
 
