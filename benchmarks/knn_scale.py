@@ -109,13 +109,11 @@ def default_k() -> int:
 
 
 def _ivf_defaults(n: int) -> dict[str, int]:
-    """What ``knn_graph(method="ivf")`` uses when given nothing (its docstring: 4 sqrt(n) lists)."""
-    import inspect
+    """What ``knn_graph(method="ivf")`` uses when given nothing (``default_ivf_params``)."""
+    from dataprune.cell_join import default_ivf_params
 
-    from dataprune.neighbors import knn_graph
-
-    nprobe = inspect.signature(knn_graph).parameters["nprobe"].default
-    return {"nlist": max(16, int(4 * math.sqrt(n))), "nprobe": int(nprobe)}
+    p = default_ivf_params(n)
+    return {"nlist": p["nlist"], "nprobe": p["nprobe"]}
 
 
 def _cells_defaults(n: int) -> dict[str, int]:
@@ -181,7 +179,7 @@ VARIANTS: tuple[Variant, ...] = (
         "library",
         "cells",
         "dataprune cells, nprobe 32",
-        # knn_graph passes nprobe to the cell join only together with nlist: give both
+        # nlist given too (its default) so cached cases keep their recorded params
         params=lambda n: {"nlist": _cells_defaults(n)["nlist"], "nprobe": 32},
         defaults=_cells_defaults,
     ),

@@ -20,11 +20,12 @@ import math
 
 import numpy as np
 
+from dataprune.neighbors import _as_tensor
 from dataprune.progress import progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cell_join_knn", "default_cell_params"]
+__all__ = ["cell_join_knn", "default_cell_params", "default_ivf_params"]
 
 
 def default_cell_params(n_samples: int) -> dict[str, int]:
@@ -46,15 +47,38 @@ def default_cell_params(n_samples: int) -> dict[str, int]:
     return {"nlist": nlist, "nprobe": min(nlist, 16), "spill": 2 if nlist > 1 else 1}
 
 
+def default_ivf_params(n_samples: int, *, nlist: int | None = None) -> dict[str, int]:
+    """Default faiss IVF parameters of :func:`dataprune.neighbors.knn_graph` for ``n_samples`` rows.
+
+    ``nlist = max(16, int(4 * sqrt(n_samples)))`` lists (about 4,000 at 1M rows), ``nprobe = 16``
+    lists visited per query whatever ``n_samples`` is, and the quantizer trained on a random
+    sample of ``n_train = min(n_samples, max(40 * nlist, 10_000))`` rows.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows in the index.
+    nlist : int, optional
+        Lists to use instead of the default; ``n_train`` follows it.
+
+    Returns
+    -------
+    dict
+        ``nlist``, ``nprobe``, ``n_train``.
+    """
+    nlist = int(nlist) if nlist is not None else max(16, int(4 * math.sqrt(n_samples)))
+    return {"nlist": nlist, "nprobe": 16, "n_train": int(min(n_samples, max(40 * nlist, 10_000)))}
+
+
 def _top_cells(X: np.ndarray, C: np.ndarray, m: int, block: int = 65536) -> np.ndarray:
     """Indices of the ``m`` most similar centroids of every row, shape (n, m), best first."""
     import torch
 
     out = np.empty((X.shape[0], m), dtype=np.int64)
-    ct = torch.from_numpy(C)
+    ct = _as_tensor(C)
     with torch.inference_mode():
         for lo in range(0, X.shape[0], block):
-            s = torch.from_numpy(X[lo : lo + block]) @ ct.T
+            s = _as_tensor(X[lo : lo + block]) @ ct.T
             out[lo : lo + block] = torch.topk(s, m, dim=1).indices.numpy()
     return out
 
@@ -79,12 +103,15 @@ def cell_join_knn(
     Parameters
     ----------
     X : ndarray of shape (n_samples, dim), float32, C-contiguous
-        Rows, ideally L2-normalised.
+        Rows, ideally L2-normalised. A read-only or memory-mapped array is read in place (the
+        bfloat16 working copy is the only copy of the matrix).
     k : int
         Neighbours per row (``1 <= k < n_samples``).
     nlist, nprobe, spill : int, optional
-        Cells, cells probed per query cell, cells each row is stored in; defaults from
-        :func:`default_cell_params`. ``nprobe = nlist`` is exact.
+        Cells, cells probed per query cell, cells each row is stored in; each ``None`` takes its
+        default from :func:`default_cell_params`, which scales with ``n_samples``:
+        ``nlist = max(1, round(n / 1000))``, ``nprobe = min(nlist, 16)``, ``spill = 2`` (1 with
+        one cell). ``nprobe = nlist`` is exact.
     n_train : int, optional
         Rows sampled to train the centroids (default ``min(n, 64 * nlist)``).
     niter : int, default=20
@@ -142,7 +169,7 @@ def cell_join_knn(
     db_rows = flat_rows[db_order]
     db_starts = np.searchsorted(flat_cells[db_order], np.arange(nlist + 1))
 
-    keys32 = torch.from_numpy(X)
+    keys32 = _as_tensor(X)  # read-only / memory-mapped input: no copy, never written
     keys = keys32.to(cdt) if cdt != torch.float32 else keys32
     m = k + (rerank_extra if cdt != torch.float32 else 0)
     sims = np.full((n, k), -np.inf, dtype=np.float32)

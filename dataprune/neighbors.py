@@ -36,7 +36,7 @@ def knn_graph(
     exact: bool | None = None,
     block_size: int = 16384,
     nlist: int | None = None,
-    nprobe: int = 16,
+    nprobe: int | None = None,
     random_state: int = 0,
     show_progress_bar: bool | None = None,
     method: str | None = None,
@@ -53,28 +53,39 @@ def knn_graph(
         Exact search by blockwise matrix products (default when ``n_samples <= 100_000``)
         or a faiss IVF index.
     block_size : int, default=16384
-        Query rows per search call.
+        Query rows per search call (IVF); the exact search scores at most
+        ``min(block_size, 4096)`` query rows at a time against tiles of keys (128 MiB of float32
+        similarities per tile), keeping a running top-k per query row.
     nlist : int, optional
-        IVF cells (default ``4 * sqrt(n_samples)``).
-    nprobe : int, default=16
-        IVF cells visited per query. At the defaults the approximate graph matches the exact one
-        on embedding-like (clustered) data (recall@10 >= 0.99 in the tests); on structureless,
-        uniformly spread vectors recall falls (about 0.85 at 16 dimensions, lower in higher
-        dimension): raise ``nprobe`` (up to ``nlist``, which is exact) for such data.
+        Coarse cells (IVF lists or the cells of ``method="cells"``). Default (``None``): the
+        method's own rule, which scales with ``n_samples``: IVF ``max(16, int(4 * sqrt(n)))``
+        (:func:`dataprune.cell_join.default_ivf_params`), cells ``round(n / 1000)``
+        (:func:`dataprune.cell_join.default_cell_params`). Ignored by exact search.
+    nprobe : int, optional
+        Cells visited per query. Default (``None``): the method's own, 16 for IVF
+        (:func:`~dataprune.cell_join.default_ivf_params`) and ``min(nlist, 16)`` for cells
+        (:func:`~dataprune.cell_join.default_cell_params`); a value given is used by either
+        method, with or without ``nlist``. Ignored by exact search. At the IVF defaults the
+        approximate graph matches the exact one on embedding-like (clustered) data
+        (recall@10 >= 0.99 in the tests); on structureless, uniformly spread vectors recall falls
+        (about 0.85 at 16 dimensions, lower in higher dimension): raise ``nprobe`` (up to
+        ``nlist``, which is exact) for such data.
     random_state : int, default=0
-        Seed for the IVF training sample.
+        Seed for the IVF training sample (``min(n, max(40 * nlist, 10_000))`` rows) or the cell
+        centroids.
     method : {"exact", "ivf", "cells"}, optional
         Overrides ``exact``: ``"ivf"`` is the faiss IVF index above; ``"cells"`` the cell
         self-join of :func:`dataprune.cell_join.cell_join_knn` (queries batched by coarse cell,
-        bfloat16 matrix products, exact re-scoring; ``nlist`` / ``nprobe`` passed through when
-        given, else its own defaults).
+        bfloat16 matrix products, exact re-scoring; ``nlist`` / ``nprobe`` passed through, each
+        ``None`` meaning its own default).
 
     Returns
     -------
     sims : ndarray of shape (n_samples, k), float32
         Similarities, descending per row (``-inf`` where fewer neighbours were found).
     idx : ndarray of shape (n_samples, k), int64
-        Neighbour indices (``-1`` where missing).
+        Neighbour indices (``-1`` where missing). Exact search orders equal similarities by
+        increasing index (and keeps the lowest indices among ties at the ``k``-th place).
     """
     import faiss
 
@@ -85,6 +96,9 @@ def knn_graph(
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
     if method is not None and method not in ("exact", "ivf", "cells"):
         raise DataValidationError(f"unknown kNN method {method!r}; valid: cells, exact, ivf")
+    for name, value in (("nlist", nlist), ("nprobe", nprobe)):
+        if value is not None and (isinstance(value, bool) or int(value) < 1):
+            raise DataValidationError(f"{name} must be >= 1 or None, got {value!r}")
     if method == "cells":
         from dataprune.cell_join import cell_join_knn
 
@@ -92,7 +106,7 @@ def knn_graph(
             X,
             k,
             nlist=nlist,
-            nprobe=nprobe if nlist else None,
+            nprobe=nprobe,
             random_state=random_state,
             show_progress_bar=show_progress_bar,
         )
@@ -102,12 +116,15 @@ def knn_graph(
         exact = n <= _EXACT_LIMIT
     if exact:
         return _exact_knn(X, k, block_size=block_size, show_progress_bar=show_progress_bar)
-    nlist = nlist or max(16, int(4 * np.sqrt(n)))
+    from dataprune.cell_join import default_ivf_params
+
+    params = default_ivf_params(n, nlist=nlist)
+    nlist = int(params["nlist"])
+    nprobe = int(params["nprobe"] if nprobe is None else nprobe)
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(random_state)
-    n_train = min(n, max(nlist * 40, 10_000))
-    train = X[np.sort(rng.choice(n, size=n_train, replace=False))]
+    train = X[np.sort(rng.choice(n, size=int(params["n_train"]), replace=False))]
     index.cp.seed = int(random_state)
     index.train(train)
     index.nprobe = nprobe
@@ -130,35 +147,97 @@ def knn_graph(
     return sims, idx
 
 
-def _exact_knn(
-    X: np.ndarray, k: int, *, block_size: int, show_progress_bar: bool | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact kNN by blockwise float32 matrix products and top-k (self excluded).
+def _as_tensor(a: np.ndarray):
+    """``torch.from_numpy(a)`` without a copy, also for a read-only array (memory map).
 
-    torch's GEMM + ``topk`` is 2-3x faster than a faiss flat index on this kind of CPU; a block
-    holds at most ~64 MiB of similarities whatever ``n_samples`` is.
+    torch warns that it does not support non-writable tensors; the warning is silenced for such
+    arrays only, so the caller must never write to the returned tensor.
     """
     import warnings
 
     import torch
 
-    n = X.shape[0]
+    if a.flags.writeable:
+        return torch.from_numpy(a)
     with warnings.catch_warnings():  # read-only memmaps: the tensor is never written
-        warnings.simplefilter("ignore", UserWarning)
-        keys = torch.from_numpy(X)
-    rows = int(max(1, min(block_size, 2**24 // n)))
+        warnings.filterwarnings("ignore", message=".*not writable", category=UserWarning)
+        return torch.from_numpy(a)
+
+
+#: Exact search: query rows per block (at most) and float32 similarities per tile (128 MiB).
+_EXACT_QUERY_ROWS = 4096
+_EXACT_TILE_ELEMENTS = 2**25
+
+
+def _best_k(v: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of each row by (similarity descending, index ascending), in that order."""
+    o = np.lexsort((i, -v), axis=1)[:, :k]
+    return np.take_along_axis(v, o, 1), np.take_along_axis(i, o, 1)
+
+
+def _tile_top_k(S, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``min(k, width)`` columns of each row of the tile ``S`` (a tensor), unordered; among
+    equal similarities at the ``k``-th place, the lowest columns."""
+    import torch
+
+    if S.shape[1] <= k:
+        return S.numpy(), np.broadcast_to(np.arange(S.shape[1]), S.shape)
+    v, i = torch.topk(S, k + 1, dim=1)
+    v, i = v.numpy(), i.numpy()
+    tie = np.flatnonzero(v[:, k - 1] == v[:, k])  # a tie straddles the k-th place
+    v, i = v[:, :k], i[:, :k]
+    if len(tie):  # rare (duplicate rows): the lowest columns among the tied ones
+        o = np.argsort(-S.numpy()[tie], axis=1, kind="stable")[:, :k]
+        v[tie], i[tie] = np.take_along_axis(S.numpy()[tie], o, 1), o
+    return v, i
+
+
+def _exact_knn(
+    X: np.ndarray,
+    k: int,
+    *,
+    block_size: int,
+    show_progress_bar: bool | None,
+    key_block_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN by tiled float32 matrix products and a running top-k (self excluded).
+
+    Queries are taken ``min(block_size, 4096)`` rows at a time and scored against key blocks of
+    ``key_block_size`` rows (default: 128 MiB of similarities per tile); each tile's best ``k``
+    are merged into the query block's running best, so the key matrix is read once per 4096
+    query rows (it was read once per 16 query rows at 1M rows with whole-row blocks). Equal
+    similarities are ordered by increasing index. torch's GEMM + ``topk`` is 2-3x faster than a
+    faiss flat index on this kind of CPU; the small merges run in numpy.
+    """
+    import torch
+
+    n = X.shape[0]
+    keys = _as_tensor(X)
+    q_rows = int(max(1, min(block_size, _EXACT_QUERY_ROWS, n)))
+    k_rows = int(min(n, max(1, key_block_size or _EXACT_TILE_ELEMENTS // q_rows)))
     sims = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
     with torch.inference_mode():
         for lo in progress(
-            range(0, n, rows), show_progress_bar=show_progress_bar, desc="kNN", unit="block"
+            range(0, n, q_rows), show_progress_bar=show_progress_bar, desc="kNN", unit="block"
         ):
-            hi = min(n, lo + rows)
-            S = keys[lo:hi] @ keys.T
-            S[torch.arange(hi - lo), torch.arange(lo, hi)] = -torch.inf  # never its own neighbour
-            v, i = torch.topk(S, k, dim=1)
-            sims[lo:hi] = v.numpy()
-            idx[lo:hi] = i.numpy()
+            hi = min(n, lo + q_rows)
+            queries = keys[lo:hi]
+            best_v = best_i = None
+            for klo in range(0, n, k_rows):
+                khi = min(n, klo + k_rows)
+                S = queries @ keys[klo:khi].T
+                a, b = max(lo, klo), min(hi, khi)
+                if a < b:  # never its own neighbour
+                    r = np.arange(a, b)
+                    S.numpy()[r - lo, r - klo] = -np.inf
+                v, i = _tile_top_k(S, k)
+                i = i + klo
+                if best_v is not None:
+                    v, i = np.concatenate([best_v, v], axis=1), np.concatenate([best_i, i], axis=1)
+                best_v, best_i = _best_k(v, i, k)
+            sims[lo:hi] = best_v
+            idx[lo:hi] = best_i
     return sims, idx
 
 

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
+from dataprune import cell_join
 from dataprune.cell_join import cell_join_knn, default_cell_params
 from dataprune.errors import DataValidationError
 from dataprune.neighbors import knn_graph
@@ -57,3 +60,45 @@ def test_small_inputs_and_options():
     assert i.shape == (5, 2)
     with pytest.raises(DataValidationError, match="valid: cells, exact, ivf"):
         knn_graph(X, 2, method="hnsw")
+
+
+def test_knn_graph_passes_nprobe_and_nlist_to_the_cell_join(monkeypatch, clustered):
+    seen = []
+
+    def fake(X, k, **kw):
+        seen.append({key: kw[key] for key in ("nlist", "nprobe")})
+        return np.zeros((len(X), k), np.float32), np.zeros((len(X), k), np.int64)
+
+    monkeypatch.setattr(cell_join, "cell_join_knn", fake)
+    knn_graph(clustered, 5, method="cells")
+    knn_graph(clustered, 5, method="cells", nprobe=3)
+    knn_graph(clustered, 5, method="cells", nlist=12)
+    knn_graph(clustered, 5, method="cells", nlist=12, nprobe=4)
+    assert seen == [
+        {"nlist": None, "nprobe": None},
+        {"nlist": None, "nprobe": 3},
+        {"nlist": 12, "nprobe": None},
+        {"nlist": 12, "nprobe": 4},
+    ]
+
+
+def test_nprobe_alone_changes_the_cell_join(clustered):
+    X = clustered[:3000]  # default: nlist 3, nprobe 3 = every cell (exact up to bf16)
+    _s, full = knn_graph(X, 10, method="cells")
+    _s, one = knn_graph(X, 10, method="cells", nprobe=1)
+    _s, one_direct = cell_join_knn(X, 10, nprobe=1)
+    np.testing.assert_array_equal(one, one_direct)
+    assert not np.array_equal(one, full)
+
+
+def test_read_only_memmap_input_is_used_without_warning(tmp_path, clustered):
+    X = clustered[:2000]
+    np.save(tmp_path / "x.npy", X)
+    M = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert not M.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s, i = cell_join_knn(M, 5, nlist=4, nprobe=2)
+    s2, i2 = cell_join_knn(X, 5, nlist=4, nprobe=2)
+    np.testing.assert_array_equal(s, s2)
+    np.testing.assert_array_equal(i, i2)

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-import numpy as np
+import warnings
 
-from dataprune.neighbors import duplicate_groups, knn_graph, near_duplicate_pairs
+import numpy as np
+import pytest
+
+from dataprune.cell_join import default_ivf_params
+from dataprune.errors import DataValidationError
+from dataprune.neighbors import _exact_knn, duplicate_groups, knn_graph, near_duplicate_pairs
 
 
 def _unit(rng, n, d):
@@ -19,6 +24,92 @@ def test_knn_matches_brute_force():
     ref = np.argsort(-S, axis=1)[:, :5]
     np.testing.assert_allclose(sims, np.take_along_axis(S, ref, 1), rtol=1e-5)
     assert not (idx == np.arange(300)[:, None]).any()
+
+
+def _reference_knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute force in float64: descending similarity, ties by increasing index, self excluded."""
+    S = X.astype(np.float64) @ X.astype(np.float64).T
+    np.fill_diagonal(S, -np.inf)
+    cols = np.broadcast_to(np.arange(len(X)), S.shape)
+    order = np.lexsort((cols, -S), axis=1)[:, :k]
+    return np.take_along_axis(S, order, 1), order
+
+
+@pytest.mark.parametrize(
+    ("block_size", "key_block_size"), [(16384, None), (512, 700), (1000, 333), (64, 5000)]
+)
+def test_tiled_exact_search_equals_brute_force_with_ties_and_duplicates(block_size, key_block_size):
+    """Small integers: every inner product is exact in float32 whatever the summation order, so
+    the tiled search (query blocks x key blocks, running top-k) must return exactly the brute
+    force graph, including the choice and order among the many tied similarities (by index)."""
+    rng = np.random.default_rng(3)
+    X = rng.integers(-2, 3, size=(3000, 12)).astype(np.float32)
+    X[2000:2400] = X[:400]  # exact duplicate rows
+    X[2400:2410] = X[7]  # a row with more duplicates than k
+    k = 9
+    sims, idx = _exact_knn(
+        X, k, block_size=block_size, show_progress_bar=False, key_block_size=key_block_size
+    )
+    ref_s, ref_i = _reference_knn(X, k)
+    np.testing.assert_array_equal(sims, ref_s.astype(np.float32))
+    np.testing.assert_array_equal(idx, ref_i)
+    assert sims.dtype == np.float32 and idx.dtype == np.int64
+
+
+def test_exact_search_on_float_embeddings_matches_brute_force():
+    rng = np.random.default_rng(4)
+    X = _unit(rng, 4000, 48)
+    X[3000:3100] = X[:100]  # duplicates: similarity ties
+    k = 16
+    sims, idx = knn_graph(X, k, exact=True, show_progress_bar=False)
+    sims_t, idx_t = _exact_knn(X, k, block_size=700, show_progress_bar=False, key_block_size=900)
+    ref_s, ref_i = _reference_knn(X, k)
+    for s, i in ((sims, idx), (sims_t, idx_t)):
+        np.testing.assert_allclose(s, ref_s, atol=1e-6)
+        assert (np.diff(s, axis=1) <= 0).all()
+        assert not (i == np.arange(len(X))[:, None]).any()
+        # the same neighbours, up to float32 rounding of near-equal similarities
+        exact_s = np.einsum("nd,nkd->nk", X.astype(np.float64), X[i].astype(np.float64))
+        np.testing.assert_allclose(exact_s, ref_s, atol=1e-6)
+        assert np.mean(i == ref_i) > 0.999
+    # tied duplicates: the lower index first
+    dup_rows = np.arange(100)
+    assert (idx[dup_rows, 0] == dup_rows + 3000).all()
+    assert (idx[dup_rows + 3000, 0] == dup_rows).all()
+
+
+def test_read_only_memmap_input_without_warning(tmp_path):
+    X = _unit(np.random.default_rng(5), 600, 16)
+    np.save(tmp_path / "x.npy", X)
+    M = np.load(tmp_path / "x.npy", mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sims, idx = knn_graph(M, 5, exact=True, show_progress_bar=False)
+    ref_s, ref_i = knn_graph(X, 5, exact=True, show_progress_bar=False)
+    np.testing.assert_array_equal(sims, ref_s)
+    np.testing.assert_array_equal(idx, ref_i)
+
+
+def test_default_ivf_params_and_nprobe_passed_to_ivf():
+    assert default_ivf_params(1_000_000) == {"nlist": 4000, "nprobe": 16, "n_train": 160_000}
+    assert default_ivf_params(10_000) == {"nlist": 400, "nprobe": 16, "n_train": 10_000}
+    assert default_ivf_params(10) == {"nlist": 16, "nprobe": 16, "n_train": 10}
+    assert default_ivf_params(50_000, nlist=2000)["n_train"] == 50_000
+    rng = np.random.default_rng(6)
+    X = _unit(rng, 2000, 16)  # structureless: the default nprobe misses neighbours
+    nlist = default_ivf_params(len(X))["nlist"]
+    es, ei = knn_graph(X, 10, exact=True, show_progress_bar=False)
+    _s, di = knn_graph(X, 10, exact=False, show_progress_bar=False)
+    _s, di16 = knn_graph(X, 10, exact=False, nprobe=16, show_progress_bar=False)
+    np.testing.assert_array_equal(di, di16)  # None = the documented default, 16
+    s, i = knn_graph(X, 10, exact=False, nprobe=nlist, show_progress_bar=False)
+    np.testing.assert_allclose(s, es, atol=1e-5)  # probing every list is exact
+    assert np.mean(i == ei) > 0.999 and np.mean(di == ei) < 0.99
+    s, i = knn_graph(X, 10, method="ivf", nlist=16, nprobe=16, show_progress_bar=False)
+    np.testing.assert_allclose(s, es, atol=1e-5)
+    assert np.mean(i == ei) > 0.999
+    with pytest.raises(DataValidationError, match="nprobe"):
+        knn_graph(X, 10, exact=False, nprobe=0)
 
 
 def test_ivf_knn_at_the_default_nlist_and_nprobe_is_close_to_exact_on_clustered_data():

@@ -264,8 +264,9 @@ class FacilityLocation(BaseSelector):
         Non-negative similarity from the cosine: ``max(cos, 0)`` or ``(1 + cos) / 2``.
     exact_knn : bool, optional
         Force an exact (flat) or approximate (IVF) kNN index; default: exact up to 100k rows.
-    nprobe : int, default=16
-        IVF cells visited per query when the index is approximate.
+    nprobe : int, optional
+        IVF cells visited per query when the index is approximate; default (``None``): the
+        ``knn_graph`` default, 16 (:func:`dataprune.cell_join.default_ivf_params`).
     show_progress_bar : bool, optional
         Show tqdm bars (default: when the ``dataprune`` logger is at INFO).
 
@@ -300,7 +301,7 @@ class FacilityLocation(BaseSelector):
         n_neighbors: int = 32,
         similarity: str = "clip",
         exact_knn: bool | None = None,
-        nprobe: int = 16,
+        nprobe: int | None = None,
         show_progress_bar: bool | None = None,
     ) -> None:
         super().__init__(n_samples=n_samples, fraction=fraction, random_state=random_state)
@@ -328,7 +329,7 @@ class FacilityLocation(BaseSelector):
             X,
             int(self.n_neighbors),
             exact=self.exact_knn,
-            nprobe=int(self.nprobe),
+            nprobe=None if self.nprobe is None else int(self.nprobe),
             random_state=seed,
             show_progress_bar=self.show_progress_bar,
         )

@@ -172,6 +172,10 @@ def test_approximate_graph_is_deterministic_under_random_state():
     a = FacilityLocation(n_samples=100, exact_knn=False, random_state=3).fit(X)
     b = FacilityLocation(n_samples=100, exact_knn=False, random_state=3).fit(X)
     np.testing.assert_array_equal(a.selected_indices_, b.selected_indices_)
+    # nprobe=None (the default) is knn_graph's IVF default, 16
+    assert a.nprobe is None
+    c = FacilityLocation(n_samples=100, exact_knn=False, nprobe=16, random_state=3).fit(X)
+    np.testing.assert_array_equal(a.selected_indices_, c.selected_indices_)
     exact = FacilityLocation(n_samples=100, random_state=3).fit(X)
     # the IVF graph loses little of the objective measured on the dense function
     fa = facility_location_objective(X, a.selected_indices_)
