@@ -110,7 +110,7 @@ def default_k() -> int:
 
 def _ivf_defaults(n: int) -> dict[str, int]:
     """What ``knn_graph(method="ivf")`` uses when given nothing (``default_ivf_params``)."""
-    from dataprune.cell_join import default_ivf_params
+    from dataprune.neighbors import default_ivf_params
 
     p = default_ivf_params(n)
     return {"nlist": p["nlist"], "nprobe": p["nprobe"]}

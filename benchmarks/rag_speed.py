@@ -134,12 +134,10 @@ def main(argv=None) -> int:
     )
     common.add_render_only(ap, "rag_speed")
     args = ap.parse_args(argv)
+    out_dir = args.out_dir or common.RESULTS
     if args.render_only:
-        if args.out_dir is None:
-            common.render_from_json(args.name, _markdown)
-        else:
-            saved = json.loads((args.out_dir / f"{args.name}.json").read_text(encoding="utf-8"))
-            common.publish(args.name, _markdown(saved), out_dir=args.out_dir)
+        saved = json.loads((out_dir / f"{args.name}.json").read_text(encoding="utf-8"))
+        common.publish(args.name, _markdown(saved), out_dir=out_dir)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     machine = common.machine_info(["torch", "transformers"])
@@ -250,10 +248,7 @@ def main(argv=None) -> int:
         "machine": machine,
     }
     out["machine"]["load_average_at_end"] = list(os.getloadavg())
-    if args.out_dir is None:
-        common.publish(args.name, _markdown(out), out)
-    else:
-        common.publish(args.name, _markdown(out), out, out_dir=args.out_dir)
+    common.publish(args.name, _markdown(out), out, out_dir=out_dir)
     summary = {"median": med, "speedup": ratios, "bf16_over_fp32": bf16_vs_fp32, "parity": parity}
     print(json.dumps(summary, indent=1))
     return 0

@@ -25,7 +25,7 @@ from dataprune.progress import progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cell_join_knn", "default_cell_params", "default_ivf_params"]
+__all__ = ["cell_join_knn", "default_cell_params"]
 
 
 def default_cell_params(n_samples: int) -> dict[str, int]:
@@ -45,29 +45,6 @@ def default_cell_params(n_samples: int) -> dict[str, int]:
     """
     nlist = max(1, round(n_samples / 1000))
     return {"nlist": nlist, "nprobe": min(nlist, 16), "spill": 2 if nlist > 1 else 1}
-
-
-def default_ivf_params(n_samples: int, *, nlist: int | None = None) -> dict[str, int]:
-    """Default faiss IVF parameters of :func:`dataprune.neighbors.knn_graph` for ``n_samples`` rows.
-
-    ``nlist = max(16, int(4 * sqrt(n_samples)))`` lists (about 4,000 at 1M rows), ``nprobe = 16``
-    lists visited per query whatever ``n_samples`` is, and the quantizer trained on a random
-    sample of ``n_train = min(n_samples, max(40 * nlist, 10_000))`` rows.
-
-    Parameters
-    ----------
-    n_samples : int
-        Rows in the index.
-    nlist : int, optional
-        Lists to use instead of the default; ``n_train`` follows it.
-
-    Returns
-    -------
-    dict
-        ``nlist``, ``nprobe``, ``n_train``.
-    """
-    nlist = int(nlist) if nlist is not None else max(16, int(4 * math.sqrt(n_samples)))
-    return {"nlist": nlist, "nprobe": 16, "n_train": int(min(n_samples, max(40 * nlist, 10_000)))}
 
 
 def _top_cells(X: np.ndarray, C: np.ndarray, m: int, block: int = 65536) -> np.ndarray:

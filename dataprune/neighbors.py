@@ -15,7 +15,13 @@ from dataprune.progress import progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DuplicatePair", "duplicate_groups", "knn_graph", "near_duplicate_pairs"]
+__all__ = [
+    "DuplicatePair",
+    "default_ivf_params",
+    "duplicate_groups",
+    "knn_graph",
+    "near_duplicate_pairs",
+]
 
 _EXACT_LIMIT = 100_000
 
@@ -27,6 +33,29 @@ def _as_float32(X: np.ndarray) -> np.ndarray:
     if X.dtype != np.float32 or not X.flags.c_contiguous:
         X = np.ascontiguousarray(X, dtype=np.float32)
     return X
+
+
+def default_ivf_params(n_samples: int, *, nlist: int | None = None) -> dict[str, int]:
+    """Default faiss IVF parameters of :func:`knn_graph` for ``n_samples`` rows.
+
+    ``nlist = max(16, int(4 * sqrt(n_samples)))`` lists (about 4,000 at 1M rows), ``nprobe = 16``
+    lists visited per query whatever ``n_samples`` is, and the quantizer trained on a random
+    sample of ``n_train = min(n_samples, max(40 * nlist, 10_000))`` rows.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows in the index.
+    nlist : int, optional
+        Lists to use instead of the default; ``n_train`` follows it.
+
+    Returns
+    -------
+    dict
+        ``nlist``, ``nprobe``, ``n_train``.
+    """
+    nlist = int(nlist) if nlist is not None else max(16, int(4 * np.sqrt(n_samples)))
+    return {"nlist": nlist, "nprobe": 16, "n_train": int(min(n_samples, max(40 * nlist, 10_000)))}
 
 
 def knn_graph(
@@ -59,11 +88,11 @@ def knn_graph(
     nlist : int, optional
         Coarse cells (IVF lists or the cells of ``method="cells"``). Default (``None``): the
         method's own rule, which scales with ``n_samples``: IVF ``max(16, int(4 * sqrt(n)))``
-        (:func:`dataprune.cell_join.default_ivf_params`), cells ``round(n / 1000)``
+        (:func:`default_ivf_params`), cells ``round(n / 1000)``
         (:func:`dataprune.cell_join.default_cell_params`). Ignored by exact search.
     nprobe : int, optional
         Cells visited per query. Default (``None``): the method's own, 16 for IVF
-        (:func:`~dataprune.cell_join.default_ivf_params`) and ``min(nlist, 16)`` for cells
+        (:func:`default_ivf_params`) and ``min(nlist, 16)`` for cells
         (:func:`~dataprune.cell_join.default_cell_params`); a value given is used by either
         method, with or without ``nlist``. Ignored by exact search. At the IVF defaults the
         approximate graph matches the exact one on embedding-like (clustered) data
@@ -116,8 +145,6 @@ def knn_graph(
         exact = n <= _EXACT_LIMIT
     if exact:
         return _exact_knn(X, k, block_size=block_size, show_progress_bar=show_progress_bar)
-    from dataprune.cell_join import default_ivf_params
-
     params = default_ivf_params(n, nlist=nlist)
     nlist = int(params["nlist"])
     nprobe = int(params["nprobe"] if nprobe is None else nprobe)
@@ -187,8 +214,9 @@ def _tile_top_k(S, k: int) -> tuple[np.ndarray, np.ndarray]:
     tie = np.flatnonzero(v[:, k - 1] == v[:, k])  # a tie straddles the k-th place
     v, i = v[:, :k], i[:, :k]
     if len(tie):  # rare (duplicate rows): the lowest columns among the tied ones
-        o = np.argsort(-S.numpy()[tie], axis=1, kind="stable")[:, :k]
-        v[tie], i[tie] = np.take_along_axis(S.numpy()[tie], o, 1), o
+        rows = S.numpy()[tie]
+        o = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+        v[tie], i[tie] = np.take_along_axis(rows, o, 1), o
     return v, i
 
 

@@ -5,9 +5,14 @@ import warnings
 import numpy as np
 import pytest
 
-from dataprune.cell_join import default_ivf_params
 from dataprune.errors import DataValidationError
-from dataprune.neighbors import _exact_knn, duplicate_groups, knn_graph, near_duplicate_pairs
+from dataprune.neighbors import (
+    _exact_knn,
+    default_ivf_params,
+    duplicate_groups,
+    knn_graph,
+    near_duplicate_pairs,
+)
 
 
 def _unit(rng, n, d):

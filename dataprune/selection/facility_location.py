@@ -266,7 +266,7 @@ class FacilityLocation(BaseSelector):
         Force an exact (flat) or approximate (IVF) kNN index; default: exact up to 100k rows.
     nprobe : int, optional
         IVF cells visited per query when the index is approximate; default (``None``): the
-        ``knn_graph`` default, 16 (:func:`dataprune.cell_join.default_ivf_params`).
+        ``knn_graph`` default, 16 (:func:`dataprune.neighbors.default_ivf_params`).
     show_progress_bar : bool, optional
         Show tqdm bars (default: when the ``dataprune`` logger is at INFO).
 
