@@ -93,7 +93,8 @@ class CalibrationComparison:
         return "\n".join(lines)
 
     def plot(self, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
-        """Grouped bar chart (one group per evaluation set, one bar per calibration set), PNG."""
+        """Grouped bar chart (one group per evaluation set, one bar per calibration set, bars from
+        zero with their values), PNG."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -116,11 +117,14 @@ class CalibrationComparison:
                 )
                 for e in evals
             ]
-            ax.bar(x + (i - (len(calibs) - 1) / 2) * width, vals, width, label=c)
+            bars = ax.bar(x + (i - (len(calibs) - 1) / 2) * width, vals, width, label=c)
+            ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
         ax.set_xticks(x)
         ax.set_xticklabels(evals)
+        # bars from zero on a linear axis, each labelled: a log axis that starts near the dense
+        # value exaggerates small gaps between calibration sets
         ax.set_ylabel("perplexity (lower is better)")
-        ax.set_yscale("log")
+        ax.set_ylim(0, 1.15 * np.nanmax([r["perplexity"] for r in self.rows] or [1.0]))
         ax.set_title(title or f"{self.pruner}: perplexity by calibration set")
         ax.legend(fontsize=8)
         fig.tight_layout()
