@@ -62,7 +62,7 @@ RULES: list[tuple[str, dict[str, str], bool]] = [
         dd,
     )
     for dd in (True, False)
-    for fill in ("margin", "paper", "rank")
+    for fill in ("margin", "uniform", "paper", "rank")
     for span in ("response", "all")
 ]
 
@@ -160,13 +160,13 @@ def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.
 
     ppl, ent = scores["ppl"], scores[cfg.entropy_span]
     if micro_batch is None:
-        return triage_samples(ppl, ent, cfg, exclude=exclude).kept
+        return triage_samples(ppl, ent, cfg, exclude=exclude, random_state=seed).kept
     rng = np.random.default_rng([seed, 7])
     perm = rng.permutation(len(ppl))
     kept = np.zeros(len(ppl), dtype=bool)
     for lo in range(0, len(ppl), micro_batch):
         idx = perm[lo : lo + micro_batch]
-        kept[idx] = triage_samples(ppl[idx], ent[idx], cfg).kept
+        kept[idx] = triage_samples(ppl[idx], ent[idx], cfg, random_state=rng).kept
     return kept
 
 

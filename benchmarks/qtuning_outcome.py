@@ -10,10 +10,16 @@ samples:
 * ``perplexity filter``: the 25% with the lowest response PPL under the base model;
 * ``ifd``: Superfiltering: drop pairs with IFD >= 1, keep the 25% with the highest IFD;
 * ``q-tuning static``: :class:`dataprune.qtuning.QTuningTriage` with ``QTuningConfig(
-  sample_ratio=0.25, token_ratio=0.7)`` and every other option at its default, scored once by the
-  base model; its Q2 token masks carry over to training;
-* ``q-tuning dynamic``: the whole pool, in groups of ``micro_batch / 0.25`` records, each triaged
-  from its own forward pass by :func:`dataprune.qtuning.qtuning_loss` (the trainer's loss).
+  sample_ratio=0.25, token_ratio=0.7)`` and every other option at its default (``fill="uniform"``,
+  ``random_state`` = the run's seed), scored once by the base model; its Q2 token masks carry over
+  to training;
+* ``q-tuning static, fill=margin``: the same with the previous default fill-up (one selection,
+  ``random_state=0``);
+* ``q-tuning static, no token pruning`` (ablation): the default selection trained on every
+  response token, which separates the sample selection from the Q2 token pruning;
+* ``q-tuning dynamic, fill=margin``: the whole pool, in groups of ``micro_batch / 0.25`` records,
+  each triaged from its own forward pass by :func:`dataprune.qtuning.qtuning_loss` (the trainer's
+  loss) with the previous default fill-up (about 74 s a step here, so not re-run).
 
 Every condition trains LoRA on SmolLM2-135M-Instruct (:func:`benchmarks.sft_harness.train_lora`,
 bfloat16 base) for the same number of optimizer steps with the **same gradient-token budget per
@@ -45,7 +51,25 @@ from benchmarks import _common as common  # noqa: E402
 from benchmarks import sft_harness, sft_pool  # noqa: E402
 
 NAME = "qtuning_outcome"
-CONDITIONS = ("random", "q-tuning static", "perplexity filter", "ifd", "q-tuning dynamic")
+CONDITIONS = (
+    "random",
+    "q-tuning static",
+    "q-tuning static, fill=margin",
+    "perplexity filter",
+    "ifd",
+    "q-tuning static, no token pruning",
+    "q-tuning dynamic, fill=margin",
+)
+#: Conditions trained after the static ones of every seed (slowest, or ablations added later).
+LATE = ("q-tuning static, no token pruning", "q-tuning dynamic, fill=margin")
+#: The name each condition's runs are cached under (the run key also holds the selected ids and
+#: masks, so the two static variants never collide); kept from the first run of this benchmark.
+RUN_NAME = {
+    "q-tuning static, fill=margin": "q-tuning static",
+    "q-tuning dynamic, fill=margin": "q-tuning dynamic",
+}
+#: The previous default fill-up, kept as a condition (its runs were the first outcome run).
+PREVIOUS_FILL = "margin"
 POOL_SIZES = (1500, 500)
 POOL_SEED = 0
 SAMPLE_RATIO = 0.25
@@ -56,10 +80,39 @@ FAULTS = ("shuffled", "truncated", "exact_dup", "near_dup")
 DEFAULT_WORK = HERE / ".cache" / NAME
 
 
-def _qcfg() -> Any:
+def _qcfg(**over: Any) -> Any:
     from dataprune.qtuning import QTuningConfig
 
-    return QTuningConfig(sample_ratio=SAMPLE_RATIO, token_ratio=TOKEN_RATIO)
+    return QTuningConfig(sample_ratio=SAMPLE_RATIO, token_ratio=TOKEN_RATIO, **over)
+
+
+def qtuning_selection(pool, lm, max_length: int, work: Path, seed: int) -> dict[str, Any]:
+    """The default ``QTuningTriage`` with ``random_state=seed`` (cached JSON; scores re-used)."""
+    from dataprune.qtuning import QTuningTriage
+
+    key = sft_harness.fingerprint(
+        {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
+         "max_length": max_length, "qtuning": _qcfg().to_dict(), "dtype": DTYPE, "seed": seed,
+         "v": 1}
+    )[:24]  # fmt: skip
+    path = work / f"qtuning-default-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    tri = QTuningTriage(
+        _qcfg(), model=lm[0], tokenizer=lm[1], max_length=max_length, random_state=seed,
+        cache_dir=work / "triage-cache",
+    ).fit([r["prompt"] for r in pool], [r["response"] for r in pool])  # fmt: skip
+    kept = tri.kept_indices_
+    out = {
+        "kept": kept.tolist(),
+        "masks": [tri.token_keep_[i].astype(int).tolist() for i in kept],
+        "summary": tri.result_.summary(),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    work.mkdir(parents=True, exist_ok=True)
+    common.write_json(path, out, indent=0)
+    return out
 
 
 def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
@@ -69,7 +122,8 @@ def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
 
     key = sft_harness.fingerprint(
         {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
-         "max_length": max_length, "qtuning": _qcfg().to_dict(), "dtype": DTYPE, "v": 1}
+         "max_length": max_length, "qtuning": _qcfg(fill=PREVIOUS_FILL).to_dict(), "dtype": DTYPE,
+         "v": 1}
     )[:24]  # fmt: skip
     path = work / f"selections-{key}.json"
     if path.is_file():
@@ -80,7 +134,8 @@ def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     print(f"[select] Q-Tuning triage of {len(pool)} pairs", flush=True)
     tri = QTuningTriage(
-        _qcfg(), model=lm[0], tokenizer=lm[1], max_length=max_length, random_state=0,
+        _qcfg(fill=PREVIOUS_FILL), model=lm[0], tokenizer=lm[1], max_length=max_length,
+        random_state=0,
         cache_dir=work / "triage-cache",
     ).fit(prompts, responses)  # fmt: skip
     t_tri = time.perf_counter() - t0
@@ -153,8 +208,9 @@ def run(args) -> dict[str, Any]:
         "mean_response_tokens": mean_resp, "steps": args.steps, "seeds": list(args.seeds),
         "heldout": {n: len(v) for n, v in heldout.items()},
         "qtuning_config": _qcfg().to_dict(),
-        "selection": {c: fault_shares(pool, sel[c]) for c in ("perplexity filter", "ifd",
-                                                               "q-tuning static")},
+        "selection": {"perplexity filter": fault_shares(pool, sel["perplexity filter"]),
+                      "ifd": fault_shares(pool, sel["ifd"]),
+                      "q-tuning static, fill=margin": fault_shares(pool, sel["q-tuning static"])},
         "qtuning_static_summary": sel["q-tuning static summary"],
         "ifd_below_1": sel["ifd_below_1"], "selection_seconds": sel["seconds"],
         "runs": [], "base": None,
@@ -182,32 +238,41 @@ def run(args) -> dict[str, Any]:
         sft_harness.run_key("base model", train_ids=[], train_pairs=[], config=cfg_for(0, 0),
                             eval_sets=heldout, **extra), base_fn, runs_dir)  # fmt: skip
     publish(res)
-    masks_by_idx = dict(zip(sel["q-tuning static"], sel["q-tuning static masks"]))
+    margin_masks = dict(zip(sel["q-tuning static"], sel["q-tuning static masks"]))
     new = 0
     # the static conditions of every seed first: dynamic runs are the slowest (one forward with
     # gradients per group of micro_batch / sample_ratio records)
-    for phase in (CONDITIONS[:-1], CONDITIONS[-1:]):
+    for phase in ([c for c in CONDITIONS if c not in LATE], list(LATE)):
         for seed in args.seeds:
             rng = np.random.default_rng([seed, 1])
+            qsel = qtuning_selection(pool, lm, max_length, work, seed)
             chosen = {
                 "random": np.sort(rng.choice(len(pool), k, replace=False)).tolist(),
                 "perplexity filter": sel["perplexity filter"],
                 "ifd": sel["ifd"],
-                "q-tuning static": sel["q-tuning static"],
-                "q-tuning dynamic": list(range(len(pool))),
+                "q-tuning static": qsel["kept"],
+                "q-tuning static, fill=margin": sel["q-tuning static"],
+                "q-tuning static, no token pruning": qsel["kept"],
+                "q-tuning dynamic, fill=margin": list(range(len(pool))),
+            }
+            masks_of = {
+                "q-tuning static": dict(zip(qsel["kept"], qsel["masks"])),
+                "q-tuning static, fill=margin": margin_masks,
             }
             res.setdefault("selection_random", {})[str(seed)] = fault_shares(pool, chosen["random"])
+            res.setdefault("selection_default", {})[str(seed)] = fault_shares(pool, qsel["kept"])
+            res.setdefault("qtuning_default_summary", {})[str(seed)] = qsel["summary"]
             for cond in phase:
                 idx = chosen[cond]
                 pairs = [pairs_all[i] for i in idx]
                 masks = (
-                    [np.asarray(masks_by_idx[i], dtype=bool) for i in idx]
-                    if cond == "q-tuning static" else None
+                    [np.asarray(masks_of[cond][i], dtype=bool) for i in idx]
+                    if cond in masks_of else None
                 )  # fmt: skip
-                dyn = _qcfg() if cond == "q-tuning dynamic" else None
+                dyn = _qcfg(fill=PREVIOUS_FILL) if cond.startswith("q-tuning dynamic") else None
                 cfg = cfg_for(seed)
                 key = sft_harness.run_key(
-                    cond, train_ids=[ids_all[i] for i in idx], train_pairs=pairs, config=cfg,
+                    RUN_NAME.get(cond, cond), train_ids=[ids_all[i] for i in idx], train_pairs=pairs, config=cfg,
                     eval_sets=heldout, **extra,
                     masks=None if masks is None else sft_harness.fingerprint([m.tolist() for m in masks]),
                     dynamic=None if dyn is None else dyn.to_dict(),
@@ -280,7 +345,15 @@ def render(res: dict, png: str | None = None) -> str:
     seeds = res["seeds"]
     n_exp = len(seeds) * len(CONDITIONS)
     if len(res["runs"]) < n_exp:
-        L.append(f"**Incomplete: {len(res['runs'])} of {n_exp} trainings finished.**\n")
+        short = ", ".join(
+            f"{c} {len(by.get(c, {}))} of {len(seeds)}"
+            for c in CONDITIONS
+            if len(by.get(c, {})) < len(seeds)
+        )
+        L.append(
+            f"**Incomplete: {len(res['runs'])} of {n_exp} trainings finished** (seeds trained: "
+            f"{short}).\n"
+        )
     L.append("| condition | seeds | NLL GSM8K | NLL Alpaca | samples seen | passes | s/step | "
              "shuffled | truncated | dup (paired) |")  # fmt: skip
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -293,9 +366,10 @@ def render(res: dict, png: str | None = None) -> str:
         passes = [rs[s]["train"]["passes"] for s in seeds if s in rs]
         sps = [rs[s]["train"]["seconds_per_step"] for s in seeds if s in rs]
         fs = sel.get(c)
-        rand = list(res.get("selection_random", {}).values())
-        if c == "random" and rand:  # mean over the seeded subsets drawn so far
-            fs = {k: float(np.mean([r[k] for r in rand])) for k in rand[0]}
+        per_seed = {"random": "selection_random", "q-tuning static": "selection_default"}
+        drawn = list(res.get(per_seed.get(c, ""), {}).values())
+        if drawn:  # mean over the seeded subsets drawn so far
+            fs = {k: float(np.mean([r[k] for r in drawn])) for k in drawn[0]}
         faults = (
             f"{fs['shuffled']:.1%} | {fs['truncated']:.1%} | {fs['dup_paired']:.1%}"
             if fs else "- | - | -"
@@ -351,6 +425,18 @@ def render(res: dict, png: str | None = None) -> str:
                 + (" (the perplexity filter is as good or better)." if better < len(d)
                    else ".")
             )  # fmt: skip
+    for other, what in (
+        ("q-tuning static, fill=margin", "the previous default fill=margin"),
+        ("q-tuning static, no token pruning", "the same selection without token pruning"),
+    ):
+        ob = by.get(other, {})
+        ss = [s for s in seeds if s in ob and s in qs]
+        for w, name in (("gsm8k", "GSM8K"), ("alpaca", "Alpaca")) if ss else ():
+            d = [_nll(qs[s], w) - _nll(ob[s], w) for s in ss]
+            L.append(
+                f"- Q-Tuning static (default) vs {what} on {name}: Δ NLL {_ms(d, '+.4f')}, "
+                f"default lower in {sum(x < 0 for x in d)} of {len(d)} seeds."
+            )
     L.append("")
     if res["runs"]:
         loads = [r["load_1m_before"] for r in res["runs"] if r.get("load_1m_before") is not None]
@@ -371,7 +457,7 @@ def plot(res: dict, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
     for ax, w in zip(axes, ("gsm8k", "alpaca")):
         for j, c in enumerate(CONDITIONS):
             ys = [_nll(r, w) for r in by.get(c, {}).values()]
@@ -381,7 +467,7 @@ def plot(res: dict, path: Path) -> Path | None:
         if res.get("base"):
             ax.set_title(f"{w}: held-out NLL (base {res['base']['heldout'][w]['nll']:.3f})",
                          fontsize=9)  # fmt: skip
-        ax.set_xticks(range(len(CONDITIONS)), CONDITIONS, rotation=20, fontsize=7)
+        ax.set_xticks(range(len(CONDITIONS)), CONDITIONS, rotation=30, ha="right", fontsize=7)
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

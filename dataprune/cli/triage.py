@@ -88,7 +88,10 @@ def register(sub: Subparsers) -> None:
         help="do not apply the tokenizer's chat template (prompt + response + EOS)",
     )
     p.add_argument(
-        "--random-state", type=int, default=0, help="breaks exact ties in the fill-up order"
+        "--random-state",
+        type=int,
+        default=0,
+        help="seeds the uniform fill-up (and breaks exact ties)",
     )
     p.add_argument(
         "--shard-size",

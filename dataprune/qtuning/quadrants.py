@@ -10,9 +10,11 @@ With quantile thresholds at level alpha,
 
 alpha is found by bisection on ``[alpha_min, alpha_max]`` so that ``|Q2 u Q4| / B`` approaches
 ``sample_ratio``. The kept set is then made exactly ``K = max(1, round(B * sample_ratio))`` by the
-``fill`` rule (:data:`~dataprune.qtuning.config.FILLS`). The default ``"margin"`` works on
-quantile-rank axes and never keeps a sample nearer the Q1 (noise) corner than the Q2 and Q4 corners
-ahead of one that is not (:func:`margin_priority`); ``"paper"`` is the authors' fill-up by the
+``fill`` rule (:data:`~dataprune.qtuning.config.FILLS`). The default ``"uniform"`` works on
+quantile-rank axes: after the corners it draws uniformly from every sample off the Q1 (noise) side
+and takes the Q1 side last (:func:`uniform_priority`); ``"margin"`` also never keeps a sample on
+the Q1 side ahead of one that is not, but orders the rest by distance from the Q1 corner, so it
+prefers the easiest samples (:func:`margin_priority`); ``"paper"`` is the authors' fill-up by the
 largest ``|ppl_n - ent_n|`` after min-max scaling (``"rank"``: on quantile ranks), which
 favours high-PPL samples when the PPL axis has a long tail. Filled-up samples are labelled Q2 when
 their (scaled) PPL is at least their entropy, else Q4; a surplus of corner samples (possible when
@@ -46,6 +48,7 @@ __all__ = [
     "margin_priority",
     "quantile_thresholds",
     "triage_samples",
+    "uniform_priority",
 ]
 
 Q1, Q2, Q3, Q4 = 1, 2, 3, 4
@@ -247,6 +250,35 @@ def margin_priority(u: np.ndarray, v: np.ndarray, corner: np.ndarray) -> np.ndar
     return group.astype(np.float64) + d / 2.0
 
 
+def uniform_priority(
+    u: np.ndarray, v: np.ndarray, corner: np.ndarray, rng: np.random.Generator | None
+) -> np.ndarray:
+    """Keep-first order of the ``"uniform"`` fill-up (larger = kept earlier).
+
+    Parameters
+    ----------
+    u, v : ndarray of shape (n_samples,)
+        PPL and entropy quantile ranks in (0, 1).
+    corner : ndarray of shape (n_samples,), bool
+        Samples in the Q2 / Q4 corners at the bisected alpha.
+    rng : Generator or None
+        Draws the order off the Q1 side; ``None`` uses a generator seeded with 0, so the
+        result is still a function of the inputs.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        ``3 + d / 2`` for the corners (a surplus is trimmed nearest the Q1 corner first); ``1 + w`` with ``w`` uniform in [0, 1) for every other sample off the
+        Q1 side (not both ranks ``> 1/2``); ``d / 2`` on the Q1 side, ``d`` the distance to the Q1
+        corner ``(1, 1)`` (so the Q1 side comes last, farthest from its corner first).
+    """
+    gen = rng if rng is not None else np.random.default_rng(0)
+    q1_side = (u > 0.5) & (v > 0.5)
+    draw = 1.0 + gen.random(len(u)) * 0.999
+    d = np.hypot(1.0 - u, 1.0 - v)
+    return np.where(corner, 3.0 + d / 2.0, np.where(q1_side, d / 2.0, draw))
+
+
 def triage_samples(
     perplexity: Any,
     entropy: Any,
@@ -389,6 +421,9 @@ def _compute_sample_triage(
     kept = q2 | q4
     if cfg.fill == "margin":
         priority = margin_priority(ppl_rank, ent_rank, kept)
+        fill_u, fill_v = ppl_rank, ent_rank
+    elif cfg.fill == "uniform":
+        priority = uniform_priority(ppl_rank, ent_rank, kept, rng)
         fill_u, fill_v = ppl_rank, ent_rank
     else:
         if cfg.fill == "rank":

@@ -171,7 +171,8 @@ def triage_token_scores(
         :attr:`dataprune.dedup.FuzzyDuplicates.duplicate_of`); duplicates are left out of the
         triage (see :func:`~dataprune.qtuning.triage_samples`'s ``exclude``).
     random_state : int, optional
-        Breaks exact ties in the fill-up order (``None``: by index).
+        Seeds the ``"uniform"`` fill-up draw and breaks exact ties in the other fill-up orders
+        (``None``: a generator seeded with 0 for the draw, ties by index).
 
     Returns
     -------
@@ -235,7 +236,7 @@ class QTuningTriage(BaseEstimator):
     cache_dir : path, optional
         Resumable shard cache for scoring (see :func:`score_sft_cached`).
     random_state : int, optional
-        Breaks exact ties in the fill-up order.
+        Seeds the ``"uniform"`` fill-up draw and breaks exact ties in the fill-up order.
     show_progress_bar : bool, optional
     compile_stats : bool, default=False
         Fused ``torch.compile`` kernel for the NLL/entropy statistics (see

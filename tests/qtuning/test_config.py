@@ -16,7 +16,7 @@ def test_defaults_follow_the_spec():
         "sample",
         0.5,
     )
-    assert (c.fill, c.dedup) == ("margin", "fuzzy")
+    assert (c.fill, c.dedup) == ("uniform", "fuzzy")
 
 
 @pytest.mark.parametrize(

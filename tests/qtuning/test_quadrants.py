@@ -115,12 +115,12 @@ def test_two_sample_batch():
 
 def test_all_ties():
     ppl, ent = np.full(8, 3.0), np.full(8, 1.0)
-    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25))
-    # strict '>' in the rules: nothing is in a corner; fill-up breaks ties by index
+    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="margin"))
+    # strict '>' in the rules: nothing is in a corner; the margin fill-up breaks ties by index
     assert tri.n_corner == 0 and np.flatnonzero(tri.kept).tolist() == [0, 1]
     assert set(tri.quadrant[tri.kept]) == {Q2}  # ppl_n == ent_n -> Q2
-    a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=3)
-    b = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=3)
+    a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="margin"), random_state=3)
+    b = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="margin"), random_state=3)
     assert a.kept.tolist() == b.kept.tolist() and a.kept.sum() == 2
     picks = {
         tuple(np.flatnonzero(triage_samples(ppl, ent, random_state=s).kept)) for s in range(10)
@@ -209,9 +209,10 @@ def test_rank_fill_up_is_robust_to_a_ppl_outlier():
     assert np.all(rk.ppl_rank[q2] >= rk.ent_rank[q2]) and np.all(rk.ppl_rank[q4] < rk.ent_rank[q4])
 
 
+@pytest.mark.parametrize("fill", ["uniform", "margin"])
 @pytest.mark.parametrize("ratio", [0.1, 0.25, 0.5, 0.6, 0.75, 0.9])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_margin_fill_never_prefers_the_q1_side(ratio, seed):
+def test_fill_never_prefers_the_q1_side(ratio, seed, fill):
     # PPL and entropy strongly correlated (as measured on GSM8K: ~0.9), with a long PPL tail
     rng = np.random.default_rng(seed)
     n = 301
@@ -220,8 +221,9 @@ def test_margin_fill_never_prefers_the_q1_side(ratio, seed):
     ppl[:3] = [500.0, 900.0, 1e4]
     ent = 1.0 + 0.3 * z + 0.1 * rng.normal(size=n)
     ent[:3] = ent.max() + np.array([0.1, 0.2, 0.3])  # the outliers are the most uncertain too
-    t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=ratio), random_state=seed)
-    assert t.kept.sum() == QTuningConfig(sample_ratio=ratio).n_keep(n)
+    cfg = QTuningConfig(sample_ratio=ratio, fill=fill)
+    t = triage_samples(ppl, ent, cfg, random_state=seed)
+    assert t.kept.sum() == cfg.n_keep(n)
     u, v = t.ppl_rank, t.ent_rank
     q1_side = (u > 0.5) & (v > 0.5)  # nearer the Q1 corner than the Q2 and Q4 corners
     # a Q1-side sample is kept only when every other sample is kept too
@@ -230,6 +232,49 @@ def test_margin_fill_never_prefers_the_q1_side(ratio, seed):
     # and the PPL outliers (deep in the Q1 corner) are the last to be kept
     if ratio < 0.9:
         assert not t.kept[:3].any()
+
+
+def _correlated(n, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    return np.exp(1.3 + 0.5 * z + 0.2 * rng.normal(size=n)), 1.0 + 0.3 * z + 0.1 * rng.normal(
+        size=n
+    )
+
+
+def test_uniform_fill_draws_the_rest_without_preferring_easy_samples():
+    ppl, ent = _correlated(2000, 0)
+    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=0)
+    mar = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="margin"), random_state=0)
+    off_q1 = ~((uni.ppl_rank > 0.5) & (uni.ent_rank > 0.5))
+    corner = uni.selection == CORNER
+    pool = off_q1 & ~corner  # what the uniform fill-up draws from
+    filled = uni.selection == FILL_UP
+    assert filled.sum() > 100 and not (filled & ~pool).any()
+    # the uniform fill-up's mean PPL rank is the pool's (within sampling error: sd of a mean of
+    # >100 draws of a rank spread over ~0.5 is < 0.02); the margin order takes the lowest ranks
+    assert abs(uni.ppl_rank[filled].mean() - uni.ppl_rank[pool].mean()) < 0.06
+    m_filled = mar.selection == FILL_UP
+    assert mar.ppl_rank[m_filled].mean() < uni.ppl_rank[filled].mean() - 0.05
+    # seeded: the same seed gives the same set, other seeds other sets
+    again = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=0)
+    other = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=1)
+    assert again.kept.tolist() == uni.kept.tolist() and other.kept.tolist() != uni.kept.tolist()
+    none_a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25))
+    none_b = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25))
+    assert none_a.kept.tolist() == none_b.kept.tolist()
+
+
+def test_uniform_priority_groups():
+    from dataprune.qtuning.quadrants import uniform_priority
+
+    u = np.array([0.9, 0.1, 0.2, 0.9, 0.6, 0.95])
+    v = np.array([0.1, 0.9, 0.2, 0.9, 0.4, 0.95])
+    corner = np.array([True, False, False, False, False, True])
+    p = uniform_priority(u, v, corner, np.random.default_rng(0))
+    # corners (nearest Q1 last when trimming) > every sample off the Q1 side > the Q1 side
+    assert min(p[0], p[5]) > max(p[1], p[2], p[4]) and min(p[1], p[2], p[4]) > p[3]
+    assert p[0] > p[5]
 
 
 def test_margin_fill_orders_groups():
