@@ -77,6 +77,16 @@ def _single(res: dict[str, Any]) -> list[str]:
                 f"| {name} | {other} | {_f(a['recall'])} | {_ci(a['delta_recall'], a['ci95_recall'])} "
                 f"| {_ci(a['delta_f2'], a['ci95_f2'])} | {_verdict(a['delta_recall'], a['ci95_recall'])} |"
             )
+    prev = [(n, r["previous_at_its_default"]) for n, _, _, r in verdicts
+            if r.get("previous_at_its_default")]  # fmt: skip
+    if prev:
+        lines += [
+            "",
+            "The previous checkpoint at its own default threshold on the same evidence-bearing "
+            "passages (recall / compression): "
+            + ", ".join(f"{n} {_f(d['recall'])} / {_f(d['compression'])}" for n, d in prev)
+            + ".",
+        ]
     met = [n for n, ok, _, _ in verdicts if ok]
     missed = [n for n, ok, _, _ in verdicts if not ok]
     lines += [

@@ -290,6 +290,11 @@ def _markdown(out: dict) -> str:
         f"{'met' if min(ratios.values()) >= 10 else 'NOT met'}).",
         _bf16_sentence(out),
     ]
+    best32 = max((v, k) for k, v in med.items() if k.startswith("ours/") and k.endswith("/b32"))
+    lines.append(
+        f"Best of ours at batch 32: {best32[0]:.1f} passages/s ({best32[1].split('/')[1]}; "
+        f"target >= 50 passages/s on this machine: {'met' if best32[0] >= 50 else 'NOT met'})."
+    )
     return "\n".join(lines) + "\n"
 
 

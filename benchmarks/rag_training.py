@@ -88,6 +88,57 @@ def config_for(name: str, *, smoke: bool = False):
     )
 
 
+def cli_command(cfg, output: str) -> str:
+    """The ``dataprune rag train`` command that builds exactly ``cfg`` (recorded on the card).
+
+    Paths to the shared data are written relative to the repository root (``../shared/data``),
+    where the command is run. Raises ``AssertionError`` if the command does not parse back into
+    ``cfg``, so a card never records a command that trains something else.
+    """
+    import dataclasses
+    import os
+
+    from dataprune.cli.main import build_parser
+    from dataprune.cli.rag import _TRAIN_OPTIONS, _flag, _train_command
+
+    def rel(path: str) -> str:
+        return os.path.relpath(path, REPO)
+
+    argv = ["rag", "train", "--data", rel(cfg.data), "--output", output]
+    for where, field, flag in _TRAIN_OPTIONS:
+        value = getattr(cfg.pruner if where == "pruner" else cfg, field)
+        name = _flag(field, flag)
+        if field == "evidence_data":
+            value = rel(value)
+        if field == "max_train_pairs" and value is None:
+            value = 0  # 0 = all pairs
+        if isinstance(value, bool):
+            argv.append(name if value else "--no-" + name[2:])
+        elif isinstance(value, (tuple, list)):
+            if value:
+                argv += [name, ",".join(value)]
+        elif value is not None:
+            argv += [name, str(value)]
+    if cfg.stop_after_steps:
+        argv += ["--stop-after-steps", str(cfg.stop_after_steps)]
+    args = build_parser().parse_args(argv)
+    rebuilt = {f: getattr(args, f) for w, f, _ in _TRAIN_OPTIONS}
+    for w, f, _ in _TRAIN_OPTIONS:
+        want = getattr(cfg.pruner if w == "pruner" else cfg, f)
+        got = rebuilt[f]
+        if f == "evidence_data":
+            got, want = os.path.abspath(os.path.join(REPO, got)), os.path.abspath(want)
+        if f == "evidence_sets" and isinstance(got, str):
+            got = tuple(x for x in got.split(",") if x)
+        if f == "max_train_pairs":
+            got = got or None
+        if isinstance(want, (tuple, list)):
+            got, want = tuple(got), tuple(want)
+        assert got == want, (f, got, want)
+    assert dataclasses.is_dataclass(cfg)
+    return _train_command(args)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(model_names()))
@@ -105,7 +156,8 @@ def main(argv=None) -> int:
         cfg = config_for(name, smoke=args.smoke)
         load = common.load_1min()
         t0 = time.perf_counter()
-        res = train_pruner(cfg, out, command=f"python benchmarks/rag_training.py --models {name}")
+        command = cli_command(cfg, f"benchmarks/.cache/rag_models/{name}")
+        res = train_pruner(cfg, out, command=command)
         held = res.card["held_out"]
         logger.info(
             "%s: trained in %.0f s (1-min load %.1f at the start); default threshold %.3f, "

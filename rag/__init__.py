@@ -6,7 +6,7 @@ its irrelevant sentences removed and a relevance score to rerank by::
     from dataprune.rag import ContextPruner
 
     pruner = ContextPruner.from_pretrained("default")   # shipped MiniLM pruner, works offline
-    for p in pruner.prune(query, passages, threshold=0.1):
+    for p in pruner.prune(query, passages):
         print(p.passage_score, p.compression_chars, p.text)
 
 Heavy modules (torch, transformers) load on first use, so ``import dataprune.rag`` stays cheap.

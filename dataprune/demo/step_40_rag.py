@@ -98,7 +98,7 @@ def run(ctx: Any) -> list[str]:
             retrieved.append([paras[j] for j in top[:TOP_K]])
             answers.append(a)
     t0 = time.perf_counter()
-    results = pruner.prune_batch(queries, retrieved, threshold=0.1)
+    results = pruner.prune_batch(queries, retrieved)  # the checkpoint's default threshold
     t_prune = time.perf_counter() - t0
     n_chars = sum(len(p) for ps in retrieved for p in ps)
     kept_chars = sum(len(r.text) for rs in results for r in rs)

@@ -23,7 +23,13 @@ def test_checkpoint_is_compact_and_documented():
     assert card["data"]["split_by"] == "article"
     assert not set(card["data"]["split"]["test"]) & set(card["data"]["split"]["train"])
     at = card["held_out"]["at_default"]
-    assert at["threshold"] == 0.1 and 0 < at["recall"] <= 1 and 0 < at["compression"] < 1
+    assert at["threshold"] == card["held_out"]["default_threshold"]
+    assert 0 < at["recall"] <= 1 and 0 < at["compression"] < 1
+    # the training sets and their licences are on the card; none is non-commercial or unlicensed
+    assert card["training_sets"] and all("(" in s for s in card["training_sets"])
+    assert not any(
+        name in " ".join(card["training_sets"]).lower() for name in ("wikiqa", "climate")
+    )
     meta = json.loads((folder / "pruner_config.json").read_text())
     assert meta["dtype"] == "float16"
     assert not any("embeddings" in n for n in meta["stored_parameters"])

@@ -186,6 +186,17 @@ def test_shipped_card_command_reproduces_train_config():
     assert args.keep_head == recorded["pruner"]["keep_head"]
     assert args.trainable_layers == recorded["pruner"]["trainable_layers"]
     assert args.data == recorded["data"] == "../shared/data/squad_v2"
+    # the mixture options too: the evidence sets, their folder and the calibrated compression
+    sets = (
+        tuple(x for x in (args.evidence_sets or "").split(",") if x)
+        if isinstance(args.evidence_sets, str)
+        else tuple(args.evidence_sets or ())
+    )
+    assert sets == tuple(recorded.get("evidence_sets") or ())
+    assert args.evidence_data == recorded.get("evidence_data", args.evidence_data)
+    assert args.include_squad == recorded.get("include_squad", True)
+    assert args.target_compression == recorded.get("target_compression")
+    assert args.allow_restricted_licences == recorded.get("allow_restricted_licences", False)
 
 
 TEXTS = [
