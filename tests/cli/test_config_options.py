@@ -63,12 +63,15 @@ def test_triage_options_follow_qtuning_config(capsys):
     with pytest.raises(SystemExit):
         main(["triage", "--help"])
     out = " ".join(capsys.readouterr().out.split())
+    from dataprune.qtuning.config import FILLS
+
     cfg = QTuningConfig()
+    assert "uniform" in FILLS.names()
     for flag, value in [
         ("--sample-ratio", cfg.sample_ratio),
         ("--token-ratio", cfg.token_ratio),
         ("--lambda", cfg.neighbor_lambda),
-        ("--fill {margin,paper,rank}", cfg.fill),
+        ("--fill {" + ",".join(FILLS.names()) + "}", cfg.fill),
         ("--max-steps", cfg.max_steps),
     ]:
         assert flag in out
