@@ -93,49 +93,34 @@ def cli_command(cfg, output: str) -> str:
 
     Paths to the shared data are written relative to the repository root (``../shared/data``),
     where the command is run. Raises ``AssertionError`` if the command does not parse back into
-    ``cfg``, so a card never records a command that trains something else.
+    ``cfg`` (through the CLI's own :func:`~dataprune.cli.rag.train_config_from_args`), so a card
+    never records a command that trains something else.
     """
-    import dataclasses
     import os
 
     from dataprune.cli.main import build_parser
-    from dataprune.cli.rag import _TRAIN_OPTIONS, _flag, _train_command
+    from dataprune.cli.rag import _TRAIN_OPTIONS, _flag, _train_command, train_config_from_args
 
-    def rel(path: str) -> str:
-        return os.path.relpath(path, REPO)
-
-    argv = ["rag", "train", "--data", rel(cfg.data), "--output", output]
+    rel = {"data": os.path.relpath(cfg.data, REPO),
+           "evidence_data": os.path.relpath(cfg.evidence_data, REPO)}  # fmt: skip
+    argv = ["rag", "train", "--data", rel["data"], "--output", output]
     for where, field, flag in _TRAIN_OPTIONS:
-        value = getattr(cfg.pruner if where == "pruner" else cfg, field)
+        value = rel.get(field, getattr(cfg.pruner if where == "pruner" else cfg, field))
         name = _flag(field, flag)
-        if field == "evidence_data":
-            value = rel(value)
-        if field == "max_train_pairs" and value is None:
-            value = 0  # 0 = all pairs
         if isinstance(value, bool):
             argv.append(name if value else "--no-" + name[2:])
         elif isinstance(value, (tuple, list)):
-            if value:
-                argv += [name, ",".join(value)]
-        elif value is not None:
-            argv += [name, str(value)]
+            argv += [name, ",".join(value)] if value else []
+        elif value is not None or field == "max_train_pairs":
+            argv += [name, str(0 if value is None else value)]  # max_train_pairs 0 = all
     if cfg.stop_after_steps:
         argv += ["--stop-after-steps", str(cfg.stop_after_steps)]
     args = build_parser().parse_args(argv)
-    rebuilt = {f: getattr(args, f) for w, f, _ in _TRAIN_OPTIONS}
-    for w, f, _ in _TRAIN_OPTIONS:
-        want = getattr(cfg.pruner if w == "pruner" else cfg, f)
-        got = rebuilt[f]
-        if f == "evidence_data":
-            got, want = os.path.abspath(os.path.join(REPO, got)), os.path.abspath(want)
-        if f == "evidence_sets" and isinstance(got, str):
-            got = tuple(x for x in got.split(",") if x)
-        if f == "max_train_pairs":
-            got = got or None
-        if isinstance(want, (tuple, list)):
-            got, want = tuple(got), tuple(want)
-        assert got == want, (f, got, want)
-    assert dataclasses.is_dataclass(cfg)
+    rebuilt = train_config_from_args(args).to_dict()
+    want = cfg.to_dict()
+    for key in rel:  # the same folders, written relative to the repository root
+        rebuilt[key] = want[key] = os.path.abspath(os.path.join(REPO, rel[key]))
+    assert rebuilt == want, {k: (rebuilt[k], want[k]) for k in want if rebuilt[k] != want[k]}
     return _train_command(args)
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from dataprune.cli._common import Subparsers, add_input_args, non_negative_int, positive_int
 from dataprune.cli.config_options import add_config_options
@@ -205,21 +206,9 @@ def _train_command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dataprune.outputs import check_output
+def train_config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~dataprune.rag.config.TrainConfig` that ``dataprune rag train`` builds."""
     from dataprune.rag.config import PrunerConfig, TrainConfig
-    from dataprune.rag.train import CARD_NAME, STATE_NAME, train_pruner
-
-    # a folder of this command's own (a training state or a checkpoint) is resumed / replaced
-    own = any((Path(args.output) / name).is_file() for name in (STATE_NAME, CARD_NAME))
-    check_output(
-        args.output,
-        kind="dir",
-        inputs=(args.data, args.backbone),
-        overwrite=args.overwrite or own,
-    )
 
     pruner = PrunerConfig(
         **{f: getattr(args, f) for cfg, f, _ in _TRAIN_OPTIONS if cfg == "pruner"},
@@ -231,9 +220,27 @@ def run_train(args: argparse.Namespace) -> int:
         options["evidence_sets"] = tuple(
             x.strip() for x in options["evidence_sets"].split(",") if x
         )
-    config = TrainConfig(
+    return TrainConfig(
         data=args.data, stop_after_steps=args.stop_after_steps, pruner=pruner, **options
     )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dataprune.outputs import check_output
+    from dataprune.rag.train import CARD_NAME, STATE_NAME, train_pruner
+
+    # a folder of this command's own (a training state or a checkpoint) is resumed / replaced
+    own = any((Path(args.output) / name).is_file() for name in (STATE_NAME, CARD_NAME))
+    check_output(
+        args.output,
+        kind="dir",
+        inputs=(args.data, args.backbone),
+        overwrite=args.overwrite or own,
+    )
+
+    config = train_config_from_args(args)
     result = train_pruner(
         config, args.output, command=_train_command(args), resume=not args.no_resume
     )
