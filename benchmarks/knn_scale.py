@@ -19,9 +19,9 @@ the imports, so it includes the memory-mapped input once touched):
 Recall@k is measured against exact search of a fixed, seeded sample of 10,000 query rows (all
 rows when n <= 10,000) against all rows, self excluded as ``knn_graph`` excludes it; the ground
 truth is computed once per dataset and size and cached. Data: the clustered synthetic embeddings
-of ``benchmarks/selection_speed.py`` (``make_embeddings``) and a continuous low-rank set (rank 24
-Gaussian in a random subspace + isotropic noise, L2-normalised, seeded), written once to ``.npy``
-under ``benchmarks/.cache/knn_scale/`` and memory-mapped.
+of ``benchmarks/selection_speed.py`` (``make_embeddings`` in ``selection_speed_worker.py``) and a
+continuous low-rank set (rank 24 Gaussian in a random subspace + isotropic noise, L2-normalised,
+seeded), written once to ``.npy`` under ``benchmarks/.cache/knn_scale/`` and memory-mapped.
 
 Run (from the repository root; resumable: finished cases are kept under the cache dir and skipped)::
 
@@ -68,7 +68,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import _common as common  # noqa: E402
-from benchmarks.selection_speed import _reset_peak, _rss_kib, make_embeddings  # noqa: E402
+from benchmarks.selection_speed_worker import _reset_peak, _rss_kib, make_embeddings  # noqa: E402
 
 logger = logging.getLogger("benchmarks.knn_scale")
 
