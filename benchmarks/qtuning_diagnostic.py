@@ -3,8 +3,9 @@
 Pools (:func:`benchmarks.sft_pool.build_pool`, one source at a time): GSM8K and Alpaca SFT pairs
 with planted faults (10% ``shuffled`` answers, 5% ``truncated`` responses, 5% ``exact_dup``, 5%
 ``near_dup``), three corruption seeds each. Every pair is scored once with SmolLM2-135M-Instruct
-(response PPL and mean predictive entropy; memoised on disk by exact text, so a re-run or another
-seed re-uses every pair already scored). Then, at sample ratios 0.25 and 0.5, each triage rule
+(response PPL, mean predictive entropy, and the NLL of the end-of-turn token after the response;
+memoised on disk by exact text, so a re-run or another seed re-uses every pair already scored).
+Then, at sample ratios 0.25 and 0.5, each triage rule
 keeps exactly ``K`` samples and each class's retention is compared with random selection's
 expectation at the same ``K`` (exact, no draws):
 
@@ -13,6 +14,11 @@ expectation at the same ``K`` (exact, no draws):
   with the record they copy** (random: ``K (K - 1) / (N (N - 1))``). Keeping one of two identical
   records keeps no redundancy; which of the two is the "copy" is an accident of the file order.
   The label count (copy kept, whatever happened to the original; random ``K / N``) is reported too.
+
+The rules: every fill-up x entropy span, with and without near-duplicates left out, and the
+best of them (``fill=uniform, entropy=all, dedup``) with abrupt ends left out at several
+``max_end_nll`` thresholds (a clean cut leaves fluent text whose PPL and entropy barely move; the
+end-of-turn token after it is surprising).
 
 Phase ``dev`` (``split="dev"``: 1,000 GSM8K and 150 Alpaca candidates, disjoint from every eval
 pool) compares the rules and chooses the default: the rule meeting the target (every corrupted
@@ -55,15 +61,26 @@ DTYPE = "bfloat16"
 MAX_LENGTH = 1024
 DEFAULT_WORK = HERE / ".cache" / NAME
 #: rules compared: (label, QTuningConfig overrides, dedup before the triage)
-RULES: list[tuple[str, dict[str, str], bool]] = [
+RULES: list[tuple[str, dict[str, Any], bool]] = [
     (
         f"fill={fill}, entropy={span}{', dedup' if dd else ''}",
-        {"fill": fill, "entropy_span": span},
+        {"fill": fill, "entropy_span": span, "max_end_nll": None},
         dd,
     )
     for dd in (True, False)
     for fill in ("margin", "uniform", "paper", "rank")
     for span in ("response", "all")
+]
+#: End-of-turn NLL thresholds (nats, ``QTuningConfig.max_end_nll``) tried on top of the best
+#: rule without it (fill=uniform, entropy=all, dedup): an abrupt end is what a clean cut changes.
+END_THRESHOLDS = (3.0, 4.0, 5.0, 6.0)
+RULES += [
+    (
+        f"fill=uniform, entropy=all, dedup, end NLL > {t:g}",
+        {"fill": "uniform", "entropy_span": "all", "max_end_nll": t},
+        True,
+    )
+    for t in END_THRESHOLDS
 ]
 
 
@@ -87,13 +104,19 @@ class ScoreMemo:
         tmp.write_text(json.dumps(self.data), encoding="utf-8")
         tmp.replace(self.path)
 
-    def score(self, lm: Any, pool: list[dict], chunk: int = 64) -> dict[str, np.ndarray]:
+    def rows(self, sc: Any, lm: Any) -> list[list[float]]:
+        """The memoised numbers of every pair of one scored chunk (``TokenScores``)."""
+        ppl, er, ea = sc.perplexity(), sc.mean_entropy("response"), sc.mean_entropy("all")
+        return [[float(ppl[j]), float(er[j]), float(ea[j])] for j in range(len(sc))]
+
+    def fill(self, lm: Any, pool: list[dict], chunk: int = 64) -> np.ndarray:
+        """Score the pairs not memoised yet (saving after every chunk); the pool's rows."""
         from dataprune.lm_scoring import score_sft
 
         keys = [self.key(r["prompt"], r["response"]) for r in pool]
         todo = sorted({k: i for i, k in enumerate(keys) if k not in self.data}.values())
         if todo:
-            print(f"  scoring {len(todo)} new pairs", flush=True)
+            print(f"  scoring {len(todo)} new pairs ({type(self).__name__})", flush=True)
         for lo in range(0, len(todo), chunk):
             idx = todo[lo : lo + chunk]
             sc = score_sft(
@@ -105,12 +128,34 @@ class ScoreMemo:
                 max_length=MAX_LENGTH,
                 show_progress_bar=False,
             )
-            ppl, er, ea = sc.perplexity(), sc.mean_entropy("response"), sc.mean_entropy("all")
-            for j, i in enumerate(idx):
-                self.data[keys[i]] = [float(ppl[j]), float(er[j]), float(ea[j])]
+            for i, row in zip(idx, self.rows(sc, lm)):
+                self.data[keys[i]] = row
             self.save()
-        arr = np.array([self.data[k] for k in keys], dtype=np.float64)
+        return np.array([self.data[k] for k in keys], dtype=np.float64)
+
+    def score(self, lm: Any, pool: list[dict], chunk: int = 64) -> dict[str, np.ndarray]:
+        arr = self.fill(lm, pool, chunk)
         return {"ppl": arr[:, 0], "response": arr[:, 1], "all": arr[:, 2]}
+
+
+class EndMemo(ScoreMemo):
+    """End-of-turn token NLL per exact (prompt, response) (NaN when the window cut it off)."""
+
+    def rows(self, sc: Any, lm: Any) -> list[list[float]]:
+        return [[float(x)] for x in sc.end_nll(lm[1].eos_token_id)]
+
+
+def pool_scores(lm: Any, memo: ScoreMemo, ends: EndMemo, pool: list[dict]) -> dict[str, Any]:
+    """PPL, both entropies and the end-of-turn NLL (``"end"``) of every pair of ``pool``."""
+    return {**memo.score(lm, pool), "end": ends.fill(lm, pool)[:, 0]}
+
+
+def auroc(score: np.ndarray, positive: np.ndarray) -> float:
+    """AUROC of ``score`` for ``positive`` (NaN scores left out)."""
+    from sklearn.metrics import roc_auc_score
+
+    ok = ~np.isnan(score)
+    return float(roc_auc_score(positive[ok].astype(int), score[ok]))
 
 
 # ------------------------------------------------------------------------------------ measures
@@ -156,17 +201,26 @@ def duplicates_mask(pool: list[dict]) -> np.ndarray:
 
 
 def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.ndarray:
+    """The kept mask of ``cfg`` (static, or per shuffled micro-batch as the trainer does).
+
+    ``cfg.max_end_nll`` flags abrupt ends from ``scores["end"]`` the way
+    :func:`dataprune.qtuning.triage_token_scores` does (NaN: never flagged).
+    """
     from dataprune.qtuning import triage_samples
 
     ppl, ent = scores["ppl"], scores[cfg.entropy_span]
+    noise = None
+    if cfg.max_end_nll is not None:
+        noise = np.nan_to_num(scores["end"], nan=-np.inf) > cfg.max_end_nll
     if micro_batch is None:
-        return triage_samples(ppl, ent, cfg, exclude=exclude, random_state=seed).kept
+        return triage_samples(ppl, ent, cfg, exclude=exclude, noise=noise, random_state=seed).kept
     rng = np.random.default_rng([seed, 7])
     perm = rng.permutation(len(ppl))
     kept = np.zeros(len(ppl), dtype=bool)
     for lo in range(0, len(ppl), micro_batch):
         idx = perm[lo : lo + micro_batch]
-        kept[idx] = triage_samples(ppl[idx], ent[idx], cfg, random_state=rng).kept
+        nz = None if noise is None else noise[idx]
+        kept[idx] = triage_samples(ppl[idx], ent[idx], cfg, noise=nz, random_state=rng).kept
     return kept
 
 
@@ -179,11 +233,8 @@ def meets(rat: dict[str, float]) -> bool:
 
 
 # ------------------------------------------------------------------------------------ phases
-def evaluate_split(split: str, lm, memo: ScoreMemo, rules: list, extra: dict) -> dict[str, Any]:
-    """Every rule on every (source, seed, ratio) of a split."""
-    from dataprune.qtuning import QTuningConfig
-
-    cells: dict[str, Any] = {}
+def single_source_pools(split: str):
+    """Yield ``(source, seed, pool)`` for every single-source pool of ``split`` (SIZES x SEEDS)."""
     for source, n in SIZES[split].items():
         for seed in SEEDS:
             pool = sft_pool.build_pool(
@@ -191,26 +242,41 @@ def evaluate_split(split: str, lm, memo: ScoreMemo, rules: list, extra: dict) ->
                 split=split,
             )  # fmt: skip
             print(f"[{split}] {source} seed {seed}: {len(pool)} records", flush=True)
-            scores = memo.score(lm, pool)
-            kinds = classes_of(pool)
-            dup = duplicates_mask(pool)
-            for ratio in RATIOS:
-                k = QTuningConfig(sample_ratio=ratio).n_keep(len(pool))
-                rnd = random_expectation(len(pool), k)
-                res = {}
-                for label, over, dd in rules:
-                    cfg = QTuningConfig(sample_ratio=ratio, **over)
-                    kept = run_rule(scores, cfg, dup if dd else None, micro_batch=None, seed=seed)
-                    res[label] = retention(pool, kinds, kept)
-                for label, fn in extra.items():
-                    res[label] = retention(pool, kinds, fn(scores, ratio, dup, seed, k))
-                cells.setdefault(f"{source}|{ratio}", []).append(
-                    {"seed": seed, "n": len(pool), "k": k, "random": rnd, "rules": res,
-                     "class_counts": {c: int((kinds == c).sum()) for c in CLASSES},
-                     "medians": {c: {"ppl": float(np.median(scores["ppl"][kinds == c])),
-                                     "entropy": float(np.median(scores["response"][kinds == c]))}
-                                 for c in CLASSES if (kinds == c).any()}}
-                )  # fmt: skip
+            yield source, seed, pool
+
+
+def evaluate_split(
+    split: str, lm, memo: ScoreMemo, ends: EndMemo, rules: list, extra: dict
+) -> dict[str, Any]:
+    """Every rule on every (source, seed, ratio) of a split."""
+    from dataprune.qtuning import QTuningConfig
+
+    cells: dict[str, Any] = {}
+    for source, seed, pool in single_source_pools(split):
+        scores = pool_scores(lm, memo, ends, pool)
+        kinds = classes_of(pool)
+        dup = duplicates_mask(pool)
+        for ratio in RATIOS:
+            k = QTuningConfig(sample_ratio=ratio).n_keep(len(pool))
+            rnd = random_expectation(len(pool), k)
+            res = {}
+            for label, over, dd in rules:
+                cfg = QTuningConfig(sample_ratio=ratio, **over)
+                kept = run_rule(scores, cfg, dup if dd else None, micro_batch=None, seed=seed)
+                res[label] = retention(pool, kinds, kept)
+            for label, fn in extra.items():
+                res[label] = retention(pool, kinds, fn(scores, ratio, dup, seed, k))
+            cells.setdefault(f"{source}|{ratio}", []).append(
+                {"seed": seed, "n": len(pool), "k": k, "random": rnd, "rules": res,
+                 "class_counts": {c: int((kinds == c).sum()) for c in CLASSES},
+                 "medians": {c: {"ppl": float(np.median(scores["ppl"][kinds == c])),
+                                 "entropy": float(np.median(scores["response"][kinds == c])),
+                                 "end": float(np.nanmedian(scores["end"][kinds == c]))}
+                             for c in CLASSES if (kinds == c).any()},
+                 "end_auroc": {c: auroc(scores["end"][(kinds == "clean") | (kinds == c)],
+                                        kinds[(kinds == "clean") | (kinds == c)] == c)
+                               for c in CORRUPT if (kinds == c).any()}}
+            )  # fmt: skip
     return cells
 
 
@@ -230,6 +296,19 @@ def summarise(cells: dict[str, Any], labels: list[str]) -> dict[str, Any]:
                 "seeds_meeting": int(sum(meets(x) for x in rats)),
                 "worst_corrupt_ratio": max(mean_rat[c] for c in CORRUPT if c in mean_rat),
             }
+    return out
+
+
+def end_auroc(cells: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Per source and corrupted class: the end-of-turn NLL's AUROC against clean, per seed."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for cell, rows in cells.items():
+        source, ratio = cell.split("|")
+        if ratio != str(RATIOS[0]):
+            continue  # the scores do not depend on the ratio
+        for r in rows:
+            for c, v in r.get("end_auroc", {}).items():
+                out.setdefault(source, {}).setdefault(c, []).append(v)
     return out
 
 
@@ -386,19 +465,43 @@ def render(res: dict, png: str | None = None) -> str:
         L.append("")
         med = res.get("medians")
         if med:
-            L.append("Median PPL / entropy per class (eval, seed 0):\n")
+            L.append("Median PPL / entropy / end-of-turn NLL per class (eval, seed 0):\n")
             L.append("| pool | " + " | ".join(CLASSES) + " |")
             L.append("|---|" + "---:|" * len(CLASSES))
             for src, m in med.items():
                 L.append(
                     f"| {src} | "
                     + " | ".join(
-                        f"{m[c]['ppl']:.2f} / {m[c]['entropy']:.3f}" if c in m else "-"
+                        f"{m[c]['ppl']:.2f} / {m[c]['entropy']:.3f} / {m[c]['end']:.2f}"
+                        if c in m and "end" in m[c]
+                        else (f"{m[c]['ppl']:.2f} / {m[c]['entropy']:.3f} / -" if c in m else "-")
                         for c in CLASSES
                     )
                     + " |"
                 )
             L.append("")
+    aucs = [
+        (sp, res[sp]["end_auroc"]) for sp in ("dev", "eval") if res.get(sp, {}).get("end_auroc")
+    ]
+    if aucs:
+        L.append(
+            "End-of-turn NLL (`-log p(end)` after the response; `QTuningConfig.max_end_nll`) as a "
+            "fault signal: AUROC of each corrupted class against the clean pairs, mean (min) over "
+            "the corruption seeds:\n"
+        )
+        L.append("| split | pool | " + " | ".join(CORRUPT) + " |")
+        L.append("|---|---|" + "---:|" * len(CORRUPT))
+        for sp, by in aucs:
+            for src, au in by.items():
+                L.append(
+                    f"| {sp} | {src} | "
+                    + " | ".join(
+                        f"{np.mean(au[c]):.3f} ({min(au[c]):.3f})" if c in au else "-"
+                        for c in CORRUPT
+                    )
+                    + " |"
+                )
+        L.append("")
     if png:
         L.append(f"![EU plane, kept vs dropped by class](results/{png})\n")
     return "\n".join(L) + "\n"
@@ -426,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     lm = load_causal_lm(dtype=DTYPE)
     memo = ScoreMemo(args.work_dir / "scores.json")
+    ends = EndMemo(args.work_dir / "end_nll.json")
     n0 = len(memo.data)
     res: dict[str, Any] = {
         "command": "python benchmarks/qtuning_diagnostic.py",
@@ -448,14 +552,15 @@ def main(argv: list[str] | None = None) -> int:
 
     extra = {"keep lowest PPL": lowest_ppl, "keep lowest PPL, dedup": lowest_ppl_dedup}
     labels = [r[0] for r in RULES] + list(extra)
-    cells = evaluate_split("dev", lm, memo, RULES, extra)
+    cells = evaluate_split("dev", lm, memo, ends, RULES, extra)
     summ = summarise(cells, labels)
-    res["dev"] = {"labels": labels, "summary": summ, "choice": choose(summ, [r[0] for r in RULES])}
+    res["dev"] = {"labels": labels, "summary": summ, "choice": choose(summ, [r[0] for r in RULES]),
+                  "end_auroc": end_auroc(cells)}  # fmt: skip
     d = QTuningConfig()
     res["default_label"] = next(
         (lb for lb, over, dd in RULES
          if over["fill"] == d.fill and over["entropy_span"] == d.entropy_span
-         and dd == (d.dedup != "none")),
+         and over["max_end_nll"] == d.max_end_nll and dd == (d.dedup != "none")),
         None,
     )  # fmt: skip
 
@@ -465,8 +570,9 @@ def main(argv: list[str] | None = None) -> int:
 
     extra_eval = {**extra, "dynamic, micro-batch 16 (default config)": dynamic}
     labels_eval = [r[0] for r in RULES] + list(extra_eval)
-    cells_e = evaluate_split("eval", lm, memo, RULES, extra_eval)
-    res["eval"] = {"labels": labels_eval, "summary": summarise(cells_e, labels_eval)}
+    cells_e = evaluate_split("eval", lm, memo, ends, RULES, extra_eval)
+    res["eval"] = {"labels": labels_eval, "summary": summarise(cells_e, labels_eval),
+                   "end_auroc": end_auroc(cells_e)}  # fmt: skip
     res["medians"] = {
         c.split("|")[0]: rows[0]["medians"] for c, rows in cells_e.items() if c.endswith("|0.25")
     }
@@ -478,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     for source, n in SIZES["eval"].items():
         pool = sft_pool.build_pool(n if source == "gsm8k" else 0, n if source == "alpaca" else 0,
                                    seed=0, split="eval")  # fmt: skip
-        sc = memo.score(lm, pool)
+        sc = pool_scores(lm, memo, ends, pool)
         cfg = QTuningConfig(sample_ratio=0.25)
         kept = run_rule(sc, cfg, duplicates_mask(pool) if cfg.dedup != "none" else None,
                         micro_batch=None, seed=0)  # fmt: skip

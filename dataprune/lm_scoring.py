@@ -33,6 +33,7 @@ __all__ = [
     "TokenScores",
     "encode_sft",
     "encode_sft_pairs",
+    "end_token_nll",
     "logit_statistics",
     "score_sft",
 ]
@@ -304,11 +305,62 @@ class TokenScores:
             return self.entropy_all.copy()
         raise DataValidationError(f"span must be 'response' or 'all', got {span!r}")
 
+    def end_nll(self, end_token_id: int | Sequence[int]) -> np.ndarray:
+        """NLL of each response's end-of-turn token, shape (n_samples,); NaN where it is absent.
+
+        See :func:`end_token_nll`. Higher = the model did not expect the response to end there
+        (an abrupt end, e.g. a truncated response).
+        """
+        responses = [enc.input_ids[enc.response_mask] for enc in self.encodings]
+        return end_token_nll(self.nll, responses, end_token_id)
+
     def token_el2n(self) -> list[np.ndarray]:
         """EL2N per response token, ``sqrt(1 - 2 p_true + sum_p2)``; higher = harder."""
         return [
             np.sqrt(np.clip(1.0 - 2.0 * p + s, 0.0, None)) for p, s in zip(self.p_true, self.sum_p2)
         ]
+
+
+def end_token_nll(
+    nll: Sequence[np.ndarray],
+    response_ids: Sequence[np.ndarray],
+    end_token_id: int | Sequence[int],
+) -> np.ndarray:
+    """NLL of the last end-of-turn token in every response.
+
+    Parameters
+    ----------
+    nll : sequence of ndarray, each of shape (n_response_tokens_i,)
+        Per-token NLL of the response tokens (as in :class:`TokenScores`).
+    response_ids : sequence of ndarray, each of shape (n_response_tokens_i,)
+        The response token ids the NLLs belong to (with a chat template: the response, the
+        end-of-turn token and whatever the template adds after it).
+    end_token_id : int or sequence of int
+        The end-of-turn / EOS token id(s), e.g. ``tokenizer.eos_token_id``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        ``-log p(end token)`` at its last occurrence in each response, in nats (higher = the model
+        did not expect the response to end there); NaN when the response holds no end token
+        (the token window cut it off, or the template ends turns with another token).
+    """
+    ends = np.atleast_1d(np.asarray(end_token_id, dtype=np.int64))
+    if len(nll) != len(response_ids):
+        raise DataValidationError(
+            f"got {len(nll)} NLL rows but {len(response_ids)} id rows; expected equal lengths"
+        )
+    out = np.full(len(nll), np.nan)
+    for i, (x, ids) in enumerate(zip(nll, response_ids)):
+        ids = np.asarray(ids)
+        if len(ids) != len(x):
+            raise DataValidationError(
+                f"response {i} has {len(ids)} token ids but {len(x)} NLLs; expected one per token"
+            )
+        where = np.flatnonzero(np.isin(ids, ends))
+        if len(where):
+            out[i] = float(x[where[-1]])
+    return out
 
 
 def _hidden_path_ok(model: Any) -> bool:

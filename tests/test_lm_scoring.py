@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dataprune.errors import DataValidationError
-from dataprune.lm_scoring import encode_sft, logit_statistics, score_sft
+from dataprune.lm_scoring import encode_sft, end_token_nll, logit_statistics, score_sft
 
 from tiny_models import tiny_causal_lm
 
@@ -100,3 +100,41 @@ def test_smollm2_fluent_vs_salad():
     s = score_sft(model, tok, ["Tell me about Paris."] * 2, [fluent, salad])
     ppl = s.perplexity()
     assert ppl[0] * 10 < ppl[1]
+
+
+def test_end_token_nll_reads_the_last_end_token():
+    nll = [np.array([0.1, 0.2, 3.0, 0.4]), np.array([0.5, 0.6]), np.array([1.0, 2.0])]
+    ids = [np.array([5, 9, 2, 7]), np.array([5, 6]), np.array([2, 2])]
+    out = end_token_nll(nll, ids, 2)
+    assert out[0] == 3.0 and np.isnan(out[1]) and out[2] == 2.0
+    assert end_token_nll(nll, ids, [6, 7])[:2].tolist() == [0.4, 0.6]
+    with pytest.raises(DataValidationError, match="one per token"):
+        end_token_nll([np.zeros(3)], [np.zeros(2, dtype=int)], 2)
+
+
+def test_token_scores_end_nll_is_the_end_of_turn_position():
+    model, tok = tiny_causal_lm(chat_template=True)
+    s = score_sft(model, tok, PROMPTS, RESPONSES)
+    end = s.end_nll(tok.eos_token_id)
+    for i, enc in enumerate(s.encodings):
+        resp = enc.input_ids[enc.response_mask]
+        j = np.flatnonzero(resp == tok.eos_token_id)[-1]
+        assert end[i] == pytest.approx(float(s.nll[i][j]))
+
+
+@pytest.mark.offline_models
+def test_smollm2_truncated_response_has_a_surprising_end():
+    from dataprune.models import load_causal_lm
+
+    model, tok = load_causal_lm()
+    full = [
+        "The capital of France is Paris. It is known for the Eiffel Tower.",
+        "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
+    ]
+    cut = [
+        "The capital of France is Paris. It is known for the",
+        "Photosynthesis turns light, water and",
+    ]
+    prompts = ["Tell me about Paris.", "What is photosynthesis?"]
+    end = score_sft(model, tok, prompts * 2, full + cut).end_nll(tok.eos_token_id)
+    assert np.all(end[2:] > end[:2] + 2.0)  # p(end) at least e^2 times smaller after a cut

@@ -27,6 +27,18 @@ def _ratio(text: str) -> float:
     return v
 
 
+def _nats_or_none(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'none', got {text!r}") from None
+    if not v > 0.0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'none', got {text!r}")
+    return v
+
+
 def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "triage",
@@ -56,6 +68,7 @@ def register(sub: Subparsers) -> None:
             "entropy_span",
             "token_budget",
             "fill",
+            "max_end_nll",
             "max_steps",
             "tol",
         ),
@@ -66,7 +79,7 @@ def register(sub: Subparsers) -> None:
             "token_budget": TOKEN_BUDGETS.names(),
             "fill": FILLS.names(),
         },
-        types={"sample_ratio": _ratio, "token_ratio": _ratio},
+        types={"sample_ratio": _ratio, "token_ratio": _ratio, "max_end_nll": _nats_or_none},
     )
     p.add_argument(
         "--model",

@@ -120,6 +120,16 @@ class QTuningConfig(ConfigMixin):
         entropy, so without this the plane keeps or drops both. Dynamic mode sees token ids per
         micro-batch and does not deduplicate (deduplicate the training set first, e.g.
         ``dataprune curate --recipe dedup``).
+    max_end_nll : float or None, default=None
+        Leave out samples whose end-of-turn token NLL (``-log p(end)`` after the response, in
+        nats; :func:`dataprune.lm_scoring.end_token_nll`) exceeds this: the model did not expect
+        the response to end there, as after a cut mid-sentence. PPL and entropy barely move for
+        a clean cut (a truncated response is fluent text), so the plane alone keeps such samples
+        about as often as clean ones. They end with quadrant Q1 and selection ``"abrupt end"``;
+        the others fill their places. ``None``: off (the paper). The end token is the
+        tokenizer's EOS token (static) or the model config's ``eos_token_id`` (dynamic); a
+        sample whose response holds no such token (cut by ``max_length``, or a template that
+        ends turns with another token) is never left out.
     max_steps : int, default=10
         Bisection steps on alpha.
     tol : float, default=0.01
@@ -136,6 +146,7 @@ class QTuningConfig(ConfigMixin):
     token_budget: str = "sample"
     fill: str = "uniform"
     dedup: str = "fuzzy"
+    max_end_nll: float | None = None
     max_steps: int = 10
     tol: float = 0.01
     alpha_min: float = 0.0
@@ -159,6 +170,12 @@ class QTuningConfig(ConfigMixin):
         self.token_budget = _option(TOKEN_BUDGETS, self.token_budget)
         self.fill = _option(FILLS, self.fill)
         self.dedup = _option(DEDUPS, self.dedup)
+        if self.max_end_nll is not None and not (
+            _is_real(self.max_end_nll) and self.max_end_nll > 0
+        ):
+            raise DataValidationError(
+                f"max_end_nll must be a number > 0 (nats) or None, got {self.max_end_nll!r}"
+            )
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int):
             raise DataValidationError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
         if self.max_steps < 1:

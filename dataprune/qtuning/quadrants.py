@@ -59,14 +59,16 @@ QUADRANT_NAMES = {
     Q4: "Q4 calibration",
 }
 #: How a sample got its fate: 0 dropped, 1 kept by the quantile corners, 2 added by the fill-up,
-#: 3 in a corner but trimmed to reach exactly K, 4 left out as a duplicate of another sample.
-DROPPED, CORNER, FILL_UP, TRIMMED, DUPLICATE = 0, 1, 2, 3, 4
+#: 3 in a corner but trimmed to reach exactly K, 4 left out as a duplicate of another sample,
+#: 5 left out for an abrupt end (``QTuningConfig.max_end_nll``).
+DROPPED, CORNER, FILL_UP, TRIMMED, DUPLICATE, ABRUPT_END = 0, 1, 2, 3, 4, 5
 SELECTION_NAMES = {
     DROPPED: "dropped",
     CORNER: "corner",
     FILL_UP: "fill-up",
     TRIMMED: "trimmed",
     DUPLICATE: "duplicate",
+    ABRUPT_END: "abrupt end",
 }
 
 
@@ -131,6 +133,7 @@ class SampleTriage:
         out["fill_up"] = int(np.sum(self.selection == FILL_UP))
         out["trimmed"] = int(np.sum(self.selection == TRIMMED))
         out["duplicate"] = int(np.sum(self.selection == DUPLICATE))
+        out["abrupt_end"] = int(np.sum(self.selection == ABRUPT_END))
         return out
 
 
@@ -285,6 +288,7 @@ def triage_samples(
     config: QTuningConfig | None = None,
     *,
     exclude: Any = None,
+    noise: Any = None,
     random_state: int | np.random.Generator | None = None,
 ) -> SampleTriage:
     """Assign EU-plane quadrants and keep exactly ``K`` samples.
@@ -303,6 +307,10 @@ def triage_samples(
         (redundant) and selection ``"duplicate"``, the plane's quantiles and ranks are computed
         without them, and ``K`` is still ``config.n_keep(n_samples)``, so the others fill their
         places. They are kept only when fewer than ``K`` others exist (in index order).
+    noise : array-like of shape (n_samples,), bool, optional
+        Samples known to be noise (an abrupt end, ``QTuningConfig.max_end_nll``): left out like
+        ``exclude`` but with quadrant Q1 and selection ``"abrupt end"``, and taken after the
+        excluded duplicates when fewer than ``K`` others exist.
     random_state : int, Generator or None
         Breaks exact ties in the fill-up / trimming order; ``None`` breaks them by index.
 
@@ -313,20 +321,27 @@ def triage_samples(
     cfg = config if config is not None else QTuningConfig()
     ppl, ent = _check_inputs(perplexity, entropy)
     k = cfg.n_keep(len(ppl))
-    if exclude is None:
+    ex, nz = (_flags(x, name, ppl.shape) for x, name in ((exclude, "exclude"), (noise, "noise")))
+    if not (ex | nz).any():
         return _compute_sample_triage(ppl, ent, cfg, random_state, k)
-    ex = np.asarray(exclude, dtype=bool)
-    if ex.shape != ppl.shape:
-        raise DataValidationError(
-            f"exclude has shape {ex.shape}; expected one flag per sample, shape {ppl.shape}"
-        )
-    if not ex.any():
-        return _compute_sample_triage(ppl, ent, cfg, random_state, k)
-    inc = np.flatnonzero(~ex)
+    inc = np.flatnonzero(~(ex | nz))
     if len(inc) == 0:
-        raise DataValidationError("every sample is excluded; expected at least one to triage")
+        raise DataValidationError(
+            "every sample is excluded or flagged as noise; expected at least one to triage"
+        )
     sub = _compute_sample_triage(ppl[inc], ent[inc], cfg, random_state, min(k, len(inc)))
-    return _expand(sub, inc, ex, ppl, ent, k)
+    return _expand(sub, inc, ex & ~nz, nz, ppl, ent, k)
+
+
+def _flags(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if x is None:
+        return np.zeros(shape, dtype=bool)
+    out = np.asarray(x, dtype=bool)
+    if out.shape != shape:
+        raise DataValidationError(
+            f"{name} has shape {out.shape}; expected one flag per sample, shape {shape}"
+        )
+    return out
 
 
 def _rank_against(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -337,21 +352,28 @@ def _rank_against(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def _expand(
-    sub: SampleTriage, inc: np.ndarray, ex: np.ndarray, ppl: np.ndarray, ent: np.ndarray, k: int
+    sub: SampleTriage,
+    inc: np.ndarray,
+    ex: np.ndarray,
+    nz: np.ndarray,
+    ppl: np.ndarray,
+    ent: np.ndarray,
+    k: int,
 ) -> SampleTriage:
-    """Map a triage of the included samples back to every sample (excluded: Q3, duplicate)."""
+    """Map a triage of the included samples back to every sample (excluded: Q3, duplicate;
+    noise: Q1, abrupt end)."""
     n = len(ppl)
-    quadrant = np.full(n, Q3, dtype=np.int8)
-    selection = np.full(n, DUPLICATE, dtype=np.int8)
+    quadrant = np.where(nz, Q1, Q3).astype(np.int8)
+    selection = np.where(nz, ABRUPT_END, DUPLICATE).astype(np.int8)
     kept = np.zeros(n, dtype=bool)
     quadrant[inc], selection[inc], kept[inc] = sub.quadrant, sub.selection, sub.kept
     ppl_rank, ent_rank = np.empty(n), np.empty(n)
     ppl_rank[inc], ent_rank[inc] = sub.ppl_rank, sub.ent_rank
-    exi = np.flatnonzero(ex)
+    exi = np.concatenate([np.flatnonzero(ex), np.flatnonzero(nz)])
     ppl_rank[exi] = _rank_against(ppl[exi], ppl[inc])
     ent_rank[exi] = _rank_against(ent[exi], ent[inc])
     short = k - int(kept.sum())
-    if short > 0:  # fewer than K samples to triage: the excluded fill in, in index order
+    if short > 0:  # fewer than K to triage: duplicates, then noise, fill in, each in index order
         add = exi[:short]
         kept[add] = True
         selection[add] = FILL_UP

@@ -61,6 +61,9 @@ class TriageResult:
     duplicate_of : ndarray of shape (n_samples,), int, optional
         For samples left out as duplicates (``config.dedup``), the index of the sample they
         duplicate; -1 otherwise. ``None`` when no deduplication ran.
+    end_nll : ndarray of shape (n_samples,), optional
+        NLL of each response's end-of-turn token (NaN where absent; higher = a more abrupt end);
+        ``None`` when no end token id was given.
     """
 
     config: QTuningConfig
@@ -74,6 +77,7 @@ class TriageResult:
     mean_nll: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     duplicate_of: np.ndarray | None = None
+    end_nll: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.perplexity)
@@ -149,6 +153,11 @@ class TriageResult:
                 if self.duplicate_of is None
                 else [idx[int(j)] if j >= 0 else None for j in self.duplicate_of]
             ),
+            "end_nll": (
+                [None] * len(idx)
+                if self.end_nll is None
+                else [None if np.isnan(x) else float(x) for x in self.end_nll]
+            ),
         }
 
 
@@ -157,6 +166,7 @@ def triage_token_scores(
     config: QTuningConfig | None = None,
     *,
     duplicate_of: Any = None,
+    end_token_id: int | Sequence[int] | None = None,
     random_state: int | None = None,
 ) -> TriageResult:
     """Triage samples and tokens from per-token scores already computed.
@@ -170,6 +180,10 @@ def triage_token_scores(
         Index of the sample each one duplicates, -1 for none (e.g.
         :attr:`dataprune.dedup.FuzzyDuplicates.duplicate_of`); duplicates are left out of the
         triage (see :func:`~dataprune.qtuning.triage_samples`'s ``exclude``).
+    end_token_id : int or sequence of int, optional
+        The end-of-turn token id(s) (e.g. ``tokenizer.eos_token_id``): the result then holds
+        each response's end-token NLL, and ``config.max_end_nll`` leaves out abrupt ends.
+        Required when ``config.max_end_nll`` is set.
     random_state : int, optional
         Seeds the ``"uniform"`` fill-up draw and breaks exact ties in the other fill-up orders
         (``None``: a generator seeded with 0 for the draw, ties by index).
@@ -192,8 +206,26 @@ def triage_token_scores(
             raise DataValidationError(
                 f"duplicate_of has shape {dup.shape}; expected one index per sample, {ppl.shape}"
             )
+    if cfg.max_end_nll is not None and end_token_id is None:
+        raise DataValidationError(
+            "config.max_end_nll is set but no end_token_id was given; pass the tokenizer's "
+            "eos_token_id (or set max_end_nll=None)"
+        )
+    end = None if end_token_id is None else scores.end_nll(end_token_id)
+    noise = None
+    if cfg.max_end_nll is not None:
+        noise = np.nan_to_num(end, nan=-np.inf) > cfg.max_end_nll
+        if np.isnan(end).all():
+            logger.warning(
+                "no response holds the end token %s: max_end_nll leaves nothing out", end_token_id
+            )
     samples = triage_samples(
-        ppl, ent, cfg, exclude=None if dup is None else dup >= 0, random_state=random_state
+        ppl,
+        ent,
+        cfg,
+        exclude=None if dup is None else dup >= 0,
+        noise=noise,
+        random_state=random_state,
     )
     keep = token_keep_masks(scores.nll, samples, cfg)
     return TriageResult(
@@ -208,6 +240,7 @@ def triage_token_scores(
         mean_nll=np.array([float(np.mean(x)) for x in scores.nll]),
         meta={"model_id": scores.model_id, **scores.meta},
         duplicate_of=dup,
+        end_nll=end,
     )
 
 
@@ -252,6 +285,9 @@ class QTuningTriage(BaseEstimator):
         Exactly ``config.n_keep(n_samples)`` indices, ascending.
     token_keep_ : list of ndarray of bool
     alpha_ : float
+    end_nll_ : ndarray of shape (n_samples,)
+        NLL of each response's end-of-turn token (the tokenizer's EOS; NaN where absent;
+        higher = a more abrupt end), whether or not ``config.max_end_nll`` is set.
     model_info_ : dict
     """
 
@@ -352,7 +388,11 @@ class QTuningTriage(BaseEstimator):
             texts = [f"{p}\n{r}" for p, r in zip(prompts, responses)]
             duplicate_of = fuzzy_duplicates(texts, threshold=0.8).duplicate_of
         result = triage_token_scores(
-            scores, cfg, duplicate_of=duplicate_of, random_state=self.random_state
+            scores,
+            cfg,
+            duplicate_of=duplicate_of,
+            end_token_id=tok.eos_token_id,
+            random_state=self.random_state,
         )
         self.tokenizer_ = tok
         self.scores_ = scores
@@ -363,6 +403,7 @@ class QTuningTriage(BaseEstimator):
         self.kept_indices_ = result.kept_indices
         self.token_keep_ = result.token_keep
         self.alpha_ = result.samples.alpha
+        self.end_nll_ = result.end_nll
         self.model_info_ = info
         return self
 

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from dataprune.errors import UnknownOptionError
+from dataprune.lm_scoring import end_token_nll
 from dataprune.qtuning.config import QTuningConfig
-from dataprune.qtuning.quadrants import CORNER, FILL_UP, TRIMMED, triage_samples
+from dataprune.qtuning.quadrants import ABRUPT_END, CORNER, FILL_UP, TRIMMED, triage_samples
 from dataprune.qtuning.tokens import token_keep_masks
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def qtuning_loss(
     outputs : transformers.modeling_outputs.CausalLMOutputWithPast or model output
     stats : dict
         ``batch_size``, ``samples_scored``, ``kept_samples``, ``q2``, ``q4``, ``fill_up``,
-        ``trimmed``, ``alpha``, ``response_tokens``, ``tokens_in_kept_samples``, ``kept_tokens``,
+        ``trimmed``, ``corner``, ``abrupt_end`` (left out by ``config.max_end_nll``),
+        ``alpha``, ``response_tokens``, ``tokens_in_kept_samples``, ``kept_tokens``,
         ``loss_all_tokens`` (mean NLL before triage), ``quadrant`` and ``kept`` (per sample).
     """
     import torch
@@ -165,7 +167,15 @@ def qtuning_loss(
         sample_ent = np.array([np.mean(ent_per[b]) for b in scored])
     else:
         sample_ent = _entropy_all_positions(states, head, attn, ent_per, scored, chunk_size)
-    triage = triage_samples(ppl, sample_ent, cfg)
+    noise = None
+    if cfg.max_end_nll is not None:
+        tgt_np = targets.cpu().numpy()
+        tgt_per = np.split(tgt_np, splits)
+        end = end_token_nll(
+            [nll_per[b] for b in scored], [tgt_per[b] for b in scored], _eos_ids(model)
+        )
+        noise = np.nan_to_num(end, nan=-np.inf) > cfg.max_end_nll
+    triage = triage_samples(ppl, sample_ent, cfg, noise=noise)
     masks = token_keep_masks(
         [nll_per[b] for b in scored], triage, cfg, positions=[pos_per[b] for b in scored]
     )
@@ -191,6 +201,7 @@ def qtuning_loss(
         "fill_up": int(np.sum(triage.selection == FILL_UP)),
         "trimmed": int(np.sum(triage.selection == TRIMMED)),
         "corner": int(np.sum(triage.selection == CORNER)),
+        "abrupt_end": int(np.sum(triage.selection == ABRUPT_END)),
         "alpha": triage.alpha,
         "response_tokens": n_rows,
         "tokens_in_kept_samples": kept_rows_total,
@@ -201,6 +212,21 @@ def qtuning_loss(
         "kept": kept.tolist(),
     }
     return loss, _as_output(outputs, loss), stats
+
+
+def _eos_ids(model: Any) -> list[int]:
+    """The model config's ``eos_token_id`` (int or list) as a list; error when it has none."""
+    cfg = getattr(model, "config", None)
+    eos = getattr(cfg, "eos_token_id", None)
+    if eos is None:
+        gen = getattr(model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None)
+    if eos is None:
+        raise ValueError(
+            "QTuningConfig.max_end_nll needs the model config's eos_token_id (the end-of-turn "
+            "token); set it or use max_end_nll=None"
+        )
+    return [int(x) for x in (eos if isinstance(eos, (list, tuple)) else [eos])]
 
 
 def _entropy_all_positions(
@@ -247,6 +273,7 @@ def _empty_stats(B: int) -> dict[str, Any]:
         "fill_up": 0,
         "trimmed": 0,
         "corner": 0,
+        "abrupt_end": 0,
         "alpha": float("nan"),
         "response_tokens": 0,
         "tokens_in_kept_samples": 0,
@@ -266,6 +293,7 @@ _SUMMED = (
     "q4",
     "fill_up",
     "trimmed",
+    "abrupt_end",
     "response_tokens",
     "tokens_in_kept_samples",
     "kept_tokens",

@@ -50,6 +50,9 @@ def test_n_keep(B, r, K):
         ({"alpha_max": 0.5}, "alpha"),
         ({"alpha_min": 0.3, "alpha_max": 0.2}, "alpha"),
         ({"sample_ratio": True}, "sample_ratio"),
+        ({"max_end_nll": 0.0}, "max_end_nll"),
+        ({"max_end_nll": "4"}, "max_end_nll"),
+        ({"max_end_nll": float("inf")}, "max_end_nll"),
     ],
 )
 def test_bad_values_name_the_field(kwargs, match):

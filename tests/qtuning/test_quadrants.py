@@ -307,3 +307,30 @@ def test_excluded_samples_are_never_kept_while_others_remain():
     assert t.kept.sum() == 36 and t.kept[ex].all()
     with pytest.raises(DataValidationError, match="one flag per sample"):
         triage_samples(ppl, ent, exclude=ex[:5])
+
+
+def test_noise_flags_leave_samples_out_as_q1_abrupt_end():
+    from dataprune.qtuning.quadrants import SELECTION_NAMES
+
+    rng = np.random.default_rng(6)
+    ppl, ent = np.exp(rng.normal(size=40)), rng.random(40)
+    ex = np.zeros(40, dtype=bool)
+    ex[::8] = True  # 5 duplicates
+    nz = np.zeros(40, dtype=bool)
+    nz[1::8] = True  # 5 abrupt ends
+    cfg = QTuningConfig(sample_ratio=0.5)
+    t = triage_samples(ppl, ent, cfg, exclude=ex, noise=nz)
+    assert t.kept.sum() == 20 and not t.kept[ex | nz].any()
+    assert np.all(t.quadrant[nz] == 1) and np.all(t.quadrant[ex] == Q3)
+    assert {SELECTION_NAMES[int(s)] for s in t.selection[nz]} == {"abrupt end"}
+    assert t.counts()["abrupt_end"] == 5 and t.counts()["duplicate"] == 5
+    # the others are triaged exactly as if the flagged samples were excluded
+    same = triage_samples(ppl, ent, cfg, exclude=ex | nz)
+    assert np.array_equal(same.kept, t.kept)
+    # fewer than K others: duplicates fill in before abrupt ends
+    t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.9), exclude=ex, noise=nz)
+    assert t.kept.sum() == 36 and t.kept[ex].all() and t.kept[nz].sum() == 1
+    with pytest.raises(DataValidationError, match="noise has shape"):
+        triage_samples(ppl, ent, noise=nz[:3])
+    with pytest.raises(DataValidationError, match="every sample"):
+        triage_samples(ppl, ent, exclude=~nz, noise=nz)

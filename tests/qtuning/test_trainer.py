@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from dataprune.errors import DataValidationError
 from dataprune.lm_scoring import score_sft
 from dataprune.qtuning import (
     QTuningConfig,
@@ -211,3 +212,27 @@ def test_unknown_forward_option(tiny_lm, tmp_path):
     model, _ = tiny_lm
     with pytest.raises(UnknownOptionError, match="auto, hidden, full"):
         QTuningTrainer(model=model, args=_args(tmp_path), qtuning_forward="fast")
+
+
+@pytest.mark.parametrize("forward", ["hidden", "full"])
+def test_dynamic_abrupt_end_rule_equals_static(tiny_lm, forward):
+    """max_end_nll leaves out the same samples per micro-batch as in static triage."""
+    model, tok = tiny_lm
+    model.config.eos_token_id = tok.eos_token_id
+    model.train()
+    scores = score_sft(model, tok, PROMPTS, RESPONSES, batch_size=16)
+    end = scores.end_nll(tok.eos_token_id)
+    assert not np.isnan(end).any()
+    cfg = QTuningConfig(sample_ratio=0.5, max_end_nll=float(np.median(end)))
+    static = triage_token_scores(scores, cfg, end_token_id=tok.eos_token_id)
+    flagged = end > cfg.max_end_nll
+    assert flagged.any() and not static.samples.kept[flagged].any()
+    _, _, stats = qtuning_loss(model, _batch(tok), cfg, forward=forward)
+    assert stats["kept"] == static.samples.kept.tolist()
+    assert stats["abrupt_end"] == int(flagged.sum())
+    with pytest.raises(DataValidationError, match="end_token_id"):
+        triage_token_scores(scores, cfg)
+    model.config.eos_token_id = None
+    model.generation_config.eos_token_id = None
+    with pytest.raises(ValueError, match="eos_token_id"):
+        qtuning_loss(model, _batch(tok), cfg, forward=forward)
