@@ -17,8 +17,9 @@ expectation at the same ``K`` (exact, no draws):
 
 The rules: every fill-up x entropy span, with and without near-duplicates left out, and the
 best of them (``fill=uniform, entropy=all, dedup``) with abrupt ends left out at several
-``max_end_nll`` thresholds (a clean cut leaves fluent text whose PPL and entropy barely move; the
-end-of-turn token after it is surprising).
+``abrupt_end`` margins (end-of-turn NLL above the pool's median by more than the margin; a clean
+cut leaves fluent text whose PPL and entropy barely move, the end-of-turn token after it is
+surprising).
 
 Phase ``dev`` (``split="dev"``: 1,000 GSM8K and 150 Alpaca candidates, disjoint from every eval
 pool) compares the rules and chooses the default: the rule meeting the target (every corrupted
@@ -64,20 +65,21 @@ DEFAULT_WORK = HERE / ".cache" / NAME
 RULES: list[tuple[str, dict[str, Any], bool]] = [
     (
         f"fill={fill}, entropy={span}{', dedup' if dd else ''}",
-        {"fill": fill, "entropy_span": span, "max_end_nll": None},
+        {"fill": fill, "entropy_span": span, "abrupt_end": None},
         dd,
     )
     for dd in (True, False)
     for fill in ("margin", "uniform", "paper", "rank")
     for span in ("response", "all")
 ]
-#: End-of-turn NLL thresholds (nats, ``QTuningConfig.max_end_nll``) tried on top of the best
-#: rule without it (fill=uniform, entropy=all, dedup): an abrupt end is what a clean cut changes.
-END_THRESHOLDS = (3.0, 4.0, 5.0, 6.0)
+#: Abrupt-end margins (``QTuningConfig.abrupt_end``: nats above the median end-of-turn NLL)
+#: tried on top of the best rule without it (fill=uniform, entropy=all, dedup): an abrupt end is
+#: what a clean cut changes. Relative, because the usual end NLL depends on the answer format.
+END_THRESHOLDS = (3.0, 4.0, 6.0, 8.0)
 RULES += [
     (
-        f"fill=uniform, entropy=all, dedup, end NLL > {t:g}",
-        {"fill": "uniform", "entropy_span": "all", "max_end_nll": t},
+        f"fill=uniform, entropy=all, dedup, abrupt_end={t:g}",
+        {"fill": "uniform", "entropy_span": "all", "abrupt_end": t},
         True,
     )
     for t in END_THRESHOLDS
@@ -203,15 +205,16 @@ def duplicates_mask(pool: list[dict]) -> np.ndarray:
 def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.ndarray:
     """The kept mask of ``cfg`` (static, or per shuffled micro-batch as the trainer does).
 
-    ``cfg.max_end_nll`` flags abrupt ends from ``scores["end"]`` the way
+    ``cfg.abrupt_end`` flags abrupt ends from ``scores["end"]`` the way
     :func:`dataprune.qtuning.triage_token_scores` does (NaN: never flagged).
     """
     from dataprune.qtuning import triage_samples
+    from dataprune.qtuning.quadrants import abrupt_end_mask
 
     ppl, ent = scores["ppl"], scores[cfg.entropy_span]
     noise = None
-    if cfg.max_end_nll is not None:
-        noise = np.nan_to_num(scores["end"], nan=-np.inf) > cfg.max_end_nll
+    if cfg.abrupt_end is not None:  # static: the median over the pool (per micro-batch below)
+        noise = abrupt_end_mask(scores["end"], cfg.abrupt_end)
     if micro_batch is None:
         return triage_samples(ppl, ent, cfg, exclude=exclude, noise=noise, random_state=seed).kept
     rng = np.random.default_rng([seed, 7])
@@ -219,7 +222,7 @@ def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.
     kept = np.zeros(len(ppl), dtype=bool)
     for lo in range(0, len(ppl), micro_batch):
         idx = perm[lo : lo + micro_batch]
-        nz = None if noise is None else noise[idx]
+        nz = None if noise is None else abrupt_end_mask(scores["end"][idx], cfg.abrupt_end)
         kept[idx] = triage_samples(ppl[idx], ent[idx], cfg, noise=nz, random_state=rng).kept
     return kept
 
@@ -485,7 +488,7 @@ def render(res: dict, png: str | None = None) -> str:
     ]
     if aucs:
         L.append(
-            "End-of-turn NLL (`-log p(end)` after the response; `QTuningConfig.max_end_nll`) as a "
+            "End-of-turn NLL (`-log p(end)` after the response; `QTuningConfig.abrupt_end`) as a "
             "fault signal: AUROC of each corrupted class against the clean pairs, mean (min) over "
             "the corruption seeds:\n"
         )
@@ -560,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     res["default_label"] = next(
         (lb for lb, over, dd in RULES
          if over["fill"] == d.fill and over["entropy_span"] == d.entropy_span
-         and over["max_end_nll"] == d.max_end_nll and dd == (d.dedup != "none")),
+         and over["abrupt_end"] == d.abrupt_end and dd == (d.dedup != "none")),
         None,
     )  # fmt: skip
 

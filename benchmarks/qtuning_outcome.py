@@ -10,16 +10,23 @@ samples:
 * ``perplexity filter``: the 25% with the lowest response PPL under the base model;
 * ``ifd``: Superfiltering: drop pairs with IFD >= 1, keep the 25% with the highest IFD;
 * ``q-tuning static``: :class:`dataprune.qtuning.QTuningTriage` with ``QTuningConfig(
-  sample_ratio=0.25, token_ratio=0.7)`` and every other option at its default (``fill="uniform"``,
-  ``random_state`` = the run's seed), scored once by the base model; its Q2 token masks carry over
-  to training;
-* ``q-tuning static, fill=margin``: the same with the previous default fill-up (one selection,
+  sample_ratio=0.25)`` and every other option at its default (``random_state`` = the run's
+  seed), scored once by the base model; its Q2 token masks, if any, carry over to training;
+* ``q-tuning static, previous default (token_ratio=0.7)``: the same with the default before the
+  token-pruning choice (``token_ratio=0.7``, ``drop="high"``, no abrupt-end rule);
+* ``q-tuning static, fill=margin``: the default before that (``fill="margin"``, one selection,
   ``random_state=0``);
-* ``q-tuning static, no token pruning`` (ablation): the default selection trained on every
-  response token, which separates the sample selection from the Q2 token pruning;
+* ``q-tuning static, no token pruning`` (ablation): the previous default's selection trained on
+  every response token, which separates its sample selection from its Q2 token pruning;
 * ``q-tuning dynamic, fill=margin``: the whole pool, in groups of ``micro_batch / 0.25`` records,
   each triaged from its own forward pass by :func:`dataprune.qtuning.qtuning_loss` (the trainer's
-  loss) with the previous default fill-up (about 74 s a step here, so not re-run).
+  loss) with the ``fill=margin`` settings (about 74 s a step here, so not re-run).
+
+``--split dev`` trains on the development pool (``build_pool(1100, 165, split="dev")``, every
+dev candidate) with the dev held-out sets (GSM8K train records and Alpaca records of the dev
+partition), seeds 0 and 1, and compares the Q2 token pruning of one selection: the authors'
+``token_ratio=0.7, drop="high"``, ``drop="low"`` and no token pruning. The token-pruning default
+was chosen there (lowest mean paired Δ NLL against random), never on the eval pool.
 
 Every condition trains LoRA on SmolLM2-135M-Instruct (:func:`benchmarks.sft_harness.train_lora`,
 bfloat16 base) for the same number of optimizer steps with the **same gradient-token budget per
@@ -51,9 +58,22 @@ from benchmarks import _common as common  # noqa: E402
 from benchmarks import sft_harness, sft_pool  # noqa: E402
 
 NAME = "qtuning_outcome"
+#: The default before the token-pruning choice (``fill="uniform"`` and the other options as now).
+PREVIOUS: dict[str, Any] = {"token_ratio": 0.7, "drop": "high", "abrupt_end": None}
+#: Q-Tuning static variants: ``QTuningConfig`` overrides of ``QTuningConfig(sample_ratio=0.25)``
+#: (``{}`` = the library default). A variant that prunes no token trains on every response token.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "q-tuning static": {},
+    "q-tuning static, previous default (token_ratio=0.7)": PREVIOUS,
+    "q-tuning static, no token pruning": {**PREVIOUS, "token_ratio": 1.0},
+    "q-tuning static, token_ratio=0.7, drop=high": PREVIOUS,
+    "q-tuning static, token_ratio=0.7, drop=low": {**PREVIOUS, "drop": "low"},
+    "q-tuning static, token_ratio=1.0 (no token pruning)": {**PREVIOUS, "token_ratio": 1.0},
+}
 CONDITIONS = (
     "random",
     "q-tuning static",
+    "q-tuning static, previous default (token_ratio=0.7)",
     "q-tuning static, fill=margin",
     "perplexity filter",
     "ifd",
@@ -62,18 +82,38 @@ CONDITIONS = (
 )
 #: Conditions trained after the static ones of every seed (slowest, or ablations added later).
 LATE = ("q-tuning static, no token pruning", "q-tuning dynamic, fill=margin")
+#: ``--split dev``: the token-pruning settings compared on the development pool (where the
+#: token-pruning default was chosen); one sample selection, only the Q2 token masks differ.
+DEV_CONDITIONS = (
+    "random",
+    "q-tuning static, token_ratio=0.7, drop=high",
+    "q-tuning static, token_ratio=0.7, drop=low",
+    "q-tuning static, token_ratio=1.0 (no token pruning)",
+)
+#: QTuningConfig fields named in the results text.
+QCFG_SHOWN = ("token_ratio", "drop", "fill", "dedup", "entropy_span", "abrupt_end")
+#: Pool sizes, held-out sizes, result name and conditions per split. The dev pool is every
+#: dev candidate (its Alpaca share is smaller than the eval pool's: the dev partition holds 165).
+SPLIT_SETUP: dict[str, dict[str, Any]] = {
+    "eval": {"name": "qtuning_outcome", "pool": (1500, 500), "conditions": CONDITIONS,
+             "late": LATE},
+    "dev": {"name": "qtuning_outcome_dev", "pool": (1100, 165), "conditions": DEV_CONDITIONS,
+            "late": ()},
+}  # fmt: skip
 #: The name each condition's runs are cached under (the run key also holds the selected ids and
-#: masks, so the two static variants never collide); kept from the first run of this benchmark.
+#: masks, so variants never collide); kept from the run that first trained the condition.
 RUN_NAME = {
     "q-tuning static, fill=margin": "q-tuning static",
+    "q-tuning static, previous default (token_ratio=0.7)": "q-tuning static",
+    "q-tuning static, token_ratio=0.7, drop=high": "q-tuning static",
+    "q-tuning static, token_ratio=0.7, drop=low": "q-tuning static, drop=low",
+    "q-tuning static, token_ratio=1.0 (no token pruning)": "q-tuning static, no token pruning",
     "q-tuning dynamic, fill=margin": "q-tuning dynamic",
 }
 #: The previous default fill-up, kept as a condition (its runs were the first outcome run).
 PREVIOUS_FILL = "margin"
-POOL_SIZES = (1500, 500)
 POOL_SEED = 0
 SAMPLE_RATIO = 0.25
-TOKEN_RATIO = 0.7
 DTYPE = "bfloat16"
 EVAL_MAX_LENGTH = 1024
 FAULTS = ("shuffled", "truncated", "exact_dup", "near_dup")
@@ -83,24 +123,38 @@ DEFAULT_WORK = HERE / ".cache" / NAME
 def _qcfg(**over: Any) -> Any:
     from dataprune.qtuning import QTuningConfig
 
-    return QTuningConfig(sample_ratio=SAMPLE_RATIO, token_ratio=TOKEN_RATIO, **over)
+    return QTuningConfig(sample_ratio=SAMPLE_RATIO, **over)
 
 
-def qtuning_selection(pool, lm, max_length: int, work: Path, seed: int) -> dict[str, Any]:
-    """The default ``QTuningTriage`` with ``random_state=seed`` (cached JSON; scores re-used)."""
+def _key_dict(cfg: Any) -> dict[str, Any]:
+    """``cfg.to_dict()`` for cache keys: ``abrupt_end`` (added later) only when set, so runs
+    cached before it existed keep their keys."""
+    d = cfg.to_dict()
+    if d.get("abrupt_end") is None:
+        d.pop("abrupt_end", None)
+    return d
+
+
+def qtuning_selection(
+    pool, lm, max_length: int, work: Path, seed: int, **over: Any
+) -> dict[str, Any]:
+    """``QTuningTriage`` (the default, or with ``over`` config fields) with ``random_state=seed``.
+
+    Cached as JSON in ``work``; the base model's scores are cached in ``work/triage-cache``.
+    """
     from dataprune.qtuning import QTuningTriage
 
     key = sft_harness.fingerprint(
         {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
-         "max_length": max_length, "qtuning": _qcfg().to_dict(), "dtype": DTYPE, "seed": seed,
-         "v": 1}
+         "max_length": max_length, "qtuning": _key_dict(_qcfg(**over)), "dtype": DTYPE,
+         "seed": seed, "v": 1}
     )[:24]  # fmt: skip
     path = work / f"qtuning-default-{key}.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
     tri = QTuningTriage(
-        _qcfg(), model=lm[0], tokenizer=lm[1], max_length=max_length, random_state=seed,
+        _qcfg(**over), model=lm[0], tokenizer=lm[1], max_length=max_length, random_state=seed,
         cache_dir=work / "triage-cache",
     ).fit([r["prompt"] for r in pool], [r["response"] for r in pool])  # fmt: skip
     kept = tri.kept_indices_
@@ -122,7 +176,7 @@ def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
 
     key = sft_harness.fingerprint(
         {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
-         "max_length": max_length, "qtuning": _qcfg(fill=PREVIOUS_FILL).to_dict(), "dtype": DTYPE,
+         "max_length": max_length, "qtuning": _key_dict(_qcfg(**PREVIOUS, fill=PREVIOUS_FILL)), "dtype": DTYPE,
          "v": 1}
     )[:24]  # fmt: skip
     path = work / f"selections-{key}.json"
@@ -134,7 +188,7 @@ def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     print(f"[select] Q-Tuning triage of {len(pool)} pairs", flush=True)
     tri = QTuningTriage(
-        _qcfg(fill=PREVIOUS_FILL), model=lm[0], tokenizer=lm[1], max_length=max_length,
+        _qcfg(**PREVIOUS, fill=PREVIOUS_FILL), model=lm[0], tokenizer=lm[1], max_length=max_length,
         random_state=0,
         cache_dir=work / "triage-cache",
     ).fit(prompts, responses)  # fmt: skip
@@ -183,11 +237,13 @@ def run(args) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     work = args.work_dir
-    pool = sft_pool.build_pool(*POOL_SIZES, seed=POOL_SEED, split="eval")
+    setup = SPLIT_SETUP[args.split]
+    conditions, late = setup["conditions"], setup["late"]
+    pool = sft_pool.build_pool(*setup["pool"], seed=POOL_SEED, split=args.split)
     pairs_all = [(r["prompt"], r["response"]) for r in pool]
     ids_all = [r["id"] for r in pool]
     heldout = sft_pool.heldout_sets(
-        POOL_SEED, split="eval", n_gsm8k=args.n_heldout, n_alpaca=args.n_heldout
+        POOL_SEED, split=args.split, n_gsm8k=args.n_heldout, n_alpaca=args.n_heldout
     )
     lm = load_causal_lm(dtype=DTYPE)
     max_length = sft_harness.resolve_max_length(lm[1], pairs_all)
@@ -197,24 +253,31 @@ def run(args) -> dict[str, Any]:
                             max_length=max_length)  # fmt: skip
     mean_resp = float(np.mean([e.n_response_tokens for e in encs]))
     tokens_per_step = round(8 * mean_resp)
-    sel = selections(pool, lm, max_length, work)
-    k = sel["k"]
+    k = _qcfg().n_keep(len(pool))
     res: dict[str, Any] = {
-        "command": "python benchmarks/qtuning_outcome.py",
+        "name": setup["name"], "split": args.split, "conditions": list(conditions),
+        "command": "python benchmarks/qtuning_outcome.py"
+                   + ("" if args.split == "eval" else f" --split {args.split}"),
         "machine": common.machine_info(["torch", "transformers", "peft"]),
-        "pool": {"n_gsm8k": POOL_SIZES[0], "n_alpaca": POOL_SIZES[1], "seed": POOL_SEED,
-                 "n": len(pool), "fault_share": float(np.mean([r["fault"] != "none" for r in pool]))},
+        "pool": {"n_gsm8k": setup["pool"][0], "n_alpaca": setup["pool"][1], "seed": POOL_SEED,
+                 "n": len(pool),
+                 "fault_share": float(np.mean([r["fault"] != "none" for r in pool]))},
         "k": k, "max_length": max_length, "tokens_per_step": tokens_per_step,
         "mean_response_tokens": mean_resp, "steps": args.steps, "seeds": list(args.seeds),
         "heldout": {n: len(v) for n, v in heldout.items()},
-        "qtuning_config": _qcfg().to_dict(),
-        "selection": {"perplexity filter": fault_shares(pool, sel["perplexity filter"]),
-                      "ifd": fault_shares(pool, sel["ifd"]),
-                      "q-tuning static, fill=margin": fault_shares(pool, sel["q-tuning static"])},
-        "qtuning_static_summary": sel["q-tuning static summary"],
-        "ifd_below_1": sel["ifd_below_1"], "selection_seconds": sel["seconds"],
+        "qtuning_config": _qcfg().to_dict(), "selection": {}, "selection_seconds": None,
         "runs": [], "base": None,
     }  # fmt: skip
+    sel: dict[str, Any] = {}
+    if args.split == "eval":  # the peers' selections (IFD scoring is about 17 minutes)
+        sel = selections(pool, lm, max_length, work)
+        res["selection"] = {
+            "perplexity filter": fault_shares(pool, sel["perplexity filter"]),
+            "ifd": fault_shares(pool, sel["ifd"]),
+            "q-tuning static, fill=margin": fault_shares(pool, sel["q-tuning static"]),
+        }
+        res.update(qtuning_static_summary=sel["q-tuning static summary"],
+                   ifd_below_1=sel["ifd_below_1"], selection_seconds=sel["seconds"])  # fmt: skip
     runs_dir = work / "runs"
 
     def cfg_for(seed: int, steps: int | None = None):
@@ -238,27 +301,30 @@ def run(args) -> dict[str, Any]:
         sft_harness.run_key("base model", train_ids=[], train_pairs=[], config=cfg_for(0, 0),
                             eval_sets=heldout, **extra), base_fn, runs_dir)  # fmt: skip
     publish(res)
-    margin_masks = dict(zip(sel["q-tuning static"], sel["q-tuning static masks"]))
     new = 0
     # the static conditions of every seed first: dynamic runs are the slowest (one forward with
     # gradients per group of micro_batch / sample_ratio records)
-    for phase in ([c for c in CONDITIONS if c not in LATE], list(LATE)):
+    for phase in ([c for c in conditions if c not in late], list(late)):
         for seed in args.seeds:
             rng = np.random.default_rng([seed, 1])
             qsel = qtuning_selection(pool, lm, max_length, work, seed)
             chosen = {
                 "random": np.sort(rng.choice(len(pool), k, replace=False)).tolist(),
-                "perplexity filter": sel["perplexity filter"],
-                "ifd": sel["ifd"],
-                "q-tuning static": qsel["kept"],
-                "q-tuning static, fill=margin": sel["q-tuning static"],
-                "q-tuning static, no token pruning": qsel["kept"],
                 "q-tuning dynamic, fill=margin": list(range(len(pool))),
             }
-            masks_of = {
-                "q-tuning static": dict(zip(qsel["kept"], qsel["masks"])),
-                "q-tuning static, fill=margin": margin_masks,
-            }
+            masks_of = {}
+            for cond, over in VARIANTS.items():
+                if cond in conditions:
+                    vsel = qtuning_selection(pool, lm, max_length, work, seed, **over)
+                    chosen[cond] = vsel["kept"]
+                    if not all(all(m) for m in vsel["masks"]):  # else: every response token
+                        masks_of[cond] = dict(zip(vsel["kept"], vsel["masks"]))
+            if sel:
+                chosen.update({c: sel[c] for c in ("perplexity filter", "ifd")})
+                chosen["q-tuning static, fill=margin"] = sel["q-tuning static"]
+                masks_of["q-tuning static, fill=margin"] = dict(
+                    zip(sel["q-tuning static"], sel["q-tuning static masks"])
+                )
             res.setdefault("selection_random", {})[str(seed)] = fault_shares(pool, chosen["random"])
             res.setdefault("selection_default", {})[str(seed)] = fault_shares(pool, qsel["kept"])
             res.setdefault("qtuning_default_summary", {})[str(seed)] = qsel["summary"]
@@ -269,13 +335,16 @@ def run(args) -> dict[str, Any]:
                     [np.asarray(masks_of[cond][i], dtype=bool) for i in idx]
                     if cond in masks_of else None
                 )  # fmt: skip
-                dyn = _qcfg(fill=PREVIOUS_FILL) if cond.startswith("q-tuning dynamic") else None
+                dyn = (
+                    _qcfg(**PREVIOUS, fill=PREVIOUS_FILL) if cond.startswith("q-tuning dynamic")
+                    else None
+                )  # fmt: skip
                 cfg = cfg_for(seed)
                 key = sft_harness.run_key(
                     RUN_NAME.get(cond, cond), train_ids=[ids_all[i] for i in idx], train_pairs=pairs, config=cfg,
                     eval_sets=heldout, **extra,
                     masks=None if masks is None else sft_harness.fingerprint([m.tolist() for m in masks]),
-                    dynamic=None if dyn is None else dyn.to_dict(),
+                    dynamic=None if dyn is None else _key_dict(dyn),
                 )  # fmt: skip
                 path_exists = (runs_dir / f"{sft_harness.fingerprint(key)[:32]}.json").is_file()
                 if not path_exists and args.max_runs is not None and new >= args.max_runs:
@@ -325,7 +394,10 @@ def _ms(x: list[float], fmt: str = ".4f") -> str:
 
 def render(res: dict, png: str | None = None) -> str:
     L = ["## Q-Tuning outcome: held-out NLL at an equal gradient-token budget\n"]
+    if res.get("split") == "dev":
+        L[0] = L[0].replace("\n", " (development pool: choosing the token pruning)\n")
     p = res["pool"]
+    qc = res["qtuning_config"]
     L.append(
         f"Command: `{res['command']}` (resumable; `--render-only` rebuilds this section). "
         f"{common.machine_sentence(res.get('machine'))} Pool: `build_pool({p['n_gsm8k']}, "
@@ -334,20 +406,36 @@ def render(res: dict, png: str | None = None) -> str:
         f"alpha=32) of SmolLM2-135M-Instruct ({DTYPE} base), {res['steps']} optimizer steps, each "
         f"with a budget of {res['tokens_per_step']} loss-carrying response tokens (8 x the "
         f"pool's mean response length {res['mean_response_tokens']:.1f}), lr 1e-3 linear decay, "
-        f"max_length {res['max_length']}. Q-Tuning: `QTuningConfig(sample_ratio={SAMPLE_RATIO}, "
-        f"token_ratio={TOKEN_RATIO})`, the other options at their defaults "
-        f"(fill={res['qtuning_config']['fill']}, dedup={res['qtuning_config']['dedup']}, "
-        f"entropy_span={res['qtuning_config']['entropy_span']}). Held-out response NLL on "
-        f"{res['heldout']['gsm8k']} GSM8K test and {res['heldout']['alpaca']} Alpaca records; "
-        f"lower is better.\n"
+        f"max_length {res['max_length']}. "
+        + (
+            f"Q-Tuning (`q-tuning static`): `QTuningConfig(sample_ratio={SAMPLE_RATIO})` with every "
+            "other option at its default ("
+            if res.get("split", "eval") == "eval"
+            else "Q-Tuning: one sample selection, `QTuningConfig(sample_ratio="
+            f"{SAMPLE_RATIO})` with the sample-triage options ("
+        )
+        + ", ".join(
+            f"{k}={qc[k]}"
+            for k in QCFG_SHOWN
+            if k in qc and (res.get("split", "eval") == "eval" or k not in ("token_ratio", "drop"))
+        )
+        + (
+            ""
+            if res.get("split", "eval") == "eval"
+            else "; each condition names its Q2 token pruning"
+        )
+        + f"). Held-out response NLL on {res['heldout']['gsm8k']} GSM8K "
+        + ("test" if res.get("split", "eval") == "eval" else "held-out train (dev partition)")
+        + f" and {res['heldout']['alpaca']} held-out Alpaca records; lower is better.\n"
     )
     by = _by(res["runs"])
     seeds = res["seeds"]
-    n_exp = len(seeds) * len(CONDITIONS)
+    conds = res.get("conditions", CONDITIONS)
+    n_exp = len(seeds) * len(conds)
     if len(res["runs"]) < n_exp:
         short = ", ".join(
             f"{c} {len(by.get(c, {}))} of {len(seeds)}"
-            for c in CONDITIONS
+            for c in conds
             if len(by.get(c, {})) < len(seeds)
         )
         L.append(
@@ -358,7 +446,7 @@ def render(res: dict, png: str | None = None) -> str:
              "shuffled | truncated | dup (paired) |")  # fmt: skip
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     sel = res["selection"]
-    for c in CONDITIONS:
+    for c in conds:
         rs = by.get(c, {})
         g = [_nll(rs[s], "gsm8k") for s in seeds if s in rs]
         a = [_nll(rs[s], "alpaca") for s in seeds if s in rs]
@@ -390,7 +478,7 @@ def render(res: dict, png: str | None = None) -> str:
     L.append("|---|---:|---:|---:|---:|")
     rr = by.get("random", {})
     wins: dict[str, dict[str, Any]] = {}
-    for c in CONDITIONS[1:]:
+    for c in conds[1:]:
         ss = [s for s in seeds if s in by.get(c, {}) and s in rr]
         if not ss:
             continue
@@ -426,9 +514,12 @@ def render(res: dict, png: str | None = None) -> str:
                    else ".")
             )  # fmt: skip
     for other, what in (
-        ("q-tuning static, fill=margin", "the previous default fill=margin"),
-        ("q-tuning static, no token pruning", "the same selection without token pruning"),
-    ):
+        ("q-tuning static, previous default (token_ratio=0.7)",
+         "the previous default (token_ratio=0.7, drop=high)"),
+        ("q-tuning static, fill=margin", "the default before it (fill=margin, token_ratio=0.7)"),
+        ("q-tuning static, no token pruning",
+         "the previous default's selection without token pruning"),
+    ):  # fmt: skip
         ob = by.get(other, {})
         ss = [s for s in seeds if s in ob and s in qs]
         for w, name in (("gsm8k", "GSM8K"), ("alpaca", "Alpaca")) if ss else ():
@@ -437,21 +528,50 @@ def render(res: dict, png: str | None = None) -> str:
                 f"- Q-Tuning static (default) vs {what} on {name}: Δ NLL {_ms(d, '+.4f')}, "
                 f"default lower in {sum(x < 0 for x in d)} of {len(d)} seeds."
             )
+    if res.get("split") == "dev":
+        L += dev_choice(by, seeds, conds)
     L.append("")
     if res["runs"]:
         loads = [r["load_1m_before"] for r in res["runs"] if r.get("load_1m_before") is not None]
         if loads:
-            L.append(f"1-minute load average before the runs: {min(loads):.1f}-{max(loads):.1f}. "
-                     f"Selection scoring: {res['selection_seconds']}.\n")  # fmt: skip
+            L.append(f"1-minute load average before the runs: {min(loads):.1f}-{max(loads):.1f}."
+                     + (f" Selection scoring (s): {res['selection_seconds']}."
+                        if res.get("selection_seconds") else "") + "\n")  # fmt: skip
     if png:
         L.append(f"![held-out NLL per condition](results/{png})\n")
     return "\n".join(L) + "\n"
+
+
+def dev_choice(by: dict, seeds: list[int], conds: list[str]) -> list[str]:
+    """The dev rule: the token-pruning setting with the lowest mean paired Δ NLL vs random.
+
+    The mean is over seeds and both held-out sets (each set weighted equally); only settings
+    trained on every seed compete. Returns the result lines.
+    """
+    rr = by.get("random", {})
+    score = {}
+    for c in conds[1:]:
+        if all(s in by.get(c, {}) and s in rr for s in seeds):
+            score[c] = float(np.mean([
+                _nll(by[c][s], w) - _nll(rr[s], w) for s in seeds for w in ("gsm8k", "alpaca")
+            ]))  # fmt: skip
+    if not score:
+        return ["- Dev choice: not yet (no setting trained on every seed)."]
+    best = min(score, key=score.get)
+    ranked = ", ".join(f"{c} {v:+.4f}" for c, v in sorted(score.items(), key=lambda kv: kv[1]))
+    return [
+        f"- Dev choice (lowest mean paired Δ NLL vs random over {len(seeds)} seeds and both "
+        f"held-out sets): **{best}** ({ranked}); "
+        + ("it beats random on this mean." if score[best] < 0 else
+           "no setting beats random on this mean.")
+    ]  # fmt: skip
 
 
 def plot(res: dict, path: Path) -> Path | None:
     by = _by(res["runs"])
     if not by:
         return None
+    conds = res.get("conditions", CONDITIONS)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -459,7 +579,7 @@ def plot(res: dict, path: Path) -> Path | None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
     for ax, w in zip(axes, ("gsm8k", "alpaca")):
-        for j, c in enumerate(CONDITIONS):
+        for j, c in enumerate(conds):
             ys = [_nll(r, w) for r in by.get(c, {}).values()]
             ax.scatter([j] * len(ys), ys, s=25)
             if ys:
@@ -467,7 +587,7 @@ def plot(res: dict, path: Path) -> Path | None:
         if res.get("base"):
             ax.set_title(f"{w}: held-out NLL (base {res['base']['heldout'][w]['nll']:.3f})",
                          fontsize=9)  # fmt: skip
-        ax.set_xticks(range(len(CONDITIONS)), CONDITIONS, rotation=30, ha="right", fontsize=7)
+        ax.set_xticks(range(len(conds)), conds, rotation=30, ha="right", fontsize=7)
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -476,9 +596,10 @@ def plot(res: dict, path: Path) -> Path | None:
 
 
 def publish(res: dict) -> None:
-    png = plot(res, common.RESULTS / f"{NAME}.png")
+    name = res.get("name", NAME)
+    png = plot(res, common.RESULTS / f"{name}.png")
     res["png"] = png.name if png else None
-    common.publish(NAME, render(res, res["png"]), res, indent=1)
+    common.publish(name, render(res, res["png"]), res, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -489,10 +610,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-runs", type=int, default=None, help="stop after N new trainings")
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
+    ap.add_argument(
+        "--split", choices=tuple(SPLIT_SETUP), default="eval",
+        help="eval: the reported comparison; dev: the token-pruning settings on the development "
+        "pool (writes results/qtuning_outcome_dev.*), where the default is chosen",
+    )  # fmt: skip
     common.add_render_only(ap, NAME)
     args = ap.parse_args(argv)
     if args.render_only:
-        res = json.loads((common.RESULTS / f"{NAME}.json").read_text(encoding="utf-8"))
+        name = SPLIT_SETUP[args.split]["name"]
+        res = json.loads((common.RESULTS / f"{name}.json").read_text(encoding="utf-8"))
         publish(res)
         print(render(res, res.get("png")))
         return 0

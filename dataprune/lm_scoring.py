@@ -509,5 +509,10 @@ def score_sft(
         model_id=f"{src.name}@{src.version or src.source}"
         if src is not None
         else type(model).__name__,
-        meta={"max_length": max_length, "n_truncated": n_trunc, "hidden_path": use_hidden},
+        meta={
+            "max_length": max_length,
+            "n_truncated": n_trunc,
+            "hidden_path": use_hidden,
+            "eos_token_id": getattr(tokenizer, "eos_token_id", None),
+        },
     )

@@ -62,4 +62,7 @@ def tiny_llama(vocab_size: int, *, seed: int = 0, hidden_size: int = 32, n_layer
 def tiny_causal_lm(*, chat_template: bool = False, seed: int = 0):
     """(model, tokenizer) pair: a random tiny Llama and a word-level tokenizer."""
     tok = tiny_tokenizer(chat_template=chat_template)
-    return tiny_llama(len(tok), seed=seed), tok
+    model = tiny_llama(len(tok), seed=seed)
+    model.config.eos_token_id = tok.eos_token_id  # as in a real checkpoint
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model, tok

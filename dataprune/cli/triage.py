@@ -68,7 +68,7 @@ def register(sub: Subparsers) -> None:
             "entropy_span",
             "token_budget",
             "fill",
-            "max_end_nll",
+            "abrupt_end",
             "max_steps",
             "tol",
         ),
@@ -79,7 +79,7 @@ def register(sub: Subparsers) -> None:
             "token_budget": TOKEN_BUDGETS.names(),
             "fill": FILLS.names(),
         },
-        types={"sample_ratio": _ratio, "token_ratio": _ratio, "max_end_nll": _nats_or_none},
+        types={"sample_ratio": _ratio, "token_ratio": _ratio, "abrupt_end": _nats_or_none},
     )
     p.add_argument(
         "--model",

@@ -35,7 +35,7 @@ def run(ctx: Any) -> list[str]:
     t0 = time.perf_counter()
     model, tok = load_causal_lm()
     t_load = time.perf_counter() - t0
-    cfg = QTuningConfig(sample_ratio=0.25, token_ratio=0.7)
+    cfg = QTuningConfig(sample_ratio=0.25)  # every other option at its default
     t0 = time.perf_counter()
     tri = QTuningTriage(cfg, model=model, tokenizer=tok, batch_size=8, max_length=MAX_LENGTH).fit(
         [r["prompt"] for r in sample], [r["response"] for r in sample]
@@ -61,11 +61,13 @@ def run(ctx: Any) -> list[str]:
     lines = [
         f"scored {len(sample)} HumanEval SFT samples ({n_tok} tokens, 1 with a mismatched "
         f"response) with {model.dataprune_source.name} in {t_fit:.1f} s (model load {t_load:.1f} s)",
-        f"quadrants: Q1 noise {c['Q1']}, Q2 misconception {c['Q2']} (kept, token-pruned), "
+        f"quadrants: Q1 noise {c['Q1']}, Q2 misconception {c['Q2']}, "
         f"Q3 redundant {c['Q3']}, Q4 calibration {c['Q4']} (kept whole); alpha={res.samples.alpha:.3f}, "
         f"{c['fill_up']} added by fill-up -> kept exactly {c['kept']} = round({len(sample)} x 0.25)",
         f"tokens: {tokens['kept_tokens']} of {tokens['response_tokens_in_kept_samples']} response "
-        f"tokens in kept samples carry loss (Q2 samples keep 70 %)",
+        f"tokens in kept samples carry loss (token_ratio={cfg.token_ratio}: Q2 samples keep "
+        f"{cfg.token_ratio:.0%} of their tokens)"
+        + (f"; {c['abrupt_end']} left out for an abrupt end" if cfg.abrupt_end else ""),
         f"mismatched record {sample[j]['id']}: PPL {res.perplexity[j]:.1f} (median "
         f"{np.median(res.perplexity):.1f}), quadrant Q{int(res.samples.quadrant[j])}, "
         f"{'kept' if res.samples.kept[j] else 'dropped'}",

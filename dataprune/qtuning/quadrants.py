@@ -44,6 +44,7 @@ __all__ = [
     "QUADRANT_NAMES",
     "SELECTION_NAMES",
     "SampleTriage",
+    "abrupt_end_mask",
     "corner_masks",
     "margin_priority",
     "quantile_thresholds",
@@ -60,7 +61,7 @@ QUADRANT_NAMES = {
 }
 #: How a sample got its fate: 0 dropped, 1 kept by the quantile corners, 2 added by the fill-up,
 #: 3 in a corner but trimmed to reach exactly K, 4 left out as a duplicate of another sample,
-#: 5 left out for an abrupt end (``QTuningConfig.max_end_nll``).
+#: 5 left out for an abrupt end (``QTuningConfig.abrupt_end``).
 DROPPED, CORNER, FILL_UP, TRIMMED, DUPLICATE, ABRUPT_END = 0, 1, 2, 3, 4, 5
 SELECTION_NAMES = {
     DROPPED: "dropped",
@@ -308,7 +309,7 @@ def triage_samples(
         without them, and ``K`` is still ``config.n_keep(n_samples)``, so the others fill their
         places. They are kept only when fewer than ``K`` others exist (in index order).
     noise : array-like of shape (n_samples,), bool, optional
-        Samples known to be noise (an abrupt end, ``QTuningConfig.max_end_nll``): left out like
+        Samples known to be noise (an abrupt end, ``QTuningConfig.abrupt_end``): left out like
         ``exclude`` but with quadrant Q1 and selection ``"abrupt end"``, and taken after the
         excluded duplicates when fewer than ``K`` others exist.
     random_state : int, Generator or None
@@ -331,6 +332,30 @@ def triage_samples(
         )
     sub = _compute_sample_triage(ppl[inc], ent[inc], cfg, random_state, min(k, len(inc)))
     return _expand(sub, inc, ex & ~nz, nz, ppl, ent, k)
+
+
+def abrupt_end_mask(end_nll: Any, margin: float) -> np.ndarray:
+    """Samples whose end-of-turn NLL exceeds the median by more than ``margin`` nats.
+
+    Parameters
+    ----------
+    end_nll : array-like of shape (n_samples,)
+        End-of-turn token NLL per sample (:func:`dataprune.lm_scoring.end_token_nll`; NaN where
+        the response holds no end token).
+    margin : float
+        Nats above the median over the non-NaN samples (``QTuningConfig.abrupt_end``).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), bool
+        True = an abrupt end (left out as noise); never True for NaN.
+    """
+    x = np.asarray(end_nll, dtype=np.float64)
+    ok = ~np.isnan(x)
+    out = np.zeros(x.shape, dtype=bool)
+    if ok.any():
+        out[ok] = x[ok] > float(np.median(x[ok])) + margin
+    return out
 
 
 def _flags(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -179,5 +179,6 @@ def score_sft_cached(
             "n_truncated": int(sum(e.truncated for e in encodings)),
             "n_shards": len(shards),
             "n_shards_reused": n_cached,
+            "eos_token_id": getattr(tokenizer, "eos_token_id", None),
         },
     )

@@ -30,7 +30,12 @@ from dataprune.estimator import BaseEstimator, check_fitted
 from dataprune.lm_scoring import SFTEncoding, TokenScores
 from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
-from dataprune.qtuning.quadrants import SELECTION_NAMES, SampleTriage, triage_samples
+from dataprune.qtuning.quadrants import (
+    SELECTION_NAMES,
+    SampleTriage,
+    abrupt_end_mask,
+    triage_samples,
+)
 from dataprune.qtuning.score_cache import score_sft_cached
 from dataprune.qtuning.tokens import token_keep_masks
 
@@ -181,9 +186,9 @@ def triage_token_scores(
         :attr:`dataprune.dedup.FuzzyDuplicates.duplicate_of`); duplicates are left out of the
         triage (see :func:`~dataprune.qtuning.triage_samples`'s ``exclude``).
     end_token_id : int or sequence of int, optional
-        The end-of-turn token id(s) (e.g. ``tokenizer.eos_token_id``): the result then holds
-        each response's end-token NLL, and ``config.max_end_nll`` leaves out abrupt ends.
-        Required when ``config.max_end_nll`` is set.
+        The end-of-turn token id(s) for ``end_nll`` and ``config.abrupt_end``; default: the
+        scoring tokenizer's ``eos_token_id`` (``scores.meta``). When neither is known, the
+        abrupt-end rule is skipped with a warning.
     random_state : int, optional
         Seeds the ``"uniform"`` fill-up draw and breaks exact ties in the other fill-up orders
         (``None``: a generator seeded with 0 for the draw, ties by index).
@@ -206,18 +211,21 @@ def triage_token_scores(
             raise DataValidationError(
                 f"duplicate_of has shape {dup.shape}; expected one index per sample, {ppl.shape}"
             )
-    if cfg.max_end_nll is not None and end_token_id is None:
-        raise DataValidationError(
-            "config.max_end_nll is set but no end_token_id was given; pass the tokenizer's "
-            "eos_token_id (or set max_end_nll=None)"
-        )
+    if end_token_id is None:
+        end_token_id = scores.meta.get("eos_token_id")
     end = None if end_token_id is None else scores.end_nll(end_token_id)
     noise = None
-    if cfg.max_end_nll is not None:
-        noise = np.nan_to_num(end, nan=-np.inf) > cfg.max_end_nll
+    if cfg.abrupt_end is not None and end is None:
+        logger.warning(
+            "abrupt_end=%s is skipped: no end token id (pass end_token_id, e.g. the tokenizer's "
+            "eos_token_id)",
+            cfg.abrupt_end,
+        )
+    elif cfg.abrupt_end is not None:
+        noise = abrupt_end_mask(end, cfg.abrupt_end)
         if np.isnan(end).all():
             logger.warning(
-                "no response holds the end token %s: max_end_nll leaves nothing out", end_token_id
+                "no response holds the end token %s: abrupt_end leaves nothing out", end_token_id
             )
     samples = triage_samples(
         ppl,
@@ -287,7 +295,7 @@ class QTuningTriage(BaseEstimator):
     alpha_ : float
     end_nll_ : ndarray of shape (n_samples,)
         NLL of each response's end-of-turn token (the tokenizer's EOS; NaN where absent;
-        higher = a more abrupt end), whether or not ``config.max_end_nll`` is set.
+        higher = a more abrupt end), whether or not ``config.abrupt_end`` is set.
     model_info_ : dict
     """
 
@@ -391,7 +399,6 @@ class QTuningTriage(BaseEstimator):
             scores,
             cfg,
             duplicate_of=duplicate_of,
-            end_token_id=tok.eos_token_id,
             random_state=self.random_state,
         )
         self.tokenizer_ = tok

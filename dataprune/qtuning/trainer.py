@@ -28,7 +28,14 @@ import numpy as np
 from dataprune.errors import UnknownOptionError
 from dataprune.lm_scoring import end_token_nll
 from dataprune.qtuning.config import QTuningConfig
-from dataprune.qtuning.quadrants import ABRUPT_END, CORNER, FILL_UP, TRIMMED, triage_samples
+from dataprune.qtuning.quadrants import (
+    ABRUPT_END,
+    CORNER,
+    FILL_UP,
+    TRIMMED,
+    abrupt_end_mask,
+    triage_samples,
+)
 from dataprune.qtuning.tokens import token_keep_masks
 
 logger = logging.getLogger(__name__)
@@ -104,7 +111,7 @@ def qtuning_loss(
     outputs : transformers.modeling_outputs.CausalLMOutputWithPast or model output
     stats : dict
         ``batch_size``, ``samples_scored``, ``kept_samples``, ``q2``, ``q4``, ``fill_up``,
-        ``trimmed``, ``corner``, ``abrupt_end`` (left out by ``config.max_end_nll``),
+        ``trimmed``, ``corner``, ``abrupt_end`` (left out by ``config.abrupt_end``),
         ``alpha``, ``response_tokens``, ``tokens_in_kept_samples``, ``kept_tokens``,
         ``loss_all_tokens`` (mean NLL before triage), ``quadrant`` and ``kept`` (per sample).
     """
@@ -168,13 +175,11 @@ def qtuning_loss(
     else:
         sample_ent = _entropy_all_positions(states, head, attn, ent_per, scored, chunk_size)
     noise = None
-    if cfg.max_end_nll is not None:
-        tgt_np = targets.cpu().numpy()
-        tgt_per = np.split(tgt_np, splits)
-        end = end_token_nll(
-            [nll_per[b] for b in scored], [tgt_per[b] for b in scored], _eos_ids(model)
-        )
-        noise = np.nan_to_num(end, nan=-np.inf) > cfg.max_end_nll
+    eos = _eos_ids(model) if cfg.abrupt_end is not None else []
+    if eos:
+        tgt_per = np.split(targets.cpu().numpy(), splits)
+        end = end_token_nll([nll_per[b] for b in scored], [tgt_per[b] for b in scored], eos)
+        noise = abrupt_end_mask(end, cfg.abrupt_end)
     triage = triage_samples(ppl, sample_ent, cfg, noise=noise)
     masks = token_keep_masks(
         [nll_per[b] for b in scored], triage, cfg, positions=[pos_per[b] for b in scored]
@@ -214,18 +219,21 @@ def qtuning_loss(
     return loss, _as_output(outputs, loss), stats
 
 
+_WARNED = {"no_eos": False}
+
+
 def _eos_ids(model: Any) -> list[int]:
-    """The model config's ``eos_token_id`` (int or list) as a list; error when it has none."""
-    cfg = getattr(model, "config", None)
-    eos = getattr(cfg, "eos_token_id", None)
+    """The model config's (or generation config's) ``eos_token_id`` as a list (maybe empty)."""
+    eos = getattr(getattr(model, "config", None), "eos_token_id", None)
     if eos is None:
-        gen = getattr(model, "generation_config", None)
-        eos = getattr(gen, "eos_token_id", None)
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if eos is None:
-        raise ValueError(
-            "QTuningConfig.max_end_nll needs the model config's eos_token_id (the end-of-turn "
-            "token); set it or use max_end_nll=None"
-        )
+        if not _WARNED["no_eos"]:  # once per process, not once per micro-batch
+            _WARNED["no_eos"] = True
+            logger.warning(
+                "QTuningConfig.abrupt_end is skipped: the model config has no eos_token_id"
+            )
+        return []
     return [int(x) for x in (eos if isinstance(eos, (list, tuple)) else [eos])]
 
 

@@ -95,7 +95,7 @@ def test_parquet_output_and_options(tmp_path, tiny_model_dir):
         "--keep-cache",
         "--fill",
         "rank",
-        "--max-end-nll",
+        "--abrupt-end",
         "50",
     )
     assert status == 0
@@ -106,7 +106,7 @@ def test_parquet_output_and_options(tmp_path, tiny_model_dir):
     man = json.loads(Path(f"{out}.manifest.json").read_text())
     assert man["parameters"]["drop"] == "low" and man["parameters"]["entropy_span"] == "response"
     assert man["parameters"]["fill"] == "rank" and man["parameters"]["token_budget"] == "batch"
-    assert man["parameters"]["max_end_nll"] == 50.0
+    assert man["parameters"]["abrupt_end"] == 50.0
     scores = pq.read_table(f"{out}.scores.parquet").to_pydict()
     assert all(x is None or x >= 0 for x in scores["end_nll"])
 
@@ -142,7 +142,7 @@ def test_bad_records_skip_or_stop(tmp_path, tiny_model_dir, capsys):
         (["--sample-ratio", "1.5"], "expected a number in (0, 1]"),
         (["--lambda", "3"], "neighbor_lambda must be in [0, 1]"),
         (["--batch-size", "0"], "--batch-size must be >= 1"),
-        (["--max-end-nll", "0"], "expected a number > 0 or 'none'"),
+        (["--abrupt-end", "0"], "expected a number > 0 or 'none'"),
     ],
 )
 def test_bad_options(tmp_path, tiny_model_dir, capsys, args, expected):

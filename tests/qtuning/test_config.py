@@ -17,6 +17,10 @@ def test_defaults_follow_the_spec():
         0.5,
     )
     assert (c.fill, c.dedup) == ("uniform", "fuzzy")
+    # no token pruning: chosen on the development outcome pool (benchmarks/qtuning_outcome.py)
+    assert c.token_ratio == 1.0
+    # abrupt ends (truncated responses): chosen on development pools (qtuning_diagnostic.py)
+    assert c.abrupt_end == 4.0
 
 
 @pytest.mark.parametrize(
@@ -50,9 +54,9 @@ def test_n_keep(B, r, K):
         ({"alpha_max": 0.5}, "alpha"),
         ({"alpha_min": 0.3, "alpha_max": 0.2}, "alpha"),
         ({"sample_ratio": True}, "sample_ratio"),
-        ({"max_end_nll": 0.0}, "max_end_nll"),
-        ({"max_end_nll": "4"}, "max_end_nll"),
-        ({"max_end_nll": float("inf")}, "max_end_nll"),
+        ({"abrupt_end": 0.0}, "abrupt_end"),
+        ({"abrupt_end": "4"}, "abrupt_end"),
+        ({"abrupt_end": float("inf")}, "abrupt_end"),
     ],
 )
 def test_bad_values_name_the_field(kwargs, match):

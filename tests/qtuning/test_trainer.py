@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from dataprune.errors import DataValidationError
 from dataprune.lm_scoring import score_sft
 from dataprune.qtuning import (
     QTuningConfig,
@@ -216,23 +215,27 @@ def test_unknown_forward_option(tiny_lm, tmp_path):
 
 @pytest.mark.parametrize("forward", ["hidden", "full"])
 def test_dynamic_abrupt_end_rule_equals_static(tiny_lm, forward):
-    """max_end_nll leaves out the same samples per micro-batch as in static triage."""
+    """abrupt_end leaves out the same samples in one micro-batch as static triage of it."""
     model, tok = tiny_lm
     model.config.eos_token_id = tok.eos_token_id
     model.train()
     scores = score_sft(model, tok, PROMPTS, RESPONSES, batch_size=16)
     end = scores.end_nll(tok.eos_token_id)
     assert not np.isnan(end).any()
-    cfg = QTuningConfig(sample_ratio=0.5, max_end_nll=float(np.median(end)))
+    margin = float(np.max(end) - np.median(end)) / 2  # flags the upper part of the spread
+    cfg = QTuningConfig(sample_ratio=0.5, abrupt_end=margin)
     static = triage_token_scores(scores, cfg, end_token_id=tok.eos_token_id)
-    flagged = end > cfg.max_end_nll
+    flagged = end > np.median(end) + margin
     assert flagged.any() and not static.samples.kept[flagged].any()
     _, _, stats = qtuning_loss(model, _batch(tok), cfg, forward=forward)
     assert stats["kept"] == static.samples.kept.tolist()
     assert stats["abrupt_end"] == int(flagged.sum())
-    with pytest.raises(DataValidationError, match="end_token_id"):
-        triage_token_scores(scores, cfg)
+    # the end token defaults to the scoring tokenizer's EOS
+    inferred = triage_token_scores(scores, cfg)
+    assert np.array_equal(inferred.samples.kept, static.samples.kept)
+    # no end token known: the rule is skipped (plain triage), not an error
     model.config.eos_token_id = None
     model.generation_config.eos_token_id = None
-    with pytest.raises(ValueError, match="eos_token_id"):
-        qtuning_loss(model, _batch(tok), cfg, forward=forward)
+    _, _, stats = qtuning_loss(model, _batch(tok), cfg, forward=forward)
+    plain = triage_token_scores(scores, QTuningConfig(sample_ratio=0.5, abrupt_end=None))
+    assert stats["abrupt_end"] == 0 and stats["kept"] == plain.samples.kept.tolist()
