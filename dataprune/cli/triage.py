@@ -250,8 +250,9 @@ def run(args: argparse.Namespace) -> int:
     t = summary["tokens"]
     print(
         f"wrote {paths['kept']}: kept {q['kept']} of {len(records)} samples "
-        f"(Q2 {sum(result.samples.q2)}, Q4 {sum(result.samples.q4)}; dropped Q1 {q['Q1']}, "
-        f"Q3 {q['Q3']}; {q['fill_up']} by fill-up, alpha={summary['alpha']:.3f}) and "
+        f"(Q2 {sum(result.samples.q2)}, Q4 {sum(result.samples.q4)}; dropped Q1 {q['Q1']} "
+        f"incl. {q['abrupt_end']} abrupt ends, Q3 {q['Q3']} incl. {q['duplicate']} duplicates; "
+        f"{q['fill_up']} by fill-up, alpha={summary['alpha']:.3f}) and "
         f"{t['kept_tokens']} of {t['response_tokens_in_kept_samples']} response tokens in them "
         f"({timer.elapsed:.1f} s)"
     )

@@ -61,6 +61,9 @@ def test_triage_command_writes_everything(tmp_path, tiny_model_dir, capsys):
     assert _run(src, out, tiny_model_dir, "--shard-size", "5") == 0
     printed = capsys.readouterr().out
     assert "kept 4 of 16 samples" in printed
+    scores = pq.read_table(f"{out}.scores.parquet").to_pydict()
+    n_abrupt = sum(s == "abrupt end" for s in scores["selection"])
+    assert f"incl. {n_abrupt} abrupt ends" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4
     assert all(len(r["input_ids"]) == len(r["labels"]) for r in rows)
