@@ -397,7 +397,8 @@ def render(res: dict, png: str | None = None) -> str:
         f"Command: `{res['command']}` (resumable; `--render-only` rebuilds this section). "
         f"{common.machine_sentence(res.get('machine'))} Scores: SmolLM2-135M-Instruct "
         f"({DTYPE}), response PPL and mean predictive entropy over the response (`entropy="
-        f"response`) or every predicted position (`entropy=all`), max_length {MAX_LENGTH}; "
+        f"response`) or every predicted position (`entropy=all`), and the NLL of the "
+        f"end-of-turn token after the response, max_length {MAX_LENGTH}; "
         f"{res['n_scored']} distinct pairs scored ({res['scoring_seconds']:.0f} s this run).\n"
     )
     L.append(

@@ -265,7 +265,10 @@ def run(args) -> dict[str, Any]:
         "k": k, "max_length": max_length, "tokens_per_step": tokens_per_step,
         "mean_response_tokens": mean_resp, "steps": args.steps, "seeds": list(args.seeds),
         "heldout": {n: len(v) for n, v in heldout.items()},
-        "qtuning_config": _qcfg().to_dict(), "selection": {}, "selection_seconds": None,
+        # the config of "q-tuning static" (eval) / of the one selection the dev conditions share
+        "qtuning_config": (_qcfg() if args.split == "eval" else _qcfg(**PREVIOUS)).to_dict(),
+        "pool_faults": {f: sum(r["fault"] == f for r in pool) for f in FAULTS},
+        "selection": {}, "selection_seconds": None,
         "runs": [], "base": None,
     }  # fmt: skip
     sel: dict[str, Any] = {}
@@ -472,6 +475,14 @@ def render(res: dict, png: str | None = None) -> str:
         b = res["base"]["heldout"]
         L.append(f"| base model (no training) | - | {b['gsm8k']['nll']:.4f} | "
                  f"{b['alpaca']['nll']:.4f} | - | - | - | - | - | - |")  # fmt: skip
+    summ = res.get("qtuning_default_summary", {})
+    if res.get("split", "eval") == "eval" and summ and res.get("pool_faults"):
+        left = sorted({v["quadrants"].get("abrupt_end", 0) for v in summ.values()})
+        L.append(
+            f"\nThe default's abrupt-end rule (abrupt_end={qc.get('abrupt_end')}) left out "
+            f"{' / '.join(map(str, left))} of the {p['n']} pairs (seeds {', '.join(summ)}); the "
+            f"pool holds {res['pool_faults']['truncated']} truncated responses."
+        )
     L.append("")
     L.append("Paired deltas vs random (same seed; mean ± sd; negative = better than random):\n")
     L.append("| condition | Δ NLL GSM8K | better in | Δ NLL Alpaca | better in |")
