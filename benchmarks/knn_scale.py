@@ -88,7 +88,9 @@ GT_TIMEOUT_S = 3600
 EXACT_MAX_N = 300_000  # exact above this is not run (n^2 extrapolation reported instead)
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = (40, 80, 160, 320)
+HNSW_EF_SEARCH = (40, 64, 96, 128)
+#: efSearch values of the sampled sweep (``hnsw-ef``) that chooses the library's rule
+HNSW_EF_SWEEP = (33, 48, 64, 80, 96, 128, 160)
 SEARCH_BLOCK = 16_384
 DATASET_TEXT = {
     "clustered": "clustered synthetic embeddings of selection_speed.py (64 topics x 4096 "
@@ -114,6 +116,14 @@ def _ivf_defaults(n: int) -> dict[str, int]:
 
     p = default_ivf_params(n)
     return {"nlist": p["nlist"], "nprobe": p["nprobe"]}
+
+
+def _hnsw_defaults(n: int) -> dict[str, int]:
+    """What ``knn_graph(method="hnsw")`` uses when given nothing (``default_hnsw_params``)."""
+    from dataprune.neighbors_hnsw import default_hnsw_params
+
+    p = default_hnsw_params(n, default_k())
+    return {key: p[key] for key in ("M", "efConstruction", "efSearch", "target_recall")}
 
 
 def _cells_defaults(n: int) -> dict[str, int]:
@@ -171,6 +181,27 @@ VARIANTS: tuple[Variant, ...] = (
             "M": HNSW_M,
             "efConstruction": HNSW_EF_CONSTRUCTION,
             "efSearch": list(HNSW_EF_SEARCH),
+        },
+    ),
+    Variant(
+        "dp-hnsw",
+        "library",
+        "hnsw",
+        "dataprune hnsw (defaults: one-thread build, efSearch tuned on a 2,000-row sample)",
+        defaults=_hnsw_defaults,
+    ),
+    Variant(
+        "hnsw-ef",
+        "hnsw",
+        "IndexHNSWFlat",
+        f"faiss HNSW (M {HNSW_M}, efC {HNSW_EF_CONSTRUCTION}), one-thread build, efSearch sweep "
+        "timed on the recall queries",
+        params=lambda n: {
+            "M": HNSW_M,
+            "efConstruction": HNSW_EF_CONSTRUCTION,
+            "efSearch": list(HNSW_EF_SWEEP),
+            "build_threads": 1,
+            "search": "sample",
         },
     ),
     Variant("cells", "library", "cells", "dataprune cells (defaults)", defaults=_cells_defaults),
@@ -245,14 +276,18 @@ def _warm_page_cache(path: Path) -> None:
             pass
 
 
-def _search_without_self(index: Any, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Search ``k + 1`` per row and drop the row itself (else the last hit), as knn_graph does."""
-    n = X.shape[0]
+def _search_without_self(
+    index: Any, X: np.ndarray, k: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search ``k + 1`` per row (of ``rows``, default all) and drop the row itself (else the last
+    hit), as knn_graph does."""
+    rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
+    n = len(rows)
     sims, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
     for lo in range(0, n, SEARCH_BLOCK):
         hi = min(n, lo + SEARCH_BLOCK)
-        s, i = index.search(np.ascontiguousarray(X[lo:hi]), k + 1)
-        keep = i != np.arange(lo, hi)[:, None]
+        s, i = index.search(np.ascontiguousarray(X[rows[lo:hi]]), k + 1)
+        keep = i != rows[lo:hi, None]
         keep[keep.all(axis=1), -1] = False
         sims[lo:hi], idx[lo:hi] = s[keep].reshape(hi - lo, k), i[keep].reshape(hi - lo, k)
     return sims, idx
@@ -267,35 +302,16 @@ def recall_at_k(idx: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> floa
 
 def _groundtruth(spec: dict[str, Any]) -> None:
     """Exact top-k (self excluded) of the query sample against all rows; keys read once."""
-    import warnings
-
-    import torch
+    from dataprune.neighbors import exact_knn_rows
 
     X = np.load(spec["data"], mmap_mode="r")
     n, k = X.shape[0], int(spec["k"])
     queries = query_sample(n, int(spec["n_queries"]))
     _warm_page_cache(Path(spec["data"]))
     t0 = time.perf_counter()
-    with warnings.catch_warnings():  # read-only memmap; never written
-        warnings.simplefilter("ignore", UserWarning)
-        keys = torch.from_numpy(np.asarray(X))
-    Q = torch.from_numpy(np.ascontiguousarray(X[queries]))
-    best_s = torch.full((len(queries), k), -torch.inf)
-    best_i = torch.full((len(queries), k), -1, dtype=torch.int64)
-    step = max(k, 2**25 // max(1, len(queries)))  # <= 128 MiB of similarities per block
-    with torch.inference_mode():
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            S = Q @ keys[lo:hi].T
-            own = np.flatnonzero((queries >= lo) & (queries < hi))
-            S[torch.from_numpy(own), torch.from_numpy(queries[own] - lo)] = -torch.inf
-            s, i = torch.topk(S, min(k, hi - lo), dim=1)
-            cat_s, cat_i = torch.cat([best_s, s], 1), torch.cat([best_i, i + lo], 1)
-            best_s, j = torch.topk(cat_s, k, dim=1)
-            best_i = torch.gather(cat_i, 1, j)
+    sims, idx = exact_knn_rows(X, queries, k)
     np.savez(
-        spec["out"], queries=queries, idx=best_i.numpy(), sims=best_s.numpy(),
-        seconds=time.perf_counter() - t0,
+        spec["out"], queries=queries, idx=idx, sims=sims, seconds=time.perf_counter() - t0
     )  # fmt: skip
 
 
@@ -326,10 +342,18 @@ def worker(spec: dict[str, Any]) -> None:
 
     if spec["kind"] == "library":
         t0 = time.perf_counter()
-        _, idx = knn_graph(
-            X, k, method=spec["method"], random_state=SEED, show_progress_bar=False, **params
+        _, idx, info = knn_graph(
+            X,
+            k,
+            method=spec["method"],
+            random_state=SEED,
+            show_progress_bar=False,
+            return_info=True,
+            **params,
         )
-        record({"params": params, "seconds": round(time.perf_counter() - t0, 3)}, idx)
+        seconds = round(time.perf_counter() - t0, 3)
+        tuned = {key: info[key] for key in ("efSearch", "sample_recall") if key in info}
+        record({"params": {**params, **tuned}, "seconds": seconds}, idx)
     elif spec["kind"] == "faiss_ivf":
         t0 = time.perf_counter()
         index = faiss.IndexIVFFlat(
@@ -347,16 +371,25 @@ def worker(spec: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         index = faiss.IndexHNSWFlat(d, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = int(params["efConstruction"])
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(int(params.get("build_threads") or threads))
         index.add(np.asarray(X))
+        faiss.omp_set_num_threads(threads)
         build_s = time.perf_counter() - t0
+        sampled = params.get("search") == "sample"
         for ef in params["efSearch"]:
             index.hnsw.efSearch = int(ef)
             t1 = time.perf_counter()
-            _, idx = _search_without_self(index, X, k)
-            search_s = time.perf_counter() - t1
+            if sampled:  # only the recall queries; the search time is scaled to all n rows
+                idx = np.full((X.shape[0], k), -1, np.int64)
+                _, idx[queries] = _search_without_self(index, X, k, rows=queries)
+                search_s = (time.perf_counter() - t1) * X.shape[0] / len(queries)
+            else:
+                _, idx = _search_without_self(index, X, k)
+                search_s = time.perf_counter() - t1
             row = {"params": {**params, "efSearch": int(ef)}, "build_s": round(build_s, 3)}
             row.update(search_s=round(search_s, 3), seconds=round(build_s + search_s, 3))
-            record(row, idx)
+            record({**row, "search_scaled": True} if sampled else row, idx)
     else:
         raise ValueError(f"unknown kind {spec['kind']!r}")
 

@@ -59,6 +59,15 @@ RECIPES: dict[str, Recipe] = {
         "balanced kcenter (activations)", "kcenter", space="activations", mix="balanced"
     ),
     # optional rows (not in the default list)
+    # facility location maximises the summed similarity of each candidate to its nearest kept
+    # one: the pool-side counterpart of the report's coverage (k-center covers the outliers)
+    "fl_act": Recipe("facility location (activations)", "facility_location", space="activations"),
+    "balanced_fl_act": Recipe(
+        "balanced facility location (activations)",
+        "facility_location",
+        space="activations",
+        mix="balanced",
+    ),
     "prototypes": Recipe("prototypes (embeddings)", "prototypes"),
     "gsm8k": Recipe("GSM8K only (random)", "random", pool="gsm8k"),
 }

@@ -206,6 +206,7 @@ def part_1m(data_dir: Path, workdir: Path) -> list[dict]:
     rows = [
         run_case({**base, "method": "facility_location"}, workdir, timeout=6000),
         run_case({**base, "method": "prototypes"}, workdir, timeout=1800),
+        run_case({**base, "method": "semdedup"}, workdir, timeout=1800),
         {
             "method": "kcenter",
             "n": n,

@@ -34,6 +34,7 @@ def plot(rows: list[dict], meta: dict, path: Path) -> None:
         ("facility_location_graph", "^:"),
         ("apricot_sparse_int32", "d--"),
         ("prototypes", "x-"),
+        ("semdedup", "*-"),
     ):
         pts = sorted(
             (r["n"], _time(r), r.get("peak_rss_mib"), "extrapolated_wall_s" in r)

@@ -21,6 +21,7 @@ LABELS = {
     "facility_location_graph": "dataprune FL lazy greedy on the shared graph",
     "apricot_sparse_int32": "apricot FL sparse on the shared graph (int32 CSR workaround)",
     "prototypes": "dataprune prototypes (faiss k-means)",
+    "semdedup": "dataprune SemDeDup (k-means + per-cluster duplicate scan)",
 }
 
 
@@ -220,7 +221,13 @@ def _summary(rows: list[dict]) -> list[str]:
                 f"; prototypes in {pr['wall_s'] / 60:.0f} min with peak RSS "
                 f"{pr['peak_rss_mib'] / 1024:.1f} GiB"
             )
-        peaks = [x["peak_rss_mib"] for x in (fl, pr) if "peak_rss_mib" in x]
+        sd = by.get(("semdedup", big), {})
+        if "wall_s" in sd:
+            line += (
+                f"; SemDeDup in {sd['wall_s'] / 60:.1f} min ({sd['n_duplicates']:,} duplicates) "
+                f"with peak RSS {sd['peak_rss_mib'] / 1024:.1f} GiB"
+            )
+        peaks = [x["peak_rss_mib"] for x in (fl, pr, sd) if "peak_rss_mib" in x]
         verdict = "met" if max(peaks) <= MEMORY_LIMIT_GIB * 1024 else "NOT met"
         out.append(line + f" (limit: {MEMORY_LIMIT_GIB} GiB: {verdict}).")
     per_row = [

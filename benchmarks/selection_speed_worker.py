@@ -238,6 +238,11 @@ def run_worker(spec: dict) -> dict:
         M = _apricot_sparse_matrix(sims, idx)
         ap = FacilityLocationSelection(k, metric="precomputed", optimizer="lazy").fit(M)
         out.update(selected=np.asarray(ap.ranking), objective_knn=float(np.sum(ap.gains)))
+    elif method == "semdedup":
+        from dataprune.selection.semdedup import SemDeDup
+
+        sel = SemDeDup(n_samples=k, random_state=SEED, show_progress_bar=False).fit(X)
+        out.update(selected=sel.selected_indices_, n_duplicates=int(sel.n_duplicates_))
     elif method == "prototypes":
         try:
             from dataprune.selection.prototypes import Prototypes

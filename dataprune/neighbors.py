@@ -16,14 +16,25 @@ from dataprune.progress import progress
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "KNN_METHODS",
     "DuplicatePair",
     "default_ivf_params",
     "duplicate_groups",
+    "exact_knn_rows",
     "knn_graph",
     "near_duplicate_pairs",
 ]
 
 _EXACT_LIMIT = 100_000
+
+#: kNN methods of :func:`knn_graph` (``method=``), each with what it does.
+KNN_METHODS: dict[str, str] = {
+    "exact": "blockwise float32 matrix products and a running top-k (default up to 100k rows)",
+    "hnsw": "faiss HNSW graph, built single-threaded (reproducible), efSearch tuned to a recall "
+    "target on a sample (default above 100k rows)",
+    "ivf": "faiss IVF-Flat with a quantizer trained on a sample",
+    "cells": "cell self-join: queries batched by coarse cell, bfloat16 matrix products",
+}
 
 
 def _as_float32(X: np.ndarray) -> np.ndarray:
@@ -69,7 +80,10 @@ def knn_graph(
     random_state: int = 0,
     show_progress_bar: bool | None = None,
     method: str | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    ef_search: int | None = None,
+    target_recall: float = 0.95,
+    return_info: bool = False,
+):
     """k nearest neighbours of every row by inner product (cosine for normalised rows), self excluded.
 
     Parameters
@@ -80,7 +94,7 @@ def knn_graph(
         Neighbours per row (clipped to ``n_samples - 1``).
     exact : bool, optional
         Exact search by blockwise matrix products (default when ``n_samples <= 100_000``)
-        or a faiss IVF index.
+        or an approximate one (``method="hnsw"``). ``method`` overrides it.
     block_size : int, default=16384
         Query rows per search call (IVF); the exact search scores at most
         ``min(block_size, 4096)`` query rows at a time against tiles of keys (128 MiB of float32
@@ -94,19 +108,35 @@ def knn_graph(
         Cells visited per query. Default (``None``): the method's own, 16 for IVF
         (:func:`default_ivf_params`) and ``min(nlist, 16)`` for cells
         (:func:`~dataprune.cell_join.default_cell_params`); a value given is used by either
-        method, with or without ``nlist``. Ignored by exact search. At the IVF defaults the
-        approximate graph matches the exact one on embedding-like (clustered) data
+        method, with or without ``nlist``. Ignored by exact search and HNSW. At the IVF defaults
+        the approximate graph matches the exact one on embedding-like (clustered) data
         (recall@10 >= 0.99 in the tests); on structureless, uniformly spread vectors recall falls
-        (about 0.85 at 16 dimensions, lower in higher dimension): raise ``nprobe`` (up to
-        ``nlist``, which is exact) for such data.
+        (about 0.85 at 16 dimensions, lower in higher dimension, 0.48 at 100k rows of rank-24
+        data in ``benchmarks/knn_scale.py``): raise ``nprobe`` (up to ``nlist``, which is exact)
+        for such data, or use HNSW.
     random_state : int, default=0
         Seed for the IVF training sample (``min(n, max(40 * nlist, 10_000))`` rows) or the cell
-        centroids.
-    method : {"exact", "ivf", "cells"}, optional
-        Overrides ``exact``: ``"ivf"`` is the faiss IVF index above; ``"cells"`` the cell
-        self-join of :func:`dataprune.cell_join.cell_join_knn` (queries batched by coarse cell,
-        bfloat16 matrix products, exact re-scoring; ``nlist`` / ``nprobe`` passed through, each
-        ``None`` meaning its own default).
+        centroids. The HNSW graph does not depend on it (faiss's fixed level seed).
+    method : {"exact", "hnsw", "ivf", "cells"}, optional
+        Overrides ``exact`` (:data:`KNN_METHODS`). Default (``None``): ``"exact"`` up to 100k rows,
+        ``"hnsw"`` above. ``"hnsw"``: a faiss HNSW graph
+        (:func:`dataprune.neighbors_hnsw.hnsw_knn`), built with one thread so that the same rows
+        give the same graph (faiss's multi-threaded insertion order is unspecified), searched by
+        all threads with ``efSearch`` tuned on a sample to ``target_recall``. ``"ivf"``: the faiss IVF index above. ``"cells"``: the cell self-join of
+        :func:`dataprune.cell_join.cell_join_knn` (queries batched by coarse cell, bfloat16
+        matrix products, exact re-scoring; ``nlist`` / ``nprobe`` passed through, each ``None``
+        meaning its own default).
+    ef_search : int, optional
+        HNSW candidate-list size per query (at least ``k + 1``); default (``None``): tuned per
+        call, the first of ``(k + 1) * (1, 1.5, 2, 3, 4, 6, 8, 12, 16)`` whose recall@k on a
+        seeded sample of 2,000 rows (searched exactly) reaches ``target_recall``
+        (:func:`dataprune.neighbors_hnsw.default_hnsw_params`). Higher is slower and closer to
+        exact. Ignored by the other methods.
+    target_recall : float, default=0.95
+        Recall@k the HNSW tuning aims for (ignored with ``ef_search`` or other methods).
+    return_info : bool, default=False
+        Also return a dict of what ran (``method`` and its parameters; for HNSW the tuned
+        ``efSearch`` and the sample's recall).
 
     Returns
     -------
@@ -115,23 +145,60 @@ def knn_graph(
     idx : ndarray of shape (n_samples, k), int64
         Neighbour indices (``-1`` where missing). Exact search orders equal similarities by
         increasing index (and keeps the lowest indices among ties at the ``k``-th place).
+    info : dict
+        Only with ``return_info=True``.
     """
+    X = _as_float32(X)
+    k = int(min(k, X.shape[0] - 1))
+    if not 0.0 < float(target_recall) <= 1.0:
+        raise DataValidationError(f"target_recall must be in (0, 1], got {target_recall!r}")
+    sims, idx, info = _knn_graph(
+        X,
+        k,
+        exact=exact,
+        block_size=block_size,
+        nlist=nlist,
+        nprobe=nprobe,
+        random_state=random_state,
+        show_progress_bar=show_progress_bar,
+        method=method,
+        ef_search=ef_search,
+        target_recall=float(target_recall),
+    )
+    return (sims, idx, info) if return_info else (sims, idx)
+
+
+def _knn_graph(
+    X: np.ndarray,
+    k: int,
+    *,
+    exact: bool | None,
+    block_size: int,
+    nlist: int | None,
+    nprobe: int | None,
+    random_state: int,
+    show_progress_bar: bool | None,
+    method: str | None,
+    ef_search: int | None,
+    target_recall: float,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """:func:`knn_graph` on checked float32 rows: ``(sims, idx, info)``."""
     import faiss
 
-    X = _as_float32(X)
     n, d = X.shape
-    k = int(min(k, n - 1))
     if k < 1:
-        return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    if method is not None and method not in ("exact", "ivf", "cells"):
-        raise DataValidationError(f"unknown kNN method {method!r}; valid: cells, exact, ivf")
-    for name, value in (("nlist", nlist), ("nprobe", nprobe)):
+        empty = np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        return (*empty, {"method": "none"})
+    if method is not None and method not in KNN_METHODS:
+        valid = ", ".join(sorted(KNN_METHODS))
+        raise DataValidationError(f"unknown kNN method {method!r}; valid: {valid}")
+    for name, value in (("nlist", nlist), ("nprobe", nprobe), ("ef_search", ef_search)):
         if value is not None and (isinstance(value, bool) or int(value) < 1):
             raise DataValidationError(f"{name} must be >= 1 or None, got {value!r}")
     if method == "cells":
-        from dataprune.cell_join import cell_join_knn
+        from dataprune.cell_join import cell_join_knn, default_cell_params
 
-        return cell_join_knn(
+        sims, idx = cell_join_knn(
             X,
             k,
             nlist=nlist,
@@ -139,12 +206,28 @@ def knn_graph(
             random_state=random_state,
             show_progress_bar=show_progress_bar,
         )
-    if method is not None:
-        exact = method == "exact"
-    if exact is None:
-        exact = n <= _EXACT_LIMIT
-    if exact:
-        return _exact_knn(X, k, block_size=block_size, show_progress_bar=show_progress_bar)
+        p = default_cell_params(n)
+        p.update({key: v for key, v in (("nlist", nlist), ("nprobe", nprobe)) if v is not None})
+        return sims, idx, {"method": "cells", **p}
+    if method is None:
+        if exact is None:
+            exact = n <= _EXACT_LIMIT
+        method = "exact" if exact else "hnsw"
+    if method == "exact":
+        sims, idx = _exact_knn(X, k, block_size=block_size, show_progress_bar=show_progress_bar)
+        return sims, idx, {"method": "exact"}
+    if method == "hnsw":
+        from dataprune.neighbors_hnsw import hnsw_knn
+
+        return hnsw_knn(
+            X,
+            k,
+            ef_search=ef_search,
+            target_recall=target_recall,
+            random_state=random_state,
+            block_size=block_size,
+            show_progress_bar=show_progress_bar,
+        )
     params = default_ivf_params(n, nlist=nlist)
     nlist = int(params["nlist"])
     nprobe = int(params["nprobe"] if nprobe is None else nprobe)
@@ -156,19 +239,32 @@ def knn_graph(
     index.train(train)
     index.nprobe = nprobe
     index.add(X)
+    sims, idx = _search_without_self(index, X, k, block_size, show_progress_bar)
+    return sims, idx, {"method": "ivf", "nlist": nlist, "nprobe": nprobe}
+
+
+def _search_without_self(
+    index,
+    X: np.ndarray,
+    k: int,
+    block_size: int,
+    show_progress_bar: bool | None,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search the rows of ``X`` (``rows``, default all) in the faiss ``index`` for ``k + 1`` hits
+    each, self dropped; arrays of shape ``(len(rows), k)``."""
+    rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    n = len(rows)
     sims = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
     for lo in progress(
         range(0, n, block_size), show_progress_bar=show_progress_bar, desc="kNN", unit="block"
     ):
         hi = min(n, lo + block_size)
-        s, i = index.search(X[lo:hi], k + 1)
-        rows = np.arange(lo, hi)[:, None]
-        is_self = i == rows
-        # drop self (or the last column when self was not returned, e.g. exact duplicates tie)
-        keep = ~is_self
-        no_self = keep.all(axis=1)
-        keep[no_self, -1] = False
+        s, i = index.search(np.ascontiguousarray(X[rows[lo:hi]]), k + 1)
+        # drop self (or the last hit when self was not returned, e.g. exact duplicates tie)
+        keep = i != rows[lo:hi, None]
+        keep[keep.all(axis=1), -1] = False
         sims[lo:hi] = s[keep].reshape(hi - lo, k)
         idx[lo:hi] = i[keep].reshape(hi - lo, k)
     return sims, idx
@@ -267,6 +363,48 @@ def _exact_knn(
             sims[lo:hi] = best_v
             idx[lo:hi] = best_i
     return sims, idx
+
+
+def exact_knn_rows(X: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest neighbours (inner product, self excluded) of the rows ``X[rows]``
+    among all rows of ``X`` — e.g. the ground truth of a recall estimate.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, dim)
+        Rows (float32; a read-only memory map works).
+    rows : ndarray of shape (n_queries,), int
+        Query rows (distinct).
+    k : int
+        Neighbours per query (``<= n_samples - 1``).
+
+    Returns
+    -------
+    sims, idx : ndarray of shape (n_queries, k)
+        Similarities (descending) and indices. Keys are read once, in tiles of at most 128 MiB
+        of similarities.
+    """
+    import torch
+
+    X = _as_float32(X)
+    rows = np.asarray(rows, dtype=np.int64)
+    keys = _as_tensor(X)
+    Q = torch.from_numpy(np.ascontiguousarray(X[rows], dtype=np.float32))
+    n = X.shape[0]
+    best_s = torch.full((len(rows), k), -torch.inf)
+    best_i = torch.full((len(rows), k), -1, dtype=torch.int64)
+    step = max(k, _EXACT_TILE_ELEMENTS // max(1, len(rows)))
+    with torch.inference_mode():
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            S = Q @ keys[lo:hi].T
+            own = np.flatnonzero((rows >= lo) & (rows < hi))
+            S[torch.from_numpy(own), torch.from_numpy(rows[own] - lo)] = -torch.inf
+            s, i = torch.topk(S, min(k, hi - lo), dim=1)
+            cat_s, cat_i = torch.cat([best_s, s], 1), torch.cat([best_i, i + lo], 1)
+            best_s, j = torch.topk(cat_s, k, dim=1)
+            best_i = torch.gather(cat_i, 1, j)
+    return best_s.numpy(), best_i.numpy()
 
 
 @dataclass(frozen=True)

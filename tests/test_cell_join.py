@@ -58,8 +58,8 @@ def test_small_inputs_and_options():
         cell_join_knn(X, 2, dtype="float16")
     s, i = knn_graph(X, 2, method="cells")
     assert i.shape == (5, 2)
-    with pytest.raises(DataValidationError, match="valid: cells, exact, ivf"):
-        knn_graph(X, 2, method="hnsw")
+    with pytest.raises(DataValidationError, match="valid: cells, exact, hnsw, ivf"):
+        knn_graph(X, 2, method="annoy")
 
 
 def test_knn_graph_passes_nprobe_and_nlist_to_the_cell_join(monkeypatch, clustered):

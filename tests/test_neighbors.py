@@ -10,6 +10,7 @@ from dataprune.neighbors import (
     _exact_knn,
     default_ivf_params,
     duplicate_groups,
+    exact_knn_rows,
     knn_graph,
     near_duplicate_pairs,
 )
@@ -104,17 +105,17 @@ def test_default_ivf_params_and_nprobe_passed_to_ivf():
     X = _unit(rng, 2000, 16)  # structureless: the default nprobe misses neighbours
     nlist = default_ivf_params(len(X))["nlist"]
     es, ei = knn_graph(X, 10, exact=True, show_progress_bar=False)
-    _s, di = knn_graph(X, 10, exact=False, show_progress_bar=False)
-    _s, di16 = knn_graph(X, 10, exact=False, nprobe=16, show_progress_bar=False)
+    _s, di = knn_graph(X, 10, method="ivf", show_progress_bar=False)
+    _s, di16 = knn_graph(X, 10, method="ivf", nprobe=16, show_progress_bar=False)
     np.testing.assert_array_equal(di, di16)  # None = the documented default, 16
-    s, i = knn_graph(X, 10, exact=False, nprobe=nlist, show_progress_bar=False)
+    s, i = knn_graph(X, 10, method="ivf", nprobe=nlist, show_progress_bar=False)
     np.testing.assert_allclose(s, es, atol=1e-5)  # probing every list is exact
     assert np.mean(i == ei) > 0.999 and np.mean(di == ei) < 0.99
     s, i = knn_graph(X, 10, method="ivf", nlist=16, nprobe=16, show_progress_bar=False)
     np.testing.assert_allclose(s, es, atol=1e-5)
     assert np.mean(i == ei) > 0.999
     with pytest.raises(DataValidationError, match="nprobe"):
-        knn_graph(X, 10, exact=False, nprobe=0)
+        knn_graph(X, 10, method="ivf", nprobe=0)
 
 
 def test_ivf_knn_at_the_default_nlist_and_nprobe_is_close_to_exact_on_clustered_data():
@@ -128,7 +129,7 @@ def test_ivf_knn_at_the_default_nlist_and_nprobe_is_close_to_exact_on_clustered_
     X = topics[rng.integers(0, 200, n)] + 0.5 * rng.standard_normal((n, 64))
     X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
     _, exact = knn_graph(X, 10, exact=True, show_progress_bar=False)
-    _, approx = knn_graph(X, 10, exact=False, show_progress_bar=False)
+    _, approx = knn_graph(X, 10, method="ivf", show_progress_bar=False)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)])
     assert recall >= 0.99, recall
 
@@ -146,3 +147,17 @@ def test_near_duplicates_and_groups():
     assert all(p.i < p.j for p in pairs)
     groups = duplicate_groups(50, pairs)
     assert groups == [[3, 10, 11], [20, 40]]
+
+
+def test_exact_knn_rows_matches_the_full_exact_graph(tmp_path):
+    rng = np.random.default_rng(9)
+    X = _unit(rng, 700, 24)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    M = np.load(path, mmap_mode="r")
+    rows = np.array([0, 5, 350, 699])
+    s, i = exact_knn_rows(M, rows, 7)
+    fs, fi = knn_graph(X, 7, exact=True, show_progress_bar=False)
+    np.testing.assert_array_equal(i, fi[rows])
+    np.testing.assert_allclose(s, fs[rows], atol=1e-6)
+    assert (i != rows[:, None]).all()

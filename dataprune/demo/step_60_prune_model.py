@@ -1,32 +1,30 @@
-"""Demo step: prune SmolLM2 with Wanda from calibration samples chosen by k-center vs random."""
+"""Demo step: check calibration sets with the calibration report, then prune SmolLM2 with Wanda
+from each: the default (random) against k-center on the model's own activations."""
 
 from __future__ import annotations
 
 from typing import Any
 
-TITLE = "Prune SmolLM2-135M to 50% with Wanda: calibration chosen by k-center vs random"
+TITLE = (
+    "Prune SmolLM2-135M to 50% with Wanda: calibration report, then random (default) vs "
+    "activation k-center"
+)
 N_SAMPLES = 8
 SEQ_LEN = 64
 EVAL_TOKENS = 512
 
 
 def run(ctx: Any) -> list[str]:
-    import numpy as np
-
-    from dataprune.calibration import build_calibration_set
+    from dataprune.calibration import build_calibration_set, calibration_report
     from dataprune.model_pruning import MagnitudePruner, WandaPruner, compare_calibration
     from dataprune.models import load_causal_lm, resolve_causal_lm
 
-    if "embeddings" not in ctx.state:  # run on its own: build what step 10 leaves behind
+    if "records" not in ctx.state:  # run on its own: load what step 10 leaves behind
         from dataprune.demo.data import load_humaneval_sft, sft_text
-        from dataprune.embeddings import embed_texts
 
         records = load_humaneval_sft(random_state=ctx.random_state)
-        texts = [sft_text(r) for r in records]
-        X = embed_texts(texts, cache_dir=ctx.output_dir / "embedding-cache")
-        ctx.state.update(records=records, texts=texts, embeddings=X)
+        ctx.state.update(records=records, texts=[sft_text(r) for r in records])
     records, texts = ctx.state["records"], ctx.state["texts"]
-    X = np.asarray(ctx.state["embeddings"], dtype=np.float32)
     originals = [i for i, r in enumerate(records) if "injected_duplicate_of" not in r]
     n_pool = (len(originals) * 3) // 4
     pool, held_out = originals[:n_pool], originals[n_pool:]
@@ -42,12 +40,17 @@ def run(ctx: Any) -> list[str]:
             pool_texts,
             tok,
             selector="kcenter",
-            embeddings=X[pool],  # the step-10 embeddings, no re-encoding
+            space="activations",  # the model's own hidden states, not a sentence encoder's
+            model=model,
             random_state=ctx.random_state,
             **common,
         ),
     }
     eval_texts = {"held-out HumanEval": [texts[i] for i in held_out]}
+    # before any pruning: how well does each set cover the model's activations on the target text?
+    report = calibration_report(sets, model, tok, eval_texts["held-out HumanEval"], seq_len=SEQ_LEN)
+    report.save(ctx.output_dir / "calibration_report.json")
+    cov = {s["name"]: s["coverage_mean"] for s in report.sets}
     plot = ctx.output_dir / "model_pruning.png"
     wanda = compare_calibration(
         model,
@@ -78,13 +81,17 @@ def run(ctx: Any) -> list[str]:
         f"HumanEval problems; perplexity on {wanda.eval_tokens[e]} tokens of {len(held_out)} "
         "held-out problems",
         f"perplexity: dense {dense:.2f} | magnitude {rows['magnitude (no data)']['perplexity']:.2f}"
-        f" | Wanda+random {rows['random']['perplexity']:.2f}"
-        f" | Wanda+k-center {rows['kcenter']['perplexity']:.2f}",
+        f" | Wanda+random (default) {rows['random']['perplexity']:.2f}"
+        f" | Wanda+k-center (activations) {rows['kcenter']['perplexity']:.2f}",
+        f"calibration report before pruning (coverage of the held-out activations, lower = "
+        f"better): random {cov['random']:.4f}, k-center {cov['kcenter']:.4f} -> "
+        f"{ctx.output_dir / 'calibration_report.json'}",
         f"prune time: Wanda {rows['random']['prune_time_s']:.1f} s / "
         f"{rows['kcenter']['prune_time_s']:.1f} s, magnitude "
         f"{rows['magnitude (no data)']['prune_time_s']:.1f} s; sparsity of pruned layers "
         f"{100 * rows['kcenter']['sparsity']:.1f}%",
         f"plot -> {plot}; table -> {ctx.output_dir / 'model_pruning.json'} "
-        "(full comparison with seeds: benchmarks/model_pruning.py; CLI: dataprune prune-model)",
+        "(full comparison with seeds and the default's evidence: benchmarks/model_pruning.py; "
+        "CLI: dataprune calibration-report, dataprune prune-model)",
     ]
     return lines

@@ -257,16 +257,24 @@ class FacilityLocation(BaseSelector):
     fraction : float, optional
         Fraction of records to keep, in (0, 1].
     random_state : int, optional
-        Seed of the IVF index training (graphs above 100k rows); exact graphs are deterministic.
+        Seed of the IVF index training (``knn_method="ivf"``); the exact and HNSW graphs do
+        not depend on it.
     n_neighbors : int, default=32
         Neighbours kept per record in the similarity graph (memory ~ 12 bytes per edge).
     similarity : {"clip", "shift"}, default="clip"
         Non-negative similarity from the cosine: ``max(cos, 0)`` or ``(1 + cos) / 2``.
     exact_knn : bool, optional
-        Force an exact (flat) or approximate (IVF) kNN index; default: exact up to 100k rows.
+        Force an exact or approximate (HNSW) kNN graph; default: exact up to 100k rows.
+    knn_method : {"exact", "hnsw", "ivf", "cells"}, optional
+        The kNN method of :func:`dataprune.neighbors.knn_graph` (overrides ``exact_knn``);
+        default (``None``): exact up to 100k rows, HNSW above.
     nprobe : int, optional
-        IVF cells visited per query when the index is approximate; default (``None``): the
-        ``knn_graph`` default, 16 (:func:`dataprune.neighbors.default_ivf_params`).
+        Cells visited per query by ``knn_method="ivf"`` or ``"cells"``; default (``None``): the
+        method's own (:func:`dataprune.neighbors.default_ivf_params`).
+    ef_search : int, optional
+        HNSW candidate list per query; default (``None``): tuned per fit until the recall@k of a
+        2,000-row sample searched exactly reaches 0.95
+        (:func:`dataprune.neighbors_hnsw.default_hnsw_params`).
     show_progress_bar : bool, optional
         Show tqdm bars (default: when the ``dataprune`` logger is at INFO).
 
@@ -301,14 +309,18 @@ class FacilityLocation(BaseSelector):
         n_neighbors: int = 32,
         similarity: str = "clip",
         exact_knn: bool | None = None,
+        knn_method: str | None = None,
         nprobe: int | None = None,
+        ef_search: int | None = None,
         show_progress_bar: bool | None = None,
     ) -> None:
         super().__init__(n_samples=n_samples, fraction=fraction, random_state=random_state)
         self.n_neighbors = n_neighbors
         self.similarity = similarity
         self.exact_knn = exact_knn
+        self.knn_method = knn_method
         self.nprobe = nprobe
+        self.ef_search = ef_search
         self.show_progress_bar = show_progress_bar
 
     def _check_params(self) -> None:
@@ -329,7 +341,9 @@ class FacilityLocation(BaseSelector):
             X,
             int(self.n_neighbors),
             exact=self.exact_knn,
+            method=self.knn_method,
             nprobe=None if self.nprobe is None else int(self.nprobe),
+            ef_search=None if self.ef_search is None else int(self.ef_search),
             random_state=seed,
             show_progress_bar=self.show_progress_bar,
         )

@@ -167,17 +167,20 @@ def test_determinism_memmap_and_normalisation(tmp_path, caplog):
     np.testing.assert_array_equal(c.selected_indices_, b.selected_indices_)
 
 
-def test_approximate_graph_is_deterministic_under_random_state():
+@pytest.mark.parametrize("knn_method", [None, "ivf"])
+def test_approximate_graph_is_deterministic_under_random_state(knn_method):
     X = _clustered(3000, dim=16, n_clusters=30, seed=5)
-    a = FacilityLocation(n_samples=100, exact_knn=False, random_state=3).fit(X)
-    b = FacilityLocation(n_samples=100, exact_knn=False, random_state=3).fit(X)
+    kw = {"n_samples": 100, "exact_knn": False, "knn_method": knn_method, "random_state": 3}
+    a = FacilityLocation(**kw).fit(X)
+    b = FacilityLocation(**kw).fit(X)
     np.testing.assert_array_equal(a.selected_indices_, b.selected_indices_)
-    # nprobe=None (the default) is knn_graph's IVF default, 16
-    assert a.nprobe is None
-    c = FacilityLocation(n_samples=100, exact_knn=False, nprobe=16, random_state=3).fit(X)
+    # nprobe / ef_search None (the defaults) are knn_graph's defaults (IVF 16, HNSW's rule)
+    assert a.nprobe is None and a.ef_search is None
+    extra = {"nprobe": 16} if knn_method == "ivf" else {"ef_search": 33}
+    c = FacilityLocation(**kw, **extra).fit(X)
     np.testing.assert_array_equal(a.selected_indices_, c.selected_indices_)
     exact = FacilityLocation(n_samples=100, random_state=3).fit(X)
-    # the IVF graph loses little of the objective measured on the dense function
+    # the approximate graph loses little of the objective measured on the dense function
     fa = facility_location_objective(X, a.selected_indices_)
     fe = facility_location_objective(X, exact.selected_indices_)
     assert fa >= 0.97 * fe
