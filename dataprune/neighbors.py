@@ -129,8 +129,8 @@ def knn_graph(
     ef_search : int, optional
         HNSW candidate-list size per query (at least ``k + 1``); default (``None``): tuned per
         call, the first of ``(k + 1) * (1, 1.5, 2, 3, 4, 6, 8, 12, 16)`` whose recall@k on a
-        seeded sample of 2,000 rows (searched exactly) reaches ``target_recall``
-        (:func:`dataprune.neighbors_hnsw.default_hnsw_params`). Higher is slower and closer to
+        seeded sample of 2,000 rows (searched exactly), less two standard errors, reaches
+        ``target_recall`` (:func:`dataprune.neighbors_hnsw.default_hnsw_params`). Higher is slower and closer to
         exact. Ignored by the other methods.
     target_recall : float, default=0.95
         Recall@k the HNSW tuning aims for (ignored with ``ef_search`` or other methods).

@@ -42,7 +42,7 @@ def test_hnsw_reaches_the_target_recall_on_structureless_data_and_is_reproducibl
     s, i, info = knn_graph(X, 16, method="hnsw", show_progress_bar=False, return_info=True)
     assert info["method"] == "hnsw" and info["efSearch"] in info["ef_candidates"]
     assert info["sample_recall"] >= 0.95
-    assert _recall(i, ei) >= 0.94  # the sample's estimate holds for all rows
+    assert _recall(i, ei) >= 0.95  # the sample's lower bound holds for all rows
     assert (i != np.arange(len(X))[:, None]).all()  # self excluded
     assert np.all(np.diff(s, axis=1) <= 1e-6)  # descending
     np.testing.assert_allclose(s, np.einsum("nd,nkd->nk", X, X[i]), atol=1e-5)
