@@ -89,7 +89,7 @@ EXACT_MAX_N = 300_000  # exact above this is not run (n^2 extrapolation reported
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = (40, 64, 96, 128)
-#: efSearch values of the sampled sweep (``hnsw-ef``) that chooses the library's rule
+#: efSearch values of the sampled sweep (``hnsw-ef``): recall against efSearch per dataset
 HNSW_EF_SWEEP = (33, 48, 64, 80, 96, 128, 160)
 SEARCH_BLOCK = 16_384
 DATASET_TEXT = {
@@ -279,18 +279,10 @@ def _warm_page_cache(path: Path) -> None:
 def _search_without_self(
     index: Any, X: np.ndarray, k: int, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Search ``k + 1`` per row (of ``rows``, default all) and drop the row itself (else the last
-    hit), as knn_graph does."""
-    rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
-    n = len(rows)
-    sims, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
-    for lo in range(0, n, SEARCH_BLOCK):
-        hi = min(n, lo + SEARCH_BLOCK)
-        s, i = index.search(np.ascontiguousarray(X[rows[lo:hi]]), k + 1)
-        keep = i != rows[lo:hi, None]
-        keep[keep.all(axis=1), -1] = False
-        sims[lo:hi], idx[lo:hi] = s[keep].reshape(hi - lo, k), i[keep].reshape(hi - lo, k)
-    return sims, idx
+    """The library's own search loop (``k + 1`` hits per row of ``rows``, self dropped)."""
+    from dataprune.neighbors import _search_without_self as search
+
+    return search(index, X, k, SEARCH_BLOCK, False, rows=rows)
 
 
 def recall_at_k(idx: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> float:

@@ -2,9 +2,9 @@
 target on a sample of rows searched exactly.
 
 Why tuned: the ``efSearch`` that reaches a given recall depends on the data far more than on its
-size. In ``benchmarks/knn_scale.py`` at 300k rows, structureless low-rank data reaches recall@32 of
-0.95 near ``efSearch = k + 1`` while clustered embeddings (tight sub-clusters whose members are
-almost equidistant) need about five times more; no fixed rule is right for both. So the graph is
+size. In ``benchmarks/knn_scale.py`` (k = 32) the tuning picked ``efSearch`` 50 at 100k and 66 at
+300k rows of structureless low-rank data, but 99 and 396 for clustered embeddings (tight
+sub-clusters whose members are almost equidistant); no fixed rule is right for both. So the graph is
 built once, a seeded sample of rows is searched exactly (a small matrix product against all rows),
 and ``efSearch`` is raised step by step until the sample's recall@k reaches the target; every row
 is then searched with it.
