@@ -84,7 +84,8 @@ def knn_graph(
     target_recall: float = 0.95,
     return_info: bool = False,
 ):
-    """k nearest neighbours of every row by inner product (cosine for normalised rows), self excluded.
+    """k nearest neighbours of every row by inner product (cosine for normalised rows), self
+    excluded.
 
     Parameters
     ----------
@@ -122,7 +123,8 @@ def knn_graph(
         ``"hnsw"`` above. ``"hnsw"``: a faiss HNSW graph
         (:func:`dataprune.neighbors_hnsw.hnsw_knn`), built with one thread so that the same rows
         give the same graph (faiss's multi-threaded insertion order is unspecified), searched by
-        all threads with ``efSearch`` tuned on a sample to ``target_recall``. ``"ivf"``: the faiss IVF index above. ``"cells"``: the cell self-join of
+        all threads with ``efSearch`` tuned on a sample to ``target_recall``. ``"ivf"``: the
+        faiss IVF index above. ``"cells"``: the cell self-join of
         :func:`dataprune.cell_join.cell_join_knn` (queries batched by coarse cell, bfloat16
         matrix products, exact re-scoring; ``nlist`` / ``nprobe`` passed through, each ``None``
         meaning its own default).
@@ -130,8 +132,8 @@ def knn_graph(
         HNSW candidate-list size per query (at least ``k + 1``); default (``None``): tuned per
         call, the first of ``(k + 1) * (1, 1.5, 2, 3, 4, 6, 8, 12, 16)`` whose recall@k on a
         seeded sample of 2,000 rows (searched exactly), less two standard errors, reaches
-        ``target_recall`` (:func:`dataprune.neighbors_hnsw.default_hnsw_params`). Higher is slower and closer to
-        exact. Ignored by the other methods.
+        ``target_recall`` (:func:`dataprune.neighbors_hnsw.default_hnsw_params`). Higher is
+        slower and closer to exact. Ignored by the other methods.
     target_recall : float, default=0.95
         Recall@k the HNSW tuning aims for (ignored with ``ef_search`` or other methods).
     return_info : bool, default=False
