@@ -14,7 +14,10 @@ the imports, so it includes the memory-mapped input once touched):
   cap of 256 rows per list, i.e. all rows up to 1M), same ``nlist`` / ``nprobe`` as the library;
 - ``hnsw``: faiss ``IndexHNSWFlat`` (inner product, M=32, efConstruction=40) called directly, one
   build and an efSearch sweep (time = build + that search);
-- ``cells``: the library's cell self-join (``method="cells"``) at its defaults, and one variant.
+- ``cells``: the library's cell self-join (``method="cells"``) at its defaults, and one variant;
+- ``dp-hnsw`` / ``dp-auto``: the library's HNSW (one-thread build, efSearch tuned on a sample) and
+  ``method="auto"`` (the cells kept when a 2,000-row sample reaches the recall target, else HNSW;
+  the library default above 100k rows) at their defaults.
 
 Recall@k is measured against exact search of a fixed, seeded sample of 10,000 query rows (all
 rows when n <= 10,000) against all rows, self excluded as ``knn_graph`` excludes it; the ground
@@ -126,6 +129,11 @@ def _hnsw_defaults(n: int) -> dict[str, int]:
     return {key: p[key] for key in ("M", "efConstruction", "efSearch", "target_recall")}
 
 
+def _auto_defaults(n: int) -> dict[str, Any]:
+    """What ``knn_graph(method="auto")`` uses: the cells' defaults, then the HNSW defaults."""
+    return {"cells": _cells_defaults(n), "hnsw": _hnsw_defaults(n)}
+
+
 def _cells_defaults(n: int) -> dict[str, int]:
     from dataprune.cell_join import default_cell_params
 
@@ -205,6 +213,13 @@ VARIANTS: tuple[Variant, ...] = (
         },
     ),
     Variant("cells", "library", "cells", "dataprune cells (defaults)", defaults=_cells_defaults),
+    Variant(
+        "dp-auto",
+        "library",
+        "auto",
+        "dataprune auto (cells kept when a 2,000-row sample reaches recall 0.95, else hnsw)",
+        defaults=_auto_defaults,
+    ),
     Variant(
         "cells-np32",
         "library",
@@ -345,6 +360,12 @@ def worker(spec: dict[str, Any]) -> None:
         )
         seconds = round(time.perf_counter() - t0, 3)
         tuned = {key: info[key] for key in ("efSearch", "sample_recall") if key in info}
+        if info.get("method") == "auto":  # which graph it kept, and what each step measured
+            tuned = {"chosen": info["chosen"], "cells_sample_recall": info["cells"]["sample_recall"],
+                     "cells_s": info["cells"]["time_s"]}  # fmt: skip
+            if "hnsw" in info:
+                tuned.update(efSearch=info["hnsw"]["efSearch"],
+                             sample_recall=info["hnsw"].get("sample_recall"))  # fmt: skip
         record({"params": {**params, **tuned}, "seconds": seconds}, idx)
     elif spec["kind"] == "faiss_ivf":
         t0 = time.perf_counter()

@@ -17,10 +17,10 @@ TITLE = "## kNN graph at scale (exact GEMM, IVF, HNSW, cells): time, memory, rec
 
 def _library_default_variant(n: int) -> str:
     """The variant ``knn_graph(X, k)`` runs with no method given: exact up to its limit, else
-    the library's HNSW at its defaults."""
+    the library's ``method="auto"`` (cells checked on a sample, else HNSW) at its defaults."""
     from dataprune.neighbors import _EXACT_LIMIT
 
-    return "exact" if n <= _EXACT_LIMIT else "dp-hnsw"
+    return "exact" if n <= _EXACT_LIMIT else "dp-auto"
 
 
 def _params(case: dict, row: dict | None = None) -> dict[str, Any]:
@@ -255,6 +255,7 @@ STYLE = {
     "hnsw-ef": ("tab:olive", ":", "x"),
     "cells": ("tab:red", "-", "o"),
     "cells-np32": ("tab:red", "--", "^"),
+    "dp-auto": ("tab:purple", "--", "*"),
 }
 
 

@@ -44,6 +44,7 @@ if str(REPO) not in sys.path:
 from benchmarks import _common as common  # noqa: E402
 from benchmarks.model_pruning_setup import (  # noqa: E402
     DEFAULT_RECIPES,
+    DSNOT_VARIANTS,
     RECIPES,
     REFINES,
     SOURCES,
@@ -164,12 +165,24 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds,
         "recipes": recipes,
         "refines": refines,
+        "refine_options": {
+            r: DSnoTConfig(**DSNOT_VARIANTS[r]).to_dict() for r in refines if r != "none"
+        },
     }
     keyed = {
         k: v
         for k, v in config.items()
         # the split's wording is not keyed (its slices are fixed; pool sizes and token counts are)
-        if k not in ("patterns", "seeds", "recipes", "refines", "recipe_options", "split")
+        if k
+        not in (
+            "patterns",
+            "seeds",
+            "recipes",
+            "refines",
+            "recipe_options",
+            "refine_options",
+            "split",
+        )
     }
     key_base = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
     store = cache_dir("benchmarks")
@@ -352,7 +365,11 @@ class Runner:
             report = MagnitudePruner(**spec).prune(self.model)
         else:
             pruner = WandaPruner(
-                **spec, sequential=True, batch_size=8, refine=None if refine == "none" else refine
+                **spec,
+                sequential=True,
+                batch_size=8,
+                refine=None if refine == "none" else "dsnot",
+                refine_config=DSNOT_VARIANTS.get(refine),
             )
             report = pruner.prune(self.model, calib)
         rf = report.refine
@@ -428,15 +445,25 @@ def library_defaults() -> dict[str, Any]:
 def write_outputs(args: argparse.Namespace, config: dict, done: dict, wall: float) -> None:
     from benchmarks.model_pruning_analysis import analyse
 
+    # only what this command asked for (the cache may hold other recipes and refinements)
+    recipes, refines = set(config["recipes"]) | {"magnitude"}, set(config["refines"])
+
     def listed(prefix: str) -> list[dict]:
-        return [v for k, v in done.items() if k.startswith(prefix)]
+        return [v for k, v in done.items() if k.startswith(prefix) and v["recipe"] in recipes]
 
     out = {
         "command": "python benchmarks/model_pruning.py " + " ".join(sys.argv[1:]),
         "assembled_from_cache": bool(args.report_only),
         "config": config,
         "dense": done["dense"],
-        "runs": [v for k, v in done.items() if k.count("|") == 3],
+        "runs": [
+            v
+            for k, v in done.items()
+            if k.count("|") == 3
+            and v["recipe"] in recipes
+            and v["refine"] in refines
+            and v["pattern"] in config["patterns"]
+        ],
         "calibrations": listed("calib|"),
         "reports": listed("report|"),
         "activation_embeddings": done.get(ACT_KEY, []),

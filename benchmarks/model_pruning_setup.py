@@ -58,7 +58,6 @@ RECIPES: dict[str, Recipe] = {
     "balanced_kcenter_act": Recipe(
         "balanced kcenter (activations)", "kcenter", space="activations", mix="balanced"
     ),
-    # optional rows (not in the default list)
     # facility location maximises the summed similarity of each candidate to its nearest kept
     # one: the pool-side counterpart of the report's coverage (k-center covers the outliers)
     "fl_act": Recipe("facility location (activations)", "facility_location", space="activations"),
@@ -68,11 +67,27 @@ RECIPES: dict[str, Recipe] = {
         space="activations",
         mix="balanced",
     ),
+    # optional rows (not in the default list)
     "prototypes": Recipe("prototypes (embeddings)", "prototypes"),
     "gsm8k": Recipe("GSM8K only (random)", "random", pool="gsm8k"),
 }
-DEFAULT_RECIPES = ("random", "kcenter", "kcenter_act", "balanced_random", "balanced_kcenter_act")
-REFINES = ("none", "dsnot")
+DEFAULT_RECIPES = (
+    "random",
+    "kcenter",
+    "kcenter_act",
+    "balanced_random",
+    "balanced_kcenter_act",
+    "fl_act",
+    "balanced_fl_act",
+)
+#: DSnoT runs: refine id -> DSnoTConfig fields changed from its defaults ("dsnot": the
+#: defaults; the others are optional variants for choosing DSnoT's settings on the dev slices)
+DSNOT_VARIANTS: dict[str, dict[str, Any]] = {
+    "dsnot": {},
+    "dsnot_mean": {"objective": "mean"},
+    "dsnot_c10": {"max_cycles": 10},
+}
+REFINES = ("none", *DSNOT_VARIANTS)
 
 
 def parse_recipes(spec: str) -> list[str]:

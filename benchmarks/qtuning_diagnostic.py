@@ -19,12 +19,16 @@ The rules: every fill-up x entropy span, with and without near-duplicates left o
 best of them (``fill=uniform, entropy=all, dedup``) with abrupt ends left out at several
 ``abrupt_end`` margins (end-of-turn NLL above the pool's median by more than the margin; a clean
 cut leaves fluent text whose PPL and entropy barely move, the end-of-turn token after it is
-surprising).
+surprising), each alone and with misaligned pairs left out at several ``max_ifd`` thresholds
+(IFD, ``PPL(response | prompt) / PPL(response)``, from a second scoring pass with empty prompts:
+an answer to another question is not explained by its prompt).
 
 Phase ``dev`` (``split="dev"``: 1,000 GSM8K and 150 Alpaca candidates, disjoint from every eval
 pool) compares the rules and chooses the default: the rule meeting the target (every corrupted
 class at most half of random's retention, clean at least random's) in the most (source, ratio)
-cells, averaged over seeds; ties by the smaller worst corrupted ratio. Phase ``eval`` (1,000 GSM8K,
+cells, averaged over seeds; ties by the smaller share of clean samples left out as noise (an
+abrupt end or misaligned: clean data thrown away, which the ratios at a fixed K do not show),
+then by the smaller worst corrupted ratio. Phase ``eval`` (1,000 GSM8K,
 500 Alpaca from the eval candidates) reports every rule and checks the target for the default
 ``QTuningConfig()``, static and per micro-batch of 16 (what the trainer does in dynamic mode).
 
@@ -65,7 +69,7 @@ DEFAULT_WORK = HERE / ".cache" / NAME
 RULES: list[tuple[str, dict[str, Any], bool]] = [
     (
         f"fill={fill}, entropy={span}{', dedup' if dd else ''}",
-        {"fill": fill, "entropy_span": span, "abrupt_end": None},
+        {"fill": fill, "entropy_span": span, "abrupt_end": None, "max_ifd": None},
         dd,
     )
     for dd in (True, False)
@@ -76,19 +80,32 @@ RULES: list[tuple[str, dict[str, Any], bool]] = [
 #: tried on top of the best rule without it (fill=uniform, entropy=all, dedup): an abrupt end is
 #: what a clean cut changes. Relative, because the usual end NLL depends on the answer format.
 END_THRESHOLDS = (3.0, 4.0, 6.0, 8.0)
+#: IFD thresholds (``QTuningConfig.max_ifd``) tried with each margin: a shuffled answer is not
+#: explained by its prompt (Superfiltering drops IFD >= 1 as misaligned); below 1 the rule also
+#: leaves out pairs whose prompt helps only a little.
+IFD_THRESHOLDS = (None, 0.9, 0.95, 1.0)
 RULES += [
     (
-        f"fill=uniform, entropy=all, dedup, abrupt_end={t:g}",
-        {"fill": "uniform", "entropy_span": "all", "abrupt_end": t},
+        f"fill=uniform, entropy=all, dedup, abrupt_end={t:g}"
+        + ("" if f is None else f", max_ifd={f:g}"),
+        {"fill": "uniform", "entropy_span": "all", "abrupt_end": t, "max_ifd": f},
         True,
     )
+    for f in IFD_THRESHOLDS
     for t in END_THRESHOLDS
 ]
 
 
 # ------------------------------------------------------------------------------------ scoring
 class ScoreMemo:
-    """PPL and entropies per exact (prompt, response), saved as they are computed."""
+    """Per exact (prompt, response): response PPL, mean entropy over the response and over every
+    position, the end-of-turn NLL (NaN when the window cut it off) and IFD, saved as computed.
+
+    One conditioned :func:`~dataprune.lm_scoring.score_sft` pass gives the first four; IFD adds
+    one pass with empty prompts (:func:`dataprune.scores.ifd_from_token_scores`).
+    """
+
+    COLUMNS = ("ppl", "response", "all", "end", "ifd")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -106,50 +123,33 @@ class ScoreMemo:
         tmp.write_text(json.dumps(self.data), encoding="utf-8")
         tmp.replace(self.path)
 
-    def rows(self, sc: Any, lm: Any) -> list[list[float]]:
-        """The memoised numbers of every pair of one scored chunk (``TokenScores``)."""
-        ppl, er, ea = sc.perplexity(), sc.mean_entropy("response"), sc.mean_entropy("all")
-        return [[float(ppl[j]), float(er[j]), float(ea[j])] for j in range(len(sc))]
-
     def fill(self, lm: Any, pool: list[dict], chunk: int = 64) -> np.ndarray:
         """Score the pairs not memoised yet (saving after every chunk); the pool's rows."""
         from dataprune.lm_scoring import score_sft
+        from dataprune.scores import ifd_from_token_scores
 
         keys = [self.key(r["prompt"], r["response"]) for r in pool]
         todo = sorted({k: i for i, k in enumerate(keys) if k not in self.data}.values())
         if todo:
-            print(f"  scoring {len(todo)} new pairs ({type(self).__name__})", flush=True)
+            print(f"  scoring {len(todo)} new pairs", flush=True)
+        opts = {"batch_size": 8, "max_length": MAX_LENGTH, "show_progress_bar": False}
         for lo in range(0, len(todo), chunk):
             idx = todo[lo : lo + chunk]
-            sc = score_sft(
-                lm[0],
-                lm[1],
-                [pool[i]["prompt"] for i in idx],
-                [pool[i]["response"] for i in idx],
-                batch_size=8,
-                max_length=MAX_LENGTH,
-                show_progress_bar=False,
-            )
-            for i, row in zip(idx, self.rows(sc, lm)):
-                self.data[keys[i]] = row
+            responses = [pool[i]["response"] for i in idx]
+            sc = score_sft(lm[0], lm[1], [pool[i]["prompt"] for i in idx], responses, **opts)
+            un = score_sft(lm[0], lm[1], [""] * len(idx), responses, **opts)
+            cols = (sc.perplexity(), sc.mean_entropy("response"), sc.mean_entropy("all"),
+                    sc.end_nll(lm[1].eos_token_id), ifd_from_token_scores(sc, un).ifd)  # fmt: skip
+            for j, i in enumerate(idx):
+                self.data[keys[i]] = [float(c[j]) for c in cols]
             self.save()
         return np.array([self.data[k] for k in keys], dtype=np.float64)
 
-    def score(self, lm: Any, pool: list[dict], chunk: int = 64) -> dict[str, np.ndarray]:
-        arr = self.fill(lm, pool, chunk)
-        return {"ppl": arr[:, 0], "response": arr[:, 1], "all": arr[:, 2]}
 
-
-class EndMemo(ScoreMemo):
-    """End-of-turn token NLL per exact (prompt, response) (NaN when the window cut it off)."""
-
-    def rows(self, sc: Any, lm: Any) -> list[list[float]]:
-        return [[float(x)] for x in sc.end_nll(lm[1].eos_token_id)]
-
-
-def pool_scores(lm: Any, memo: ScoreMemo, ends: EndMemo, pool: list[dict]) -> dict[str, Any]:
-    """PPL, both entropies and the end-of-turn NLL (``"end"``) of every pair of ``pool``."""
-    return {**memo.score(lm, pool), "end": ends.fill(lm, pool)[:, 0]}
+def pool_scores(lm: Any, memo: ScoreMemo, pool: list[dict]) -> dict[str, np.ndarray]:
+    """PPL, both entropies, the end-of-turn NLL (``"end"``) and IFD of every pair of ``pool``."""
+    arr = memo.fill(lm, pool)
+    return {c: arr[:, j] for j, c in enumerate(ScoreMemo.COLUMNS)}
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -202,6 +202,20 @@ def duplicates_mask(pool: list[dict]) -> np.ndarray:
     return fuzzy_duplicates(texts, threshold=0.8).is_duplicate
 
 
+def noise_mask(scores: dict[str, np.ndarray], cfg: Any) -> np.ndarray | None:
+    """Samples a static triage leaves out as noise: an abrupt end (``cfg.abrupt_end``, the
+    median over the pool) or misaligned (``cfg.max_ifd``); ``None`` when neither rule is on."""
+    from dataprune.qtuning.quadrants import abrupt_end_mask
+
+    noise = None
+    if cfg.abrupt_end is not None:
+        noise = abrupt_end_mask(scores["end"], cfg.abrupt_end)
+    if cfg.max_ifd is not None:
+        misaligned = scores["ifd"] >= cfg.max_ifd
+        noise = misaligned if noise is None else noise | misaligned
+    return noise
+
+
 def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.ndarray:
     """The kept mask of ``cfg`` (static, or per shuffled micro-batch as the trainer does).
 
@@ -212,9 +226,7 @@ def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.
     from dataprune.qtuning.quadrants import abrupt_end_mask
 
     ppl, ent = scores["ppl"], scores[cfg.entropy_span]
-    noise = None
-    if cfg.abrupt_end is not None:  # static: the median over the pool (per micro-batch below)
-        noise = abrupt_end_mask(scores["end"], cfg.abrupt_end)
+    noise = noise_mask(scores, cfg)
     if micro_batch is None:
         return triage_samples(ppl, ent, cfg, exclude=exclude, noise=noise, random_state=seed).kept
     rng = np.random.default_rng([seed, 7])
@@ -222,7 +234,9 @@ def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.
     kept = np.zeros(len(ppl), dtype=bool)
     for lo in range(0, len(ppl), micro_batch):
         idx = perm[lo : lo + micro_batch]
-        nz = None if noise is None else abrupt_end_mask(scores["end"][idx], cfg.abrupt_end)
+        nz = (  # the trainer applies the abrupt-end rule per micro-batch, never max_ifd
+            None if cfg.abrupt_end is None else abrupt_end_mask(scores["end"][idx], cfg.abrupt_end)
+        )
         kept[idx] = triage_samples(ppl[idx], ent[idx], cfg, noise=nz, random_state=rng).kept
     return kept
 
@@ -248,15 +262,13 @@ def single_source_pools(split: str):
             yield source, seed, pool
 
 
-def evaluate_split(
-    split: str, lm, memo: ScoreMemo, ends: EndMemo, rules: list, extra: dict
-) -> dict[str, Any]:
+def evaluate_split(split: str, lm, memo: ScoreMemo, rules: list, extra: dict) -> dict[str, Any]:
     """Every rule on every (source, seed, ratio) of a split."""
     from dataprune.qtuning import QTuningConfig
 
     cells: dict[str, Any] = {}
     for source, seed, pool in single_source_pools(split):
-        scores = pool_scores(lm, memo, ends, pool)
+        scores = pool_scores(lm, memo, pool)
         kinds = classes_of(pool)
         dup = duplicates_mask(pool)
         for ratio in RATIOS:
@@ -267,6 +279,9 @@ def evaluate_split(
                 cfg = QTuningConfig(sample_ratio=ratio, **over)
                 kept = run_rule(scores, cfg, dup if dd else None, micro_batch=None, seed=seed)
                 res[label] = retention(pool, kinds, kept)
+                noise = noise_mask(scores, cfg)
+                clean = kinds == "clean"
+                res[label]["clean_noise"] = 0.0 if noise is None else float(noise[clean].mean())
             for label, fn in extra.items():
                 res[label] = retention(pool, kinds, fn(scores, ratio, dup, seed, k))
             cells.setdefault(f"{source}|{ratio}", []).append(
@@ -276,9 +291,10 @@ def evaluate_split(
                                  "entropy": float(np.median(scores["response"][kinds == c])),
                                  "end": float(np.nanmedian(scores["end"][kinds == c]))}
                              for c in CLASSES if (kinds == c).any()},
-                 "end_auroc": {c: auroc(scores["end"][(kinds == "clean") | (kinds == c)],
-                                        kinds[(kinds == "clean") | (kinds == c)] == c)
-                               for c in CORRUPT if (kinds == c).any()}}
+                 **{f"{sig}_auroc": {c: auroc(scores[sig][(kinds == "clean") | (kinds == c)],
+                                              kinds[(kinds == "clean") | (kinds == c)] == c)
+                                     for c in CORRUPT if (kinds == c).any()}
+                    for sig in ("end", "ifd")}}
             )  # fmt: skip
     return cells
 
@@ -292,8 +308,12 @@ def summarise(cells: dict[str, Any], labels: list[str]) -> dict[str, Any]:
             rats = [ratios(r["rules"][label], r["random"]) for r in rows]
             mean_rat = {c: float(np.mean([x[c] for x in rats])) for c in rats[0]}
             mean_ret = {c: float(np.mean([r["rules"][label][c] for r in rows])) for c in rats[0]}
+            flagged = [r["rules"][label].get("clean_noise") for r in rows]
             out[cell][label] = {
                 "retention": mean_ret,
+                # share of the clean samples left out as noise (abrupt end / misaligned), mean
+                # over seeds; None for the extra (non-triage) rules
+                "clean_noise": None if None in flagged else float(np.mean(flagged)),
                 "ratio": mean_rat,
                 "meets": meets(mean_rat),
                 "seeds_meeting": int(sum(meets(x) for x in rats)),
@@ -302,23 +322,34 @@ def summarise(cells: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     return out
 
 
-def end_auroc(cells: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
-    """Per source and corrupted class: the end-of-turn NLL's AUROC against clean, per seed."""
+def signal_auroc(cells: dict[str, Any], signal: str = "end") -> dict[str, dict[str, list[float]]]:
+    """Per source and corrupted class: a fault signal's AUROC against clean, per seed
+    (``"end"``: the end-of-turn NLL; ``"ifd"``: IFD)."""
     out: dict[str, dict[str, list[float]]] = {}
     for cell, rows in cells.items():
         source, ratio = cell.split("|")
         if ratio != str(RATIOS[0]):
             continue  # the scores do not depend on the ratio
         for r in rows:
-            for c, v in r.get("end_auroc", {}).items():
+            for c, v in r.get(f"{signal}_auroc", {}).items():
                 out.setdefault(source, {}).setdefault(c, []).append(v)
     return out
 
 
+def clean_noise(summary: dict[str, Any], label: str) -> float:
+    """The share of clean samples a rule leaves out as noise, averaged over the cells (every
+    source and ratio counts the same)."""
+    return float(np.mean([summary[c][label]["clean_noise"] or 0.0 for c in summary]))
+
+
 def choose(summary: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    """The default: the most cells meeting the target; then the fewest clean samples left out as
+    noise (the least aggressive fault filter that does it: a clean pair thrown away is data the
+    retention ratios cannot see, since K is fixed); then the smallest worst corrupted ratio."""
     score = {
         lb: (
             sum(summary[c][lb]["meets"] for c in summary),
+            -round(clean_noise(summary, lb), 3),
             -max(summary[c][lb]["worst_corrupt_ratio"] for c in summary),
         )
         for lb in labels
@@ -376,8 +407,8 @@ def render_table(summary: dict, labels: list[str], mark: str | None) -> list[str
     head = "| rule | " + " | ".join(
         f"{c.split('|')[0]} r={c.split('|')[1]}: shuf / trunc / dup / clean" for c in cells
     )
-    L.append(head + " | cells meeting the target |")
-    L.append("|---|" + "---:|" * (len(cells) + 1))
+    L.append(head + " | clean left out as noise (mean over cells) | cells meeting the target |")
+    L.append("|---|" + "---:|" * (len(cells) + 2))
     for lb in labels:
         row = []
         for c in cells:
@@ -387,7 +418,9 @@ def render_table(summary: dict, labels: list[str], mark: str | None) -> list[str
             )
         met = sum(summary[c][lb]["meets"] for c in cells)
         name = f"**{lb}** (default)" if lb == mark else lb
-        L.append(f"| {name} | " + " | ".join(row) + f" | {met} of {len(cells)} |")
+        cn = [summary[c][lb].get("clean_noise") for c in cells]
+        noise = "-" if None in cn else f"{100 * clean_noise(summary, lb):.1f}%"
+        L.append(f"| {name} | " + " | ".join(row) + f" | {noise} | {met} of {len(cells)} |")
     return L
 
 
@@ -398,7 +431,8 @@ def render(res: dict, png: str | None = None) -> str:
         f"{common.machine_sentence(res.get('machine'))} Scores: SmolLM2-135M-Instruct "
         f"({DTYPE}), response PPL and mean predictive entropy over the response (`entropy="
         f"response`) or every predicted position (`entropy=all`), and the NLL of the "
-        f"end-of-turn token after the response, max_length {MAX_LENGTH}; "
+        f"end-of-turn token after the response, and IFD (a second pass with empty prompts), "
+        f"max_length {MAX_LENGTH}; "
         f"{res['n_scored']} distinct pairs scored ({res['scoring_seconds']:.0f} s this run).\n"
     )
     L.append(
@@ -424,8 +458,10 @@ def render(res: dict, png: str | None = None) -> str:
         if split == "dev":
             ch = d["choice"]
             L.append(
-                f"Winner on dev (most cells meeting the target, then the smallest worst "
-                f"corrupted ratio): **{ch['winner']}**, {ch['cells_met'][ch['winner']]} of "
+                f"Winner on dev (most cells meeting the target; then the fewest clean samples "
+                f"left out as noise, i.e. the least aggressive fault filter that meets it; then "
+                f"the smallest worst corrupted ratio): **{ch['winner']}**, "
+                f"{ch['cells_met'][ch['winner']]} of "
                 f"{len(d['summary'])} cells. `QTuningConfig()` is "
                 + (
                     "**this rule**."
@@ -484,14 +520,21 @@ def render(res: dict, png: str | None = None) -> str:
                     + " |"
                 )
             L.append("")
-    aucs = [
-        (sp, res[sp]["end_auroc"]) for sp in ("dev", "eval") if res.get(sp, {}).get("end_auroc")
-    ]
-    if aucs:
+    intro = {
+        "end": "End-of-turn NLL (`-log p(end)` after the response; `QTuningConfig.abrupt_end`)",
+        "ifd": "IFD (`PPL(response | prompt) / PPL(response)`; `QTuningConfig.max_ifd`)",
+    }
+    for sig, text in intro.items():
+        aucs = [
+            (sp, res[sp][f"{sig}_auroc"])
+            for sp in ("dev", "eval")
+            if res.get(sp, {}).get(f"{sig}_auroc")
+        ]
+        if not aucs:
+            continue
         L.append(
-            "End-of-turn NLL (`-log p(end)` after the response; `QTuningConfig.abrupt_end`) as a "
-            "fault signal: AUROC of each corrupted class against the clean pairs, mean (min) over "
-            "the corruption seeds:\n"
+            f"{text} as a fault signal: AUROC of each corrupted class against the clean pairs, "
+            "mean (min) over the corruption seeds:\n"
         )
         L.append("| split | pool | " + " | ".join(CORRUPT) + " |")
         L.append("|---|---|" + "---:|" * len(CORRUPT))
@@ -532,8 +575,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     lm = load_causal_lm(dtype=DTYPE)
-    memo = ScoreMemo(args.work_dir / "scores.json")
-    ends = EndMemo(args.work_dir / "end_nll.json")
+    memo = ScoreMemo(args.work_dir / "pair_scores.json")
     n0 = len(memo.data)
     res: dict[str, Any] = {
         "command": "python benchmarks/qtuning_diagnostic.py",
@@ -554,17 +596,27 @@ def main(argv: list[str] | None = None) -> int:
         kept[order[:k]] = True
         return kept
 
-    extra = {"keep lowest PPL": lowest_ppl, "keep lowest PPL, dedup": lowest_ppl_dedup}
+    def superfiltering_dedup(scores, ratio, dup, seed, k):
+        # Superfiltering: drop IFD >= 1 (misaligned), then the highest IFD first
+        key = np.where(dup | (scores["ifd"] >= 1.0), -np.inf, scores["ifd"])
+        order = np.argsort(-key, kind="stable")
+        kept = np.zeros(len(order), bool)
+        kept[order[:k]] = True
+        return kept
+
+    extra = {"keep lowest PPL": lowest_ppl, "keep lowest PPL, dedup": lowest_ppl_dedup,
+             "Superfiltering (IFD < 1, highest IFD), dedup": superfiltering_dedup}  # fmt: skip
     labels = [r[0] for r in RULES] + list(extra)
-    cells = evaluate_split("dev", lm, memo, ends, RULES, extra)
+    cells = evaluate_split("dev", lm, memo, RULES, extra)
     summ = summarise(cells, labels)
     res["dev"] = {"labels": labels, "summary": summ, "choice": choose(summ, [r[0] for r in RULES]),
-                  "end_auroc": end_auroc(cells)}  # fmt: skip
+                  "end_auroc": signal_auroc(cells), "ifd_auroc": signal_auroc(cells, "ifd")}  # fmt: skip
     d = QTuningConfig()
     res["default_label"] = next(
         (lb for lb, over, dd in RULES
          if over["fill"] == d.fill and over["entropy_span"] == d.entropy_span
-         and over["abrupt_end"] == d.abrupt_end and dd == (d.dedup != "none")),
+         and over["abrupt_end"] == d.abrupt_end and over.get("max_ifd") == d.max_ifd
+         and dd == (d.dedup != "none")),
         None,
     )  # fmt: skip
 
@@ -574,9 +626,10 @@ def main(argv: list[str] | None = None) -> int:
 
     extra_eval = {**extra, "dynamic, micro-batch 16 (default config)": dynamic}
     labels_eval = [r[0] for r in RULES] + list(extra_eval)
-    cells_e = evaluate_split("eval", lm, memo, ends, RULES, extra_eval)
+    cells_e = evaluate_split("eval", lm, memo, RULES, extra_eval)
     res["eval"] = {"labels": labels_eval, "summary": summarise(cells_e, labels_eval),
-                   "end_auroc": end_auroc(cells_e)}  # fmt: skip
+                   "end_auroc": signal_auroc(cells_e),
+                   "ifd_auroc": signal_auroc(cells_e, "ifd")}  # fmt: skip
     res["medians"] = {
         c.split("|")[0]: rows[0]["medians"] for c, rows in cells_e.items() if c.endswith("|0.25")
     }
@@ -588,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     for source, n in SIZES["eval"].items():
         pool = sft_pool.build_pool(n if source == "gsm8k" else 0, n if source == "alpaca" else 0,
                                    seed=0, split="eval")  # fmt: skip
-        sc = pool_scores(lm, memo, ends, pool)
+        sc = pool_scores(lm, memo, pool)
         cfg = QTuningConfig(sample_ratio=0.25)
         kept = run_rule(sc, cfg, duplicates_mask(pool) if cfg.dedup != "none" else None,
                         micro_batch=None, seed=0)  # fmt: skip

@@ -191,6 +191,15 @@ def _check_text(r: dict) -> str:
     if "timings" in r:
         t = r["timings"]
         bits.append(f"kNN {t['knn_graph_s']:.0f} s + greedy {t['lazy_greedy_s']:.0f} s")
+    ki = r.get("knn_info") or {}
+    if ki.get("method") == "auto":
+        c = ki.get("cells", {})
+        bits.append(
+            f"kNN graph: auto kept {ki.get('chosen')} (cells' sampled recall "
+            f"{c.get('sample_recall', float('nan')):.3f})"
+        )
+    elif ki.get("method"):
+        bits.append(f"kNN graph: {ki['method']}")
     if "per_call_fixed_s" in r:
         bits.append(f"incl. ~{r['per_call_fixed_s']:.0f} s numba compilation per fit call")
     if "note" in r:

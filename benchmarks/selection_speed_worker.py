@@ -181,6 +181,7 @@ def run_worker(spec: dict) -> dict:
             objective_knn=sel.objective_,
             n_gain_evaluations=sel.n_gain_evaluations_,
             timings={key: round(v, 3) for key, v in sel.timings_.items()},
+            knn_info=sel.knn_info_,
         )
     elif method == "apricot_dense":
         from apricot import FacilityLocationSelection

@@ -25,7 +25,7 @@ from dataprune.progress import progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cell_join_knn", "default_cell_params"]
+__all__ = ["cell_join_knn", "default_cell_params", "resolve_cell_params"]
 
 
 def default_cell_params(n_samples: int) -> dict[str, int]:
@@ -45,6 +45,31 @@ def default_cell_params(n_samples: int) -> dict[str, int]:
     """
     nlist = max(1, round(n_samples / 1000))
     return {"nlist": nlist, "nprobe": min(nlist, 16), "spill": 2 if nlist > 1 else 1}
+
+
+def resolve_cell_params(
+    n_samples: int,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    spill: int | None = None,
+) -> dict[str, int]:
+    """The ``nlist`` / ``nprobe`` / ``spill`` :func:`cell_join_knn` runs with.
+
+    Each ``None`` takes :func:`default_cell_params`; then ``nlist <= n_samples`` and ``nprobe``,
+    ``spill <= nlist`` (a value given above its bound is lowered to it).
+
+    Returns
+    -------
+    dict
+        ``nlist``, ``nprobe``, ``spill``.
+    """
+    params = default_cell_params(n_samples)
+    nl = int(min(n_samples, nlist or params["nlist"]))
+    return {
+        "nlist": nl,
+        "nprobe": int(min(nl, nprobe or params["nprobe"])),
+        "spill": int(min(nl, spill or params["spill"])),
+    }
 
 
 def _top_cells(X: np.ndarray, C: np.ndarray, m: int, block: int = 65536) -> np.ndarray:
@@ -113,10 +138,8 @@ def cell_join_knn(
     import torch
 
     n, d = X.shape
-    params = default_cell_params(n)
-    nlist = int(min(n, nlist or params["nlist"]))
-    nprobe = int(min(nlist, nprobe or params["nprobe"]))
-    spill = int(min(nlist, spill or params["spill"]))
+    p = resolve_cell_params(n, nlist, nprobe, spill)
+    nlist, nprobe, spill = p["nlist"], p["nprobe"], p["spill"]
     if dtype not in ("bfloat16", "float32"):
         raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
     cdt = torch.bfloat16 if dtype == "bfloat16" else torch.float32

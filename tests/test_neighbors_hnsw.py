@@ -70,15 +70,18 @@ def test_unreachable_target_warns_and_uses_the_largest_step(caplog):
         assert "below the target" in caplog.text
 
 
-def test_approximate_default_above_the_exact_limit_is_hnsw(monkeypatch):
+def test_approximate_default_above_the_exact_limit_is_auto(monkeypatch):
     X = _lowrank(np.random.default_rng(4), 3000)
     monkeypatch.setattr(neighbors, "_EXACT_LIMIT", 1000)
     _s, i, info = knn_graph(X, 8, show_progress_bar=False, return_info=True)
-    assert info["method"] == "hnsw"
-    _hs, hi = knn_graph(X, 8, method="hnsw", show_progress_bar=False)
-    np.testing.assert_array_equal(i, hi)
+    assert info["method"] == "auto" and info["chosen"] in ("cells", "hnsw")
+    _as, ai2 = knn_graph(X, 8, method="auto", show_progress_bar=False)
+    np.testing.assert_array_equal(i, ai2)
     _, ai = knn_graph(X, 8, exact=False, show_progress_bar=False)
-    np.testing.assert_array_equal(ai, hi)
+    np.testing.assert_array_equal(ai, i)
+    # a fixed efSearch asks for HNSW
+    _s, _hi, hinfo = knn_graph(X, 8, ef_search=40, show_progress_bar=False, return_info=True)
+    assert hinfo["method"] == "hnsw" and hinfo["efSearch"] == 40
     with pytest.raises(DataValidationError, match="valid: " + ", ".join(sorted(KNN_METHODS))):
         knn_graph(X, 8, method="annoy")
     with pytest.raises(DataValidationError, match="ef_search"):

@@ -69,6 +69,7 @@ def register(sub: Subparsers) -> None:
             "token_budget",
             "fill",
             "abrupt_end",
+            "max_ifd",
             "max_steps",
             "tol",
         ),
@@ -79,7 +80,12 @@ def register(sub: Subparsers) -> None:
             "token_budget": TOKEN_BUDGETS.names(),
             "fill": FILLS.names(),
         },
-        types={"sample_ratio": _ratio, "token_ratio": _ratio, "abrupt_end": _nats_or_none},
+        types={
+            "sample_ratio": _ratio,
+            "token_ratio": _ratio,
+            "abrupt_end": _nats_or_none,
+            "max_ifd": _nats_or_none,
+        },
     )
     p.add_argument(
         "--model",
@@ -251,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {paths['kept']}: kept {q['kept']} of {len(records)} samples "
         f"(Q2 {sum(result.samples.q2)}, Q4 {sum(result.samples.q4)}; dropped Q1 {q['Q1']} "
-        f"incl. {q['abrupt_end']} abrupt ends, Q3 {q['Q3']} incl. {q['duplicate']} duplicates; "
+        f"incl. {q['abrupt_end']} abrupt ends and {q['misaligned']} misaligned, Q3 {q['Q3']} incl. {q['duplicate']} duplicates; "
         f"{q['fill_up']} by fill-up, alpha={summary['alpha']:.3f}) and "
         f"{t['kept_tokens']} of {t['response_tokens_in_kept_samples']} response tokens in them "
         f"({timer.elapsed:.1f} s)"

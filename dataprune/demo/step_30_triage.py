@@ -67,9 +67,16 @@ def run(ctx: Any) -> list[str]:
         f"tokens: {tokens['kept_tokens']} of {tokens['response_tokens_in_kept_samples']} response "
         f"tokens in kept samples carry loss (token_ratio={cfg.token_ratio}: Q2 samples keep "
         f"{cfg.token_ratio:.0%} of their tokens)"
-        + (f"; {c['abrupt_end']} left out for an abrupt end" if cfg.abrupt_end else ""),
+        + (f"; {c['abrupt_end']} left out for an abrupt end" if cfg.abrupt_end else "")
+        + (
+            f"; {c['misaligned']} left out as misaligned (IFD >= {cfg.max_ifd:g})"
+            if cfg.max_ifd
+            else ""
+        ),
         f"mismatched record {sample[j]['id']}: PPL {res.perplexity[j]:.1f} (median "
-        f"{np.median(res.perplexity):.1f}), quadrant Q{int(res.samples.quadrant[j])}, "
+        f"{np.median(res.perplexity):.1f})"
+        + ("" if res.ifd is None else f", IFD {res.ifd[j]:.2f} (median {np.median(res.ifd):.2f})")
+        + f", quadrant Q{int(res.samples.quadrant[j])}, "
         f"{'kept' if res.samples.kept[j] else 'dropped'}",
         f"kept samples with labels (-100 where pruned) -> {paths['kept']}",
         f"scores -> {paths['scores']}; EU-plane plot -> {paths['plot']}",

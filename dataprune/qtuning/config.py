@@ -125,7 +125,7 @@ class QTuningConfig(ConfigMixin):
         entropy, so without this the plane keeps or drops both. Dynamic mode sees token ids per
         micro-batch and does not deduplicate (deduplicate the training set first, e.g.
         ``dataprune curate --recipe dedup``).
-    abrupt_end : float or None, default=4.0
+    abrupt_end : float or None, default=8.0
         Leave out samples whose end-of-turn token NLL (``-log p(end)`` after the response;
         :func:`dataprune.lm_scoring.end_token_nll`) exceeds the median over the samples triaged
         together (static: the dataset; dynamic: the micro-batch) by more than this many nats:
@@ -135,13 +135,28 @@ class QTuningConfig(ConfigMixin):
         the usual end surprise depends on the data's format (a GSM8K answer ending in
         ``#### 42`` has a median end NLL of about 5 nats under SmolLM2, an Alpaca answer about
         0.5). Flagged samples end with quadrant Q1 and selection ``"abrupt end"``; the others
-        fill their places. ``None``: off (the paper). 4 nats was chosen on development pools
-        (``benchmarks/qtuning_diagnostic.py``): margins 4, 6 and 8 met the diagnostic's target
-        in every development cell (3 in three of four), 4 with the smallest worst corrupted
-        ratio. The end token is the tokenizer's EOS token
+        fill their places. ``None``: off (the paper). The end token is the tokenizer's EOS token
         (static) or the model config's ``eos_token_id`` (dynamic); a sample whose response holds
         no such token (cut by ``max_length``, or a template that ends turns with another token)
-        is never left out.
+        is never left out. The default is the diagnostic's choice (see ``max_ifd``).
+    max_ifd : float or None, default=1.0
+        Static triage only: leave out samples whose IFD (``PPL(response | prompt) /
+        PPL(response)``, :func:`dataprune.scores.ifd_from_token_scores`) is at least this: the
+        prompt does not help predict the response, as for an answer to another question
+        (Superfiltering's definition of a misaligned pair). The plane alone does not single
+        such answers out: their PPL is high, but so is that of hard, correct answers, and the
+        fill-up draws from everything off the Q1 side. Costs one more scoring pass over the
+        responses alone. Flagged samples end with quadrant Q1 and
+        selection ``"misaligned"`` (after the abrupt-end rule); the others fill their places.
+        ``None``: off (the paper). The trainer (dynamic mode) does not apply it.
+
+        ``abrupt_end=8`` and ``max_ifd=1`` were chosen together on development pools
+        (``benchmarks/qtuning_diagnostic.py``, margins 3, 4, 6, 8 x IFD thresholds off, 0.9,
+        0.95, 1): among the rules meeting the diagnostic's target in every development cell,
+        the one leaving out the fewest clean samples as noise, then the smallest worst corrupted
+        ratio. The earlier default ``abrupt_end=4`` (without IFD) left out about 15% of the
+        clean GSM8K pairs (their usual end NLL varies more) and kept shuffled Alpaca answers at
+        0.53-0.61x random's rate on the held-out pools.
     max_steps : int, default=10
         Bisection steps on alpha.
     tol : float, default=0.01
@@ -158,7 +173,8 @@ class QTuningConfig(ConfigMixin):
     token_budget: str = "sample"
     fill: str = "uniform"
     dedup: str = "fuzzy"
-    abrupt_end: float | None = 4.0
+    abrupt_end: float | None = 8.0
+    max_ifd: float | None = 1.0
     max_steps: int = 10
     tol: float = 0.01
     alpha_min: float = 0.0
@@ -186,6 +202,10 @@ class QTuningConfig(ConfigMixin):
             raise DataValidationError(
                 f"abrupt_end must be a number > 0 (nats above the median end NLL) or None, "
                 f"got {self.abrupt_end!r}"
+            )
+        if self.max_ifd is not None and not (_is_real(self.max_ifd) and self.max_ifd > 0):
+            raise DataValidationError(
+                f"max_ifd must be a number > 0 (an IFD threshold) or None, got {self.max_ifd!r}"
             )
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int):
             raise DataValidationError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")

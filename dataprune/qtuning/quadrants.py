@@ -61,8 +61,9 @@ QUADRANT_NAMES = {
 }
 #: How a sample got its fate: 0 dropped, 1 kept by the quantile corners, 2 added by the fill-up,
 #: 3 in a corner but trimmed to reach exactly K, 4 left out as a duplicate of another sample,
-#: 5 left out for an abrupt end (``QTuningConfig.abrupt_end``).
-DROPPED, CORNER, FILL_UP, TRIMMED, DUPLICATE, ABRUPT_END = 0, 1, 2, 3, 4, 5
+#: 5 left out for an abrupt end (``QTuningConfig.abrupt_end``), 6 left out as misaligned
+#: (``QTuningConfig.max_ifd``).
+DROPPED, CORNER, FILL_UP, TRIMMED, DUPLICATE, ABRUPT_END, MISALIGNED = 0, 1, 2, 3, 4, 5, 6
 SELECTION_NAMES = {
     DROPPED: "dropped",
     CORNER: "corner",
@@ -70,6 +71,7 @@ SELECTION_NAMES = {
     TRIMMED: "trimmed",
     DUPLICATE: "duplicate",
     ABRUPT_END: "abrupt end",
+    MISALIGNED: "misaligned",
 }
 
 
@@ -135,6 +137,7 @@ class SampleTriage:
         out["trimmed"] = int(np.sum(self.selection == TRIMMED))
         out["duplicate"] = int(np.sum(self.selection == DUPLICATE))
         out["abrupt_end"] = int(np.sum(self.selection == ABRUPT_END))
+        out["misaligned"] = int(np.sum(self.selection == MISALIGNED))
         return out
 
 

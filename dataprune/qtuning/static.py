@@ -31,6 +31,8 @@ from dataprune.lm_scoring import SFTEncoding, TokenScores
 from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
 from dataprune.qtuning.quadrants import (
+    ABRUPT_END,
+    MISALIGNED,
     SELECTION_NAMES,
     SampleTriage,
     abrupt_end_mask,
@@ -69,6 +71,9 @@ class TriageResult:
     end_nll : ndarray of shape (n_samples,), optional
         NLL of each response's end-of-turn token (NaN where absent; higher = a more abrupt end);
         ``None`` when no end token id was given.
+    ifd : ndarray of shape (n_samples,), optional
+        IFD, ``PPL(response | prompt) / PPL(response)`` (>= 1: the prompt does not help predict
+        the response); ``None`` when it was not computed (``config.max_ifd`` off).
     """
 
     config: QTuningConfig
@@ -83,6 +88,7 @@ class TriageResult:
     meta: dict[str, Any] = field(default_factory=dict)
     duplicate_of: np.ndarray | None = None
     end_nll: np.ndarray | None = None
+    ifd: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.perplexity)
@@ -163,6 +169,7 @@ class TriageResult:
                 if self.end_nll is None
                 else [None if np.isnan(x) else float(x) for x in self.end_nll]
             ),
+            "ifd": [None] * len(idx) if self.ifd is None else self.ifd.tolist(),
         }
 
 
@@ -172,6 +179,7 @@ def triage_token_scores(
     *,
     duplicate_of: Any = None,
     end_token_id: int | Sequence[int] | None = None,
+    ifd: Any = None,
     random_state: int | None = None,
 ) -> TriageResult:
     """Triage samples and tokens from per-token scores already computed.
@@ -189,6 +197,11 @@ def triage_token_scores(
         The end-of-turn token id(s) for ``end_nll`` and ``config.abrupt_end``; default: the
         scoring tokenizer's ``eos_token_id`` (``scores.meta``). When neither is known, the
         abrupt-end rule is skipped with a warning.
+    ifd : array-like of shape (n_samples,), optional
+        IFD of every sample (:func:`dataprune.scores.ifd_from_token_scores` of ``scores`` and a
+        pass with empty prompts); needed by ``config.max_ifd`` (skipped with a warning without
+        it). Samples with ``ifd >= config.max_ifd`` are left out as misaligned (after the
+        abrupt-end rule).
     random_state : int, optional
         Seeds the ``"uniform"`` fill-up draw and breaks exact ties in the other fill-up orders
         (``None``: a generator seeded with 0 for the draw, ties by index).
@@ -227,6 +240,24 @@ def triage_token_scores(
             logger.warning(
                 "no response holds the end token %s: abrupt_end leaves nothing out", end_token_id
             )
+    misaligned = None
+    if ifd is not None:
+        ifd = np.asarray(ifd, dtype=np.float64)
+        if ifd.shape != ppl.shape:
+            raise DataValidationError(
+                f"ifd has shape {ifd.shape}; expected one value per sample, {ppl.shape}"
+            )
+    if cfg.max_ifd is not None and ifd is None:
+        logger.warning(
+            "max_ifd=%s is skipped: pass ifd= (IFD per sample, from "
+            "dataprune.scores.ifd_from_token_scores and a pass with empty prompts)",
+            cfg.max_ifd,
+        )
+    elif cfg.max_ifd is not None:
+        misaligned = ifd >= cfg.max_ifd
+        if noise is not None:
+            misaligned &= ~noise
+        noise = misaligned if noise is None else noise | misaligned
     samples = triage_samples(
         ppl,
         ent,
@@ -235,6 +266,8 @@ def triage_token_scores(
         noise=noise,
         random_state=random_state,
     )
+    if misaligned is not None:  # the shared noise label says "abrupt end"; name the reason
+        samples.selection[misaligned & (samples.selection == ABRUPT_END)] = MISALIGNED
     keep = token_keep_masks(scores.nll, samples, cfg)
     return TriageResult(
         config=cfg,
@@ -249,6 +282,7 @@ def triage_token_scores(
         meta={"model_id": scores.model_id, **scores.meta},
         duplicate_of=dup,
         end_nll=end,
+        ifd=ifd,
     )
 
 
@@ -296,6 +330,9 @@ class QTuningTriage(BaseEstimator):
     end_nll_ : ndarray of shape (n_samples,)
         NLL of each response's end-of-turn token (the tokenizer's EOS; NaN where absent;
         higher = a more abrupt end), whether or not ``config.abrupt_end`` is set.
+    ifd_ : ndarray of shape (n_samples,) or None
+        IFD per sample (``PPL(response | prompt) / PPL(response)``) when ``config.max_ifd`` is
+        set, else ``None``.
     model_info_ : dict
     """
 
@@ -376,19 +413,28 @@ class QTuningTriage(BaseEstimator):
                     "expected a non-empty response string", record=i, field="response"
                 )
         model, tok, info = self._resolve_model()
-        scores = score_sft_cached(
-            model,
-            tok,
-            list(prompts),
-            list(responses),
-            cache_dir=self.cache_dir,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-            chunk_size=self.chunk_size,
-            use_chat_template=self.use_chat_template,
-            show_progress_bar=self.show_progress_bar,
-            compile_stats=self.compile_stats,
-        )
+
+        def score(prompt_texts: list[str]) -> TokenScores:
+            return score_sft_cached(
+                model,
+                tok,
+                prompt_texts,
+                list(responses),
+                cache_dir=self.cache_dir,
+                batch_size=self.batch_size,
+                max_length=self.max_length,
+                chunk_size=self.chunk_size,
+                use_chat_template=self.use_chat_template,
+                show_progress_bar=self.show_progress_bar,
+                compile_stats=self.compile_stats,
+            )
+
+        scores = score(list(prompts))
+        ifd = None
+        if cfg.max_ifd is not None:  # one more pass: the same responses with empty prompts
+            from dataprune.scores import ifd_from_token_scores
+
+            ifd = ifd_from_token_scores(scores, score([""] * len(responses))).ifd
         duplicate_of = None
         if cfg.dedup == "fuzzy":
             from dataprune.dedup import fuzzy_duplicates
@@ -399,6 +445,7 @@ class QTuningTriage(BaseEstimator):
             scores,
             cfg,
             duplicate_of=duplicate_of,
+            ifd=ifd,
             random_state=self.random_state,
         )
         self.tokenizer_ = tok
@@ -411,6 +458,7 @@ class QTuningTriage(BaseEstimator):
         self.token_keep_ = result.token_keep
         self.alpha_ = result.samples.alpha
         self.end_nll_ = result.end_nll
+        self.ifd_ = result.ifd
         self.model_info_ = info
         return self
 

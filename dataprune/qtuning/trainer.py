@@ -324,6 +324,13 @@ class QTuningMixin:
         if forward not in _FORWARDS:
             raise UnknownOptionError(f"unknown forward {forward!r}; valid: {', '.join(_FORWARDS)}")
         self.qtuning_config = (config if config is not None else QTuningConfig()).validate()
+        if self.qtuning_config.max_ifd is not None:
+            logger.info(
+                "max_ifd=%s is a static-triage rule (it needs a pass with empty prompts); the "
+                "trainer does not apply it: triage the data first (QTuningTriage, dataprune "
+                "triage) to leave misaligned pairs out",
+                self.qtuning_config.max_ifd,
+            )
         self.qtuning_forward = forward
         #: one dict per training micro-batch (see :func:`qtuning_loss` for the keys, plus ``step``)
         self.qtuning_history: list[dict[str, Any]] = []

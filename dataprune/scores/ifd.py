@@ -27,7 +27,7 @@ from dataprune.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IFDScores", "ifd_ratio", "ifd_scores"]
+__all__ = ["IFDScores", "ifd_from_token_scores", "ifd_ratio", "ifd_scores"]
 
 
 @dataclass
@@ -151,7 +151,31 @@ def _compute_ifd(
     }
     cond = score_sft(model, tokenizer, prompts, responses, **common)
     uncond = score_sft(model, tokenizer, [""] * len(responses), responses, **common)
-    n = len(responses)
+    return ifd_from_token_scores(cond, uncond)
+
+
+def ifd_from_token_scores(conditioned: Any, unconditioned: Any) -> IFDScores:
+    """IFD from the two scoring passes of the same responses.
+
+    Parameters
+    ----------
+    conditioned, unconditioned : dataprune.lm_scoring.TokenScores
+        :func:`~dataprune.lm_scoring.score_sft` of the same responses (same order and settings),
+        with their prompts and with empty prompts. Reuse a conditioned pass already computed (for
+        example by Q-Tuning's triage) to pay only for the unconditioned one.
+
+    Returns
+    -------
+    IFDScores
+        Means over the response tokens scored in both passes (see the module docstring).
+    """
+    cond, uncond = conditioned, unconditioned
+    if len(cond.encodings) != len(uncond.encodings):
+        raise DataValidationError(
+            f"the passes scored {len(cond.encodings)} and {len(uncond.encodings)} responses; "
+            "expected the same responses in both"
+        )
+    n = len(cond.encodings)
     nll_c = np.empty(n, dtype=np.float64)
     nll_u = np.empty(n, dtype=np.float64)
     n_tokens = np.empty(n, dtype=np.int64)

@@ -265,9 +265,10 @@ class FacilityLocation(BaseSelector):
         Non-negative similarity from the cosine: ``max(cos, 0)`` or ``(1 + cos) / 2``.
     exact_knn : bool, optional
         Force an exact or approximate (HNSW) kNN graph; default: exact up to 100k rows.
-    knn_method : {"exact", "hnsw", "ivf", "cells"}, optional
+    knn_method : {"exact", "auto", "hnsw", "ivf", "cells"}, optional
         The kNN method of :func:`dataprune.neighbors.knn_graph` (overrides ``exact_knn``);
-        default (``None``): exact up to 100k rows, HNSW above.
+        default (``None``): exact up to 100k rows, ``"auto"`` above (the cell self-join when a
+        sample says its recall@k reaches 0.95, else HNSW; with ``ef_search`` given, HNSW).
     nprobe : int, optional
         Cells visited per query by ``knn_method="ivf"`` or ``"cells"``; default (``None``): the
         method's own (:func:`dataprune.neighbors.default_ivf_params`).
@@ -298,6 +299,9 @@ class FacilityLocation(BaseSelector):
         Gain (re-)evaluations done by the lazy greedy (plain greedy would do ~ n_samples * k).
     timings_ : dict
         Seconds spent in ``knn_graph_s``, ``coverage_lists_s`` and ``lazy_greedy_s``.
+    knn_info_ : dict
+        What built the kNN graph (``knn_graph(..., return_info=True)``: the method and its
+        parameters; for ``"auto"`` which graph was kept and the sample's recall).
     """
 
     def __init__(
@@ -337,7 +341,7 @@ class FacilityLocation(BaseSelector):
         X = _normalised_rows(X)
         n = X.shape[0]
         seed = int(rng.integers(2**31 - 1))
-        sims, idx = knn_graph(
+        sims, idx, self.knn_info_ = knn_graph(
             X,
             int(self.n_neighbors),
             exact=self.exact_knn,
@@ -346,6 +350,7 @@ class FacilityLocation(BaseSelector):
             ef_search=None if self.ef_search is None else int(self.ef_search),
             random_state=seed,
             show_progress_bar=self.show_progress_bar,
+            return_info=True,
         )
         t1 = time.perf_counter()
         indptr, indices, data = _coverage_csr(sims, idx, self.similarity)

@@ -20,7 +20,7 @@ def test_defaults_follow_the_spec():
     # no token pruning: chosen on the development outcome pool (benchmarks/qtuning_outcome.py)
     assert c.token_ratio == 1.0
     # abrupt ends (truncated responses): chosen on development pools (qtuning_diagnostic.py)
-    assert c.abrupt_end == 4.0
+    assert (c.abrupt_end, c.max_ifd) == (8.0, 1.0)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +57,8 @@ def test_n_keep(B, r, K):
         ({"abrupt_end": 0.0}, "abrupt_end"),
         ({"abrupt_end": "4"}, "abrupt_end"),
         ({"abrupt_end": float("inf")}, "abrupt_end"),
+        ({"max_ifd": -1.0}, "max_ifd"),
+        ({"max_ifd": "1"}, "max_ifd"),
     ],
 )
 def test_bad_values_name_the_field(kwargs, match):

@@ -38,6 +38,14 @@ def test_mismatched_answers_are_high_error(shared_data, smollm2):
     own = np.array([ppl[(i + 1) % 4] for i in range(4)])
     assert np.all(ppl[16:] > own)
     assert np.median(ppl[16:]) > 1.5 * np.median(ppl[:16])
+    # the default max_ifd computes IFD: the wrong question explains the answer less than its own
+    # (IFD separates shuffled from clean pairs with AUROC >= 0.99 in the diagnostic)
+    ifd = tri.ifd_
+    assert ifd is not None and np.all(ifd[16:] > np.array([ifd[(i + 1) % 4] for i in range(4)]))
+    sel = np.array(tri.result_.to_table()["selection"])
+    flagged = ifd >= 1.0  # left out as noise (misaligned, or an abrupt end first)
+    assert set(sel[flagged].tolist()) <= {"misaligned", "abrupt end"}
+    assert not tri.result_.samples.kept[flagged].any()
     # No assertion on where mismatched answers land: at scale every triage rule keeps some of
     # them (benchmarks/results/qtuning_diagnostic.md), so "never kept" would hold on this slice
     # only by chance.

@@ -28,7 +28,8 @@ RESPONSES = [CORPUS[(i * 3 + 1) % len(CORPUS)] for i in range(len(PROMPTS))]
 
 def _fit(model, tok, **cfg):
     return QTuningTriage(
-        QTuningConfig(**{"sample_ratio": 0.25, "token_ratio": 0.5, **cfg}),
+        # the random tiny model's IFD says nothing about alignment: max_ifd only where tested
+        QTuningConfig(**{"sample_ratio": 0.25, "token_ratio": 0.5, "max_ifd": None, **cfg}),
         model=model,
         tokenizer=tok,
         batch_size=5,
@@ -198,3 +199,51 @@ def test_bad_inputs(tiny_lm):
 
     with pytest.raises(NotFittedError, match="not fitted"):
         QTuningTriage().features()
+
+
+def test_max_ifd_leaves_misaligned_pairs_out(tiny_lm):
+    from dataprune.scores import ifd_scores
+
+    model, tok = tiny_lm
+    ref = ifd_scores(model, tok, PROMPTS, RESPONSES).ifd
+    # a threshold in the middle of the observed IFDs flags some pairs and not others
+    t = float(np.median(ref))
+    tri = _fit(model, tok, max_ifd=t, abrupt_end=None, dedup="none")
+    np.testing.assert_allclose(tri.ifd_, ref, rtol=1e-5)
+    flagged = ref >= t
+    assert flagged.any() and (~flagged).any()
+    table = tri.result_.to_table()
+    sel = np.array(table["selection"])
+    # every flagged pair is left out as misaligned (Q1) while enough others exist
+    assert (sel[flagged] == "misaligned").all()
+    assert not tri.result_.samples.kept[flagged].any()
+    assert (tri.quadrant_[flagged] == 1).all()
+    assert tri.result_.summary()["quadrants"]["misaligned"] == int(flagged.sum())
+    assert len(tri.kept_indices_) == round(len(PROMPTS) * 0.25)
+    # the same decision as the plane's noise flags
+    ref_triage = triage_samples(
+        tri.perplexity_, tri.entropy_, QTuningConfig(sample_ratio=0.25), noise=flagged
+    )
+    assert np.array_equal(tri.result_.samples.kept, ref_triage.kept)
+    # without max_ifd nothing is computed
+    assert _fit(model, tok, max_ifd=None).ifd_ is None
+
+
+def test_max_ifd_needs_ifd_in_the_functional_core(tiny_lm, caplog):
+    from dataprune.qtuning import triage_token_scores
+
+    model, tok = tiny_lm
+    scores = score_sft(model, tok, PROMPTS, RESPONSES)
+    cfg = QTuningConfig(max_ifd=1.0, abrupt_end=None, dedup="none")
+    with caplog.at_level("WARNING", logger="dataprune.qtuning.static"):
+        res = triage_token_scores(scores, cfg)
+    assert "max_ifd=1.0 is skipped" in caplog.text
+    assert res.ifd is None and res.summary()["quadrants"]["misaligned"] == 0
+    ifd = np.where(np.arange(len(scores)) % 2 == 0, 2.0, 0.5)  # every other pair misaligned
+    res = triage_token_scores(scores, cfg, ifd=ifd)
+    assert res.summary()["quadrants"]["misaligned"] == int((ifd >= 1.0).sum())
+    assert not res.samples.kept[ifd >= 1.0].any()
+    with pytest.raises(DataValidationError, match="ifd has shape"):
+        triage_token_scores(scores, QTuningConfig(max_ifd=1.0), ifd=np.ones(3))
+    with pytest.raises(DataValidationError, match="max_ifd must be"):
+        QTuningConfig(max_ifd=0)

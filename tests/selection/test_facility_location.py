@@ -174,10 +174,11 @@ def test_approximate_graph_is_deterministic_under_random_state(knn_method):
     a = FacilityLocation(**kw).fit(X)
     b = FacilityLocation(**kw).fit(X)
     np.testing.assert_array_equal(a.selected_indices_, b.selected_indices_)
-    # nprobe / ef_search None (the defaults) are knn_graph's defaults (IVF 16, HNSW's rule)
+    # nprobe None is IVF's default (16); knn_method None above the exact limit is "auto"
     assert a.nprobe is None and a.ef_search is None
-    extra = {"nprobe": 16} if knn_method == "ivf" else {"ef_search": 33}
-    c = FacilityLocation(**kw, **extra).fit(X)
+    assert a.knn_info_["method"] == (knn_method or "auto")
+    explicit = {"nprobe": 16} if knn_method == "ivf" else {"knn_method": "auto"}
+    c = FacilityLocation(**{**kw, **explicit}).fit(X)
     np.testing.assert_array_equal(a.selected_indices_, c.selected_indices_)
     exact = FacilityLocation(n_samples=100, random_state=3).fit(X)
     # the approximate graph loses little of the objective measured on the dense function
