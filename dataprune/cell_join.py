@@ -55,20 +55,21 @@ def resolve_cell_params(
 ) -> dict[str, int]:
     """The ``nlist`` / ``nprobe`` / ``spill`` :func:`cell_join_knn` runs with.
 
-    Each ``None`` takes :func:`default_cell_params`; then ``nlist <= n_samples`` and ``nprobe``,
-    ``spill <= nlist`` (a value given above its bound is lowered to it).
+    ``nlist`` defaults to :func:`default_cell_params`'s; ``nprobe`` and ``spill`` default to the
+    same rule applied to the ``nlist`` in use (``min(nlist, 16)``; 2, or 1 with one cell). Then
+    ``nlist <= n_samples`` and ``nprobe``, ``spill <= nlist`` (a value above its bound is
+    lowered to it).
 
     Returns
     -------
     dict
         ``nlist``, ``nprobe``, ``spill``.
     """
-    params = default_cell_params(n_samples)
-    nl = int(min(n_samples, nlist or params["nlist"]))
+    nl = int(min(n_samples, nlist or default_cell_params(n_samples)["nlist"]))
     return {
         "nlist": nl,
-        "nprobe": int(min(nl, nprobe or params["nprobe"])),
-        "spill": int(min(nl, spill or params["spill"])),
+        "nprobe": int(min(nl, nprobe or 16)),
+        "spill": int(min(nl, spill or (2 if nl > 1 else 1))),
     }
 
 
@@ -111,9 +112,9 @@ def cell_join_knn(
         Neighbours per row (``1 <= k < n_samples``).
     nlist, nprobe, spill : int, optional
         Cells, cells probed per query cell, cells each row is stored in; each ``None`` takes its
-        default from :func:`default_cell_params`, which scales with ``n_samples``:
+        default (:func:`resolve_cell_params`), which scales with ``n_samples``:
         ``nlist = max(1, round(n / 1000))``, ``nprobe = min(nlist, 16)``, ``spill = 2`` (1 with
-        one cell). ``nprobe = nlist`` is exact.
+        one cell), the last two from the ``nlist`` in use. ``nprobe = nlist`` is exact.
     n_train : int, optional
         Rows sampled to train the centroids (default ``min(n, 64 * nlist)``).
     niter : int, default=20

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from dataprune import cell_join
-from dataprune.cell_join import cell_join_knn, default_cell_params
+from dataprune.cell_join import cell_join_knn, default_cell_params, resolve_cell_params
 from dataprune.errors import DataValidationError
-from dataprune.neighbors import knn_graph
+from dataprune.neighbors import KNN_METHODS, knn_graph
 
 
 def _norm(a):
@@ -58,7 +58,7 @@ def test_small_inputs_and_options():
         cell_join_knn(X, 2, dtype="float16")
     s, i = knn_graph(X, 2, method="cells")
     assert i.shape == (5, 2)
-    with pytest.raises(DataValidationError, match="valid: cells, exact, hnsw, ivf"):
+    with pytest.raises(DataValidationError, match="valid: " + ", ".join(sorted(KNN_METHODS))):
         knn_graph(X, 2, method="annoy")
 
 
@@ -80,6 +80,20 @@ def test_knn_graph_passes_nprobe_and_nlist_to_the_cell_join(monkeypatch, cluster
         {"nlist": 12, "nprobe": None},
         {"nlist": 12, "nprobe": 4},
     ]
+    # the info reports what ran: nlist alone keeps nprobe at min(nlist, 16)
+    _s, _i, info = knn_graph(clustered, 5, method="cells", nlist=12, return_info=True)
+    assert info == {"method": "cells", **resolve_cell_params(len(clustered), 12)}
+    assert info["nprobe"] == 12 and info["nlist"] == 12
+
+
+def test_resolve_cell_params_bounds():
+    assert resolve_cell_params(1_000_000) == default_cell_params(1_000_000)
+    assert resolve_cell_params(1_000_000, nlist=8) == {"nlist": 8, "nprobe": 8, "spill": 2}
+    assert resolve_cell_params(100, nlist=500, nprobe=900) == {
+        "nlist": 100,
+        "nprobe": 100,
+        "spill": 2,
+    }
 
 
 def test_nprobe_alone_changes_the_cell_join(clustered):
