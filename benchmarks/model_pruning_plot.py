@@ -31,7 +31,7 @@ def plot(out: dict, path: Path) -> None:
     conds = [(r, f) for r, f in conds if any(k[1] == r and k[3] == f for k in index)]
     names = [
         RECIPES[r].label
-        + (" + DSnoT" if f == "dsnot" else "")
+        + ("" if f == "none" else " + DSnoT" if f == "dsnot" else f" + DSnoT ({f})")
         + (" [dev-chosen]" if r == chosen and r != "random" else "")
         for r, f in conds
     ]
@@ -59,8 +59,9 @@ def plot(out: dict, path: Path) -> None:
                     vals,
                     [yy] * len(vals),
                     s=22,
-                    marker=MARKERS[f],
-                    color=COLORS[f],
+                    # DSnoT variants (``DSNOT_VARIANTS``) share DSnoT's style; the label names them
+                    marker=MARKERS["none" if f == "none" else "dsnot"],
+                    color=COLORS["none" if f == "none" else "dsnot"],
                     alpha=0.75,
                     zorder=3,
                 )
