@@ -7,7 +7,9 @@
    forward's tokens/s.
 2. Dynamic overhead: ``QTuningTrainer.training_step`` (one forward, triage, backward) against
    ``transformers.Trainer.training_step`` (the model's own loss) on identical micro-batches, with
-   LoRA and with full fine-tuning. Target: <= 5 % extra time per step.
+   LoRA and with full fine-tuning. Target: <= 5 % extra time per step. The default config's IFD
+   rule (``max_ifd``) adds a gradient-free forward pass over the responses per micro-batch (static:
+   a second scoring pass); both are measured with it and without it.
 
 Measurements alternate A/B on the same inputs (so a drifting machine load affects both alike);
 reported are medians of per-round ratios. The machine info and load average are recorded in the
@@ -83,19 +85,39 @@ def bench_static(model, tok, rows, *, batch_size, max_length, rounds):
                 show_progress_bar=False,
                 compile_stats=compiled,
             )
-            triage_token_scores(s, QTuningConfig())
+            triage_token_scores(s, QTuningConfig(max_ifd=None))
 
         return run
+
+    def scoring_ifd():
+        # what QTuningTriage.fit does at the default config: the scoring pass, one more over the
+        # responses after empty prompts (max_ifd), then the triage with IFD
+        from dataprune.scores import ifd_from_token_scores
+
+        kw = dict(
+            batch_size=batch_size,
+            max_length=max_length,
+            show_progress_bar=False,
+            compile_stats=True,
+        )
+        s = score_sft(model, tok, prompts, answers, **kw)
+        u = score_sft(model, tok, [""] * len(prompts), answers, **kw)
+        triage_token_scores(s, QTuningConfig(), ifd=ifd_from_token_scores(s, u).ifd)
 
     plain()  # warm-up
     t0 = time.perf_counter()
     scoring(True)()  # compiles the fused statistics kernel (cached on disk by torch)
     t_compile_first = time.perf_counter() - t0
-    fns = [("plain", plain), ("eager", scoring(False)), ("compiled", scoring(True))]
+    fns = [
+        ("plain", plain),
+        ("eager", scoring(False)),
+        ("compiled", scoring(True)),
+        ("default_ifd", scoring_ifd),
+    ]
     cpu: dict[str, list[float]] = {k: [] for k, _ in fns}
     wall: dict[str, list[float]] = {k: [] for k, _ in fns}
     for r in range(rounds):
-        for name, fn in fns[r % 3 :] + fns[: r % 3]:  # rotate the order every round
+        for name, fn in fns[r % len(fns) :] + fns[: r % len(fns)]:  # rotate the order
             w, c = timed(fn)
             wall[name].append(w)
             cpu[name].append(c)
@@ -108,7 +130,7 @@ def bench_static(model, tok, rows, *, batch_size, max_length, rounds):
         "plain_cpu_seconds": np.round(cpu["plain"], 2).tolist(),
         "plain_wall_seconds": np.round(wall["plain"], 2).tolist(),
     }
-    for name in ("eager", "compiled"):
+    for name in ("eager", "compiled", "default_ifd"):
         r_cpu = np.array(cpu["plain"]) / np.array(cpu[name])
         r_wall = np.array(wall["plain"]) / np.array(wall[name])
         out[name] = {
@@ -129,7 +151,7 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-def bench_dynamic(rows, *, micro_batch, max_length, rounds, use_lora, forward, tmp):
+def bench_dynamic(rows, *, micro_batch, max_length, rounds, use_lora, forward, tmp, ifd=True):
     from transformers import Trainer, TrainingArguments
 
     from dataprune.models import load_causal_lm
@@ -164,7 +186,11 @@ def bench_dynamic(rows, *, micro_batch, max_length, rounds, use_lora, forward, t
     )
     plain_tr = Trainer(model=model, args=args)
     q_tr = QTuningTrainer(
-        model=model, args=args, qtuning_config=QTuningConfig(), qtuning_forward=forward
+        model=model,
+        args=args,
+        processing_class=tok,  # the empty prompt of the IFD pass (max_ifd)
+        qtuning_config=QTuningConfig(max_ifd=1.0 if ifd else None),
+        qtuning_forward=forward,
     )
     for tr in (plain_tr, q_tr):
         tr.current_gradient_accumulation_steps = 1
@@ -192,6 +218,7 @@ def bench_dynamic(rows, *, micro_batch, max_length, rounds, use_lora, forward, t
     return {
         "mode": "LoRA r=16" if use_lora else "full fine-tuning",
         "forward": forward,
+        "max_ifd": 1.0 if ifd else None,
         "micro_batch": micro_batch,
         "tokens_per_micro_batch": float(np.mean(n_tok)),
         "plain_step_cpu_s_median": float(np.median(tp[:, 1])),
@@ -247,10 +274,11 @@ def main() -> int:
     del model
     tmp = Path(tempfile.mkdtemp(prefix="qtuning_cost_"))
     dynamic = []
-    for use_lora, forward, rounds in (
-        (True, "auto", args.dynamic_rounds),
-        (True, "full", max(2, args.dynamic_rounds // 2)),
-        (False, "auto", max(2, args.dynamic_rounds // 2)),
+    for use_lora, forward, rounds, ifd in (
+        (True, "auto", args.dynamic_rounds, True),
+        (True, "auto", args.dynamic_rounds, False),
+        (True, "full", max(2, args.dynamic_rounds // 2), True),
+        (False, "auto", max(2, args.dynamic_rounds // 2), True),
     ):
         d = bench_dynamic(
             rows[: args.micro_batch * 4],
@@ -260,6 +288,7 @@ def main() -> int:
             use_lora=use_lora,
             forward=forward,
             tmp=tmp,
+            ifd=ifd,
         )
         print(json.dumps(d), flush=True)
         dynamic.append(d)
@@ -311,9 +340,12 @@ def render_md(res: dict) -> str:
         f"| plain forward (full logits) | {s['plain_forward_tokens_per_cpu_s']:.0f} | 1.00 | 1.00 | |"
     )
     for name, label in (
-        ("eager", "Q-Tuning scoring + triage (default, eager statistics)"),
-        ("compiled", "Q-Tuning scoring + triage, `compile_stats=True`"),
+        ("eager", "Q-Tuning scoring + triage, `max_ifd=None` (eager statistics)"),
+        ("compiled", "Q-Tuning scoring + triage, `max_ifd=None`, `compile_stats=True`"),
+        ("default_ifd", "default: + IFD pass (empty prompts), `compile_stats=True`"),
     ):
+        if name not in s:
+            continue
         v = s[name]
         ok = "met" if v["throughput_ratio_cpu_median"] >= 0.9 else "NOT met"
         L.append(
@@ -333,11 +365,12 @@ def render_md(res: dict) -> str:
         "backward) on identical GSM8K micro-batches.\n"
     )
     L.append(
-        "| training | Q-Tuning forward path | micro-batch | tokens | plain step CPU s | "
+        "| training | Q-Tuning forward path | IFD pass (`max_ifd`) | micro-batch | tokens | "
+        "plain step CPU s | "
         "Q-Tuning step CPU s | overhead, CPU time (median [rounds]) | overhead, wall (median) | "
         "target |"
     )
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for d in res["dynamic"]:
         ok = "met" if d["overhead_median"] <= 0.05 else "NOT met"
         path = (
@@ -346,7 +379,8 @@ def render_md(res: dict) -> str:
             else "model forward (full logits)"
         )
         L.append(
-            f"| {d['mode']} | {path} | {d['micro_batch']} | {d['tokens_per_micro_batch']:.0f} | "
+            f"| {d['mode']} | {path} | {'yes' if d.get('max_ifd') else 'no'} | "
+            f"{d['micro_batch']} | {d['tokens_per_micro_batch']:.0f} | "
             f"{d['plain_step_cpu_s_median']:.2f} | {d['qtuning_step_cpu_s_median']:.2f} | "
             f"{d['overhead_median'] * 100:+.1f} % {[round(x * 100, 1) for x in d['overhead_per_round']]} | "
             f"{d['overhead_wall_median'] * 100:+.1f} % | <= 5 % ({ok}) |"
@@ -363,7 +397,9 @@ def _dynamic_sentence(dynamic: list[dict]) -> str:
         per_round = d["overhead_per_round"]
         cheaper = sum(x < 0 for x in per_round)
         parts.append(
-            f"{d['mode']} with the `{d['forward']}` forward path {d['overhead_median'] * 100:+.1f} %"
+            f"{d['mode']} with the `{d['forward']}` forward path"
+            f"{' and the IFD pass' if d.get('max_ifd') else ', no IFD pass'} "
+            f"{d['overhead_median'] * 100:+.1f} %"
             f" (Q-Tuning step cheaper in {cheaper} of {len(per_round)} rounds)"
         )
     lower = sum(d["overhead_median"] < 0 for d in dynamic)

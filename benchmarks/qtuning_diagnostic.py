@@ -30,7 +30,9 @@ cells, averaged over seeds; ties by the smaller share of clean samples left out 
 abrupt end or misaligned: clean data thrown away, which the ratios at a fixed K do not show),
 then by the smaller worst corrupted ratio. Phase ``eval`` (1,000 GSM8K,
 500 Alpaca from the eval candidates) reports every rule and checks the target for the default
-``QTuningConfig()``, static and per micro-batch of 16 (what the trainer does in dynamic mode).
+``QTuningConfig()``, static and per micro-batch of 16 (what the trainer does in dynamic mode:
+the pool deduplicated once, then abrupt ends, IFD and the plane per shuffled micro-batch; the
+scores are the base model's, i.e. the trainer's first step).
 
 Run: ``.venv/bin/python benchmarks/qtuning_diagnostic.py`` (resumable; ``--render-only``
 re-renders from the saved JSON).
@@ -229,14 +231,18 @@ def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.
     noise = noise_mask(scores, cfg)
     if micro_batch is None:
         return triage_samples(ppl, ent, cfg, exclude=exclude, noise=noise, random_state=seed).kept
+    # the trainer drops duplicates from the training set once, before training (``exclude``),
+    # then triages each micro-batch: abrupt ends against the batch's median end NLL, IFD
+    # (absolute threshold) from its gradient-free pass without the prompt
     rng = np.random.default_rng([seed, 7])
-    perm = rng.permutation(len(ppl))
+    perm = rng.permutation(np.arange(len(ppl)) if exclude is None else np.flatnonzero(~exclude))
     kept = np.zeros(len(ppl), dtype=bool)
-    for lo in range(0, len(ppl), micro_batch):
+    for lo in range(0, len(perm), micro_batch):
         idx = perm[lo : lo + micro_batch]
-        nz = (  # the trainer applies the abrupt-end rule per micro-batch, never max_ifd
-            None if cfg.abrupt_end is None else abrupt_end_mask(scores["end"][idx], cfg.abrupt_end)
-        )
+        nz = None if cfg.abrupt_end is None else abrupt_end_mask(scores["end"][idx], cfg.abrupt_end)
+        if cfg.max_ifd is not None:
+            mis = scores["ifd"][idx] >= cfg.max_ifd
+            nz = mis if nz is None else nz | mis
         kept[idx] = triage_samples(ppl[idx], ent[idx], cfg, noise=nz, random_state=rng).kept
     return kept
 
@@ -622,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def dynamic(scores, ratio, dup, seed, k):
         cfg = QTuningConfig(sample_ratio=ratio)
-        return run_rule(scores, cfg, None, micro_batch=MICRO_BATCH, seed=seed)
+        exclude = dup if cfg.dedup != "none" else None
+        return run_rule(scores, cfg, exclude, micro_batch=MICRO_BATCH, seed=seed)
 
     extra_eval = {**extra, "dynamic, micro-batch 16 (default config)": dynamic}
     labels_eval = [r[0] for r in RULES] + list(extra_eval)

@@ -270,6 +270,8 @@ def train_lora(
         Dynamic Q-Tuning: records come in groups of ``round(micro_batch / sample_ratio)``, each
         triaged from its own forward pass by :func:`dataprune.qtuning.qtuning_loss` (the
         package's trainer loss); only the kept tokens carry loss and count against the budget.
+        As in :class:`dataprune.qtuning.QTuningTrainer`, near-duplicates are left out of the
+        stream once (``dedup``) and ``max_ifd`` scores the responses after an empty prompt.
 
     Returns
     -------
@@ -335,12 +337,25 @@ def train_lora(
     stream = _stream(len(encs), cfg.seed)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     losses, n_tokens, n_seen = [], 0, 0
-    qstats = {"kept_samples": 0, "q2": 0, "q4": 0, "fill_up": 0, "groups": 0}
-    group = None
+    qstats = {
+        "kept_samples": 0, "q2": 0, "q4": 0, "fill_up": 0, "abrupt_end": 0, "misaligned": 0,
+        "groups": 0, "duplicates_left_out": 0,
+    }  # fmt: skip
+    group = empty = None
     if dynamic is not None:
+        from dataprune.lm_scoring import empty_prompt_ids
         from dataprune.qtuning import qtuning_loss
 
         group = max(1, round(mb / dynamic.sample_ratio))
+        # as QTuningTrainer: the training set deduplicated once, the IFD pass after an empty prompt
+        empty = empty_prompt_ids(tok) if dynamic.max_ifd is not None else None
+        if dynamic.dedup != "none":
+            from dataprune.dedup import fuzzy_duplicates
+
+            dup = fuzzy_duplicates([f"{p}\n{r}" for p, r in pairs], threshold=0.8).is_duplicate
+            keep = np.flatnonzero(~dup)
+            qstats["duplicates_left_out"] = int(dup.sum())
+            stream = (int(keep[i]) for i in _stream(len(keep), cfg.seed))
     model.train()
     t0 = time.perf_counter()
     for step in range(cfg.steps):
@@ -352,12 +367,15 @@ def train_lora(
                 idx = [next(stream) for _ in range(group)]
                 n_seen += group
                 loss, _, st = qtuning_loss(
-                    model, _qtuning_inputs([encs[i] for i in idx], pad_id), dynamic
+                    model,
+                    _qtuning_inputs([encs[i] for i in idx], pad_id),
+                    dynamic,
+                    empty_prompt_ids=empty,
                 )
                 (loss * st["kept_tokens"] / tokens_per_step).backward()
                 loss_step += float(loss.detach()) * st["kept_tokens"] / tokens_per_step
                 n_tokens += st["kept_tokens"]
-                for k in ("kept_samples", "q2", "q4", "fill_up"):
+                for k in ("kept_samples", "q2", "q4", "fill_up", "abrupt_end", "misaligned"):
                     qstats[k] += st[k]
                 qstats["groups"] += 1
         else:

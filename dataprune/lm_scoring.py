@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SFTEncoding",
     "TokenScores",
+    "empty_prompt_ids",
     "encode_sft",
     "encode_sft_pairs",
     "end_token_nll",
@@ -69,6 +70,37 @@ def _has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def _chat_prefix(tokenizer: Any, prompt: str) -> str:
+    """The chat template's rendering of a user turn and the generation prompt."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def _plain_prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+
+def empty_prompt_ids(tokenizer: Any, *, use_chat_template: bool | None = None) -> list[int]:
+    """Token ids :func:`encode_sft` puts before a response when the prompt is empty.
+
+    With a chat template: an empty user turn and the generation prompt; without one: the
+    tokenizer's special tokens for empty text (a BOS token, or nothing). This is the context of
+    the unconditioned pass of IFD (:func:`dataprune.scores.ifd_scores`); the Q-Tuning trainer
+    prepends it to each response to score it without its prompt.
+
+    Returns
+    -------
+    list of int
+        Possibly empty (then :func:`encode_sft` uses the first response token as context).
+    """
+    if use_chat_template is None:
+        use_chat_template = _has_chat_template(tokenizer)
+    if use_chat_template:
+        return list(tokenizer(_chat_prefix(tokenizer, ""), add_special_tokens=False)["input_ids"])
+    return _plain_prompt_ids(tokenizer, "")
+
+
 def encode_sft(
     tokenizer: Any,
     prompt: str,
@@ -96,9 +128,7 @@ def encode_sft(
     if use_chat_template is None:
         use_chat_template = _has_chat_template(tokenizer)
     if use_chat_template:
-        prefix = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
+        prefix = _chat_prefix(tokenizer, prompt)
         full = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
             tokenize=False,
@@ -111,7 +141,7 @@ def encode_sft(
         p_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
         r_ids = tokenizer(full[len(prefix) :], add_special_tokens=False)["input_ids"]
     else:
-        p_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        p_ids = _plain_prompt_ids(tokenizer, prompt)
         r_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
         if tokenizer.eos_token_id is not None:
             r_ids = [*r_ids, tokenizer.eos_token_id]

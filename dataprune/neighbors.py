@@ -29,7 +29,8 @@ _EXACT_LIMIT = 100_000
 
 #: kNN methods of :func:`knn_graph` (``method=``), each with what it does.
 KNN_METHODS: dict[str, str] = {
-    "exact": "blockwise float32 matrix products and a running top-k (default up to 100k rows)",
+    "exact": "float32 matrix products over the symmetric similarity matrix's tiles, each computed "
+    "once, and a running top-k (default up to 100k rows)",
     "hnsw": "faiss HNSW graph, built single-threaded (reproducible), efSearch tuned to a recall "
     "target on a sample",
     "ivf": "faiss IVF-Flat with a quantizer trained on a sample",
@@ -99,9 +100,10 @@ def knn_graph(
         Exact search by blockwise matrix products (default when ``n_samples <= 100_000``)
         or an approximate one (``method="auto"``). ``method`` overrides it.
     block_size : int, default=16384
-        Query rows per search call (IVF); the exact search scores at most
-        ``min(block_size, 4096)`` query rows at a time against tiles of keys (128 MiB of float32
-        similarities per tile), keeping a running top-k per query row.
+        Query rows per search call (IVF); the exact search cuts the rows into blocks of
+        ``min(block_size, 4096)`` and computes each tile of the (symmetric) similarity matrix
+        once, for both of its blocks (at most 64 MiB of float32 similarities per tile),
+        keeping a running top-k per row.
     nlist : int, optional
         Coarse cells (IVF lists or the cells of ``method="cells"``). Default (``None``): the
         method's own rule, which scales with ``n_samples``: IVF ``max(16, int(4 * sqrt(n)))``
@@ -325,7 +327,7 @@ def _tile_top_k(S, k: int) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     if S.shape[1] <= k:
-        return S.numpy(), np.broadcast_to(np.arange(S.shape[1]), S.shape)
+        return S.numpy().copy(), np.broadcast_to(np.arange(S.shape[1]), S.shape)
     v, i = torch.topk(S, k + 1, dim=1)
     v, i = v.numpy(), i.numpy()
     tie = np.flatnonzero(v[:, k - 1] == v[:, k])  # a tie straddles the k-th place
@@ -343,34 +345,85 @@ def _exact_knn(
     *,
     block_size: int,
     show_progress_bar: bool | None,
-    key_block_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact kNN by tiled float32 matrix products and a running top-k (self excluded).
+    """Exact kNN by float32 matrix products over square tiles of the similarity matrix, each
+    computed once (self excluded).
 
-    Queries are taken ``min(block_size, 4096)`` rows at a time and scored against key blocks of
-    ``key_block_size`` rows (default: 128 MiB of similarities per tile); each tile's best ``k``
-    are merged into the query block's running best, so the key matrix is read once per 4096
-    query rows (it was read once per 16 query rows at 1M rows with whole-row blocks). Equal
-    similarities are ordered by increasing index. torch's GEMM + ``topk`` is 2-3x faster than a
-    faiss flat index on this kind of CPU; the small merges run in numpy.
+    The rows are cut into blocks of ``b = min(block_size, 4096)`` rows; the tile of blocks
+    ``(i, j)``, ``j >= i``, is computed once and serves both blocks: its rows update block
+    ``i``'s running best ``k``, its transpose (copied contiguous: ``topk`` along strided rows is
+    3x slower) block ``j``'s. This halves the arithmetic of a query-by-key pass (``X @ X.T`` is
+    symmetric) and makes ``sim(a, b) == sim(b, a)`` exactly. A block's best is final once its
+    row of tiles is done. Equal similarities are ordered by increasing index. torch's GEMM +
+    ``topk`` is 2-3x faster than a faiss flat index on this kind of CPU; the small merges run in
+    numpy.
     """
     import torch
 
     n = X.shape[0]
     keys = _as_tensor(X)
-    q_rows = int(max(1, min(block_size, _EXACT_QUERY_ROWS, n)))
-    k_rows = int(min(n, max(1, key_block_size or _EXACT_TILE_ELEMENTS // q_rows)))
+    b = int(max(1, min(block_size, _EXACT_QUERY_ROWS, n)))
+    spans = [(lo, min(n, lo + b)) for lo in range(0, n, b)]
+    pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     sims = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
+
+    def merge(blk: int, v: np.ndarray, i: np.ndarray) -> None:
+        # tiles' candidates wait and are merged 8 tiles at a time (one selection, not one each)
+        p = pending.setdefault(blk, [])
+        p.append((v, i))
+        if len(p) >= _MERGE_EVERY:
+            pending[blk] = [_select_k(*p, k=k)]
+
     with torch.inference_mode():
-        for lo in progress(
-            range(0, n, q_rows), show_progress_bar=show_progress_bar, desc="kNN", unit="block"
+        # two reused tile buffers: a fresh 64 MiB tensor per tile costs more in page faults
+        # than the transposed copy itself
+        buf_s, buf_t = torch.empty(b * b), torch.empty(b * b)
+        for bi in progress(
+            range(len(spans)), show_progress_bar=show_progress_bar, desc="kNN", unit="block"
         ):
-            hi = min(n, lo + q_rows)
-            sims[lo:hi], idx[lo:hi] = _knn_of_queries(
-                keys, keys[lo:hi], np.arange(lo, hi), k, k_rows
-            )
+            lo, hi = spans[bi]
+            for bj in range(bi, len(spans)):
+                klo, khi = spans[bj]
+                S = buf_s[: (hi - lo) * (khi - klo)].view(hi - lo, khi - klo)
+                torch.mm(keys[lo:hi], keys[klo:khi].T, out=S)
+                if bj == bi:  # never its own neighbour
+                    r = np.arange(hi - lo)
+                    S.numpy()[r, r] = -np.inf
+                v, i = _tile_top_k(S, k)
+                merge(bi, v, i + klo)
+                if bj > bi:
+                    T = buf_t[: S.numel()].view(khi - klo, hi - lo)
+                    T.copy_(S.T)
+                    v, i = _tile_top_k(T, k)
+                    merge(bj, v, i + lo)
+            sims[lo:hi], idx[lo:hi] = _select_k(*pending.pop(bi), k=k)
     return sims, idx
+
+
+_MERGE_EVERY = 8
+
+
+def _select_k(*parts: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of the candidate columns of every row (``parts``: (values, indices)
+    pairs of equal row count), ordered by similarity descending, then index ascending.
+
+    ``topk`` picks them; a row whose ``k``-th and ``(k+1)``-th values tie is resolved by index
+    over all of its candidates (:func:`_best_k`).
+    """
+    import torch
+
+    v = np.concatenate([p[0] for p in parts], axis=1) if len(parts) > 1 else parts[0][0]
+    i = np.concatenate([p[1] for p in parts], axis=1) if len(parts) > 1 else parts[0][1]
+    if v.shape[1] <= k:
+        return _best_k(v, i, k)
+    tv, tp = torch.topk(torch.from_numpy(np.ascontiguousarray(v)), k + 1, dim=1)
+    tv, tp = tv.numpy(), tp.numpy()
+    out_v, out_i = _best_k(tv[:, :k], np.take_along_axis(i, tp[:, :k], 1), k)
+    tie = np.flatnonzero(tv[:, k - 1] == tv[:, k])
+    if len(tie):  # rare (duplicate rows): the lowest indices among the tied values
+        out_v[tie], out_i[tie] = _best_k(v[tie], i[tie], k)
+    return out_v, out_i
 
 
 def _knn_of_queries(keys, queries, query_rows: np.ndarray, k: int, k_rows: int):

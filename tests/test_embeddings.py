@@ -83,3 +83,43 @@ def test_small_runs_resume_with_the_default_chunking(tmp_path):
     enc2 = HashingEncoder()
     embed_texts(texts, enc2, batch_size=8, cache_dir=tmp_path)
     assert enc2.encoded == len(texts) - 2 * size
+
+
+class _RecordingEncoder(HashingEncoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def encode(self, texts, **kwargs):
+        self.batches.append(list(texts))
+        return super().encode(texts, **kwargs)
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_chunks_hold_texts_of_similar_length(tmp_path, cache):
+    """Chunks follow the texts sorted by length (little padding per batch); rows stay in input
+    order and equal a one-chunk run."""
+    rng = np.random.default_rng(0)
+    texts = [" ".join(["word"] * int(n)) + f" {i}" for i, n in enumerate(rng.integers(1, 40, 37))]
+    enc = _RecordingEncoder()
+    X = np.asarray(embed_texts(texts, enc, chunk_size=10, cache=cache, cache_dir=tmp_path))
+    lengths = sorted((len(t) for t in texts), reverse=True)
+    assert [sorted(len(t) for t in b) for b in enc.batches] == [
+        sorted(lengths[lo : lo + 10]) for lo in range(0, 37, 10)
+    ]
+    one = embed_texts(texts, HashingEncoder(), chunk_size=37, cache=False)
+    np.testing.assert_array_equal(X, one)
+
+
+def test_a_cache_written_with_another_chunk_order_starts_over(tmp_path):
+    import json
+
+    embed_texts(TEXTS, HashingEncoder(), chunk_size=10, cache_dir=tmp_path)
+    (meta_path,) = tmp_path.glob("*/meta.json")
+    meta = json.loads(meta_path.read_text())
+    meta.pop("chunk_order")  # as written before chunks followed text length
+    meta_path.write_text(json.dumps(meta))
+    enc = HashingEncoder()
+    X = embed_texts(TEXTS, enc, chunk_size=10, cache_dir=tmp_path)
+    assert enc.encoded == len(TEXTS)
+    np.testing.assert_array_equal(np.asarray(X), embed_texts(TEXTS, HashingEncoder(), cache=False))

@@ -41,21 +41,18 @@ def _reference_knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(S, order, 1), order
 
 
-@pytest.mark.parametrize(
-    ("block_size", "key_block_size"), [(16384, None), (512, 700), (1000, 333), (64, 5000)]
-)
-def test_tiled_exact_search_equals_brute_force_with_ties_and_duplicates(block_size, key_block_size):
+@pytest.mark.parametrize("block_size", [16384, 512, 1000, 333, 64, 7])
+def test_tiled_exact_search_equals_brute_force_with_ties_and_duplicates(block_size):
     """Small integers: every inner product is exact in float32 whatever the summation order, so
-    the tiled search (query blocks x key blocks, running top-k) must return exactly the brute
-    force graph, including the choice and order among the many tied similarities (by index)."""
+    the tiled search (square tiles used for both of their blocks, running top-k) must return
+    exactly the brute force graph, including the choice and order among the many tied
+    similarities (by index)."""
     rng = np.random.default_rng(3)
     X = rng.integers(-2, 3, size=(3000, 12)).astype(np.float32)
     X[2000:2400] = X[:400]  # exact duplicate rows
     X[2400:2410] = X[7]  # a row with more duplicates than k
     k = 9
-    sims, idx = _exact_knn(
-        X, k, block_size=block_size, show_progress_bar=False, key_block_size=key_block_size
-    )
+    sims, idx = _exact_knn(X, k, block_size=block_size, show_progress_bar=False)
     ref_s, ref_i = _reference_knn(X, k)
     np.testing.assert_array_equal(sims, ref_s.astype(np.float32))
     np.testing.assert_array_equal(idx, ref_i)
@@ -68,7 +65,7 @@ def test_exact_search_on_float_embeddings_matches_brute_force():
     X[3000:3100] = X[:100]  # duplicates: similarity ties
     k = 16
     sims, idx = knn_graph(X, k, exact=True, show_progress_bar=False)
-    sims_t, idx_t = _exact_knn(X, k, block_size=700, show_progress_bar=False, key_block_size=900)
+    sims_t, idx_t = _exact_knn(X, k, block_size=700, show_progress_bar=False)
     ref_s, ref_i = _reference_knn(X, k)
     for s, i in ((sims, idx), (sims_t, idx_t)):
         np.testing.assert_allclose(s, ref_s, atol=1e-6)
@@ -78,6 +75,10 @@ def test_exact_search_on_float_embeddings_matches_brute_force():
         exact_s = np.einsum("nd,nkd->nk", X.astype(np.float64), X[i].astype(np.float64))
         np.testing.assert_allclose(exact_s, ref_s, atol=1e-6)
         assert np.mean(i == ref_i) > 0.999
+    # each similarity is computed once: sim(a, b) == sim(b, a) exactly
+    pos = {(a, int(c)): float(v) for a in range(len(X)) for c, v in zip(idx_t[a], sims_t[a])}
+    both = [(a, c) for (a, c) in pos if (c, a) in pos]
+    assert both and all(pos[(a, c)] == pos[(c, a)] for a, c in both)
     # tied duplicates: the lower index first
     dup_rows = np.arange(100)
     assert (idx[dup_rows, 0] == dup_rows + 3000).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dataprune.cli._common import Subparsers, add_input_args
+from dataprune.embeddings import DEFAULT_BATCH_SIZE
 
 ORDER = 10
 
@@ -21,7 +22,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--model", default=None, help="encoder path or hub id (default: all-MiniLM-L6-v2)"
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"encoder batch size (default {DEFAULT_BATCH_SIZE})",
+    )
     p.set_defaults(run=run)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from dataprune.atomic import atomic_path
 from dataprune.distributed.workers import _model_id
+from dataprune.embeddings import DEFAULT_BATCH_SIZE
 from dataprune.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def embed_texts_distributed(
     engine: Any = "ray",
     work_dir: str | os.PathLike[str] | None = None,
     shard_size: int = 16384,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     chunk_size: int = 2048,
     concurrency: int | None = None,
     max_retries: int = 3,

@@ -46,6 +46,7 @@ from dataprune.distributed.workers import (
     ShardWorker,
     _model_id,
 )
+from dataprune.embeddings import DEFAULT_BATCH_SIZE
 from dataprune.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def embed_shards(
     id_field: str | None = None,
     engine: Any = "local",
     concurrency: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     chunk_size: int = 2048,
     normalize: bool = True,
     on_bad_record: str = "error",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dataprune.atomic import atomic_path, atomic_write_json
+from dataprune.embeddings import DEFAULT_BATCH_SIZE
 from dataprune.errors import DataValidationError
 
 logger = logging.getLogger(__name__)
@@ -130,15 +131,16 @@ class EmbedWorker(ShardWorker):
     """Embeds ``text_fields`` (joined by a blank line) with a sentence encoder.
 
     Texts are encoded ``chunk_size`` at a time with :func:`dataprune.embeddings._encode`, the
-    call :func:`~dataprune.embeddings.embed_texts` makes, so shards whose row offsets are
-    multiples of ``chunk_size`` are batched exactly as in-process embedding batches them.
+    call :func:`~dataprune.embeddings.embed_texts` makes (sentence-transformers sorts each call's
+    texts by length). In-process embedding sorts all texts by length before chunking, so the
+    batches differ and the two may differ in the last bits of float32.
     """
 
     def __init__(
         self,
         *,
         model: Any = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         chunk_size: int = 2048,
         normalize: bool = True,
         **kwargs: Any,

@@ -122,9 +122,10 @@ class QTuningConfig(ConfigMixin):
         >= 0.8, :func:`dataprune.dedup.fuzzy_duplicates`) out of the triage, keeping the first
         occurrence of each group; they end with selection ``"duplicate"`` (quadrant Q3,
         redundant) and the others fill their places. A copy has the copied sample's PPL and
-        entropy, so without this the plane keeps or drops both. Dynamic mode sees token ids per
-        micro-batch and does not deduplicate (deduplicate the training set first, e.g.
-        ``dataprune curate --recipe dedup``).
+        entropy, so without this the plane keeps or drops both. Dynamic mode
+        (:class:`~dataprune.qtuning.QTuningTrainer`) deduplicates the whole training set once
+        before training (the decoded ``input_ids``, same rule): a copy and its original rarely
+        share a micro-batch.
     abrupt_end : float or None, default=8.0
         Leave out samples whose end-of-turn token NLL (``-log p(end)`` after the response;
         :func:`dataprune.lm_scoring.end_token_nll`) exceeds the median over the samples triaged
@@ -140,15 +141,16 @@ class QTuningConfig(ConfigMixin):
         no such token (cut by ``max_length``, or a template that ends turns with another token)
         is never left out. The default is the diagnostic's choice (see ``max_ifd``).
     max_ifd : float or None, default=1.0
-        Static triage only: leave out samples whose IFD (``PPL(response | prompt) /
+        Leave out samples whose IFD (``PPL(response | prompt) /
         PPL(response)``, :func:`dataprune.scores.ifd_from_token_scores`) is at least this: the
         prompt does not help predict the response, as for an answer to another question
         (Superfiltering's definition of a misaligned pair). The plane alone does not single
         such answers out: their PPL is high, but so is that of hard, correct answers, and the
         fill-up draws from everything off the Q1 side. Costs one more scoring pass over the
-        responses alone. Flagged samples end with quadrant Q1 and
-        selection ``"misaligned"`` (after the abrupt-end rule); the others fill their places.
-        ``None``: off (the paper). The trainer (dynamic mode) does not apply it.
+        responses alone (in dynamic mode: one gradient-free forward pass per micro-batch over
+        the responses after an empty prompt, with the model being trained). Flagged samples end
+        with quadrant Q1 and selection ``"misaligned"`` (after the abrupt-end rule); the others
+        fill their places. ``None``: off (the paper).
 
         ``abrupt_end=8`` and ``max_ifd=1`` were chosen together on development pools
         (``benchmarks/qtuning_diagnostic.py``, margins 3, 4, 6, 8 x IFD thresholds off, 0.9,

@@ -5,7 +5,11 @@
 micro-batch's samples on the EU plane with exactly the static rules
 (:func:`~dataprune.qtuning.quadrants.triage_samples`, :func:`~dataprune.qtuning.tokens.token_keep_masks`)
 and returns the mean NLL over the tokens that survive. Q1/Q3 samples and pruned Q2 tokens carry no
-gradient; no second forward pass is run.
+gradient; no second forward pass with gradient is run. With ``QTuningConfig.max_ifd`` (the default)
+the responses are scored once more after an empty prompt, without gradient, to leave out misaligned
+samples (IFD >= max_ifd) exactly as static triage does; ``max_ifd=None`` saves that pass.
+:class:`QTuningTrainer` also deduplicates the training set once before training
+(``QTuningConfig.dedup``): a copy and its original rarely share a micro-batch.
 
 :class:`QTuningTrainer` is a ``transformers.Trainer`` with that loss; :class:`QTuningMixin` adds it to
 any ``Trainer`` subclass (e.g. TRL's ``SFTTrainer``: ``class T(QTuningMixin, SFTTrainer)``). Both work
@@ -21,6 +25,7 @@ batch x seq_len x vocab logits tensor is never built. Under DDP/FSDP/DeepSpeed w
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +37,7 @@ from dataprune.qtuning.quadrants import (
     ABRUPT_END,
     CORNER,
     FILL_UP,
+    MISALIGNED,
     TRIMMED,
     abrupt_end_mask,
     triage_samples,
@@ -84,8 +90,9 @@ def qtuning_loss(
     *,
     forward: str = "auto",
     chunk_size: int = 1024,
+    empty_prompt_ids: Sequence[int] | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Q-Tuning loss of one micro-batch from a single forward pass.
+    """Q-Tuning loss of one micro-batch from a single forward pass (with gradient).
 
     Parameters
     ----------
@@ -102,6 +109,12 @@ def qtuning_loss(
         ``"full"`` (the Trainer integration decides this itself).
     chunk_size : int, default=1024
         Rows per chunk for the (gradient-free) entropy computation.
+    empty_prompt_ids : sequence of int, optional
+        The context of an empty prompt (:func:`dataprune.lm_scoring.empty_prompt_ids` of the
+        tokenizer that built the batch). Needed by ``config.max_ifd``: each response is scored a
+        second time after this context alone, without gradient, and samples whose IFD
+        (``exp(mean NLL with the prompt - mean NLL without)``) is ``>= max_ifd`` are left out as
+        misaligned, as in static triage. Without it the rule is skipped (warned once).
 
     Returns
     -------
@@ -112,7 +125,7 @@ def qtuning_loss(
     stats : dict
         ``batch_size``, ``samples_scored``, ``kept_samples``, ``q2``, ``q4``, ``fill_up``,
         ``trimmed``, ``corner``, ``abrupt_end`` (left out by ``config.abrupt_end``),
-        ``alpha``, ``response_tokens``, ``tokens_in_kept_samples``, ``kept_tokens``,
+        ``misaligned`` (left out by ``config.max_ifd``), ``alpha``, ``response_tokens``, ``tokens_in_kept_samples``, ``kept_tokens``,
         ``loss_all_tokens`` (mean NLL before triage), ``quadrant`` and ``kept`` (per sample).
     """
     import torch
@@ -180,7 +193,32 @@ def qtuning_loss(
         tgt_per = np.split(targets.cpu().numpy(), splits)
         end = end_token_nll([nll_per[b] for b in scored], [tgt_per[b] for b in scored], eos)
         noise = abrupt_end_mask(end, cfg.abrupt_end)
+    misaligned = None
+    if cfg.max_ifd is not None and empty_prompt_ids is None:
+        _warn_once(
+            "no_prompt_ids",
+            "QTuningConfig.max_ifd is skipped: pass empty_prompt_ids (the trainer takes them "
+            "from its tokenizer) to score responses without their prompts",
+        )
+    elif cfg.max_ifd is not None:
+        tgt_per = np.split(targets.cpu().numpy(), splits)
+        uncond = _unconditioned_mean_nll(
+            None if base is not None else model,
+            base,
+            list(empty_prompt_ids),
+            [tgt_per[b] for b in scored],
+            input_ids_device=labels.device,
+            chunk_size=chunk_size,
+        )
+        cond = np.array([np.mean(nll_per[b]) for b in scored])
+        with np.errstate(invalid="ignore"):
+            misaligned = np.exp(cond - uncond) >= cfg.max_ifd  # NaN (nothing to score): False
+        if noise is not None:
+            misaligned &= ~noise
+        noise = misaligned if noise is None else noise | misaligned
     triage = triage_samples(ppl, sample_ent, cfg, noise=noise)
+    if misaligned is not None:  # the shared noise label says "abrupt end"; name the reason
+        triage.selection[misaligned & (triage.selection == ABRUPT_END)] = MISALIGNED
     masks = token_keep_masks(
         [nll_per[b] for b in scored], triage, cfg, positions=[pos_per[b] for b in scored]
     )
@@ -207,6 +245,7 @@ def qtuning_loss(
         "trimmed": int(np.sum(triage.selection == TRIMMED)),
         "corner": int(np.sum(triage.selection == CORNER)),
         "abrupt_end": int(np.sum(triage.selection == ABRUPT_END)),
+        "misaligned": int(np.sum(triage.selection == MISALIGNED)),
         "alpha": triage.alpha,
         "response_tokens": n_rows,
         "tokens_in_kept_samples": kept_rows_total,
@@ -219,7 +258,73 @@ def qtuning_loss(
     return loss, _as_output(outputs, loss), stats
 
 
-_WARNED = {"no_eos": False}
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Once per process, not once per micro-batch."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        logger.warning(message)
+
+
+def _unconditioned_mean_nll(
+    model: Any,
+    base: Any,
+    prefix: list[int],
+    responses: list[np.ndarray],
+    *,
+    input_ids_device: Any,
+    chunk_size: int,
+) -> np.ndarray:
+    """Mean NLL of each response's tokens after ``prefix`` alone (no gradient).
+
+    The sequences are what :func:`dataprune.lm_scoring.encode_sft` builds for an empty prompt:
+    ``prefix + response``, or, when ``prefix`` is empty, the first response token as context.
+    ``model`` (its own forward, logits read) is used when given, else ``base``'s decoder and
+    LM head. NaN where nothing is left to score.
+    """
+    import torch
+
+    seqs, starts = [], []
+    for r in responses:
+        r = [int(t) for t in r]
+        ctx, tgt = (prefix, r) if prefix else (r[:1], r[1:])
+        seqs.append(ctx + tgt)
+        starts.append(len(ctx))
+    B, T = len(seqs), max(len(x) for x in seqs)
+    ids = torch.zeros((B, T), dtype=torch.long, device=input_ids_device)
+    attn = torch.zeros((B, T), dtype=torch.long, device=input_ids_device)
+    for b, x in enumerate(seqs):
+        ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
+        attn[b, : len(x)] = 1
+    rows_b = np.concatenate([np.full(len(x) - s, b) for b, (x, s) in enumerate(zip(seqs, starts))])
+    rows_t = np.concatenate([np.arange(s - 1, len(x) - 1) for x, s in zip(seqs, starts)])
+    out = np.full(B, np.nan)
+    if not len(rows_b):
+        return out
+    rb = torch.from_numpy(rows_b).to(ids.device)
+    rt = torch.from_numpy(rows_t).to(ids.device)
+    with torch.no_grad():
+        if model is not None:
+            o = model(input_ids=ids, attention_mask=attn)
+            states, head = (o.logits if hasattr(o, "logits") else o[0]), None
+        else:
+            o = base.get_decoder()(input_ids=ids, attention_mask=attn, use_cache=False)
+            states = o[0] if isinstance(o, tuple) else o.last_hidden_state
+            head = base.get_output_embeddings()
+        nll = torch.empty(len(rows_b), dtype=torch.float32)
+        for lo in range(0, len(rows_b), chunk_size):
+            h = states[rb[lo : lo + chunk_size], rt[lo : lo + chunk_size]]
+            logits = (head(h) if head is not None else h).float()
+            tgt = ids[rb[lo : lo + chunk_size], rt[lo : lo + chunk_size] + 1]
+            nll[lo : lo + chunk_size] = (
+                -torch.log_softmax(logits, dim=-1).gather(1, tgt[:, None]).squeeze(1).cpu()
+            )
+    sums = np.bincount(rows_b, weights=nll.numpy().astype(np.float64), minlength=B)
+    counts = np.bincount(rows_b, minlength=B)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out
 
 
 def _eos_ids(model: Any) -> list[int]:
@@ -228,11 +333,9 @@ def _eos_ids(model: Any) -> list[int]:
     if eos is None:
         eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if eos is None:
-        if not _WARNED["no_eos"]:  # once per process, not once per micro-batch
-            _WARNED["no_eos"] = True
-            logger.warning(
-                "QTuningConfig.abrupt_end is skipped: the model config has no eos_token_id"
-            )
+        _warn_once(
+            "no_eos", "QTuningConfig.abrupt_end is skipped: the model config has no eos_token_id"
+        )
         return []
     return [int(x) for x in (eos if isinstance(eos, (list, tuple)) else [eos])]
 
@@ -282,6 +385,7 @@ def _empty_stats(B: int) -> dict[str, Any]:
         "trimmed": 0,
         "corner": 0,
         "abrupt_end": 0,
+        "misaligned": 0,
         "alpha": float("nan"),
         "response_tokens": 0,
         "tokens_in_kept_samples": 0,
@@ -302,6 +406,7 @@ _SUMMED = (
     "fill_up",
     "trimmed",
     "abrupt_end",
+    "misaligned",
     "response_tokens",
     "tokens_in_kept_samples",
     "kept_tokens",
@@ -320,23 +425,94 @@ class QTuningMixin:
     #: gradient-accumulation steps (transformers >= 5 reads this attribute)
     loss_is_scaled_for_ga = False
 
-    def _init_qtuning(self, config: QTuningConfig | None, forward: str) -> None:
+    def _init_qtuning(
+        self,
+        config: QTuningConfig | None,
+        forward: str,
+        empty_prompt_ids: Sequence[int] | None = None,
+    ) -> None:
         if forward not in _FORWARDS:
             raise UnknownOptionError(f"unknown forward {forward!r}; valid: {', '.join(_FORWARDS)}")
         self.qtuning_config = (config if config is not None else QTuningConfig()).validate()
-        if self.qtuning_config.max_ifd is not None:
-            logger.info(
-                "max_ifd=%s is a static-triage rule (it needs a pass with empty prompts); the "
-                "trainer does not apply it: triage the data first (QTuningTriage, dataprune "
-                "triage) to leave misaligned pairs out",
-                self.qtuning_config.max_ifd,
-            )
         self.qtuning_forward = forward
+        tok = getattr(self, "processing_class", None)
+        if empty_prompt_ids is None and self.qtuning_config.max_ifd is not None:
+            if tok is not None and callable(tok) and hasattr(tok, "pad_token_id"):
+                from dataprune.lm_scoring import empty_prompt_ids as _empty
+
+                empty_prompt_ids = _empty(tok)
+            else:
+                logger.warning(
+                    "max_ifd=%s is skipped: the trainer has no tokenizer (processing_class) to "
+                    "build the empty prompt; pass qtuning_empty_prompt_ids",
+                    self.qtuning_config.max_ifd,
+                )
+        #: context of an empty prompt for the IFD pass (None: ``max_ifd`` skipped)
+        self.qtuning_empty_prompt_ids = (
+            None if empty_prompt_ids is None else [int(t) for t in empty_prompt_ids]
+        )
         #: one dict per training micro-batch (see :func:`qtuning_loss` for the keys, plus ``step``)
         self.qtuning_history: list[dict[str, Any]] = []
         self._qtuning_pending: list[dict[str, Any]] = []
+        #: per training record: the index of the record it duplicates (left out), or -1
+        self.qtuning_duplicate_of: np.ndarray | None = None
+        if self.qtuning_config.dedup == "fuzzy":
+            self._qtuning_dedup(tok)
         # older transformers decide GA scaling from this flag instead of loss_is_scaled_for_ga
         self.model_accepts_loss_kwargs = False
+
+    def _qtuning_dedup(self, tok: Any) -> None:
+        """Leave near-duplicate training records out before training (``config.dedup``).
+
+        Micro-batches see a handful of samples: a copy and its original rarely meet in one, so
+        per-batch triage cannot drop one of them. The whole training set is deduplicated up
+        front instead, as static triage does (MinHash, Jaccard >= 0.8 on the decoded text of
+        ``input_ids``; the first occurrence stays).
+        """
+        ds = getattr(self, "train_dataset", None)
+        if ds is None:
+            return
+        if not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):
+            logger.warning(
+                "dedup=%r is skipped: the training set is not indexable (an iterable dataset); "
+                "deduplicate it first (dataprune curate --recipe dedup)",
+                self.qtuning_config.dedup,
+            )
+            return
+        n = len(ds)
+        if n < 2:
+            return
+        records = (ds[i] for i in range(n))
+        ids = [r.get("input_ids") if hasattr(r, "get") else None for r in records]
+        if any(x is None for x in ids):
+            logger.warning("dedup is skipped: training records have no 'input_ids'")
+            return
+        from dataprune.dedup import fuzzy_duplicates
+
+        decode = getattr(tok, "decode", None) if tok is not None else None
+        texts = [
+            decode(list(x), skip_special_tokens=True)
+            if decode is not None
+            else " ".join(str(int(t)) for t in x)
+            for x in ids
+        ]
+        dup = fuzzy_duplicates(texts, threshold=0.8).duplicate_of
+        self.qtuning_duplicate_of = dup
+        keep = np.flatnonzero(dup < 0)
+        if len(keep) == n:
+            return
+        if hasattr(ds, "select"):  # datasets.Dataset
+            self.train_dataset = ds.select(keep.tolist())
+        else:
+            from torch.utils.data import Subset
+
+            self.train_dataset = Subset(ds, keep.tolist())
+        logger.info(
+            "Q-Tuning dedup: left out %d of %d training records as near-duplicates of an "
+            "earlier one (qtuning_duplicate_of)",
+            n - len(keep),
+            n,
+        )
 
     def _qtuning_forward_for(self, model: Any) -> str:
         if self.qtuning_forward != "auto":
@@ -358,7 +534,11 @@ class QTuningMixin:
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         loss, outputs, stats = qtuning_loss(
-            model, inputs, self.qtuning_config, forward=self._qtuning_forward_for(model)
+            model,
+            inputs,
+            self.qtuning_config,
+            forward=self._qtuning_forward_for(model),
+            empty_prompt_ids=self.qtuning_empty_prompt_ids,
         )
         state = getattr(self, "state", None)
         stats["step"] = int(getattr(state, "global_step", 0) or 0)
@@ -426,11 +606,23 @@ def _build_trainer() -> type:
             (``per_device_train_batch_size`` samples).
         qtuning_forward : {"auto", "hidden", "full"}, default="auto"
             See :func:`qtuning_loss`.
+        qtuning_empty_prompt_ids : sequence of int, optional
+            Context of an empty prompt for ``qtuning_config.max_ifd``; by default
+            :func:`dataprune.lm_scoring.empty_prompt_ids` of ``processing_class`` (chat template
+            when it has one, as :func:`~dataprune.qtuning.sft_features` encodes). Pass it when
+            the batches were encoded otherwise (e.g. ``use_chat_template=False``).
+
+        With ``qtuning_config.dedup="fuzzy"`` (the default) the training set is deduplicated
+        once, before training (``qtuning_duplicate_of``); ``max_ifd`` costs one more forward
+        pass per micro-batch, without gradient, over the responses alone.
 
         Attributes
         ----------
         qtuning_history : list of dict
             Per micro-batch triage statistics.
+        qtuning_duplicate_of : ndarray of shape (n_records,) or None
+            Per original training record, the index of the record it duplicates (left out of
+            training), -1 otherwise; None when no deduplication ran.
         """
 
         def __init__(
@@ -438,10 +630,11 @@ def _build_trainer() -> type:
             *args: Any,
             qtuning_config: QTuningConfig | None = None,
             qtuning_forward: str = "auto",
+            qtuning_empty_prompt_ids: Sequence[int] | None = None,
             **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
-            self._init_qtuning(qtuning_config, qtuning_forward)
+            self._init_qtuning(qtuning_config, qtuning_forward, qtuning_empty_prompt_ids)
 
     QTuningTrainer.__module__ = __name__
     QTuningTrainer.__qualname__ = "QTuningTrainer"

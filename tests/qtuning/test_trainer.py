@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dataprune.lm_scoring import score_sft
+from dataprune.lm_scoring import empty_prompt_ids, score_sft
 from dataprune.qtuning import (
     QTuningConfig,
     QTuningTrainer,
@@ -13,6 +13,7 @@ from dataprune.qtuning import (
     sft_features,
     triage_token_scores,
 )
+from dataprune.scores import ifd_from_token_scores
 
 from tiny_models import CORPUS, tiny_causal_lm
 
@@ -239,3 +240,80 @@ def test_dynamic_abrupt_end_rule_equals_static(tiny_lm, forward):
     _, _, stats = qtuning_loss(model, _batch(tok), cfg, forward=forward)
     plain = triage_token_scores(scores, QTuningConfig(sample_ratio=0.5, abrupt_end=None))
     assert stats["abrupt_end"] == 0 and stats["kept"] == plain.samples.kept.tolist()
+
+
+@pytest.mark.parametrize("forward", ["hidden", "full"])
+def test_dynamic_ifd_rule_equals_static(tiny_lm, forward):
+    """max_ifd leaves out the same samples of a micro-batch as static triage with IFD."""
+    model, tok = tiny_lm
+    model.train()
+    cond = score_sft(model, tok, PROMPTS, RESPONSES, batch_size=16)
+    uncond = score_sft(model, tok, [""] * len(PROMPTS), RESPONSES, batch_size=16)
+    ifd = ifd_from_token_scores(cond, uncond).ifd
+    # a threshold in the widest gap of the middle half: no sample sits on it
+    s = np.sort(ifd)
+    lo, hi = len(s) // 4, 3 * len(s) // 4
+    j = lo + int(np.argmax(np.diff(s[lo:hi])))
+    cfg = QTuningConfig(sample_ratio=0.25, abrupt_end=None, max_ifd=float((s[j] + s[j + 1]) / 2))
+    static = triage_token_scores(cond, cfg, ifd=ifd)
+    flagged = ifd >= cfg.max_ifd
+    assert flagged.any() and not static.samples.kept[flagged].any()
+    prefix = empty_prompt_ids(tok)
+    assert prefix  # the chat template renders an empty user turn
+    _, _, stats = qtuning_loss(model, _batch(tok), cfg, forward=forward, empty_prompt_ids=prefix)
+    assert stats["kept"] == static.samples.kept.tolist()
+    assert stats["misaligned"] == int(flagged.sum())
+    # without the empty prompt the rule is skipped, not an error
+    _, _, stats = qtuning_loss(model, _batch(tok), cfg, forward=forward)
+    plain = triage_token_scores(
+        cond, QTuningConfig(sample_ratio=0.25, abrupt_end=None, max_ifd=None)
+    )
+    assert stats["misaligned"] == 0 and stats["kept"] == plain.samples.kept.tolist()
+
+
+def test_ifd_pass_has_no_gradient_and_one_decoder_call(tiny_lm):
+    model, tok = tiny_lm
+    model.train()
+    calls = []
+    h = model.model.register_forward_hook(lambda *a: calls.append(torch.is_grad_enabled()))
+    try:
+        loss, _, _ = qtuning_loss(
+            model, _batch(tok), QTuningConfig(max_ifd=1.0), empty_prompt_ids=empty_prompt_ids(tok)
+        )
+    finally:
+        h.remove()
+    assert calls == [True, False]  # the training pass, then the response-only pass
+    loss.backward()
+
+
+@pytest.mark.parametrize("kind", ["list", "datasets"])
+def test_trainer_deduplicates_the_training_set_once(tiny_lm, tmp_path, kind):
+    model, tok = tiny_lm
+    feats = sft_features(tok, PROMPTS, RESPONSES)
+    rows = [*feats, feats[0], feats[3]]  # two exact copies at the end
+    if kind == "datasets":
+        datasets = pytest.importorskip("datasets")
+        rows = datasets.Dataset.from_list(rows)
+    tr = QTuningTrainer(
+        model=model,
+        args=_args(tmp_path),
+        train_dataset=rows,
+        data_collator=SFTCollator(tok.pad_token_id),
+        processing_class=tok,
+        qtuning_config=QTuningConfig(sample_ratio=0.5),
+    )
+    dup = tr.qtuning_duplicate_of
+    assert dup[-2:].tolist() == [0, 3] and (dup[: len(feats)] == -1).all()
+    assert len(tr.train_dataset) == len(feats)
+    assert tr.qtuning_empty_prompt_ids == empty_prompt_ids(tok)
+    tr.train()
+    assert [h["kept_samples"] for h in tr.qtuning_history] == [4, 4]
+    off = QTuningTrainer(
+        model=model,
+        args=_args(tmp_path),
+        train_dataset=rows,
+        data_collator=SFTCollator(tok.pad_token_id),
+        qtuning_config=QTuningConfig(dedup="none", max_ifd=None),
+    )
+    assert off.qtuning_duplicate_of is None and len(off.train_dataset) == len(feats) + 2
+    assert off.qtuning_empty_prompt_ids is None
