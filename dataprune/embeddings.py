@@ -86,8 +86,9 @@ def _encode(model: Any, texts: list[str], batch_size: int, normalize: bool) -> n
 
 
 #: Encoder batch size of every embedding path. Measured on 2 CPU cores (all-MiniLM-L6-v2,
-#: ``benchmarks/embedding_speed.py``): with length-sorted batches, 16 was within 4% of the best
-#: batch size on short questions and the best on 128-token SFT records, where 64 ran 17% slower.
+#: ``benchmarks/embedding_speed.py``): sentence-transformers' ``encode`` at batch 16 was within
+#: 2% of its best batch size on short questions and on 128-token SFT records, where batch 64 ran
+#: 15% slower.
 DEFAULT_BATCH_SIZE = 16
 
 #: how texts are assigned to resumable chunks (recorded in the cache's meta.json)
