@@ -19,6 +19,7 @@ import numpy as np
 
 from dataprune.atomic import atomic_write_json
 from dataprune.cache import cache_dir as default_cache_dir
+from dataprune.embedding_defaults import DEFAULT_BATCH_SIZE
 from dataprune.errors import DataValidationError
 from dataprune.progress import progress
 
@@ -84,12 +85,6 @@ def _encode(model: Any, texts: list[str], batch_size: int, normalize: bool) -> n
         arr = arr / np.maximum(norms, 1e-12)
     return arr.astype(np.float32, copy=False)
 
-
-#: Encoder batch size of every embedding path. Measured on 2 CPU cores (all-MiniLM-L6-v2,
-#: ``benchmarks/embedding_speed.py``): sentence-transformers' ``encode`` at batch 16 was within
-#: 2% of its best batch size on short questions and on 128-token SFT records, where batch 64 ran
-#: 15% slower.
-DEFAULT_BATCH_SIZE = 16
 
 #: how texts are assigned to resumable chunks (recorded in the cache's meta.json)
 _CHUNK_ORDER = "length-desc"

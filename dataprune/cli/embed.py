@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dataprune.cli._common import Subparsers, add_input_args
-from dataprune.embeddings import DEFAULT_BATCH_SIZE
+from dataprune.embedding_defaults import DEFAULT_BATCH_SIZE
 
 ORDER = 10
 
