@@ -199,22 +199,22 @@ def random_expectation(n: int, k: int) -> dict[str, float]:
 
 def duplicates_mask(pool: list[dict]) -> np.ndarray:
     from dataprune.dedup import fuzzy_duplicates
+    from dataprune.qtuning.config import DEDUP_THRESHOLD
 
     texts = [f"{r['prompt']}\n{r['response']}" for r in pool]
-    return fuzzy_duplicates(texts, threshold=0.8).is_duplicate
+    return fuzzy_duplicates(texts, threshold=DEDUP_THRESHOLD).is_duplicate
 
 
 def noise_mask(scores: dict[str, np.ndarray], cfg: Any) -> np.ndarray | None:
     """Samples a static triage leaves out as noise: an abrupt end (``cfg.abrupt_end``, the
     median over the pool) or misaligned (``cfg.max_ifd``); ``None`` when neither rule is on."""
-    from dataprune.qtuning.quadrants import abrupt_end_mask
+    from dataprune.qtuning.quadrants import abrupt_end_mask, add_misaligned
 
     noise = None
     if cfg.abrupt_end is not None:
         noise = abrupt_end_mask(scores["end"], cfg.abrupt_end)
     if cfg.max_ifd is not None:
-        misaligned = scores["ifd"] >= cfg.max_ifd
-        noise = misaligned if noise is None else noise | misaligned
+        _, noise = add_misaligned(scores["ifd"], cfg.max_ifd, noise)
     return noise
 
 
@@ -225,7 +225,7 @@ def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.
     :func:`dataprune.qtuning.triage_token_scores` does (NaN: never flagged).
     """
     from dataprune.qtuning import triage_samples
-    from dataprune.qtuning.quadrants import abrupt_end_mask
+    from dataprune.qtuning.quadrants import abrupt_end_mask, add_misaligned
 
     ppl, ent = scores["ppl"], scores[cfg.entropy_span]
     noise = noise_mask(scores, cfg)
@@ -241,8 +241,7 @@ def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.
         idx = perm[lo : lo + micro_batch]
         nz = None if cfg.abrupt_end is None else abrupt_end_mask(scores["end"][idx], cfg.abrupt_end)
         if cfg.max_ifd is not None:
-            mis = scores["ifd"][idx] >= cfg.max_ifd
-            nz = mis if nz is None else nz | mis
+            _, nz = add_misaligned(scores["ifd"][idx], cfg.max_ifd, nz)
         kept[idx] = triage_samples(ppl[idx], ent[idx], cfg, noise=nz, random_state=rng).kept
     return kept
 

@@ -351,8 +351,11 @@ def train_lora(
         empty = empty_prompt_ids(tok) if dynamic.max_ifd is not None else None
         if dynamic.dedup != "none":
             from dataprune.dedup import fuzzy_duplicates
+            from dataprune.qtuning.config import DEDUP_THRESHOLD
 
-            dup = fuzzy_duplicates([f"{p}\n{r}" for p, r in pairs], threshold=0.8).is_duplicate
+            dup = fuzzy_duplicates(
+                [f"{p}\n{r}" for p, r in pairs], threshold=DEDUP_THRESHOLD
+            ).is_duplicate
             keep = np.flatnonzero(~dup)
             qstats["duplicates_left_out"] = int(dup.sum())
             stream = (int(keep[i]) for i in _stream(len(keep), cfg.seed))

@@ -321,21 +321,25 @@ def _best_k(v: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     return np.take_along_axis(v, o, 1), np.take_along_axis(i, o, 1)
 
 
-def _tile_top_k(S, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``min(k, width)`` columns of each row of the tile ``S`` (a tensor), unordered; among
-    equal similarities at the ``k``-th place, the lowest columns."""
+def _tile_top_k(S, k: int, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``min(k, width)`` columns of each row of ``S`` (a tensor), unordered, as (values,
+    indices). ``index`` (same shape as ``S``) names each entry; default: its column. Among equal
+    similarities at the ``k``-th place, the lowest indices."""
     import torch
 
     if S.shape[1] <= k:
-        return S.numpy().copy(), np.broadcast_to(np.arange(S.shape[1]), S.shape)
+        idx = np.broadcast_to(np.arange(S.shape[1]), S.shape) if index is None else index
+        return S.numpy().copy(), idx
     v, i = torch.topk(S, k + 1, dim=1)
     v, i = v.numpy(), i.numpy()
     tie = np.flatnonzero(v[:, k - 1] == v[:, k])  # a tie straddles the k-th place
     v, i = v[:, :k], i[:, :k]
-    if len(tie):  # rare (duplicate rows): the lowest columns among the tied ones
+    if index is not None:
+        i = np.take_along_axis(index, i, 1)
+    if len(tie):  # rare (duplicate rows): the lowest indices among the tied ones
         rows = S.numpy()[tie]
-        o = np.argsort(-rows, axis=1, kind="stable")[:, :k]
-        v[tie], i[tie] = np.take_along_axis(rows, o, 1), o
+        names = np.broadcast_to(np.arange(S.shape[1]), rows.shape) if index is None else index[tie]
+        v[tie], i[tie] = _best_k(rows, names, k)
     return v, i
 
 
@@ -408,22 +412,15 @@ def _select_k(*parts: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray
     """The ``k`` best of the candidate columns of every row (``parts``: (values, indices)
     pairs of equal row count), ordered by similarity descending, then index ascending.
 
-    ``topk`` picks them; a row whose ``k``-th and ``(k+1)``-th values tie is resolved by index
-    over all of its candidates (:func:`_best_k`).
+    :func:`_tile_top_k` picks them (ties at the ``k``-th place by index), :func:`_best_k` orders
+    them.
     """
     import torch
 
     v = np.concatenate([p[0] for p in parts], axis=1) if len(parts) > 1 else parts[0][0]
     i = np.concatenate([p[1] for p in parts], axis=1) if len(parts) > 1 else parts[0][1]
-    if v.shape[1] <= k:
-        return _best_k(v, i, k)
-    tv, tp = torch.topk(torch.from_numpy(np.ascontiguousarray(v)), k + 1, dim=1)
-    tv, tp = tv.numpy(), tp.numpy()
-    out_v, out_i = _best_k(tv[:, :k], np.take_along_axis(i, tp[:, :k], 1), k)
-    tie = np.flatnonzero(tv[:, k - 1] == tv[:, k])
-    if len(tie):  # rare (duplicate rows): the lowest indices among the tied values
-        out_v[tie], out_i[tie] = _best_k(v[tie], i[tie], k)
-    return out_v, out_i
+    v, i = _tile_top_k(torch.from_numpy(np.ascontiguousarray(v)), k, index=i)
+    return _best_k(v, i, k)
 
 
 def _knn_of_queries(keys, queries, query_rows: np.ndarray, k: int, k_rows: int):

@@ -10,7 +10,15 @@ from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError
 from dataprune.registry import Registry
 
-__all__ = ["DEDUPS", "DROP_POLICIES", "ENTROPY_SPANS", "FILLS", "TOKEN_BUDGETS", "QTuningConfig"]
+__all__ = [
+    "DEDUPS",
+    "DEDUP_THRESHOLD",
+    "DROP_POLICIES",
+    "ENTROPY_SPANS",
+    "FILLS",
+    "TOKEN_BUDGETS",
+    "QTuningConfig",
+]
 
 #: Which end of the neighbour-aware token score ranking is pruned from Q2 samples.
 DROP_POLICIES: Registry[str] = Registry("token drop policy")
@@ -48,6 +56,9 @@ FILLS.register(
     "the authors' order: largest |ppl - ent| after min-max scaling over the batch (noise-prone)",
 )
 FILLS.register("rank", "the authors' order with quantile ranks instead of min-max scaling")
+
+#: Jaccard similarity (MinHash) at which ``dedup="fuzzy"`` groups two samples as near-duplicates.
+DEDUP_THRESHOLD = 0.8
 
 #: Duplicates left out before static triage (their scores equal the copied sample's, so the
 #: plane alone keeps or drops both).

@@ -45,8 +45,10 @@ __all__ = [
     "SELECTION_NAMES",
     "SampleTriage",
     "abrupt_end_mask",
+    "add_misaligned",
     "corner_masks",
     "margin_priority",
+    "name_misaligned",
     "quantile_thresholds",
     "triage_samples",
     "uniform_priority",
@@ -359,6 +361,33 @@ def abrupt_end_mask(end_nll: Any, margin: float) -> np.ndarray:
     if ok.any():
         out[ok] = x[ok] > float(np.median(x[ok])) + margin
     return out
+
+
+def add_misaligned(
+    ifd: Any, max_ifd: float, noise: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flag misaligned samples (``ifd >= max_ifd``; NaN never) as noise too.
+
+    Returns
+    -------
+    misaligned : ndarray of shape (n_samples,), bool
+        Newly flagged samples (those not already in ``noise``, e.g. for an abrupt end).
+    noise : ndarray of shape (n_samples,), bool
+        ``noise`` or ``misaligned``: what :func:`triage_samples` takes as ``noise``.
+    """
+    with np.errstate(invalid="ignore"):
+        misaligned = np.asarray(ifd, dtype=np.float64) >= max_ifd
+    if noise is None:
+        return misaligned, misaligned
+    return misaligned & ~noise, noise | misaligned
+
+
+def name_misaligned(samples: SampleTriage, misaligned: np.ndarray | None) -> SampleTriage:
+    """Label the misaligned samples ``"misaligned"`` instead of the shared noise label
+    ``"abrupt end"`` (in place; returns ``samples``)."""
+    if misaligned is not None:
+        samples.selection[misaligned & (samples.selection == ABRUPT_END)] = MISALIGNED
+    return samples
 
 
 def _flags(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -31,11 +31,11 @@ from dataprune.lm_scoring import SFTEncoding, TokenScores
 from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
 from dataprune.qtuning.quadrants import (
-    ABRUPT_END,
-    MISALIGNED,
     SELECTION_NAMES,
     SampleTriage,
     abrupt_end_mask,
+    add_misaligned,
+    name_misaligned,
     triage_samples,
 )
 from dataprune.qtuning.score_cache import score_sft_cached
@@ -254,10 +254,7 @@ def triage_token_scores(
             cfg.max_ifd,
         )
     elif cfg.max_ifd is not None:
-        misaligned = ifd >= cfg.max_ifd
-        if noise is not None:
-            misaligned &= ~noise
-        noise = misaligned if noise is None else noise | misaligned
+        misaligned, noise = add_misaligned(ifd, cfg.max_ifd, noise)
     samples = triage_samples(
         ppl,
         ent,
@@ -266,8 +263,7 @@ def triage_token_scores(
         noise=noise,
         random_state=random_state,
     )
-    if misaligned is not None:  # the shared noise label says "abrupt end"; name the reason
-        samples.selection[misaligned & (samples.selection == ABRUPT_END)] = MISALIGNED
+    name_misaligned(samples, misaligned)
     keep = token_keep_masks(scores.nll, samples, cfg)
     return TriageResult(
         config=cfg,
@@ -438,9 +434,10 @@ class QTuningTriage(BaseEstimator):
         duplicate_of = None
         if cfg.dedup == "fuzzy":
             from dataprune.dedup import fuzzy_duplicates
+            from dataprune.qtuning.config import DEDUP_THRESHOLD
 
             texts = [f"{p}\n{r}" for p, r in zip(prompts, responses)]
-            duplicate_of = fuzzy_duplicates(texts, threshold=0.8).duplicate_of
+            duplicate_of = fuzzy_duplicates(texts, threshold=DEDUP_THRESHOLD).duplicate_of
         result = triage_token_scores(
             scores,
             cfg,

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from dataprune.errors import UnknownOptionError
-from dataprune.lm_scoring import end_token_nll
-from dataprune.qtuning.config import QTuningConfig
+from dataprune.lm_scoring import end_token_nll, logit_statistics
+from dataprune.qtuning.config import DEDUP_THRESHOLD, QTuningConfig
 from dataprune.qtuning.quadrants import (
     ABRUPT_END,
     CORNER,
@@ -40,6 +40,8 @@ from dataprune.qtuning.quadrants import (
     MISALIGNED,
     TRIMMED,
     abrupt_end_mask,
+    add_misaligned,
+    name_misaligned,
     triage_samples,
 )
 from dataprune.qtuning.tokens import token_keep_masks
@@ -211,14 +213,9 @@ def qtuning_loss(
             chunk_size=chunk_size,
         )
         cond = np.array([np.mean(nll_per[b]) for b in scored])
-        with np.errstate(invalid="ignore"):
-            misaligned = np.exp(cond - uncond) >= cfg.max_ifd  # NaN (nothing to score): False
-        if noise is not None:
-            misaligned &= ~noise
-        noise = misaligned if noise is None else noise | misaligned
-    triage = triage_samples(ppl, sample_ent, cfg, noise=noise)
-    if misaligned is not None:  # the shared noise label says "abrupt end"; name the reason
-        triage.selection[misaligned & (triage.selection == ABRUPT_END)] = MISALIGNED
+        # IFD = exp(mean NLL with the prompt - without); NaN (nothing to score): never flagged
+        misaligned, noise = add_misaligned(np.exp(cond - uncond), cfg.max_ifd, noise)
+    triage = name_misaligned(triage_samples(ppl, sample_ent, cfg, noise=noise), misaligned)
     masks = token_keep_masks(
         [nll_per[b] for b in scored], triage, cfg, positions=[pos_per[b] for b in scored]
     )
@@ -314,13 +311,11 @@ def _unconditioned_mean_nll(
             states = o[0] if isinstance(o, tuple) else o.last_hidden_state
             head = base.get_output_embeddings()
         nll = torch.empty(len(rows_b), dtype=torch.float32)
-        for lo in range(0, len(rows_b), chunk_size):
+        for lo in range(0, len(rows_b), chunk_size):  # the static scorer's NLL, per chunk
             h = states[rb[lo : lo + chunk_size], rt[lo : lo + chunk_size]]
-            logits = (head(h) if head is not None else h).float()
             tgt = ids[rb[lo : lo + chunk_size], rt[lo : lo + chunk_size] + 1]
-            nll[lo : lo + chunk_size] = (
-                -torch.log_softmax(logits, dim=-1).gather(1, tgt[:, None]).squeeze(1).cpu()
-            )
+            stats = logit_statistics(head(h) if head is not None else h, tgt, chunk_size=chunk_size)
+            nll[lo : lo + chunk_size] = stats["nll"].cpu()
     sums = np.bincount(rows_b, weights=nll.numpy().astype(np.float64), minlength=B)
     counts = np.bincount(rows_b, minlength=B)
     np.divide(sums, counts, out=out, where=counts > 0)
@@ -496,7 +491,7 @@ class QTuningMixin:
             else " ".join(str(int(t)) for t in x)
             for x in ids
         ]
-        dup = fuzzy_duplicates(texts, threshold=0.8).duplicate_of
+        dup = fuzzy_duplicates(texts, threshold=DEDUP_THRESHOLD).duplicate_of
         self.qtuning_duplicate_of = dup
         keep = np.flatnonzero(dup < 0)
         if len(keep) == n:
