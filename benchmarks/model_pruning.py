@@ -159,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         "dsnot": DSnoTConfig().to_dict(),
         "magnitude": {"comparison": "layer"},
         "report": {"reference": "development slices", "max_reference_blocks": args.report_blocks},
-        "recipe_options": {r: RECIPES[r].kwargs() | {"pool": RECIPES[r].pool} for r in recipes},
+        "recipe_options": {
+            r: RECIPES[r].kwargs() | {"pool": RECIPES[r].pool, "scale": RECIPES[r].scale}
+            for r in recipes
+        },
         # the lists below only say which runs to do; every run is cached on its own
         "patterns": patterns,
         "seeds": seeds,
@@ -288,7 +291,7 @@ class Runner:
             c = build_calibration_set(
                 texts,
                 self.tok,
-                n_samples=a.n_samples,
+                n_samples=a.n_samples * r.scale,
                 seq_len=a.seq_len,
                 sources=sources,
                 random_state=seed,

@@ -57,7 +57,10 @@ def _intro(out: dict) -> list[str]:
     c = out["config"]
     from_cache = out.get("assembled_from_cache", False)
     recipes = "; ".join(
-        f"`{label(r)}` ({', '.join(f'{k}={v!r}' for k, v in o.items() if k != 'pool')}"
+        f"`{label(r)}` ("
+        + ", ".join(
+            f"{k}={v!r}" for k, v in o.items() if k != "pool" and not (k == "scale" and v == 1)
+        )
         + (", GSM8K pool only" if o.get("pool") == "gsm8k" else "")
         + ")"
         for r, o in c["recipe_options"].items()

@@ -45,6 +45,7 @@ class Recipe:
     space: str = "embeddings"
     mix: str = "none"
     pool: str = "mixed"  # "mixed": c4 + wiki + gsm8k with source labels; "gsm8k": GSM8K only
+    scale: int = 1  # calibration samples = scale x --n-samples (a reference with more data)
 
     def kwargs(self) -> dict[str, str]:
         return {"selector": self.selector, "space": self.space, "mix": self.mix}
@@ -67,7 +68,15 @@ RECIPES: dict[str, Recipe] = {
         space="activations",
         mix="balanced",
     ),
+    # herding matches the pool's mean activation (a random draw of 32 matches it only to
+    # O(1/sqrt(32))): the first moment of what the pruner's statistics are computed from
+    "herding_act": Recipe("herding (activations)", "herding", space="activations"),
+    "balanced_herding_act": Recipe(
+        "balanced herding (activations)", "herding", space="activations", mix="balanced"
+    ),
     # optional rows (not in the default list)
+    # a reference, not a recipe at the budget: does four times the random data beat one draw?
+    "random_x4": Recipe("random, 4x the samples", "random", scale=4),
     "prototypes": Recipe("prototypes (embeddings)", "prototypes"),
     "gsm8k": Recipe("GSM8K only (random)", "random", pool="gsm8k"),
 }

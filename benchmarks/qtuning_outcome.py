@@ -12,15 +12,14 @@ samples:
 * ``q-tuning static``: :class:`dataprune.qtuning.QTuningTriage` with ``QTuningConfig(
   sample_ratio=0.25)`` and every other option at its default (``random_state`` = the run's
   seed), scored once by the base model; its Q2 token masks, if any, carry over to training;
-* ``q-tuning static, previous default (token_ratio=0.7)``: the same with the default before the
-  token-pruning choice (``token_ratio=0.7``, ``drop="high"``, no abrupt-end rule);
-* ``q-tuning static, fill=margin``: the default before that (``fill="margin"``, one selection,
-  ``random_state=0``);
-* ``q-tuning static, no token pruning`` (ablation): the previous default's selection trained on
-  every response token, which separates its sample selection from its Q2 token pruning;
-* ``q-tuning dynamic, fill=margin``: the whole pool, in groups of ``micro_batch / 0.25`` records,
-  each triaged from its own forward pass by :func:`dataprune.qtuning.qtuning_loss` (the trainer's
-  loss) with the ``fill=margin`` settings (about 74 s a step here, so not re-run).
+* ``q-tuning dynamic``: the whole pool through :func:`benchmarks.sft_harness.train_lora`'s
+  dynamic mode with the same default config, as ``QTuningTrainer`` runs it (the pool
+  deduplicated once, then each group of ``micro_batch / 0.25`` records triaged from its own
+  forward pass by :func:`dataprune.qtuning.qtuning_loss`, with the IFD pass after an empty
+  prompt); the slowest condition, so trained after the others.
+
+The perplexity filter and IFD rank the scores of the default triage's own scoring pass (the same
+PPL and IFD, :func:`dataprune.lm_scoring.score_sft`), so every condition sees one scoring.
 
 ``--split dev`` trains on the development pool (``build_pool(1100, 165, split="dev")``, every
 dev candidate) with the dev held-out sets (GSM8K train records and Alpaca records of the dev
@@ -64,24 +63,13 @@ PREVIOUS: dict[str, Any] = {"token_ratio": 0.7, "drop": "high", "abrupt_end": No
 #: (``{}`` = the library default). A variant that prunes no token trains on every response token.
 VARIANTS: dict[str, dict[str, Any]] = {
     "q-tuning static": {},
-    "q-tuning static, previous default (token_ratio=0.7)": PREVIOUS,
-    "q-tuning static, no token pruning": {**PREVIOUS, "token_ratio": 1.0},
     "q-tuning static, token_ratio=0.7, drop=high": PREVIOUS,
     "q-tuning static, token_ratio=0.7, drop=low": {**PREVIOUS, "drop": "low"},
     "q-tuning static, token_ratio=1.0 (no token pruning)": {**PREVIOUS, "token_ratio": 1.0},
 }
-CONDITIONS = (
-    "random",
-    "q-tuning static",
-    "q-tuning static, previous default (token_ratio=0.7)",
-    "q-tuning static, fill=margin",
-    "perplexity filter",
-    "ifd",
-    "q-tuning static, no token pruning",
-    "q-tuning dynamic, fill=margin",
-)
-#: Conditions trained after the static ones of every seed (slowest, or ablations added later).
-LATE = ("q-tuning static, no token pruning", "q-tuning dynamic, fill=margin")
+CONDITIONS = ("random", "q-tuning static", "perplexity filter", "ifd", "q-tuning dynamic")
+#: Conditions trained after the static ones of every seed (the slowest).
+LATE = ("q-tuning dynamic",)
 #: ``--split dev``: the token-pruning settings compared on the development pool (where the
 #: token-pruning default was chosen); one sample selection, only the Q2 token masks differ.
 DEV_CONDITIONS = (
@@ -103,15 +91,10 @@ SPLIT_SETUP: dict[str, dict[str, Any]] = {
 #: The name each condition's runs are cached under (the run key also holds the selected ids and
 #: masks, so variants never collide); kept from the run that first trained the condition.
 RUN_NAME = {
-    "q-tuning static, fill=margin": "q-tuning static",
-    "q-tuning static, previous default (token_ratio=0.7)": "q-tuning static",
     "q-tuning static, token_ratio=0.7, drop=high": "q-tuning static",
     "q-tuning static, token_ratio=0.7, drop=low": "q-tuning static, drop=low",
     "q-tuning static, token_ratio=1.0 (no token pruning)": "q-tuning static, no token pruning",
-    "q-tuning dynamic, fill=margin": "q-tuning dynamic",
 }
-#: The previous default fill-up, kept as a condition (its runs were the first outcome run).
-PREVIOUS_FILL = "margin"
 POOL_SEED = 0
 SAMPLE_RATIO = 0.25
 DTYPE = "bfloat16"
@@ -147,7 +130,7 @@ def qtuning_selection(
     key = sft_harness.fingerprint(
         {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
          "max_length": max_length, "qtuning": _key_dict(_qcfg(**over)), "dtype": DTYPE,
-         "seed": seed, "v": 1}
+         "seed": seed, "v": 2}
     )[:24]  # fmt: skip
     path = work / f"qtuning-default-{key}.json"
     if path.is_file():
@@ -162,6 +145,8 @@ def qtuning_selection(
         "kept": kept.tolist(),
         "masks": [tri.token_keep_[i].astype(int).tolist() for i in kept],
         "summary": tri.result_.summary(),
+        "perplexity": np.asarray(tri.perplexity_).tolist(),
+        "ifd": None if tri.ifd_ is None else np.asarray(tri.ifd_).tolist(),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     work.mkdir(parents=True, exist_ok=True)
@@ -170,53 +155,26 @@ def qtuning_selection(
 
 
 def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
-    """The base model's selections (computed once, cached as JSON in ``work``)."""
-    from dataprune.qtuning import QTuningTriage
-    from dataprune.scores import ifd_scores
-
-    key = sft_harness.fingerprint(
-        {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
-         "max_length": max_length, "qtuning": _key_dict(_qcfg(**PREVIOUS, fill=PREVIOUS_FILL)), "dtype": DTYPE,
-         "v": 1}
-    )[:24]  # fmt: skip
-    path = work / f"selections-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    prompts = [r["prompt"] for r in pool]
-    responses = [r["response"] for r in pool]
+    """The peers' selections from the default triage's scores (seed 0; the scores do not depend
+    on the seed): the lowest response PPL, and Superfiltering's highest IFD below 1."""
+    t0 = time.perf_counter()
+    print(f"[select] scoring {len(pool)} pairs (PPL, entropy, IFD)", flush=True)
+    qsel = qtuning_selection(pool, lm, max_length, work, 0)
+    ppl, ifd = np.asarray(qsel["perplexity"]), np.asarray(qsel["ifd"])
     k = _qcfg().n_keep(len(pool))
-    t0 = time.perf_counter()
-    print(f"[select] Q-Tuning triage of {len(pool)} pairs", flush=True)
-    tri = QTuningTriage(
-        _qcfg(**PREVIOUS, fill=PREVIOUS_FILL), model=lm[0], tokenizer=lm[1], max_length=max_length,
-        random_state=0,
-        cache_dir=work / "triage-cache",
-    ).fit(prompts, responses)  # fmt: skip
-    t_tri = time.perf_counter() - t0
-    ppl = np.asarray(tri.perplexity_)
-    print("[select] IFD scores", flush=True)
-    t0 = time.perf_counter()
-    ifd = ifd_scores(lm[0], lm[1], prompts, responses, max_length=max_length).ifd
-    t_ifd = time.perf_counter() - t0
     low_ppl = np.sort(np.argsort(ppl, kind="stable")[:k])
     ok = np.flatnonzero(ifd < 1.0)
     ifd_keep = np.sort(ok[np.argsort(-ifd[ok], kind="stable")[:k]])
     if len(ifd_keep) < k:
         raise RuntimeError(f"only {len(ifd_keep)} pairs with IFD < 1; need {k}")
-    kept = tri.kept_indices_
-    out = {
+    return {
         "k": k,
         "perplexity filter": low_ppl.tolist(),
         "ifd": ifd_keep.tolist(),
-        "q-tuning static": kept.tolist(),
-        "q-tuning static masks": [tri.token_keep_[i].astype(int).tolist() for i in kept],
-        "q-tuning static summary": tri.result_.summary(),
         "ifd_below_1": len(ok),
-        "seconds": {"triage": round(t_tri, 1), "ifd": round(t_ifd, 1)},
-    }
-    work.mkdir(parents=True, exist_ok=True)
-    common.write_json(path, out, indent=0)
-    return out
+        "seconds": {"scoring and triage": qsel["seconds"],
+                    "this call (cached scoring)": round(time.perf_counter() - t0, 1)},
+    }  # fmt: skip
 
 
 def fault_shares(pool: list[dict], kept: list[int]) -> dict[str, Any]:
@@ -272,15 +230,13 @@ def run(args) -> dict[str, Any]:
         "runs": [], "base": None,
     }  # fmt: skip
     sel: dict[str, Any] = {}
-    if args.split == "eval":  # the peers' selections (IFD scoring is about 17 minutes)
+    if args.split == "eval":  # the peers' selections, from the default triage's scoring pass
         sel = selections(pool, lm, max_length, work)
         res["selection"] = {
             "perplexity filter": fault_shares(pool, sel["perplexity filter"]),
             "ifd": fault_shares(pool, sel["ifd"]),
-            "q-tuning static, fill=margin": fault_shares(pool, sel["q-tuning static"]),
         }
-        res.update(qtuning_static_summary=sel["q-tuning static summary"],
-                   ifd_below_1=sel["ifd_below_1"], selection_seconds=sel["seconds"])  # fmt: skip
+        res.update(ifd_below_1=sel["ifd_below_1"], selection_seconds=sel["seconds"])
     runs_dir = work / "runs"
 
     def cfg_for(seed: int, steps: int | None = None):
@@ -313,7 +269,7 @@ def run(args) -> dict[str, Any]:
             qsel = qtuning_selection(pool, lm, max_length, work, seed)
             chosen = {
                 "random": np.sort(rng.choice(len(pool), k, replace=False)).tolist(),
-                "q-tuning dynamic, fill=margin": list(range(len(pool))),
+                "q-tuning dynamic": list(range(len(pool))),
             }
             masks_of = {}
             for cond, over in VARIANTS.items():
@@ -324,10 +280,6 @@ def run(args) -> dict[str, Any]:
                         masks_of[cond] = dict(zip(vsel["kept"], vsel["masks"]))
             if sel:
                 chosen.update({c: sel[c] for c in ("perplexity filter", "ifd")})
-                chosen["q-tuning static, fill=margin"] = sel["q-tuning static"]
-                masks_of["q-tuning static, fill=margin"] = dict(
-                    zip(sel["q-tuning static"], sel["q-tuning static masks"])
-                )
             res.setdefault("selection_random", {})[str(seed)] = fault_shares(pool, chosen["random"])
             res.setdefault("selection_default", {})[str(seed)] = fault_shares(pool, qsel["kept"])
             res.setdefault("qtuning_default_summary", {})[str(seed)] = qsel["summary"]
@@ -338,10 +290,7 @@ def run(args) -> dict[str, Any]:
                     [np.asarray(masks_of[cond][i], dtype=bool) for i in idx]
                     if cond in masks_of else None
                 )  # fmt: skip
-                dyn = (
-                    _qcfg(**PREVIOUS, fill=PREVIOUS_FILL) if cond.startswith("q-tuning dynamic")
-                    else None
-                )  # fmt: skip
+                dyn = _qcfg() if cond == "q-tuning dynamic" else None
                 cfg = cfg_for(seed)
                 key = sft_harness.run_key(
                     RUN_NAME.get(cond, cond), train_ids=[ids_all[i] for i in idx], train_pairs=pairs, config=cfg,
@@ -524,21 +473,6 @@ def render(res: dict, png: str | None = None) -> str:
                 + (" (the perplexity filter is as good or better)." if better < len(d)
                    else ".")
             )  # fmt: skip
-    for other, what in (
-        ("q-tuning static, previous default (token_ratio=0.7)",
-         "the previous default (token_ratio=0.7, drop=high)"),
-        ("q-tuning static, fill=margin", "the default before it (fill=margin, token_ratio=0.7)"),
-        ("q-tuning static, no token pruning",
-         "the previous default's selection without token pruning"),
-    ):  # fmt: skip
-        ob = by.get(other, {})
-        ss = [s for s in seeds if s in ob and s in qs]
-        for w, name in (("gsm8k", "GSM8K"), ("alpaca", "Alpaca")) if ss else ():
-            d = [_nll(qs[s], w) - _nll(ob[s], w) for s in ss]
-            L.append(
-                f"- Q-Tuning static (default) vs {what} on {name}: Δ NLL {_ms(d, '+.4f')}, "
-                f"default lower in {sum(x < 0 for x in d)} of {len(d)} seeds."
-            )
     if res.get("split") == "dev":
         L += dev_choice(by, seeds, conds)
     L.append("")

@@ -2,7 +2,7 @@
 
 Selectors: :class:`RandomSelector`, :class:`ClassBalancedSelector`, :class:`LongestSelector`,
 :class:`ScoreSelector` (any score, with offset), :class:`KCenterGreedy`,
-:class:`FacilityLocation`, :class:`Prototypes`, :class:`SemDeDup`, :class:`CCS`,
+:class:`FacilityLocation`, :class:`Herding`, :class:`Prototypes`, :class:`SemDeDup`, :class:`CCS`,
 :class:`EL2NSelector`, :class:`ConfidentLearningSelector`. ``METHODS`` maps the method names
 used by :func:`dataprune.select` and ``dataprune select`` to them.
 """
@@ -20,6 +20,7 @@ __all__ = [
     "ConfidentLearningSelector",
     "EL2NSelector",
     "FacilityLocation",
+    "Herding",
     "KCenterGreedy",
     "LongestSelector",
     "MethodSpec",
@@ -39,6 +40,7 @@ _LAZY = {
     "ScoreSelector": "dataprune.selection.baselines",
     "KCenterGreedy": "dataprune.selection.kcenter",
     "FacilityLocation": "dataprune.selection.facility_location",
+    "Herding": "dataprune.selection.herding",
     "Prototypes": "dataprune.selection.prototypes",
     "SemDeDup": "dataprune.selection.semdedup",
     "CCS": "dataprune.selection.ccs",

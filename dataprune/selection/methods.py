@@ -204,6 +204,14 @@ _add(
 )
 _add(
     MethodSpec(
+        "herding",
+        "dataprune.selection.herding:Herding",
+        "embeddings",
+        "greedy mean matching: the subset's mean embedding tracks the data's (Welling 2009)",
+    )
+)
+_add(
+    MethodSpec(
         "semdedup",
         "dataprune.selection.semdedup:SemDeDup",
         "embeddings",

@@ -14,6 +14,7 @@ EXPECTED = {
     "facility_location",
     "cluster_facility_location",
     "prototypes",
+    "herding",
     "semdedup",
     "ccs",
     "el2n",

@@ -10,6 +10,7 @@ from dataprune.selection import (
     CCS,
     ClassBalancedSelector,
     FacilityLocation,
+    Herding,
     KCenterGreedy,
     LongestSelector,
     Prototypes,
@@ -43,6 +44,7 @@ def _factories():
         ("ccs", lambda k, s: CCS(n_samples=k, random_state=s), "scores"),
         ("prototypes", lambda k, s: Prototypes(n_samples=k, random_state=s), "X"),
         ("semdedup", lambda k, s: SemDeDup(n_samples=k, random_state=s), "X"),
+        ("herding", lambda k, s: Herding(n_samples=k, random_state=s), "X"),
         ("kcenter", lambda k, s: KCenterGreedy(n_samples=k, random_state=s), "X"),
         (
             "facility_location",
