@@ -157,7 +157,6 @@ def qtuning_selection(
 def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
     """The peers' selections from the default triage's scores (seed 0; the scores do not depend
     on the seed): the lowest response PPL, and Superfiltering's highest IFD below 1."""
-    t0 = time.perf_counter()
     print(f"[select] scoring {len(pool)} pairs (PPL, entropy, IFD)", flush=True)
     qsel = qtuning_selection(pool, lm, max_length, work, 0)
     ppl, ifd = np.asarray(qsel["perplexity"]), np.asarray(qsel["ifd"])
@@ -172,9 +171,8 @@ def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
         "perplexity filter": low_ppl.tolist(),
         "ifd": ifd_keep.tolist(),
         "ifd_below_1": len(ok),
-        "seconds": {"scoring and triage": qsel["seconds"],
-                    "this call (cached scoring)": round(time.perf_counter() - t0, 1)},
-    }  # fmt: skip
+        "seconds": {"scoring and triage": qsel["seconds"]},
+    }
 
 
 def fault_shares(pool: list[dict], kept: list[int]) -> dict[str, Any]:
@@ -478,10 +476,11 @@ def render(res: dict, png: str | None = None) -> str:
     L.append("")
     if res["runs"]:
         loads = [r["load_1m_before"] for r in res["runs"] if r.get("load_1m_before") is not None]
+        sec = (res.get("selection_seconds") or {}).get("scoring and triage")
         if loads:
             L.append(f"1-minute load average before the runs: {min(loads):.1f}-{max(loads):.1f}."
-                     + (f" Selection scoring (s): {res['selection_seconds']}."
-                        if res.get("selection_seconds") else "") + "\n")  # fmt: skip
+                     + (f" Scoring and triage of the pool (once, seed 0: the PPL/entropy pass "
+                        f"and the IFD pass): {sec:.0f} s." if sec else "") + "\n")  # fmt: skip
     if png:
         L.append(f"![held-out NLL per condition](results/{png})\n")
     return "\n".join(L) + "\n"
