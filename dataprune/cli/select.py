@@ -16,7 +16,7 @@ ORDER = 20
 
 _METHOD_HELP = (
     "random, class_balanced, longest, kcenter, facility_location, cluster_facility_location, "
-    "prototypes, semdedup, ccs, el2n, grand, confident_learning"
+    "prototypes, herding, semdedup, ccs, el2n, grand, confident_learning"
 )
 
 
