@@ -17,7 +17,6 @@ import logging
 
 import numpy as np
 
-from dataprune.errors import DataValidationError
 from dataprune.selection.base import BaseSelector
 
 logger = logging.getLogger(__name__)
@@ -46,25 +45,21 @@ class Herding(BaseSelector):
         ``-||x - mu||_2``: higher = closer to the data's mean (orders the records not kept).
     """
 
-    def _validate_data(self, X):
-        X = super()._validate_data(X)
-        X = np.asarray(X, dtype=np.float64)
-        if not np.isfinite(X).all():
-            bad = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
-            raise DataValidationError("the embedding has non-finite values", record=bad)
-        return X
-
     def _select(self, X, y, k, rng):
-        order, scores, self.mean_gap_ = _compute_herding(X, k)
+        from dataprune.selection.kcenter import _sq_norms  # also rejects NaN / inf, by record
+
+        sq = _sq_norms(X, 65536).astype(np.float64)
+        order, scores, self.mean_gap_ = _compute_herding(np.asarray(X, dtype=np.float64), sq, k)
         return order, scores
 
 
-def _compute_herding(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Greedy mean matching on validated ``X`` (float64, finite): the picks in order, the
-    per-record scores and the gap after each pick."""
+def _compute_herding(
+    X: np.ndarray, sq: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy mean matching on validated ``X`` (float64, finite) with squared row norms ``sq``:
+    the picks in order, the per-record scores and the gap after each pick."""
     n = X.shape[0]
     mu = X.mean(axis=0)
-    sq = np.einsum("ij,ij->i", X, X)
     s = np.zeros_like(mu)
     taken = np.zeros(n, dtype=bool)
     order = np.empty(k, dtype=np.int64)
