@@ -26,6 +26,10 @@ dev candidate) with the dev held-out sets (GSM8K train records and Alpaca record
 partition), seeds 0 and 1, and compares the Q2 token pruning of one selection: the authors'
 ``token_ratio=0.7, drop="high"``, ``drop="low"`` and no token pruning. The token-pruning default
 was chosen there (lowest mean paired Δ NLL against random), never on the eval pool.
+``--split dev-fill`` compares, on the same development pool and seeds, the fill rules at the
+current defaults: ``fill="uniform"`` (the corners first), ``fill="flat"`` (no corner preference)
+and a random draw from what the noise rules alone leave in (``noise rules + random``: dedup,
+abrupt ends, IFD >= 1 out; the plane unused).
 
 Every condition trains LoRA on SmolLM2-135M-Instruct (:func:`benchmarks.sft_harness.train_lora`,
 bfloat16 base) for the same number of optimizer steps with the **same gradient-token budget per
@@ -66,7 +70,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "q-tuning static, token_ratio=0.7, drop=high": PREVIOUS,
     "q-tuning static, token_ratio=0.7, drop=low": {**PREVIOUS, "drop": "low"},
     "q-tuning static, token_ratio=1.0 (no token pruning)": {**PREVIOUS, "token_ratio": 1.0},
+    "q-tuning static, fill=flat": {"fill": "flat"},
 }
+#: A random draw from what the default's noise rules (dedup, abrupt end, IFD) leave in: what the
+#: plane adds on top of them.
+NOISE_RULES = "noise rules + random"
 CONDITIONS = ("random", "q-tuning static", "perplexity filter", "ifd", "q-tuning dynamic")
 #: Conditions trained after the static ones of every seed (the slowest).
 LATE = ("q-tuning dynamic",)
@@ -78,15 +86,22 @@ DEV_CONDITIONS = (
     "q-tuning static, token_ratio=0.7, drop=low",
     "q-tuning static, token_ratio=1.0 (no token pruning)",
 )
+#: ``--split dev-fill``: the fill rules at the current defaults on the development pool (where
+#: the fill default is chosen), with the noise rules alone as a reference.
+DEV_FILL_CONDITIONS = ("random", "q-tuning static", "q-tuning static, fill=flat", NOISE_RULES)
 #: QTuningConfig fields named in the results text.
-QCFG_SHOWN = ("token_ratio", "drop", "fill", "dedup", "entropy_span", "abrupt_end")
+QCFG_SHOWN = ("token_ratio", "drop", "fill", "dedup", "entropy_span", "abrupt_end", "max_ifd")
 #: Pool sizes, held-out sizes, result name and conditions per split. The dev pool is every
 #: dev candidate (its Alpaca share is smaller than the eval pool's: the dev partition holds 165).
 SPLIT_SETUP: dict[str, dict[str, Any]] = {
-    "eval": {"name": "qtuning_outcome", "pool": (1500, 500), "conditions": CONDITIONS,
-             "late": LATE},
-    "dev": {"name": "qtuning_outcome_dev", "pool": (1100, 165), "conditions": DEV_CONDITIONS,
-            "late": ()},
+    "eval": {"name": "qtuning_outcome", "split": "eval", "pool": (1500, 500),
+             "conditions": CONDITIONS, "late": LATE, "about": None, "seeds": (0, 1, 2)},
+    "dev": {"name": "qtuning_outcome_dev", "split": "dev", "pool": (1100, 165),
+            "conditions": DEV_CONDITIONS, "late": (), "about": "the token pruning",
+            "seeds": (0, 1)},
+    "dev-fill": {"name": "qtuning_outcome_dev_fill", "split": "dev", "pool": (1100, 165),
+                 "conditions": DEV_FILL_CONDITIONS, "late": (), "about": "the fill rule",
+                 "seeds": (0, 1)},
 }  # fmt: skip
 #: The name each condition's runs are cached under (the run key also holds the selected ids and
 #: masks, so variants never collide); kept from the run that first trained the condition.
@@ -134,15 +149,21 @@ def qtuning_selection(
     )[:24]  # fmt: skip
     path = work / f"qtuning-default-{key}.json"
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if "flagged" in cached:  # (older entries lack it: refit from the cached scores)
+            return cached
     t0 = time.perf_counter()
     tri = QTuningTriage(
         _qcfg(**over), model=lm[0], tokenizer=lm[1], max_length=max_length, random_state=seed,
         cache_dir=work / "triage-cache",
     ).fit([r["prompt"] for r in pool], [r["response"] for r in pool])  # fmt: skip
+    from dataprune.qtuning.quadrants import ABRUPT_END, DUPLICATE, MISALIGNED
+
     kept = tri.kept_indices_
+    flagged = np.isin(tri.result_.samples.selection, (DUPLICATE, ABRUPT_END, MISALIGNED))
     out = {
         "kept": kept.tolist(),
+        "flagged": np.flatnonzero(flagged).tolist(),
         "masks": [tri.token_keep_[i].astype(int).tolist() for i in kept],
         "summary": tri.result_.summary(),
         "perplexity": np.asarray(tri.perplexity_).tolist(),
@@ -195,11 +216,12 @@ def run(args) -> dict[str, Any]:
     work = args.work_dir
     setup = SPLIT_SETUP[args.split]
     conditions, late = setup["conditions"], setup["late"]
-    pool = sft_pool.build_pool(*setup["pool"], seed=POOL_SEED, split=args.split)
+    split = setup["split"]
+    pool = sft_pool.build_pool(*setup["pool"], seed=POOL_SEED, split=split)
     pairs_all = [(r["prompt"], r["response"]) for r in pool]
     ids_all = [r["id"] for r in pool]
     heldout = sft_pool.heldout_sets(
-        POOL_SEED, split=args.split, n_gsm8k=args.n_heldout, n_alpaca=args.n_heldout
+        POOL_SEED, split=split, n_gsm8k=args.n_heldout, n_alpaca=args.n_heldout
     )
     lm = load_causal_lm(dtype=DTYPE)
     max_length = sft_harness.resolve_max_length(lm[1], pairs_all)
@@ -211,7 +233,8 @@ def run(args) -> dict[str, Any]:
     tokens_per_step = round(8 * mean_resp)
     k = _qcfg().n_keep(len(pool))
     res: dict[str, Any] = {
-        "name": setup["name"], "split": args.split, "conditions": list(conditions),
+        "name": setup["name"], "split": split, "about": setup["about"],
+        "conditions": list(conditions),
         "command": "python benchmarks/qtuning_outcome.py"
                    + ("" if args.split == "eval" else f" --split {args.split}"),
         "machine": common.machine_info(["torch", "transformers", "peft"]),
@@ -221,8 +244,9 @@ def run(args) -> dict[str, Any]:
         "k": k, "max_length": max_length, "tokens_per_step": tokens_per_step,
         "mean_response_tokens": mean_resp, "steps": args.steps, "seeds": list(args.seeds),
         "heldout": {n: len(v) for n, v in heldout.items()},
-        # the config of "q-tuning static" (eval) / of the one selection the dev conditions share
-        "qtuning_config": (_qcfg() if args.split == "eval" else _qcfg(**PREVIOUS)).to_dict(),
+        # the config of "q-tuning static" (eval, dev-fill) / of the one selection the token
+        # pruning conditions share (dev)
+        "qtuning_config": (_qcfg(**PREVIOUS) if args.split == "dev" else _qcfg()).to_dict(),
         "pool_faults": {f: sum(r["fault"] == f for r in pool) for f in FAULTS},
         "selection": {}, "selection_seconds": None,
         "runs": [], "base": None,
@@ -278,8 +302,15 @@ def run(args) -> dict[str, Any]:
                         masks_of[cond] = dict(zip(vsel["kept"], vsel["masks"]))
             if sel:
                 chosen.update({c: sel[c] for c in ("perplexity filter", "ifd")})
-            res.setdefault("selection_random", {})[str(seed)] = fault_shares(pool, chosen["random"])
-            res.setdefault("selection_default", {})[str(seed)] = fault_shares(pool, qsel["kept"])
+            if NOISE_RULES in conditions:
+                clean = np.setdiff1d(np.arange(len(pool)), qsel["flagged"])
+                draw = np.random.default_rng([seed, 2]).choice(len(clean), k, replace=False)
+                chosen[NOISE_RULES] = np.sort(clean[draw]).tolist()
+            for cond in conditions:  # what each seeded selection keeps of the planted faults
+                if cond in chosen and cond != "q-tuning dynamic":
+                    res.setdefault("selection_by_seed", {}).setdefault(cond, {})[str(seed)] = (
+                        fault_shares(pool, chosen[cond])
+                    )
             res.setdefault("qtuning_default_summary", {})[str(seed)] = qsel["summary"]
             for cond in phase:
                 idx = chosen[cond]
@@ -344,8 +375,12 @@ def _ms(x: list[float], fmt: str = ".4f") -> str:
 
 def render(res: dict, png: str | None = None) -> str:
     L = ["## Q-Tuning outcome: held-out NLL at an equal gradient-token budget\n"]
+    token_study = res.get("split") == "dev" and res.get("about", "the token pruning") == (
+        "the token pruning"
+    )  # the dev study of the Q2 token pruning: one selection, the conditions name their pruning
     if res.get("split") == "dev":
-        L[0] = L[0].replace("\n", " (development pool: choosing the token pruning)\n")
+        about = res.get("about", "the token pruning")
+        L[0] = L[0].replace("\n", f" (development pool: choosing {about})\n")
     p = res["pool"]
     qc = res["qtuning_config"]
     L.append(
@@ -360,20 +395,16 @@ def render(res: dict, png: str | None = None) -> str:
         + (
             f"Q-Tuning (`q-tuning static`): `QTuningConfig(sample_ratio={SAMPLE_RATIO})` with every "
             "other option at its default ("
-            if res.get("split", "eval") == "eval"
+            if not token_study
             else "Q-Tuning: one sample selection, `QTuningConfig(sample_ratio="
             f"{SAMPLE_RATIO})` with the sample-triage options ("
         )
         + ", ".join(
             f"{k}={qc[k]}"
             for k in QCFG_SHOWN
-            if k in qc and (res.get("split", "eval") == "eval" or k not in ("token_ratio", "drop"))
+            if k in qc and (not token_study or k not in ("token_ratio", "drop"))
         )
-        + (
-            ""
-            if res.get("split", "eval") == "eval"
-            else "; each condition names its Q2 token pruning"
-        )
+        + ("; each condition names its Q2 token pruning" if token_study else "")
         + f"). Held-out response NLL on {res['heldout']['gsm8k']} GSM8K "
         + ("test" if res.get("split", "eval") == "eval" else "held-out train (dev partition)")
         + f" and {res['heldout']['alpaca']} held-out Alpaca records; lower is better.\n"
@@ -405,7 +436,9 @@ def render(res: dict, png: str | None = None) -> str:
         sps = [rs[s]["train"]["seconds_per_step"] for s in seeds if s in rs]
         fs = sel.get(c)
         per_seed = {"random": "selection_random", "q-tuning static": "selection_default"}
-        drawn = list(res.get(per_seed.get(c, ""), {}).values())
+        drawn = list(
+            res.get("selection_by_seed", {}).get(c, res.get(per_seed.get(c, ""), {})).values()
+        )
         if drawn:  # mean over the seeded subsets drawn so far
             fs = {k: float(np.mean([r[k] for r in drawn])) for k in drawn[0]}
         faults = (
@@ -487,7 +520,7 @@ def render(res: dict, png: str | None = None) -> str:
 
 
 def dev_choice(by: dict, seeds: list[int], conds: list[str]) -> list[str]:
-    """The dev rule: the token-pruning setting with the lowest mean paired Δ NLL vs random.
+    """The dev rule: the setting with the lowest mean paired Δ NLL vs random.
 
     The mean is over seeds and both held-out sets (each set weighted equally); only settings
     trained on every seed compete. Returns the result lines.
@@ -548,7 +581,13 @@ def publish(res: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default: 0 1 2 (eval), 0 1 (the development studies)",
+    )
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--n-heldout", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
@@ -557,10 +596,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--split", choices=tuple(SPLIT_SETUP), default="eval",
         help="eval: the reported comparison; dev: the token-pruning settings on the development "
-        "pool (writes results/qtuning_outcome_dev.*), where the default is chosen",
+        "pool (writes results/qtuning_outcome_dev.*); dev-fill: the fill rules there "
+        "(results/qtuning_outcome_dev_fill.*); the defaults are chosen on the development pool",
     )  # fmt: skip
     common.add_render_only(ap, NAME)
     args = ap.parse_args(argv)
+    args.seeds = args.seeds or list(SPLIT_SETUP[args.split]["seeds"])
     if args.render_only:
         name = SPLIT_SETUP[args.split]["name"]
         res = json.loads((common.RESULTS / f"{name}.json").read_text(encoding="utf-8"))

@@ -52,6 +52,11 @@ FILLS.register(
     "Q1 side (both ranks > 1/2), Q1 side last, farthest from the Q1 corner first",
 )
 FILLS.register(
+    "flat",
+    "on quantile-rank axes: a seeded uniform draw from every sample off the Q1 side (the corners "
+    "get no preference), Q1 side last, farthest from the Q1 corner first",
+)
+FILLS.register(
     "paper",
     "the authors' order: largest |ppl - ent| after min-max scaling over the batch (noise-prone)",
 )
@@ -108,7 +113,7 @@ class QTuningConfig(ConfigMixin):
     token_budget : {"sample", "batch"}, default="sample"
         Apply ``token_ratio`` to each Q2 sample, or to all Q2 tokens of a batch at once (tokens
         compete across samples by score; each sample still keeps >= 1).
-    fill : {"uniform", "margin", "paper", "rank"}, default="uniform"
+    fill : {"uniform", "flat", "margin", "paper", "rank"}, default="uniform"
         How exactly ``K`` samples are reached when the corners at the bisected alpha hold fewer
         (always for ``sample_ratio >= ~0.5``) or more. All but ``"paper"`` work on quantile-rank
         axes ``(u, v)`` (PPL rank, entropy rank), where the Q1 side (noise) is ``u > 1/2`` and
@@ -119,7 +124,10 @@ class QTuningConfig(ConfigMixin):
         target in as many development cells as ``"margin"`` with a smaller worst corrupted
         ratio (``benchmarks/qtuning_diagnostic.py``), and because ``"margin"`` (like a plain
         lowest-perplexity filter) had higher held-out NLL than random in
-        ``benchmarks/qtuning_outcome.py``. ``"margin"``: the corners, then samples nearer the Q2
+        ``benchmarks/qtuning_outcome.py``. ``"flat"`` drops the corners' preference: one uniform
+        draw from every sample off the Q1 side, so the kept set has the remaining data's own mix
+        of easy and atypical samples (``corner`` samples left out are labelled trimmed), then the
+        Q1 side as with ``"uniform"``. ``"margin"``: the corners, then samples nearer the Q2
         or Q4 corner than the Q1 and Q3 corners, then Q3 (redundant, clean), then Q1; within a
         group, the farthest from the Q1 corner first. With both, a sample on the Q1 side is never
         kept ahead of one that is not, and a surplus is trimmed from the corner samples nearest

@@ -12,7 +12,8 @@ alpha is found by bisection on ``[alpha_min, alpha_max]`` so that ``|Q2 u Q4| / 
 ``sample_ratio``. The kept set is then made exactly ``K = max(1, round(B * sample_ratio))`` by the
 ``fill`` rule (:data:`~dataprune.qtuning.config.FILLS`). The default ``"uniform"`` works on
 quantile-rank axes: after the corners it draws uniformly from every sample off the Q1 (noise) side
-and takes the Q1 side last (:func:`uniform_priority`); ``"margin"`` also never keeps a sample on
+and takes the Q1 side last (:func:`uniform_priority`); ``"flat"`` is the same draw without the
+corners' head start; ``"margin"`` also never keeps a sample on
 the Q1 side ahead of one that is not, but orders the rest by distance from the Q1 corner, so it
 prefers the easiest samples (:func:`margin_priority`); ``"paper"`` is the authors' fill-up by the
 largest ``|ppl_n - ent_n|`` after min-max scaling (``"rank"``: on quantile ranks), which
@@ -498,7 +499,16 @@ def _compute_sample_triage(
         )
     )
     kept = q2 | q4
-    if cfg.fill == "margin":
+    if cfg.fill == "flat":  # no corner preference: the K best of one order over every sample
+        priority = uniform_priority(ppl_rank, ent_rank, np.zeros(n, dtype=bool), rng)
+        take = _order_desc(priority, np.arange(n), rng)[:k]
+        corner, kept = kept, np.zeros(n, dtype=bool)
+        kept[take] = True
+        selection[corner & ~kept] = TRIMMED
+        selection[kept & ~corner] = FILL_UP
+        quadrant[kept & ~corner] = np.where(ppl_rank >= ent_rank, Q2, Q4)[kept & ~corner]
+        n_corner = int(corner.sum())  # reported as the bisection's count; the draw ignores it
+    elif cfg.fill == "margin":
         priority = margin_priority(ppl_rank, ent_rank, kept)
         fill_u, fill_v = ppl_rank, ent_rank
     elif cfg.fill == "uniform":
@@ -510,7 +520,9 @@ def _compute_sample_triage(
         else:
             fill_u, fill_v = _minmax(ppl), _minmax(ent)
         priority = np.abs(fill_u - fill_v)
-    if n_corner < k:
+    if cfg.fill == "flat":
+        pass
+    elif n_corner < k:
         rest = _order_desc(priority, np.flatnonzero(~kept), rng)[: k - n_corner]
         kept[rest] = True
         selection[rest] = FILL_UP

@@ -209,7 +209,7 @@ def test_rank_fill_up_is_robust_to_a_ppl_outlier():
     assert np.all(rk.ppl_rank[q2] >= rk.ent_rank[q2]) and np.all(rk.ppl_rank[q4] < rk.ent_rank[q4])
 
 
-@pytest.mark.parametrize("fill", ["uniform", "margin"])
+@pytest.mark.parametrize("fill", ["uniform", "flat", "margin"])
 @pytest.mark.parametrize("ratio", [0.1, 0.25, 0.5, 0.6, 0.75, 0.9])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fill_never_prefers_the_q1_side(ratio, seed, fill):
@@ -334,3 +334,24 @@ def test_noise_flags_leave_samples_out_as_q1_abrupt_end():
         triage_samples(ppl, ent, noise=nz[:3])
     with pytest.raises(DataValidationError, match="every sample"):
         triage_samples(ppl, ent, exclude=~nz, noise=nz)
+
+
+def test_flat_fill_draws_without_the_corners_head_start():
+    ppl, ent = _correlated(2000, 1)
+    cfg = QTuningConfig(sample_ratio=0.25, fill="flat")
+    flat = triage_samples(ppl, ent, cfg, random_state=0)
+    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=0)
+    assert flat.kept.sum() == cfg.n_keep(2000)
+    off_q1 = ~((flat.ppl_rank > 0.5) & (flat.ent_rank > 0.5))
+    corner = (uni.selection == CORNER) | (flat.selection == TRIMMED)
+    assert off_q1.sum() > cfg.n_keep(2000) and not (flat.kept & ~off_q1).any()
+    # the corners hold about their share of the off-Q1 pool, not all of them as with "uniform"
+    share = corner[off_q1].mean()
+    assert abs(flat.kept[corner].sum() / flat.kept.sum() - share) < 0.08
+    assert uni.kept[corner].all() and not flat.kept[corner].all()
+    # labels: kept corner samples stay corners, the others are fill-ups; left-out corners trimmed
+    assert set(np.unique(flat.selection[flat.kept])) <= {CORNER, FILL_UP}
+    assert (flat.selection[corner & ~flat.kept] == TRIMMED).all()
+    again = triage_samples(ppl, ent, cfg, random_state=0)
+    other = triage_samples(ppl, ent, cfg, random_state=1)
+    assert np.array_equal(again.kept, flat.kept) and not np.array_equal(other.kept, flat.kept)
