@@ -21,7 +21,10 @@ best of them (``fill=uniform, entropy=all, dedup``) with abrupt ends left out at
 cut leaves fluent text whose PPL and entropy barely move, the end-of-turn token after it is
 surprising), each alone and with misaligned pairs left out at several ``max_ifd`` thresholds
 (IFD, ``PPL(response | prompt) / PPL(response)``, from a second scoring pass with empty prompts:
-an answer to another question is not explained by its prompt).
+an answer to another question is not explained by its prompt). ``fill=flat`` at the default
+noise rules is shown next to them, outside the choice: the fill default is chosen by held-out
+NLL (``benchmarks/qtuning_outcome.py --split dev-fill``), and this diagnostic only checks that
+it meets the target.
 
 Phase ``dev`` (``split="dev"``: 1,000 GSM8K and 150 Alpaca candidates, disjoint from every eval
 pool) compares the rules and chooses the default: the rule meeting the target (every corrupted
@@ -609,8 +612,15 @@ def main(argv: list[str] | None = None) -> int:
         kept[order[:k]] = True
         return kept
 
+    def flat(scores, ratio, dup, seed, k):
+        # the "flat" fill at the default noise rules: shown, not a candidate here (the fill
+        # default is chosen by held-out NLL, benchmarks/qtuning_outcome.py --split dev-fill)
+        cfg = QTuningConfig(sample_ratio=ratio, fill="flat")
+        return run_rule(scores, cfg, dup, micro_batch=None, seed=seed)
+
     extra = {"keep lowest PPL": lowest_ppl, "keep lowest PPL, dedup": lowest_ppl_dedup,
-             "Superfiltering (IFD < 1, highest IFD), dedup": superfiltering_dedup}  # fmt: skip
+             "Superfiltering (IFD < 1, highest IFD), dedup": superfiltering_dedup,
+             "fill=flat, dedup (default noise rules)": flat}  # fmt: skip
     labels = [r[0] for r in RULES] + list(extra)
     cells = evaluate_split("dev", lm, memo, RULES, extra)
     summ = summarise(cells, labels)

@@ -12,6 +12,9 @@ samples:
 * ``q-tuning static``: :class:`dataprune.qtuning.QTuningTriage` with ``QTuningConfig(
   sample_ratio=0.25)`` and every other option at its default (``random_state`` = the run's
   seed), scored once by the base model; its Q2 token masks, if any, carry over to training;
+* ``q-tuning static, per source``: the same with ``groups=`` each pair's source (GSM8K /
+  Alpaca): each source triaged on its own PPL/entropy ranks (``dataprune triage
+  --source-field``), chosen on the development pool (``--split dev-fill``);
 * ``q-tuning dynamic``: the whole pool through :func:`benchmarks.sft_harness.train_lora`'s
   dynamic mode with the same default config, as ``QTuningTrainer`` runs it (the pool
   deduplicated once, then each group of ``micro_batch / 0.25`` records triaged from its own
@@ -26,10 +29,11 @@ dev candidate) with the dev held-out sets (GSM8K train records and Alpaca record
 partition), seeds 0 and 1, and compares the Q2 token pruning of one selection: the authors'
 ``token_ratio=0.7, drop="high"``, ``drop="low"`` and no token pruning. The token-pruning default
 was chosen there (lowest mean paired Δ NLL against random), never on the eval pool.
-``--split dev-fill`` compares, on the same development pool and seeds, the fill rules at the
-current defaults: ``fill="uniform"`` (the corners first), ``fill="flat"`` (no corner preference)
-and a random draw from what the noise rules alone leave in (``noise rules + random``: dedup,
-abrupt ends, IFD >= 1 out; the plane unused).
+``--split dev-fill`` compares, on the same development pool and seeds, at the current defaults:
+``fill="uniform"`` (the corners first), the triage per source (``groups=`` each pair's source:
+PPL and entropy ranked within GSM8K and within Alpaca), a random draw from what the noise rules
+alone leave in (``noise rules + random``: dedup, abrupt ends, IFD >= 1 out; the plane unused)
+and ``fill="flat"`` (no corner preference).
 
 Every condition trains LoRA on SmolLM2-135M-Instruct (:func:`benchmarks.sft_harness.train_lora`,
 bfloat16 base) for the same number of optimizer steps with the **same gradient-token budget per
@@ -71,11 +75,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "q-tuning static, token_ratio=0.7, drop=low": {**PREVIOUS, "drop": "low"},
     "q-tuning static, token_ratio=1.0 (no token pruning)": {**PREVIOUS, "token_ratio": 1.0},
     "q-tuning static, fill=flat": {"fill": "flat"},
+    "q-tuning static, per source": {"per_source": True},
 }
 #: A random draw from what the default's noise rules (dedup, abrupt end, IFD) leave in: what the
 #: plane adds on top of them.
 NOISE_RULES = "noise rules + random"
-CONDITIONS = ("random", "q-tuning static", "perplexity filter", "ifd", "q-tuning dynamic")
+CONDITIONS = (
+    "random",
+    "q-tuning static",
+    "q-tuning static, per source",
+    "perplexity filter",
+    "ifd",
+    "q-tuning dynamic",
+)
 #: Conditions trained after the static ones of every seed (the slowest).
 LATE = ("q-tuning dynamic",)
 #: ``--split dev``: the token-pruning settings compared on the development pool (where the
@@ -88,7 +100,13 @@ DEV_CONDITIONS = (
 )
 #: ``--split dev-fill``: the fill rules at the current defaults on the development pool (where
 #: the fill default is chosen), with the noise rules alone as a reference.
-DEV_FILL_CONDITIONS = ("random", "q-tuning static", "q-tuning static, fill=flat", NOISE_RULES)
+DEV_FILL_CONDITIONS = (
+    "random",
+    "q-tuning static",
+    "q-tuning static, per source",
+    NOISE_RULES,
+    "q-tuning static, fill=flat",
+)
 #: QTuningConfig fields named in the results text.
 QCFG_SHOWN = ("token_ratio", "drop", "fill", "dedup", "entropy_span", "abrupt_end", "max_ifd")
 #: Pool sizes, held-out sizes, result name and conditions per split. The dev pool is every
@@ -134,9 +152,10 @@ def _key_dict(cfg: Any) -> dict[str, Any]:
 
 
 def qtuning_selection(
-    pool, lm, max_length: int, work: Path, seed: int, **over: Any
+    pool, lm, max_length: int, work: Path, seed: int, per_source: bool = False, **over: Any
 ) -> dict[str, Any]:
-    """``QTuningTriage`` (the default, or with ``over`` config fields) with ``random_state=seed``.
+    """``QTuningTriage`` (the default, or with ``over`` config fields) with ``random_state=seed``;
+    ``per_source``: each pair's source (GSM8K / Alpaca) as its triage group.
 
     Cached as JSON in ``work``; the base model's scores are cached in ``work/triage-cache``.
     """
@@ -145,18 +164,18 @@ def qtuning_selection(
     key = sft_harness.fingerprint(
         {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
          "max_length": max_length, "qtuning": _key_dict(_qcfg(**over)), "dtype": DTYPE,
-         "seed": seed, "v": 2}
+         "seed": seed, "v": 2, **({"groups": "source"} if per_source else {})}
     )[:24]  # fmt: skip
     path = work / f"qtuning-default-{key}.json"
-    if path.is_file():
-        cached = json.loads(path.read_text(encoding="utf-8"))
-        if "flagged" in cached:  # (older entries lack it: refit from the cached scores)
-            return cached
+    cached = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if cached is not None and "flagged" in cached:  # older entries lack it: refit from the
+        return cached  # cached scores, keeping the first fit's time (the scoring pass)
     t0 = time.perf_counter()
     tri = QTuningTriage(
         _qcfg(**over), model=lm[0], tokenizer=lm[1], max_length=max_length, random_state=seed,
         cache_dir=work / "triage-cache",
-    ).fit([r["prompt"] for r in pool], [r["response"] for r in pool])  # fmt: skip
+    ).fit([r["prompt"] for r in pool], [r["response"] for r in pool],
+          groups=[r["source"] for r in pool] if per_source else None)  # fmt: skip
     from dataprune.qtuning.quadrants import ABRUPT_END, DUPLICATE, MISALIGNED
 
     kept = tri.kept_indices_
@@ -168,7 +187,7 @@ def qtuning_selection(
         "summary": tri.result_.summary(),
         "perplexity": np.asarray(tri.perplexity_).tolist(),
         "ifd": None if tri.ifd_ is None else np.asarray(tri.ifd_).tolist(),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": cached["seconds"] if cached else round(time.perf_counter() - t0, 1),
     }
     work.mkdir(parents=True, exist_ok=True)
     common.write_json(path, out, indent=0)
@@ -200,6 +219,7 @@ def fault_shares(pool: list[dict], kept: list[int]) -> dict[str, Any]:
     ids = {pool[i]["id"] for i in kept}
     out = {f: float(np.mean([pool[i]["fault"] == f for i in kept])) for f in FAULTS}
     out["any"] = float(np.mean([pool[i]["fault"] != "none" for i in kept]))
+    out["alpaca"] = float(np.mean([pool[i]["source"] == "alpaca" for i in kept]))
     out["dup_paired"] = float(
         np.mean([pool[i]["fault"] in ("exact_dup", "near_dup") and pool[i]["dup_of"] in ids
                  for i in kept])
@@ -424,8 +444,8 @@ def render(res: dict, png: str | None = None) -> str:
             f"{short}).\n"
         )
     L.append("| condition | seeds | NLL GSM8K | NLL Alpaca | samples seen | passes | s/step | "
-             "shuffled | truncated | dup (paired) |")  # fmt: skip
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "shuffled | truncated | dup (paired) | Alpaca share |")  # fmt: skip
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     sel = res["selection"]
     for c in conds:
         rs = by.get(c, {})
@@ -442,8 +462,9 @@ def render(res: dict, png: str | None = None) -> str:
         if drawn:  # mean over the seeded subsets drawn so far
             fs = {k: float(np.mean([r[k] for r in drawn])) for k in drawn[0]}
         faults = (
-            f"{fs['shuffled']:.1%} | {fs['truncated']:.1%} | {fs['dup_paired']:.1%}"
-            if fs else "- | - | -"
+            f"{fs['shuffled']:.1%} | {fs['truncated']:.1%} | {fs['dup_paired']:.1%} | "
+            + (f"{fs['alpaca']:.1%}" if "alpaca" in fs else "-")
+            if fs else "- | - | - | -"
         )  # fmt: skip
         L.append(
             f"| {c} | {len(g)} | {_ms(g)} | {_ms(a)} | "
@@ -454,7 +475,7 @@ def render(res: dict, png: str | None = None) -> str:
     if res.get("base"):
         b = res["base"]["heldout"]
         L.append(f"| base model (no training) | - | {b['gsm8k']['nll']:.4f} | "
-                 f"{b['alpaca']['nll']:.4f} | - | - | - | - | - | - |")  # fmt: skip
+                 f"{b['alpaca']['nll']:.4f} | - | - | - | - | - | - | - |")  # fmt: skip
     summ = res.get("qtuning_default_summary", {})
     if res.get("split", "eval") == "eval" and summ and res.get("pool_faults"):
         left = sorted({v["quadrants"].get("abrupt_end", 0) for v in summ.values()})
@@ -482,12 +503,17 @@ def render(res: dict, png: str | None = None) -> str:
         L.append(f"| {c} | " + " | ".join(cells) + " |")
     L.append("")
     L.append("**Targets (computed).**\n")
-    st = wins.get("q-tuning static")
-    if st:
+    for cond, name in (
+        ("q-tuning static", "Q-Tuning static"),
+        ("q-tuning static, per source", "Q-Tuning static per source"),
+    ):
+        st = wins.get(cond)
+        if not st:
+            continue
         n = len(st["seeds"])
         met = st["gsm8k"] == n and st["alpaca"] == n and n == len(seeds)
         L.append(
-            f"- Q-Tuning static beats random on both held-out sets on every seed: "
+            f"- {name} beats random on both held-out sets on every seed: "
             f"**{'met' if met else 'NOT met'}** ({st['gsm8k']} of {n} seeds on GSM8K, "
             f"{st['alpaca']} of {n} on Alpaca" + ("" if n == len(seeds) else
             f"; {n} of {len(seeds)} seeds trained") + ")."

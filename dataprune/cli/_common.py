@@ -220,3 +220,23 @@ def engine_from_args(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
         "work_dir": args.work_dir,
     }
     return engine, {k: v for k, v in options.items() if v is not None}
+
+
+def field_sources(rs: Any, field: str) -> list[str]:
+    """Each record's ``field`` as its source name (one line naming the record when it is
+    missing or not a string/number)."""
+    from dataprune.errors import DataValidationError
+
+    out = []
+    for i, r in enumerate(rs.records):
+        v = r.get(field) if isinstance(r, dict) else None
+        if v is None or isinstance(v, (dict, list)):
+            raise DataValidationError(
+                "expected a source name (string or number)",
+                source=rs.source,
+                record=rs.indices[i],
+                field=field,
+                line=rs.line_of(i),
+            )
+        out.append(str(v))
+    return out

@@ -211,26 +211,11 @@ def _texts(path: str, args: argparse.Namespace, fields: list[str]):
     return rs, record_texts(rs.records, fields)
 
 
-def _sources(rs, field: str) -> list[str]:
-    """Each record's ``field`` as its source (one line naming the record when it is missing)."""
-    from dataprune.errors import DataValidationError
-
-    out = []
-    for i, r in enumerate(rs.records):
-        v = r.get(field) if isinstance(r, dict) else None
-        if v is None or isinstance(v, (dict, list)):
-            raise DataValidationError(
-                "expected a source name (string or number)", record=i, field=field
-            )
-        out.append(str(v))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from dataprune.atomic import atomic_dir, atomic_write_json
-    from dataprune.cli._common import text_fields_from_args
+    from dataprune.cli._common import field_sources, text_fields_from_args
     from dataprune.manifest import RunTimer, build_manifest
     from dataprune.model_pruning import get_model_pruner
     from dataprune.model_pruning.perplexity import perplexity
@@ -264,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
         sources = None
         if args.source_field:
-            sources = _sources(calib_rs, args.source_field)
+            sources = field_sources(calib_rs, args.source_field)
         calib = build_calibration_set(
             texts,
             tokenizer,

@@ -107,10 +107,17 @@ def register(sub: Subparsers) -> None:
         help="do not apply the tokenizer's chat template (prompt + response + EOS)",
     )
     p.add_argument(
+        "--source-field",
+        default=None,
+        metavar="FIELD",
+        help="record field naming each pair's source (dataset, file): each source is triaged "
+        "on its own PPL/entropy scale and kept at about its share",
+    )
+    p.add_argument(
         "--random-state",
         type=int,
         default=0,
-        help="seeds the uniform fill-up (and breaks exact ties)",
+        help="seeds the uniform and flat fill-up draws (and breaks exact ties)",
     )
     p.add_argument(
         "--shard-size",
@@ -135,7 +142,12 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from dataprune.cli._common import load_validated, report_rejects, text_fields_from_args
+    from dataprune.cli._common import (
+        field_sources,
+        load_validated,
+        report_rejects,
+        text_fields_from_args,
+    )
     from dataprune.errors import DataValidationError
     from dataprune.io import Rejected, detect_format
     from dataprune.manifest import RunTimer, build_manifest
@@ -190,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not keep_pos:
         raise DataValidationError("no record has a non-empty response", source=rs.source)
+    sources = field_sources(rs, args.source_field) if args.source_field else None
     records = [rs.records[i] for i in keep_pos]
     indices = [rs.indices[i] for i in keep_pos]
 
@@ -206,7 +219,11 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=cache,
         random_state=args.random_state,
         compile_stats=args.compile_stats,
-    ).fit([r[prompt_field] for r in records], [r[response_field] for r in records])
+    ).fit(
+        [r[prompt_field] for r in records],
+        [r[response_field] for r in records],
+        groups=None if sources is None else [sources[i] for i in keep_pos],
+    )
     result = triage.result_
     note = report_rejects(rs, out)
     summary = result.summary()
@@ -215,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         parameters={
             "prompt_field": prompt_field,
             "response_field": response_field,
+            "source_field": args.source_field,
             **config.to_dict(),
             "model": args.model,
             "dtype": args.dtype,

@@ -34,6 +34,7 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.qtuning.config import QTuningConfig
+from dataprune.qtuning.groups import group_codes, group_medians
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ __all__ = [
     "quantile_thresholds",
     "triage_samples",
     "uniform_priority",
+    "within_group_ranks",
 ]
 
 Q1, Q2, Q3, Q4 = 1, 2, 3, 4
@@ -203,6 +205,27 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return (ranks + 0.5) / len(x)
 
 
+def within_group_ranks(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Average quantile rank of each value within its group, scaled to (0, 1).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples,)
+    codes : ndarray of shape (n_samples,), int
+        Group codes (:func:`dataprune.qtuning.groups.group_codes`).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        ``(rank + 0.5) / n_group``, ties averaged (higher = higher within the group).
+    """
+    out = np.empty(len(x), dtype=np.float64)
+    for g in np.unique(codes):
+        idx = np.flatnonzero(codes == g)
+        out[idx] = _ranks(x[idx])
+    return out
+
+
 def _order_desc(score: np.ndarray, candidates: np.ndarray, rng: np.random.Generator | None):
     """Candidates sorted by score, largest first; ties by index, or randomly when ``rng``."""
     if rng is None:
@@ -278,9 +301,11 @@ def uniform_priority(
     Returns
     -------
     ndarray of shape (n_samples,)
-        ``3 + d / 2`` for the corners (a surplus is trimmed nearest the Q1 corner first); ``1 + w`` with ``w`` uniform in [0, 1) for every other sample off the
-        Q1 side (not both ranks ``> 1/2``); ``d / 2`` on the Q1 side, ``d`` the distance to the Q1
-        corner ``(1, 1)`` (so the Q1 side comes last, farthest from its corner first).
+        ``3 + d / 2`` for the corners (a surplus is trimmed nearest the Q1 corner first);
+        ``1 + w`` with ``w`` uniform in [0, 1) for every other sample off the Q1 side (not both
+        ranks ``> 1/2``); ``d / 2`` on the Q1 side, ``d`` the distance to the Q1 corner
+        ``(1, 1)`` (so the Q1 side comes last, farthest from its corner first). With ``corner``
+        all False this is the ``"flat"`` order.
     """
     gen = rng if rng is not None else np.random.default_rng(0)
     q1_side = (u > 0.5) & (v > 0.5)
@@ -296,6 +321,7 @@ def triage_samples(
     *,
     exclude: Any = None,
     noise: Any = None,
+    groups: Any = None,
     random_state: int | np.random.Generator | None = None,
 ) -> SampleTriage:
     """Assign EU-plane quadrants and keep exactly ``K`` samples.
@@ -318,6 +344,11 @@ def triage_samples(
         Samples known to be noise (an abrupt end, ``QTuningConfig.abrupt_end``): left out like
         ``exclude`` but with quadrant Q1 and selection ``"abrupt end"``, and taken after the
         excluded duplicates when fewer than ``K`` others exist.
+    groups : array-like of shape (n_samples,), optional
+        Source label per sample (:mod:`dataprune.qtuning.groups`): PPL and entropy are replaced
+        by their quantile ranks within the sample's group before the triage, so each group is
+        triaged on its own scale and kept at about its share. The thresholds are then in rank
+        units.
     random_state : int, Generator or None
         Breaks exact ties in the fill-up / trimming order; ``None`` breaks them by index.
 
@@ -327,6 +358,9 @@ def triage_samples(
     """
     cfg = config if config is not None else QTuningConfig()
     ppl, ent = _check_inputs(perplexity, entropy)
+    if groups is not None:
+        codes = group_codes(groups, len(ppl))
+        ppl, ent = within_group_ranks(ppl, codes), within_group_ranks(ent, codes)
     k = cfg.n_keep(len(ppl))
     ex, nz = (_flags(x, name, ppl.shape) for x, name in ((exclude, "exclude"), (noise, "noise")))
     if not (ex | nz).any():
@@ -340,7 +374,7 @@ def triage_samples(
     return _expand(sub, inc, ex & ~nz, nz, ppl, ent, k)
 
 
-def abrupt_end_mask(end_nll: Any, margin: float) -> np.ndarray:
+def abrupt_end_mask(end_nll: Any, margin: float, groups: Any = None) -> np.ndarray:
     """Samples whose end-of-turn NLL exceeds the median by more than ``margin`` nats.
 
     Parameters
@@ -350,6 +384,8 @@ def abrupt_end_mask(end_nll: Any, margin: float) -> np.ndarray:
         the response holds no end token).
     margin : float
         Nats above the median over the non-NaN samples (``QTuningConfig.abrupt_end``).
+    groups : array-like of shape (n_samples,), optional
+        Group label per sample: each sample is compared with its own group's median.
 
     Returns
     -------
@@ -359,7 +395,10 @@ def abrupt_end_mask(end_nll: Any, margin: float) -> np.ndarray:
     x = np.asarray(end_nll, dtype=np.float64)
     ok = ~np.isnan(x)
     out = np.zeros(x.shape, dtype=bool)
-    if ok.any():
+    if groups is not None:
+        med = group_medians(x, group_codes(groups, len(x)))
+        out[ok] = x[ok] > med[ok] + margin
+    elif ok.any():
         out[ok] = x[ok] > float(np.median(x[ok])) + margin
     return out
 

@@ -30,6 +30,7 @@ from dataprune.estimator import BaseEstimator, check_fitted
 from dataprune.lm_scoring import SFTEncoding, TokenScores
 from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
+from dataprune.qtuning.groups import group_codes
 from dataprune.qtuning.quadrants import (
     SELECTION_NAMES,
     SampleTriage,
@@ -180,6 +181,7 @@ def triage_token_scores(
     duplicate_of: Any = None,
     end_token_id: int | Sequence[int] | None = None,
     ifd: Any = None,
+    groups: Any = None,
     random_state: int | None = None,
 ) -> TriageResult:
     """Triage samples and tokens from per-token scores already computed.
@@ -202,9 +204,13 @@ def triage_token_scores(
         pass with empty prompts); needed by ``config.max_ifd`` (skipped with a warning without
         it). Samples with ``ifd >= config.max_ifd`` are left out as misaligned (after the
         abrupt-end rule).
+    groups : array-like of shape (n_samples,), optional
+        Source label per sample: each source is triaged on its own scale (PPL and entropy
+        ranked within it, the abrupt-end median its own; see :mod:`dataprune.qtuning.groups`),
+        so a source whose scores run high is not dropped wholesale as Q1.
     random_state : int, optional
-        Seeds the ``"uniform"`` fill-up draw and breaks exact ties in the other fill-up orders
-        (``None``: a generator seeded with 0 for the draw, ties by index).
+        Seeds the ``"uniform"`` and ``"flat"`` fill-up draws and breaks exact ties in the other
+        fill-up orders (``None``: a generator seeded with 0 for the draw, ties by index).
 
     Returns
     -------
@@ -235,7 +241,7 @@ def triage_token_scores(
             cfg.abrupt_end,
         )
     elif cfg.abrupt_end is not None:
-        noise = abrupt_end_mask(end, cfg.abrupt_end)
+        noise = abrupt_end_mask(end, cfg.abrupt_end, groups)
         if np.isnan(end).all():
             logger.warning(
                 "no response holds the end token %s: abrupt_end leaves nothing out", end_token_id
@@ -261,6 +267,7 @@ def triage_token_scores(
         cfg,
         exclude=None if dup is None else dup >= 0,
         noise=noise,
+        groups=groups,
         random_state=random_state,
     )
     name_misaligned(samples, misaligned)
@@ -307,7 +314,8 @@ class QTuningTriage(BaseEstimator):
     cache_dir : path, optional
         Resumable shard cache for scoring (see :func:`score_sft_cached`).
     random_state : int, optional
-        Seeds the ``"uniform"`` fill-up draw and breaks exact ties in the fill-up order.
+        Seeds the ``"uniform"`` and ``"flat"`` fill-up draws and breaks exact ties in the fill-up
+        order.
     show_progress_bar : bool, optional
     compile_stats : bool, default=False
         Fused ``torch.compile`` kernel for the NLL/entropy statistics (see
@@ -381,12 +389,17 @@ class QTuningTriage(BaseEstimator):
         )
         return m, self.tokenizer, info
 
-    def fit(self, prompts: Sequence[str], responses: Sequence[str]) -> QTuningTriage:
+    def fit(
+        self, prompts: Sequence[str], responses: Sequence[str], groups: Any = None
+    ) -> QTuningTriage:
         """Score and triage the pairs.
 
         Parameters
         ----------
         prompts, responses : sequence of str, length n_samples
+        groups : sequence of str or int, length n_samples, optional
+            Source of each pair (dataset, file, field): each source is triaged on its own
+            scale and kept at about its share (:func:`triage_token_scores`).
 
         Returns
         -------
@@ -408,6 +421,8 @@ class QTuningTriage(BaseEstimator):
                 raise DataValidationError(
                     "expected a non-empty response string", record=i, field="response"
                 )
+        if groups is not None:
+            group_codes(groups, len(prompts))  # fail before scoring
         model, tok, info = self._resolve_model()
 
         def score(prompt_texts: list[str]) -> TokenScores:
@@ -443,6 +458,7 @@ class QTuningTriage(BaseEstimator):
             cfg,
             duplicate_of=duplicate_of,
             ifd=ifd,
+            groups=groups,
             random_state=self.random_state,
         )
         self.tokenizer_ = tok

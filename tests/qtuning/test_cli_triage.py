@@ -167,3 +167,38 @@ def test_output_format_and_fields(tmp_path, tiny_model_dir, capsys):
     status = main(["triage", str(src), "--prompt-field", "q", "-o", str(tmp_path / "o.jsonl")])
     assert status == 2
     assert "--prompt-field and --response-field must be given together" in capsys.readouterr().err
+
+
+def test_source_field_triages_each_source_and_names_a_missing_one(tmp_path, tiny_model_dir, capsys):
+    import numpy as np
+
+    from dataprune.qtuning import QTuningConfig, triage_samples
+
+    recs = _records(16)
+    for i, r in enumerate(recs):
+        r["src"] = "left" if i % 3 else "right"
+    src = write_records(recs, tmp_path / "in.jsonl")
+    out = tmp_path / "kept.jsonl"
+    assert _run(src, out, tiny_model_dir, "--source-field", "src", "--fill", "flat") == 0
+    man = json.loads(Path(f"{out}.manifest.json").read_text())
+    assert man["parameters"]["source_field"] == "src" and man["parameters"]["fill"] == "flat"
+    # the kept set is the per-source triage of the written scores
+    sc = pq.read_table(f"{out}.scores.parquet").to_pydict()
+    sel = np.array(sc["selection"])
+    ref = triage_samples(
+        sc["perplexity"],
+        sc["entropy"],
+        QTuningConfig(sample_ratio=0.25, fill="flat"),
+        exclude=sel == "duplicate",
+        noise=np.isin(sel, ("abrupt end", "misaligned")),
+        groups=[r["src"] for r in recs],
+        random_state=0,
+    )
+    assert sc["kept"] == ref.kept.tolist()
+    del recs[6]["src"]
+    bad = write_records(recs, tmp_path / "bad.jsonl")
+    capsys.readouterr()
+    assert _run(bad, tmp_path / "k2.jsonl", tiny_model_dir, "--source-field", "src") == 2
+    err = capsys.readouterr().err
+    assert "line 7" in err and "'src'" in err and "expected a source name" in err
+    assert not (tmp_path / "k2.jsonl").exists()

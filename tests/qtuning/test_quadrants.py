@@ -355,3 +355,36 @@ def test_flat_fill_draws_without_the_corners_head_start():
     again = triage_samples(ppl, ent, cfg, random_state=0)
     other = triage_samples(ppl, ent, cfg, random_state=1)
     assert np.array_equal(again.kept, flat.kept) and not np.array_equal(other.kept, flat.kept)
+
+
+def test_groups_triage_each_source_on_its_own_scale():
+    # two sources, the second with PPL and entropy shifted far up (another answer format):
+    # one plane puts it on the Q1 side; per group, it keeps about its share
+    a_ppl, a_ent = _correlated(1500, 2)
+    b_ppl, b_ent = _correlated(500, 3)
+    ppl, ent = np.r_[a_ppl, b_ppl * 6.0], np.r_[a_ent, b_ent + 1.5]
+    groups = ["a"] * 1500 + ["b"] * 500
+    cfg = QTuningConfig(sample_ratio=0.25)
+    pooled = triage_samples(ppl, ent, cfg, random_state=0)
+    per = triage_samples(ppl, ent, cfg, groups=groups, random_state=0)
+    assert per.kept.sum() == pooled.kept.sum() == cfg.n_keep(2000)
+    assert pooled.kept[1500:].sum() < 0.5 * 125  # far below its share of the 500 kept
+    assert abs(per.kept[1500:].sum() - 125) <= 15
+    # within a group, the same ranks as triaging it alone
+    alone = triage_samples(b_ppl, b_ent, cfg)
+    assert np.allclose(per.ppl_rank[1500:], alone.ppl_rank)
+
+
+def test_groups_validate_and_abrupt_end_uses_each_groups_median():
+    from dataprune.qtuning.quadrants import abrupt_end_mask
+
+    ppl, ent = _correlated(10, 0)
+    with pytest.raises(DataValidationError, match="groups has 3 labels"):
+        triage_samples(ppl, ent, groups=["a", "b", "a"])
+    with pytest.raises(DataValidationError, match=r"record 2.*groups"):
+        triage_samples(ppl, ent, groups=["a", "b", None] + ["a"] * 7)
+    end = np.array([5.0, 5.2, 4.8, 14.0, 0.5, 0.4, 0.6, 9.0, np.nan])
+    g = ["gsm8k"] * 4 + ["alpaca"] * 5
+    # pooled median 4.9: only 14.0 is above 4.9 + 8; per group also 9.0 (alpaca median 0.55)
+    assert abrupt_end_mask(end, 8.0).tolist() == [False] * 3 + [True] + [False] * 5
+    assert np.flatnonzero(abrupt_end_mask(end, 8.0, g)).tolist() == [3, 7]

@@ -247,3 +247,18 @@ def test_max_ifd_needs_ifd_in_the_functional_core(tiny_lm, caplog):
         triage_token_scores(scores, QTuningConfig(max_ifd=1.0), ifd=np.ones(3))
     with pytest.raises(DataValidationError, match="max_ifd must be"):
         QTuningConfig(max_ifd=0)
+
+
+def test_fit_with_groups_triages_each_source_on_its_own_ranks(tiny_lm):
+    model, tok = tiny_lm
+    groups = ["a" if i % 2 else "b" for i in range(len(PROMPTS))]
+    cfg = QTuningConfig(sample_ratio=0.5, token_ratio=0.5, max_ifd=None, dedup="none")
+    tri = QTuningTriage(cfg, model=model, tokenizer=tok, batch_size=5, random_state=0).fit(
+        PROMPTS, RESPONSES, groups=groups
+    )
+    ref = triage_samples(tri.perplexity_, tri.entropy_, cfg, groups=groups, random_state=0)
+    pooled = triage_samples(tri.perplexity_, tri.entropy_, cfg, random_state=0)
+    assert np.array_equal(tri.result_.samples.kept, ref.kept)
+    assert not np.allclose(ref.ppl_rank, pooled.ppl_rank)  # the ranks are the groups' own
+    with pytest.raises(DataValidationError, match="groups has 2 labels"):
+        QTuningTriage(cfg, model=model, tokenizer=tok).fit(PROMPTS, RESPONSES, groups=["a", "b"])
