@@ -211,7 +211,7 @@ def duplicates_mask(pool: list[dict]) -> np.ndarray:
 def noise_mask(scores: dict[str, np.ndarray], cfg: Any) -> np.ndarray | None:
     """Samples a static triage leaves out as noise: an abrupt end (``cfg.abrupt_end``, the
     median over the pool) or misaligned (``cfg.max_ifd``); ``None`` when neither rule is on."""
-    from dataprune.qtuning.quadrants import abrupt_end_mask, add_misaligned
+    from dataprune.qtuning.noise import abrupt_end_mask, add_misaligned
 
     noise = None
     if cfg.abrupt_end is not None:
@@ -228,7 +228,7 @@ def run_rule(scores, cfg, exclude, *, micro_batch: int | None, seed: int) -> np.
     :func:`dataprune.qtuning.triage_token_scores` does (NaN: never flagged).
     """
     from dataprune.qtuning import triage_samples
-    from dataprune.qtuning.quadrants import abrupt_end_mask, add_misaligned
+    from dataprune.qtuning.noise import abrupt_end_mask, add_misaligned
 
     ppl, ent = scores["ppl"], scores[cfg.entropy_span]
     noise = noise_mask(scores, cfg)

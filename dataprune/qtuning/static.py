@@ -31,12 +31,10 @@ from dataprune.lm_scoring import SFTEncoding, TokenScores
 from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
 from dataprune.qtuning.groups import group_codes
+from dataprune.qtuning.noise import abrupt_end_mask, add_misaligned, name_misaligned
 from dataprune.qtuning.quadrants import (
     SELECTION_NAMES,
     SampleTriage,
-    abrupt_end_mask,
-    add_misaligned,
-    name_misaligned,
     triage_samples,
 )
 from dataprune.qtuning.score_cache import score_sft_cached

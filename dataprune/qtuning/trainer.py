@@ -33,15 +33,13 @@ import numpy as np
 from dataprune.errors import UnknownOptionError
 from dataprune.lm_scoring import end_token_nll, logit_statistics
 from dataprune.qtuning.config import DEDUP_THRESHOLD, QTuningConfig
+from dataprune.qtuning.noise import abrupt_end_mask, add_misaligned, name_misaligned
 from dataprune.qtuning.quadrants import (
     ABRUPT_END,
     CORNER,
     FILL_UP,
     MISALIGNED,
     TRIMMED,
-    abrupt_end_mask,
-    add_misaligned,
-    name_misaligned,
     triage_samples,
 )
 from dataprune.qtuning.tokens import token_keep_masks

@@ -376,7 +376,7 @@ def test_groups_triage_each_source_on_its_own_scale():
 
 
 def test_groups_validate_and_abrupt_end_uses_each_groups_median():
-    from dataprune.qtuning.quadrants import abrupt_end_mask
+    from dataprune.qtuning.noise import abrupt_end_mask
 
     ppl, ent = _correlated(10, 0)
     with pytest.raises(DataValidationError, match="groups has 3 labels"):
