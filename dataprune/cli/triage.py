@@ -111,7 +111,7 @@ def register(sub: Subparsers) -> None:
         default=None,
         metavar="FIELD",
         help="record field naming each pair's source (dataset, file): each source is triaged "
-        "on its own PPL/entropy scale and kept at about its share",
+        "on its own PPL/entropy scale (PPL and entropy ranked within it)",
     )
     p.add_argument(
         "--random-state",

@@ -344,8 +344,9 @@ def triage_samples(
     groups : array-like of shape (n_samples,), optional
         Source label per sample (:mod:`dataprune.qtuning.groups`): PPL and entropy are replaced
         by their quantile ranks within the sample's group before the triage, so each group is
-        triaged on its own scale and kept at about its share. The thresholds are then in rank
-        units.
+        triaged on its own scale. ``K`` is not split by group: a group whose PPL and entropy
+        agree less has more samples in the corners and can get more than its share. The
+        thresholds are then in rank units.
     random_state : int, Generator or None
         Breaks exact ties in the fill-up / trimming order; ``None`` breaks them by index.
 

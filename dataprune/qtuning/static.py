@@ -397,7 +397,7 @@ class QTuningTriage(BaseEstimator):
         prompts, responses : sequence of str, length n_samples
         groups : sequence of str or int, length n_samples, optional
             Source of each pair (dataset, file, field): each source is triaged on its own
-            scale and kept at about its share (:func:`triage_token_scores`).
+            scale (:func:`triage_token_scores`); ``K`` is not split by source.
 
         Returns
         -------
