@@ -480,15 +480,11 @@ def _compute_sample_triage(
         )
     )
     kept = q2 | q4
-    if cfg.fill == "flat":  # no corner preference: the K best of one order over every sample
+    corner = kept.copy()
+    if cfg.fill == "flat":  # the corners get no head start: the fill-up starts from nothing
         priority = uniform_priority(ppl_rank, ent_rank, np.zeros(n, dtype=bool), rng)
-        take = _order_desc(priority, np.arange(n), rng)[:k]
-        corner, kept = kept, np.zeros(n, dtype=bool)
-        kept[take] = True
-        selection[corner & ~kept] = TRIMMED
-        selection[kept & ~corner] = FILL_UP
-        quadrant[kept & ~corner] = np.where(ppl_rank >= ent_rank, Q2, Q4)[kept & ~corner]
-        n_corner = int(corner.sum())  # reported as the bisection's count; the draw ignores it
+        fill_u, fill_v = ppl_rank, ent_rank
+        kept[:] = False
     elif cfg.fill == "margin":
         priority = margin_priority(ppl_rank, ent_rank, kept)
         fill_u, fill_v = ppl_rank, ent_rank
@@ -501,18 +497,16 @@ def _compute_sample_triage(
         else:
             fill_u, fill_v = _minmax(ppl), _minmax(ent)
         priority = np.abs(fill_u - fill_v)
-    if cfg.fill == "flat":
-        pass
-    elif n_corner < k:
-        rest = _order_desc(priority, np.flatnonzero(~kept), rng)[: k - n_corner]
+    n_start = int(kept.sum())
+    if n_start < k:
+        rest = _order_desc(priority, np.flatnonzero(~kept), rng)[: k - n_start]
         kept[rest] = True
-        selection[rest] = FILL_UP
-        quadrant[rest] = np.where(fill_u[rest] >= fill_v[rest], Q2, Q4)
-    elif n_corner > k:
-        order = _order_desc(priority, np.flatnonzero(kept), rng)
-        surplus = order[k:]
-        kept[surplus] = False
-        selection[surplus] = TRIMMED
+        fill = rest[~corner[rest]]  # (a corner sample drawn by "flat" stays a corner sample)
+        selection[fill] = FILL_UP
+        quadrant[fill] = np.where(fill_u[fill] >= fill_v[fill], Q2, Q4)
+    elif n_start > k:
+        kept[_order_desc(priority, np.flatnonzero(kept), rng)[k:]] = False
+    selection[corner & ~kept] = TRIMMED
     dropped = ~kept
     s = ppl_rank + ent_rank
     high = (s > 1.0 + 1e-12) | ((np.abs(s - 1.0) <= 1e-12) & (ppl_rank >= ent_rank))
