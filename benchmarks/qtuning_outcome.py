@@ -13,8 +13,9 @@ samples:
   sample_ratio=0.25)`` and every other option at its default (``random_state`` = the run's
   seed), scored once by the base model; its Q2 token masks, if any, carry over to training;
 * ``q-tuning static, per source``: the same with ``groups=`` each pair's source (GSM8K /
-  Alpaca): each source triaged on its own PPL/entropy ranks (``dataprune triage
-  --source-field``), chosen on the development pool (``--split dev-fill``);
+  Alpaca; ``dataprune triage --source-field``): PPL and entropy ranked within each source, one
+  ``K`` for both (the default ``group_budget="pooled"``), chosen on the development pool
+  (``--split dev-fill``);
 * ``q-tuning dynamic``: the whole pool through :func:`benchmarks.sft_harness.train_lora`'s
   dynamic mode with the same default config, as ``QTuningTrainer`` runs it (the pool
   deduplicated once, then each group of ``micro_batch / 0.25`` records triaged from its own
@@ -31,9 +32,11 @@ partition), seeds 0 and 1, and compares the Q2 token pruning of one selection: t
 was chosen there (lowest mean paired Δ NLL against random), never on the eval pool.
 ``--split dev-fill`` compares, on the same development pool and seeds, at the current defaults:
 ``fill="uniform"`` (the corners first), the triage per source (``groups=`` each pair's source:
-PPL and entropy ranked within GSM8K and within Alpaca), a random draw from what the noise rules
-alone leave in (``noise rules + random``: dedup, abrupt ends, IFD >= 1 out; the plane unused)
-and ``fill="flat"`` (no corner preference).
+PPL and entropy ranked within GSM8K and within Alpaca; one ``K`` (the default
+``group_budget="pooled"``), or ``K`` split by source size (``group_budget="share"``, with the
+default fill and with ``fill="flat"``)), a random draw from what the noise rules alone leave in
+(``noise rules + random``: dedup, abrupt ends, IFD >= 1 out; the plane unused) and
+``fill="flat"`` (no corner preference).
 
 Every condition trains LoRA on SmolLM2-135M-Instruct (:func:`benchmarks.sft_harness.train_lora`,
 bfloat16 base) for the same number of optimizer steps with the **same gradient-token budget per
@@ -69,6 +72,8 @@ NAME = "qtuning_outcome"
 PREVIOUS: dict[str, Any] = {"token_ratio": 0.7, "drop": "high", "abrupt_end": None}
 #: Q-Tuning static variants: ``QTuningConfig`` overrides of ``QTuningConfig(sample_ratio=0.25)``
 #: (``{}`` = the library default). A variant that prunes no token trains on every response token.
+SHARE = "q-tuning static, per source, group_budget=share"
+SHARE_FLAT = "q-tuning static, per source, group_budget=share, fill=flat"
 VARIANTS: dict[str, dict[str, Any]] = {
     "q-tuning static": {},
     "q-tuning static, token_ratio=0.7, drop=high": PREVIOUS,
@@ -76,6 +81,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "q-tuning static, token_ratio=1.0 (no token pruning)": {**PREVIOUS, "token_ratio": 1.0},
     "q-tuning static, fill=flat": {"fill": "flat"},
     "q-tuning static, per source": {"per_source": True},
+    SHARE: {"per_source": True, "group_budget": "share"},
+    SHARE_FLAT: {"per_source": True, "group_budget": "share", "fill": "flat"},
 }
 #: A random draw from what the default's noise rules (dedup, abrupt end, IFD) leave in: what the
 #: plane adds on top of them.
@@ -104,6 +111,8 @@ DEV_FILL_CONDITIONS = (
     "random",
     "q-tuning static",
     "q-tuning static, per source",
+    SHARE,
+    SHARE_FLAT,
     NOISE_RULES,
     "q-tuning static, fill=flat",
 )
@@ -127,6 +136,9 @@ RUN_NAME = {
     "q-tuning static, token_ratio=0.7, drop=high": "q-tuning static",
     "q-tuning static, token_ratio=0.7, drop=low": "q-tuning static, drop=low",
     "q-tuning static, token_ratio=1.0 (no token pruning)": "q-tuning static, no token pruning",
+    # names the runs were first trained under
+    SHARE: "q-tuning static, per source",
+    SHARE_FLAT: "q-tuning static, per source, fill=flat",
 }
 POOL_SEED = 0
 SAMPLE_RATIO = 0.25
@@ -143,11 +155,13 @@ def _qcfg(**over: Any) -> Any:
 
 
 def _key_dict(cfg: Any) -> dict[str, Any]:
-    """``cfg.to_dict()`` for cache keys: ``abrupt_end`` (added later) only when set, so runs
-    cached before it existed keep their keys."""
+    """``cfg.to_dict()`` for cache keys: ``abrupt_end`` (added later) only when set and
+    ``group_budget`` (added later, used only with groups) never, so runs cached before they
+    existed keep their keys."""
     d = cfg.to_dict()
     if d.get("abrupt_end") is None:
         d.pop("abrupt_end", None)
+    d.pop("group_budget", None)
     return d
 
 
@@ -155,7 +169,8 @@ def qtuning_selection(
     pool, lm, max_length: int, work: Path, seed: int, per_source: bool = False, **over: Any
 ) -> dict[str, Any]:
     """``QTuningTriage`` (the default, or with ``over`` config fields) with ``random_state=seed``;
-    ``per_source``: each pair's source (GSM8K / Alpaca) as its triage group.
+    ``per_source``: each pair's source (GSM8K / Alpaca) as its triage group (with the
+    config's ``group_budget``).
 
     Cached as JSON in ``work``; the base model's scores are cached in ``work/triage-cache``.
     """
@@ -164,7 +179,9 @@ def qtuning_selection(
     key = sft_harness.fingerprint(
         {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
          "max_length": max_length, "qtuning": _key_dict(_qcfg(**over)), "dtype": DTYPE,
-         "seed": seed, "v": 2, **({"groups": "source"} if per_source else {})}
+         "seed": seed, "v": 2, **({"groups": "source"} if per_source else {}),
+         **({"group_budget": gb} if per_source and (gb := _qcfg(**over).group_budget) != "pooled"
+            else {})}
     )[:24]  # fmt: skip
     path = work / f"qtuning-default-{key}.json"
     cached = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -561,7 +578,7 @@ def dev_choice(by: dict, seeds: list[int], conds: list[str]) -> list[str]:
     if not score:
         return ["- Dev choice: not yet (no setting trained on every seed)."]
     best = min(score, key=score.get)
-    ranked = ", ".join(f"{c} {v:+.4f}" for c, v in sorted(score.items(), key=lambda kv: kv[1]))
+    ranked = ", ".join(f"{c} {v:+.5f}" for c, v in sorted(score.items(), key=lambda kv: kv[1]))
     return [
         f"- Dev choice (lowest mean paired Δ NLL vs random over {len(seeds)} seeds and both "
         f"held-out sets): **{best}** ({ranked}); "

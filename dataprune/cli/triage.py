@@ -10,6 +10,7 @@ from dataprune.qtuning.config import (
     DROP_POLICIES,
     ENTROPY_SPANS,
     FILLS,
+    GROUP_BUDGETS,
     TOKEN_BUDGETS,
     QTuningConfig,
 )
@@ -68,6 +69,7 @@ def register(sub: Subparsers) -> None:
             "entropy_span",
             "token_budget",
             "fill",
+            "group_budget",
             "abrupt_end",
             "max_ifd",
             "max_steps",
@@ -79,6 +81,7 @@ def register(sub: Subparsers) -> None:
             "entropy_span": ENTROPY_SPANS.names(),
             "token_budget": TOKEN_BUDGETS.names(),
             "fill": FILLS.names(),
+            "group_budget": GROUP_BUDGETS.names(),
         },
         types={
             "sample_ratio": _ratio,
@@ -111,7 +114,8 @@ def register(sub: Subparsers) -> None:
         default=None,
         metavar="FIELD",
         help="record field naming each pair's source (dataset, file): each source is triaged "
-        "on its own PPL/entropy scale (PPL and entropy ranked within it)",
+        "on its own PPL/entropy scale (PPL and entropy ranked within it); --group-budget says "
+        "how the kept samples are shared between sources",
     )
     p.add_argument(
         "--random-state",
@@ -154,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from dataprune.models import check_device, load_causal_lm
     from dataprune.outputs import check_output
     from dataprune.qtuning.config import QTuningConfig
-    from dataprune.qtuning.report import write_triage
+    from dataprune.qtuning.report import alpha_text, write_triage
     from dataprune.qtuning.static import QTuningTriage
 
     timer = RunTimer()
@@ -276,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {paths['kept']}: kept {q['kept']} of {len(records)} samples "
         f"(Q2 {sum(result.samples.q2)}, Q4 {sum(result.samples.q4)}; dropped Q1 {q['Q1']} "
         f"incl. {q['abrupt_end']} abrupt ends and {q['misaligned']} misaligned, Q3 {q['Q3']} incl. {q['duplicate']} duplicates; "
-        f"{q['fill_up']} by fill-up, alpha={summary['alpha']:.3f}) and "
+        f"{q['fill_up']} by fill-up, {alpha_text(result.samples)}) and "
         f"{t['kept_tokens']} of {t['response_tokens_in_kept_samples']} response tokens in them "
         f"({timer.elapsed:.1f} s)"
     )

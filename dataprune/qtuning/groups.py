@@ -7,10 +7,15 @@ against 13% of the development pool of ``benchmarks/qtuning_outcome.py --split d
 With ``groups``, each score is replaced by its quantile rank *within its group* before the
 triage (:func:`dataprune.qtuning.quadrants.within_group_ranks`), so every group's ranks spread
 over (0, 1) alike and the quantile corners and the Q1 side are each group's own; the abrupt-end
-rule compares each end-of-turn NLL with its own group's median. ``K`` is not split by group: a group
-whose PPL and entropy agree less has more samples in its corners and can be kept above its
-share (31% Alpaca kept against 24.5% of the un-flagged pairs on the held-out pool of
-``benchmarks/qtuning_outcome.py``).
+rule compares each end-of-turn NLL with its own group's median.
+
+How ``K`` is shared (``QTuningConfig.group_budget``): ``"pooled"`` (the default) triages all
+groups together on their within-group ranks with one ``K``: a group whose PPL and entropy agree
+less has more samples in its corners and is kept above its share (31% Alpaca kept against
+24.5% of the un-flagged pairs on the held-out pool of ``benchmarks/qtuning_outcome.py``).
+``"share"`` splits ``K`` over the groups in proportion to their sizes (:func:`split_budget`,
+largest remainder) and triages each group on its own, so the kept set has the pool's source
+mix, as a random subset has in expectation, and the triage only chooses *within* each source.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 
-__all__ = ["group_codes", "group_medians"]
+__all__ = ["group_codes", "group_medians", "quantile_ranks", "split_budget", "within_group_ranks"]
 
 
 def group_codes(groups: Any, n_samples: int) -> np.ndarray:
@@ -67,4 +72,101 @@ def group_medians(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
         ok = idx[~np.isnan(x[idx])]
         if len(ok):
             out[idx] = float(np.median(x[ok]))
+    return out
+
+
+def quantile_ranks(x: np.ndarray) -> np.ndarray:
+    """Average quantile ranks of ``x`` scaled to (0, 1): ``(rank + 0.5) / n``, ties averaged.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        Higher = higher value.
+    """
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(len(x), dtype=np.float64)
+    sx = x[order]
+    bounds = np.flatnonzero(np.diff(sx) != 0) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(x)]):
+        if hi - lo > 1:
+            ranks[order[lo:hi]] = (lo + hi - 1) / 2.0
+    return (ranks + 0.5) / len(x)
+
+
+def within_group_ranks(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Average quantile rank of each value within its group, scaled to (0, 1).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples,)
+    codes : ndarray of shape (n_samples,), int
+        Group codes (:func:`group_codes`).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        ``(rank + 0.5) / n_group``, ties averaged (higher = higher within the group).
+    """
+    out = np.empty(len(x), dtype=np.float64)
+    for g in np.unique(codes):
+        idx = np.flatnonzero(codes == g)
+        out[idx] = quantile_ranks(x[idx])
+    return out
+
+
+def split_budget(k: int, sizes: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Split ``k`` over groups in proportion to ``sizes``, no group above its cap.
+
+    Largest-remainder apportionment: each group gets the floor of its quota, the rest go to the
+    largest fractional parts (ties: the larger group, then the lower index). A group whose quota
+    reaches its cap gets the cap and the others share what is left, in proportion to their
+    sizes.
+
+    Parameters
+    ----------
+    k : int
+        Budget, at most ``caps.sum()``.
+    sizes : ndarray of shape (n_groups,)
+        Non-negative weights (the groups' sizes).
+    caps : ndarray of shape (n_groups,), int
+        Most each group can take.
+
+    Returns
+    -------
+    ndarray of shape (n_groups,), int64
+        Sums to ``k``.
+    """
+    sizes = np.asarray(sizes, dtype=np.float64)
+    caps = np.asarray(caps, dtype=np.int64)
+    if k > int(caps.sum()):
+        raise ValueError(f"budget {k} exceeds the groups' capacity {int(caps.sum())}")
+    out = np.zeros(len(sizes), dtype=np.int64)
+    free = (caps > 0) & (sizes > 0)
+    left = int(k)
+    while left > 0 and free.any():
+        quota = np.where(free, left * sizes / sizes[free].sum(), 0.0)
+        full = free & (quota >= caps)
+        if full.any():  # capped groups take their cap; the rest share what is left
+            out[full] = caps[full]
+            left -= int(caps[full].sum())
+            free &= ~full
+            continue
+        base = np.floor(quota).astype(np.int64)
+        rem = left - int(base.sum())
+        order = np.lexsort((np.arange(len(sizes)), -sizes, -(quota - base)))
+        add = np.zeros_like(base)
+        add[[i for i in order if free[i]][:rem]] = 1
+        out += base + add
+        left = 0
+    if left > 0:  # groups with size 0 but room take what no sized group could
+        room = np.flatnonzero(caps - out > 0)
+        for i in room:
+            take = min(left, int(caps[i] - out[i]))
+            out[i] += take
+            left -= take
     return out

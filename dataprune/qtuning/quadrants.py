@@ -34,7 +34,13 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.qtuning.config import QTuningConfig
-from dataprune.qtuning.groups import group_codes
+from dataprune.qtuning.fill import fill_order, margin_priority, order_desc, uniform_priority
+from dataprune.qtuning.groups import (
+    group_codes,
+    quantile_ranks,
+    split_budget,
+    within_group_ranks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +108,12 @@ class SampleTriage:
         Bisection steps run.
     ppl_rank, ent_rank : ndarray of shape (n_samples,)
         Quantile ranks in (0, 1) (average ranks for ties), used to label dropped samples.
+    history : list of dict
+        One entry per bisection step (``alpha``, ``n_corner``, ``fraction``; ``group`` when
+        triaged per group).
+    by_group : list of dict or None
+        Per-group triage (``group_budget="share"``): ``group`` (the label), ``n_samples``,
+        ``n_keep``, ``alpha``, ``n_corner``, in order of first appearance.
     """
 
     quadrant: np.ndarray
@@ -115,6 +127,7 @@ class SampleTriage:
     ppl_rank: np.ndarray
     ent_rank: np.ndarray
     history: list[dict[str, float]] = field(default_factory=list)
+    by_group: list[dict[str, Any]] | None = None
 
     @property
     def kept_indices(self) -> np.ndarray:
@@ -181,57 +194,6 @@ def corner_masks(
     return q2, q4, t
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = float(np.min(x)), float(np.max(x))
-    if hi - lo < 1e-12 * max(1.0, abs(hi)):
-        return np.zeros_like(x, dtype=np.float64)
-    return (x - lo) / (hi - lo)
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    # average ranks, scaled to (0, 1)
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(len(x), dtype=np.float64)
-    sx = x[order]
-    # average over tie groups
-    bounds = np.flatnonzero(np.diff(sx) != 0) + 1
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(x)]):
-        if hi - lo > 1:
-            ranks[order[lo:hi]] = (lo + hi - 1) / 2.0
-    return (ranks + 0.5) / len(x)
-
-
-def within_group_ranks(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Average quantile rank of each value within its group, scaled to (0, 1).
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_samples,)
-    codes : ndarray of shape (n_samples,), int
-        Group codes (:func:`dataprune.qtuning.groups.group_codes`).
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-        ``(rank + 0.5) / n_group``, ties averaged (higher = higher within the group).
-    """
-    out = np.empty(len(x), dtype=np.float64)
-    for g in np.unique(codes):
-        idx = np.flatnonzero(codes == g)
-        out[idx] = _ranks(x[idx])
-    return out
-
-
-def _order_desc(score: np.ndarray, candidates: np.ndarray, rng: np.random.Generator | None):
-    """Candidates sorted by score, largest first; ties by index, or randomly when ``rng``."""
-    if rng is None:
-        tiebreak = candidates.astype(np.float64)
-    else:
-        tiebreak = rng.permutation(len(candidates)).astype(np.float64)
-    return candidates[np.lexsort((tiebreak, -score[candidates]))]
-
-
 def _check_inputs(perplexity: Any, entropy: Any) -> tuple[np.ndarray, np.ndarray]:
     ppl = np.asarray(perplexity, dtype=np.float64)
     ent = np.asarray(entropy, dtype=np.float64)
@@ -253,62 +215,6 @@ def _check_inputs(perplexity: Any, entropy: Any) -> tuple[np.ndarray, np.ndarray
                 record=int(bad[0]),
             )
     return ppl, ent
-
-
-def margin_priority(u: np.ndarray, v: np.ndarray, corner: np.ndarray) -> np.ndarray:
-    """Keep-first order of the ``"margin"`` fill-up (larger = kept earlier).
-
-    Parameters
-    ----------
-    u, v : ndarray of shape (n_samples,)
-        PPL and entropy quantile ranks in (0, 1).
-    corner : ndarray of shape (n_samples,), bool
-        Samples in the Q2 / Q4 corners at the bisected alpha.
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-        ``group + d / 2`` with ``d`` the Euclidean distance to the Q1 corner ``(1, 1)`` (at most
-        ``sqrt(2)``, so groups never interleave) and ``group`` 3 for the corners, 2 for the other
-        samples nearer the Q2 or Q4 corner than the Q1 and Q3 corners (``u > 1/2`` xor
-        ``v > 1/2``), 1 for the rest of the Q3 side (both ranks ``<= 1/2``) and 0 for the Q1 side
-        (both ranks ``> 1/2``).
-    """
-    hi_u, hi_v = u > 0.5, v > 0.5
-    group = np.where(corner, 3, np.where(hi_u ^ hi_v, 2, np.where(hi_u & hi_v, 0, 1)))
-    d = np.hypot(1.0 - u, 1.0 - v)
-    return group.astype(np.float64) + d / 2.0
-
-
-def uniform_priority(
-    u: np.ndarray, v: np.ndarray, corner: np.ndarray, rng: np.random.Generator | None
-) -> np.ndarray:
-    """Keep-first order of the ``"uniform"`` fill-up (larger = kept earlier).
-
-    Parameters
-    ----------
-    u, v : ndarray of shape (n_samples,)
-        PPL and entropy quantile ranks in (0, 1).
-    corner : ndarray of shape (n_samples,), bool
-        Samples in the Q2 / Q4 corners at the bisected alpha.
-    rng : Generator or None
-        Draws the order off the Q1 side; ``None`` uses a generator seeded with 0, so the
-        result is still a function of the inputs.
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-        ``3 + d / 2`` for the corners (a surplus is trimmed nearest the Q1 corner first);
-        ``1 + w`` with ``w`` uniform in [0, 1) for every other sample off the Q1 side (not both
-        ranks ``> 1/2``); ``d / 2`` on the Q1 side, ``d`` the distance to the Q1 corner
-        ``(1, 1)`` (so the Q1 side comes last, farthest from its corner first). With ``corner``
-        all False this is the ``"flat"`` order.
-    """
-    gen = rng if rng is not None else np.random.default_rng(0)
-    q1_side = (u > 0.5) & (v > 0.5)
-    draw = 1.0 + gen.random(len(u)) * 0.999
-    d = np.hypot(1.0 - u, 1.0 - v)
-    return np.where(corner, 3.0 + d / 2.0, np.where(q1_side, d / 2.0, draw))
 
 
 def triage_samples(
@@ -344,9 +250,14 @@ def triage_samples(
     groups : array-like of shape (n_samples,), optional
         Source label per sample (:mod:`dataprune.qtuning.groups`): PPL and entropy are replaced
         by their quantile ranks within the sample's group before the triage, so each group is
-        triaged on its own scale. ``K`` is not split by group: a group whose PPL and entropy
-        agree less has more samples in the corners and can get more than its share. The
-        thresholds are then in rank units.
+        triaged on its own scale. With ``config.group_budget="pooled"`` (the default) all
+        groups are triaged together on those ranks with one ``K`` (thresholds in rank units); a
+        group whose PPL and entropy agree less fills more corners and can get more than its
+        share. ``"share"`` splits ``K`` over the groups in proportion to their sizes
+        (:func:`~dataprune.qtuning.groups.split_budget`; a group with fewer un-flagged samples
+        than its part keeps them all and the others share the rest) and triages each group on
+        its own: ``alpha`` is then ``nan``, ``thresholds`` empty, and each group's alpha, ``K``
+        and corner count are in ``by_group``.
     random_state : int, Generator or None
         Breaks exact ties in the fill-up / trimming order; ``None`` breaks them by index.
 
@@ -356,20 +267,98 @@ def triage_samples(
     """
     cfg = config if config is not None else QTuningConfig()
     ppl, ent = _check_inputs(perplexity, entropy)
-    if groups is not None:
-        codes = group_codes(groups, len(ppl))
-        ppl, ent = within_group_ranks(ppl, codes), within_group_ranks(ent, codes)
     k = cfg.n_keep(len(ppl))
     ex, nz = (_flags(x, name, ppl.shape) for x, name in ((exclude, "exclude"), (noise, "noise")))
+    if groups is None:
+        return _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)
+    codes = group_codes(groups, len(ppl))
+    ppl, ent = within_group_ranks(ppl, codes), within_group_ranks(ent, codes)
+    if cfg.group_budget == "pooled" or codes.max() == 0:
+        return _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)
+    return _triage_by_group(
+        ppl, ent, cfg, ex, nz, k, codes, list(dict.fromkeys(groups)), random_state
+    )
+
+
+def _triage_flagged(
+    ppl: np.ndarray,
+    ent: np.ndarray,
+    cfg: QTuningConfig,
+    ex: np.ndarray,
+    nz: np.ndarray,
+    k: int,
+    random_state: int | np.random.Generator | None,
+    allow_all_flagged: bool = False,
+) -> SampleTriage:
+    """Triage with ``k`` kept, duplicates (``ex``) and noise (``nz``) left out while others remain
+    (``allow_all_flagged``: a group of flagged samples only keeps ``k`` of them, else an error)."""
     if not (ex | nz).any():
         return _compute_sample_triage(ppl, ent, cfg, random_state, k)
     inc = np.flatnonzero(~(ex | nz))
-    if len(inc) == 0:
+    if len(inc) == 0 and not allow_all_flagged:
         raise DataValidationError(
             "every sample is excluded or flagged as noise; expected at least one to triage"
         )
-    sub = _compute_sample_triage(ppl[inc], ent[inc], cfg, random_state, min(k, len(inc)))
+    sub = (
+        _compute_sample_triage(ppl[inc], ent[inc], cfg, random_state, min(k, len(inc)))
+        if len(inc)
+        else None
+    )
     return _expand(sub, inc, ex & ~nz, nz, ppl, ent, k)
+
+
+def _triage_by_group(
+    ppl: np.ndarray,
+    ent: np.ndarray,
+    cfg: QTuningConfig,
+    ex: np.ndarray,
+    nz: np.ndarray,
+    k: int,
+    codes: np.ndarray,
+    labels: list[Any],
+    random_state: int | np.random.Generator | None,
+) -> SampleTriage:
+    """``group_budget="share"``: ``K`` split by group size, each group triaged on its own."""
+    n_groups = int(codes.max()) + 1
+    sizes = np.bincount(codes, minlength=n_groups)
+    clean = np.bincount(codes[~(ex | nz)], minlength=n_groups)
+    if k <= clean.sum():
+        k_g = split_budget(k, sizes, clean)
+    else:  # too few un-flagged samples: each group keeps them all, flagged ones make up the rest
+        k_g = clean + split_budget(k - int(clean.sum()), sizes - clean, sizes - clean)
+    rng = random_state
+    if random_state is not None and not isinstance(random_state, np.random.Generator):
+        rng = np.random.default_rng(random_state)
+    n = len(ppl)
+    quadrant, selection = np.zeros(n, dtype=np.int8), np.zeros(n, dtype=np.int8)
+    kept = np.zeros(n, dtype=bool)
+    ppl_rank, ent_rank = np.empty(n), np.empty(n)
+    history: list[dict[str, float]] = []
+    by_group: list[dict[str, Any]] = []
+    steps = 0
+    for g in range(n_groups):
+        idx = np.flatnonzero(codes == g)
+        sub = _triage_flagged(ppl[idx], ent[idx], cfg, ex[idx], nz[idx], int(k_g[g]), rng, True)
+        quadrant[idx], selection[idx], kept[idx] = sub.quadrant, sub.selection, sub.kept
+        ppl_rank[idx], ent_rank[idx] = sub.ppl_rank, sub.ent_rank
+        history += [{**h, "group": g} for h in sub.history]
+        steps = max(steps, sub.n_bisection_steps)
+        by_group.append({"group": labels[g], "n_samples": int(sizes[g]), "n_keep": int(k_g[g]),
+                         "alpha": sub.alpha, "n_corner": sub.n_corner})  # fmt: skip
+    return SampleTriage(
+        quadrant=quadrant,
+        kept=kept,
+        selection=selection,
+        alpha=float("nan"),
+        thresholds={},
+        n_keep=k,
+        n_corner=sum(b["n_corner"] for b in by_group),
+        n_bisection_steps=steps,
+        ppl_rank=ppl_rank,
+        ent_rank=ent_rank,
+        history=history,
+        by_group=by_group,
+    )
 
 
 def _flags(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -384,14 +373,14 @@ def _flags(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _rank_against(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Quantile rank of each ``x`` within ``ref`` (same (0, 1) scale as :func:`_ranks`)."""
+    """Quantile rank of each ``x`` within ``ref`` (same (0, 1) scale as :func:`quantile_ranks`)."""
     sr = np.sort(ref)
     lo, hi = np.searchsorted(sr, x, side="left"), np.searchsorted(sr, x, side="right")
     return np.clip(((lo + hi) / 2.0 + 0.5) / len(sr), 0.0, 1.0)
 
 
 def _expand(
-    sub: SampleTriage,
+    sub: SampleTriage | None,
     inc: np.ndarray,
     ex: np.ndarray,
     nz: np.ndarray,
@@ -400,17 +389,19 @@ def _expand(
     k: int,
 ) -> SampleTriage:
     """Map a triage of the included samples back to every sample (excluded: Q3, duplicate;
-    noise: Q1, abrupt end)."""
+    noise: Q1, abrupt end). ``sub=None``: nothing included (ranks among the flagged)."""
     n = len(ppl)
     quadrant = np.where(nz, Q1, Q3).astype(np.int8)
     selection = np.where(nz, ABRUPT_END, DUPLICATE).astype(np.int8)
     kept = np.zeros(n, dtype=bool)
-    quadrant[inc], selection[inc], kept[inc] = sub.quadrant, sub.selection, sub.kept
     ppl_rank, ent_rank = np.empty(n), np.empty(n)
-    ppl_rank[inc], ent_rank[inc] = sub.ppl_rank, sub.ent_rank
     exi = np.concatenate([np.flatnonzero(ex), np.flatnonzero(nz)])
-    ppl_rank[exi] = _rank_against(ppl[exi], ppl[inc])
-    ent_rank[exi] = _rank_against(ent[exi], ent[inc])
+    ref = inc if sub is not None else exi
+    if sub is not None:
+        quadrant[inc], selection[inc], kept[inc] = sub.quadrant, sub.selection, sub.kept
+        ppl_rank[inc], ent_rank[inc] = sub.ppl_rank, sub.ent_rank
+    ppl_rank[exi] = _rank_against(ppl[exi], ppl[ref])
+    ent_rank[exi] = _rank_against(ent[exi], ent[ref])
     short = k - int(kept.sum())
     if short > 0:  # fewer than K to triage: duplicates, then noise, fill in, each in index order
         add = exi[:short]
@@ -421,14 +412,14 @@ def _expand(
         quadrant=quadrant,
         kept=kept,
         selection=selection,
-        alpha=sub.alpha,
-        thresholds=sub.thresholds,
+        alpha=float("nan") if sub is None else sub.alpha,
+        thresholds={} if sub is None else sub.thresholds,
         n_keep=k,
-        n_corner=sub.n_corner,
-        n_bisection_steps=sub.n_bisection_steps,
+        n_corner=0 if sub is None else sub.n_corner,
+        n_bisection_steps=0 if sub is None else sub.n_bisection_steps,
         ppl_rank=ppl_rank,
         ent_rank=ent_rank,
-        history=sub.history,
+        history=[] if sub is None else sub.history,
     )
 
 
@@ -469,7 +460,7 @@ def _compute_sample_triage(
     quadrant[q4] = Q4
     selection = np.zeros(n, dtype=np.int8)
     selection[q2 | q4] = CORNER
-    ppl_rank, ent_rank = _ranks(ppl), _ranks(ent)
+    ppl_rank, ent_rank = quantile_ranks(ppl), quantile_ranks(ent)
     rng = (
         None
         if random_state is None
@@ -481,31 +472,19 @@ def _compute_sample_triage(
     )
     kept = q2 | q4
     corner = kept.copy()
-    if cfg.fill == "flat":  # the corners get no head start: the fill-up starts from nothing
-        priority = uniform_priority(ppl_rank, ent_rank, np.zeros(n, dtype=bool), rng)
-        fill_u, fill_v = ppl_rank, ent_rank
+    order = fill_order(cfg.fill, ppl, ent, ppl_rank, ent_rank, corner, rng)
+    priority, fill_u, fill_v = order.priority, order.u, order.v
+    if order.from_empty:
         kept[:] = False
-    elif cfg.fill == "margin":
-        priority = margin_priority(ppl_rank, ent_rank, kept)
-        fill_u, fill_v = ppl_rank, ent_rank
-    elif cfg.fill == "uniform":
-        priority = uniform_priority(ppl_rank, ent_rank, kept, rng)
-        fill_u, fill_v = ppl_rank, ent_rank
-    else:
-        if cfg.fill == "rank":
-            fill_u, fill_v = ppl_rank, ent_rank
-        else:
-            fill_u, fill_v = _minmax(ppl), _minmax(ent)
-        priority = np.abs(fill_u - fill_v)
     n_start = int(kept.sum())
     if n_start < k:
-        rest = _order_desc(priority, np.flatnonzero(~kept), rng)[: k - n_start]
+        rest = order_desc(priority, np.flatnonzero(~kept), rng)[: k - n_start]
         kept[rest] = True
         fill = rest[~corner[rest]]  # (a corner sample drawn by "flat" stays a corner sample)
         selection[fill] = FILL_UP
         quadrant[fill] = np.where(fill_u[fill] >= fill_v[fill], Q2, Q4)
     elif n_start > k:
-        kept[_order_desc(priority, np.flatnonzero(kept), rng)[k:]] = False
+        kept[order_desc(priority, np.flatnonzero(kept), rng)[k:]] = False
     selection[corner & ~kept] = TRIMMED
     dropped = ~kept
     s = ppl_rank + ent_rank

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRUNED_CLOSE", "PRUNED_OPEN", "pruned_view", "write_triage"]
+__all__ = ["PRUNED_CLOSE", "PRUNED_OPEN", "alpha_text", "pruned_view", "write_triage"]
 
 PRUNED_OPEN, PRUNED_CLOSE = "[-", "-]"
 _OUTPUT_FIELDS = (
@@ -139,7 +139,7 @@ def write_triage(
             selection=result.samples.selection,
             title=(
                 f"EU plane: {len(result)} samples, kept {c['kept']} "
-                f"(alpha={result.samples.alpha:.3f}, {c['fill_up']} by fill-up)"
+                f"({alpha_text(result.samples)}, {c['fill_up']} by fill-up)"
             ),
             entropy_label=f"mean entropy over {result.config.entropy_span} positions",
         )
@@ -164,3 +164,12 @@ def _write_scores(path: Path, table: dict[str, list[Any]]) -> Path:
     with atomic_path(path) as tmp:
         pq.write_table(pa.table(table), tmp)
     return path
+
+
+def alpha_text(samples: Any) -> str:
+    """``alpha=0.123``, or each source's alpha and K when triaged per source."""
+    if samples.by_group:
+        return "per source: " + ", ".join(
+            f"{g['group']} alpha={g['alpha']:.3f} K={g['n_keep']}" for g in samples.by_group
+        )
+    return f"alpha={samples.alpha:.3f}"

@@ -18,6 +18,7 @@ they finish, and a re-run reuses every finished shard (:mod:`dataprune.qtuning.s
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -126,15 +127,16 @@ class TriageResult:
         }
 
     def summary(self) -> dict[str, Any]:
-        """JSON-able summary (counts, alpha, thresholds)."""
+        """JSON-able summary (counts, alpha, thresholds; per group when triaged by source)."""
         return {
             "n_samples": len(self),
             "n_keep": self.samples.n_keep,
             "quadrants": self.samples.counts(),
-            "alpha": self.samples.alpha,
+            "alpha": None if math.isnan(self.samples.alpha) else self.samples.alpha,
             "thresholds": self.samples.thresholds,
             "n_corner": self.samples.n_corner,
             "n_bisection_steps": self.samples.n_bisection_steps,
+            **({"by_group": self.samples.by_group} if self.samples.by_group else {}),
             "tokens": self.token_counts(),
         }
 

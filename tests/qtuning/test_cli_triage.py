@@ -179,16 +179,22 @@ def test_source_field_triages_each_source_and_names_a_missing_one(tmp_path, tiny
         r["src"] = "left" if i % 3 else "right"
     src = write_records(recs, tmp_path / "in.jsonl")
     out = tmp_path / "kept.jsonl"
-    assert _run(src, out, tiny_model_dir, "--source-field", "src", "--fill", "flat") == 0
+    args = ("--source-field", "src", "--fill", "flat", "--group-budget", "share")
+    assert _run(src, out, tiny_model_dir, *args) == 0
+    assert "per source: right alpha=" in capsys.readouterr().out  # first appearance first
     man = json.loads(Path(f"{out}.manifest.json").read_text())
     assert man["parameters"]["source_field"] == "src" and man["parameters"]["fill"] == "flat"
+    assert man["qtuning_config"]["group_budget"] == "share"
+    by = {g["group"]: g for g in man["triage"]["by_group"]}
+    assert by["left"]["n_samples"] == 10 and by["right"]["n_samples"] == 6
+    assert by["left"]["n_keep"] + by["right"]["n_keep"] == 4 and man["triage"]["alpha"] is None
     # the kept set is the per-source triage of the written scores
     sc = pq.read_table(f"{out}.scores.parquet").to_pydict()
     sel = np.array(sc["selection"])
     ref = triage_samples(
         sc["perplexity"],
         sc["entropy"],
-        QTuningConfig(sample_ratio=0.25, fill="flat"),
+        QTuningConfig(sample_ratio=0.25, fill="flat", group_budget="share"),
         exclude=sel == "duplicate",
         noise=np.isin(sel, ("abrupt end", "misaligned")),
         groups=[r["src"] for r in recs],

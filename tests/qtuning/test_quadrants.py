@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 
 from dataprune.errors import DataValidationError
 from dataprune.qtuning import Q1, Q2, Q3, Q4, QTuningConfig, corner_masks, triage_samples
-from dataprune.qtuning.quadrants import CORNER, DROPPED, FILL_UP, TRIMMED, _minmax
+from dataprune.qtuning.fill import _minmax
+from dataprune.qtuning.groups import within_group_ranks
+from dataprune.qtuning.quadrants import CORNER, DROPPED, FILL_UP, TRIMMED
 
 PPL = np.arange(1.0, 11.0)  # 1..10
 ANTI = PPL[::-1].copy()  # entropy perfectly anti-correlated with PPL
@@ -388,3 +390,65 @@ def test_groups_validate_and_abrupt_end_uses_each_groups_median():
     # pooled median 4.9: only 14.0 is above 4.9 + 8; per group also 9.0 (alpaca median 0.55)
     assert abrupt_end_mask(end, 8.0).tolist() == [False] * 3 + [True] + [False] * 5
     assert np.flatnonzero(abrupt_end_mask(end, 8.0, g)).tolist() == [3, 7]
+
+
+def _two_sources():
+    a_ppl, a_ent = _correlated(1500, 2)
+    b_ppl, b_ent = _correlated(500, 3)
+    return np.r_[a_ppl, b_ppl * 6.0], np.r_[a_ent, b_ent + 1.5], ["a"] * 1500 + ["b"] * 500
+
+
+def test_group_budget_share_keeps_each_source_at_its_share_triaged_alone():
+    ppl, ent, groups = _two_sources()
+    cfg = QTuningConfig(sample_ratio=0.25, group_budget="share")
+    t = triage_samples(ppl, ent, cfg, groups=groups)
+    assert t.kept[:1500].sum() == 375 and t.kept[1500:].sum() == 125
+    # each source's kept set is its own triage (same K, same seed-free order)
+    alone = triage_samples(ppl[1500:], ent[1500:], cfg)
+    assert np.array_equal(t.kept[1500:], alone.kept)
+    assert np.array_equal(t.quadrant[1500:], alone.quadrant)
+    assert np.isnan(t.alpha) and t.thresholds == {}
+    assert [(g["group"], g["n_samples"], g["n_keep"]) for g in t.by_group] == [
+        ("a", 1500, 375),
+        ("b", 500, 125),
+    ]
+    assert t.by_group[1]["alpha"] == alone.alpha
+    # seeded: same seed, same kept set; another seed, another draw
+    s0 = triage_samples(ppl, ent, cfg, groups=groups, random_state=0)
+    assert np.array_equal(
+        s0.kept, triage_samples(ppl, ent, cfg, groups=groups, random_state=0).kept
+    )
+    assert not np.array_equal(
+        s0.kept, triage_samples(ppl, ent, cfg, groups=groups, random_state=1).kept
+    )
+
+
+def test_group_budget_pooled_lets_sources_compete_for_one_k():
+    ppl, ent, groups = _two_sources()
+    pooled = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), groups=groups)  # default
+    assert pooled.kept.sum() == 500 and pooled.by_group is None and np.isfinite(pooled.alpha)
+    # the same plane as ranking each source and triaging the ranks together
+    codes = np.r_[np.zeros(1500, int), np.ones(500, int)]
+    same = triage_samples(
+        within_group_ranks(ppl, codes), within_group_ranks(ent, codes), QTuningConfig(0.25)
+    )
+    assert np.array_equal(pooled.kept, same.kept)
+
+
+def test_group_budget_share_never_keeps_noise_while_clean_samples_remain():
+    ppl, ent, groups = _two_sources()
+    nz = np.zeros(2000, dtype=bool)
+    nz[1500:1900] = True  # 400 of source b flagged: 100 clean left, below its share of 125
+    cfg = QTuningConfig(sample_ratio=0.25, group_budget="share")
+    t = triage_samples(ppl, ent, cfg, noise=nz, groups=groups)
+    assert t.kept.sum() == 500 and not t.kept[nz].any()
+    assert t.kept[1900:].sum() == 100 and t.kept[:1500].sum() == 400
+    # fewer clean samples than K in all: every clean one is kept, flagged ones fill in
+    nz[:1450] = True
+    t = triage_samples(ppl, ent, cfg, noise=nz, groups=groups)
+    assert t.kept.sum() == 500 and t.kept[~nz].all() and t.counts()["fill_up"] >= 350
+    # a source with only flagged samples still triages (and keeps none while others remain)
+    nz = np.zeros(2000, dtype=bool)
+    nz[1500:] = True
+    t = triage_samples(ppl, ent, cfg, noise=nz, groups=groups)
+    assert t.kept.sum() == 500 and not t.kept[1500:].any()
