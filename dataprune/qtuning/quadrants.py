@@ -112,8 +112,9 @@ class SampleTriage:
         One entry per bisection step (``alpha``, ``n_corner``, ``fraction``; ``group`` when
         triaged per group).
     by_group : list of dict or None
-        Per-group triage (``group_budget="share"``): ``group`` (the label), ``n_samples``,
-        ``n_keep``, ``alpha``, ``n_corner``, in order of first appearance.
+        With ``groups``: ``group`` (the label), ``n_samples``, ``n_keep`` (kept from the
+        group), ``alpha`` (the group's own with ``group_budget="share"``, else the shared one)
+        and ``n_corner`` (the group's corner samples), in order of first appearance.
     """
 
     quadrant: np.ndarray
@@ -253,7 +254,8 @@ def triage_samples(
         triaged on its own scale. With ``config.group_budget="pooled"`` (the default) all
         groups are triaged together on those ranks with one ``K`` (thresholds in rank units); a
         group whose PPL and entropy agree less fills more corners and can get more than its
-        share. ``"share"`` splits ``K`` over the groups in proportion to their sizes
+        share. Each group's kept count is in ``by_group``. ``"share"`` splits ``K`` over the
+        groups in proportion to their sizes
         (:func:`~dataprune.qtuning.groups.split_budget`; a group with fewer un-flagged samples
         than its part keeps them all and the others share the rest) and triages each group on
         its own: ``alpha`` is then ``nan``, ``thresholds`` empty, and each group's alpha, ``K``
@@ -273,11 +275,17 @@ def triage_samples(
         return _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)
     codes = group_codes(groups, len(ppl))
     ppl, ent = within_group_ranks(ppl, codes), within_group_ranks(ent, codes)
-    if cfg.group_budget == "pooled" or codes.max() == 0:
-        return _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)
-    return _triage_by_group(
-        ppl, ent, cfg, ex, nz, k, codes, list(dict.fromkeys(groups)), random_state
-    )
+    labels = list(dict.fromkeys(groups))
+    if cfg.group_budget == "share" and codes.max() > 0:
+        return _triage_by_group(ppl, ent, cfg, ex, nz, k, codes, labels, random_state)
+    out = _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)
+    corner = np.isin(out.selection, (CORNER, TRIMMED))
+    out.by_group = [
+        {"group": lab, "n_samples": int(np.sum(codes == g)), "n_keep": int(out.kept[codes == g].sum()),
+         "alpha": out.alpha, "n_corner": int(corner[codes == g].sum())}
+        for g, lab in enumerate(labels)
+    ]  # fmt: skip
+    return out
 
 
 def _triage_flagged(

@@ -4,6 +4,7 @@ spans, the per-sample scores table, the EU-plane plot and the manifest."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -135,7 +136,8 @@ def write_triage(
             result.entropy,
             result.samples.quadrant,
             Path(f"{out}.eu_plane.png"),
-            thresholds=result.samples.thresholds,
+            # per source, the thresholds are in rank units (or per source): not on these axes
+            thresholds=None if result.samples.by_group else result.samples.thresholds,
             selection=result.samples.selection,
             title=(
                 f"EU plane: {len(result)} samples, kept {c['kept']} "
@@ -167,9 +169,12 @@ def _write_scores(path: Path, table: dict[str, list[Any]]) -> Path:
 
 
 def alpha_text(samples: Any) -> str:
-    """``alpha=0.123``, or each source's alpha and K when triaged per source."""
-    if samples.by_group:
+    """``alpha=0.123``; triaged per source, what each source kept (and its own alpha)."""
+    if not samples.by_group:
+        return f"alpha={samples.alpha:.3f}"
+    if math.isnan(samples.alpha):  # group_budget="share": one triage per source
         return "per source: " + ", ".join(
             f"{g['group']} alpha={g['alpha']:.3f} K={g['n_keep']}" for g in samples.by_group
         )
-    return f"alpha={samples.alpha:.3f}"
+    kept = ", ".join(f"{g['group']} {g['n_keep']}" for g in samples.by_group)
+    return f"alpha={samples.alpha:.3f} on within-source ranks; kept per source: {kept}"

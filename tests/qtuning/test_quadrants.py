@@ -426,7 +426,17 @@ def test_group_budget_share_keeps_each_source_at_its_share_triaged_alone():
 def test_group_budget_pooled_lets_sources_compete_for_one_k():
     ppl, ent, groups = _two_sources()
     pooled = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), groups=groups)  # default
-    assert pooled.kept.sum() == 500 and pooled.by_group is None and np.isfinite(pooled.alpha)
+    assert pooled.kept.sum() == 500 and np.isfinite(pooled.alpha)
+    # by_group reports what each source got of the one K
+    assert [(g["group"], g["n_samples"], g["alpha"]) for g in pooled.by_group] == [
+        ("a", 1500, pooled.alpha),
+        ("b", 500, pooled.alpha),
+    ]
+    assert [g["n_keep"] for g in pooled.by_group] == [
+        int(pooled.kept[:1500].sum()),
+        int(pooled.kept[1500:].sum()),
+    ]
+    assert triage_samples(ppl, ent, QTuningConfig(0.25)).by_group is None  # no groups
     # the same plane as ranking each source and triaging the ranks together
     codes = np.r_[np.zeros(1500, int), np.ones(500, int)]
     same = triage_samples(
