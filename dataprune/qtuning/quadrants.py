@@ -275,7 +275,8 @@ def triage_samples(
         return _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)
     codes = group_codes(groups, len(ppl))
     ppl, ent = within_group_ranks(ppl, codes), within_group_ranks(ent, codes)
-    labels = list(dict.fromkeys(groups))
+    # plain Python labels (JSON-able in the summary), in order of first appearance
+    labels = [g.item() if isinstance(g, np.generic) else g for g in dict.fromkeys(groups)]
     if cfg.group_budget == "share" and codes.max() > 0:
         return _triage_by_group(ppl, ent, cfg, ex, nz, k, codes, labels, random_state)
     out = _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)

@@ -437,6 +437,8 @@ def test_group_budget_pooled_lets_sources_compete_for_one_k():
         int(pooled.kept[1500:].sum()),
     ]
     assert triage_samples(ppl, ent, QTuningConfig(0.25)).by_group is None  # no groups
+    as_np = triage_samples(ppl, ent, QTuningConfig(0.25), groups=np.repeat([0, 1], [1500, 500]))
+    assert [type(g["group"]) for g in as_np.by_group] == [int, int]  # JSON-able labels
     # the same plane as ranking each source and triaging the ranks together
     codes = np.r_[np.zeros(1500, int), np.ones(500, int)]
     same = triage_samples(
