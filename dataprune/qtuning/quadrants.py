@@ -335,9 +335,7 @@ def _triage_by_group(
         k_g = split_budget(k, sizes, clean)
     else:  # too few un-flagged samples: each group keeps them all, flagged ones make up the rest
         k_g = clean + split_budget(k - int(clean.sum()), sizes - clean, sizes - clean)
-    rng = random_state
-    if random_state is not None and not isinstance(random_state, np.random.Generator):
-        rng = np.random.default_rng(random_state)
+    rng = _generator(random_state)  # one stream through the groups
     n = len(ppl)
     quadrant, selection = np.zeros(n, dtype=np.int8), np.zeros(n, dtype=np.int8)
     kept = np.zeros(n, dtype=bool)
@@ -368,6 +366,13 @@ def _triage_by_group(
         history=history,
         by_group=by_group,
     )
+
+
+def _generator(random_state: int | np.random.Generator | None) -> np.random.Generator | None:
+    """``None`` stays ``None`` (ties by index); an int seeds a new generator."""
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(random_state)
 
 
 def _flags(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -470,15 +475,7 @@ def _compute_sample_triage(
     selection = np.zeros(n, dtype=np.int8)
     selection[q2 | q4] = CORNER
     ppl_rank, ent_rank = quantile_ranks(ppl), quantile_ranks(ent)
-    rng = (
-        None
-        if random_state is None
-        else (
-            random_state
-            if isinstance(random_state, np.random.Generator)
-            else np.random.default_rng(random_state)
-        )
-    )
+    rng = _generator(random_state)
     kept = q2 | q4
     corner = kept.copy()
     order = fill_order(cfg.fill, ppl, ent, ppl_rank, ent_rank, corner, rng)
