@@ -30,7 +30,7 @@ dev candidate) with the dev held-out sets (GSM8K train records and Alpaca record
 partition), seeds 0 and 1, and compares the Q2 token pruning of one selection: the authors'
 ``token_ratio=0.7, drop="high"``, ``drop="low"`` and no token pruning. The token-pruning default
 was chosen there (lowest mean paired Δ NLL against random), never on the eval pool.
-``--split dev-fill`` compares, on the same development pool and seeds, at the current defaults:
+``--split dev-fill`` compares, on the same development pool (seeds 0, 1, 2), at the current defaults:
 ``fill="uniform"`` (the corners first), the triage per source (``groups=`` each pair's source:
 PPL and entropy ranked within GSM8K and within Alpaca; one ``K`` (the default
 ``group_budget="pooled"``), or ``K`` split by source size (``group_budget="share"``, with the
@@ -111,8 +111,8 @@ DEV_FILL_CONDITIONS = (
     "random",
     "q-tuning static",
     "q-tuning static, per source",
-    SHARE,
     SHARE_FLAT,
+    SHARE,
     NOISE_RULES,
     "q-tuning static, fill=flat",
 )
@@ -128,7 +128,7 @@ SPLIT_SETUP: dict[str, dict[str, Any]] = {
             "seeds": (0, 1)},
     "dev-fill": {"name": "qtuning_outcome_dev_fill", "split": "dev", "pool": (1100, 165),
                  "conditions": DEV_FILL_CONDITIONS, "late": (), "about": "the fill rule",
-                 "seeds": (0, 1)},
+                 "seeds": (0, 1, 2)},
 }  # fmt: skip
 #: The name each condition's runs are cached under (the run key also holds the selected ids and
 #: masks, so variants never collide); kept from the run that first trained the condition.
@@ -629,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs="+",
         default=None,
-        help="default: 0 1 2 (eval), 0 1 (the development studies)",
+        help="default: 0 1 2 (eval, dev-fill), 0 1 (dev)",
     )
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--n-heldout", type=int, default=100)

@@ -158,9 +158,9 @@ class QTuningConfig(ConfigMixin):
         triages each source on its own, so the kept set has the pool's source mix, as a random
         subset of the same size has in expectation. ``"pooled"`` is the default because it had
         the lowest mean held-out NLL change against random training on the development pool
-        (``benchmarks/qtuning_outcome.py --split dev-fill``), tied with ``"share"`` +
-        ``fill="flat"`` (-0.00802 and -0.00800) and ahead of ``"share"`` with the default fill
-        (-0.00166).
+        (``benchmarks/qtuning_outcome.py --split dev-fill``, 3 seeds): -0.0057 against -0.0053
+        for ``"share"`` with ``fill="flat"``; ``"share"`` with the default fill was at -0.0017
+        on the 2 seeds trained.
     dedup : {"fuzzy", "none"}, default="fuzzy"
         Static triage only: leave near-duplicate samples (MinHash on prompt + response, Jaccard
         >= 0.8, :func:`dataprune.dedup.fuzzy_duplicates`) out of the triage, keeping the first
