@@ -122,17 +122,17 @@ def within_group_ranks(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
 def split_budget(k: int, sizes: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """Split ``k`` over groups in proportion to ``sizes``, no group above its cap.
 
-    Largest-remainder apportionment: each group gets the floor of its quota, the rest go to the
-    largest fractional parts (ties: the larger group, then the lower index). A group whose quota
-    reaches its cap gets the cap and the others share what is left, in proportion to their
-    sizes.
+    A group whose proportional quota reaches its cap gets the cap and the others share what is
+    left, in proportion to their sizes; the last split is
+    :func:`dataprune.distributed.clustered.split_budget` (largest remainder, ties to the lower
+    index).
 
     Parameters
     ----------
     k : int
         Budget, at most ``caps.sum()``.
-    sizes : ndarray of shape (n_groups,)
-        Non-negative weights (the groups' sizes).
+    sizes : ndarray of shape (n_groups,), int
+        The groups' sizes (weights).
     caps : ndarray of shape (n_groups,), int
         Most each group can take.
 
@@ -141,32 +141,23 @@ def split_budget(k: int, sizes: np.ndarray, caps: np.ndarray) -> np.ndarray:
     ndarray of shape (n_groups,), int64
         Sums to ``k``.
     """
-    sizes = np.asarray(sizes, dtype=np.float64)
+    from dataprune.distributed.clustered import split_budget as proportional
+
+    sizes = np.asarray(sizes, dtype=np.int64)
     caps = np.asarray(caps, dtype=np.int64)
     if k > int(caps.sum()):
         raise ValueError(f"budget {k} exceeds the groups' capacity {int(caps.sum())}")
     out = np.zeros(len(sizes), dtype=np.int64)
-    free = (caps > 0) & (sizes > 0)
+    free = caps > 0
     left = int(k)
-    while left > 0 and free.any():
-        quota = np.where(free, left * sizes / sizes[free].sum(), 0.0)
-        full = free & (quota >= caps)
-        if full.any():  # capped groups take their cap; the rest share what is left
-            out[full] = caps[full]
-            left -= int(caps[full].sum())
-            free &= ~full
-            continue
-        base = np.floor(quota).astype(np.int64)
-        rem = left - int(base.sum())
-        order = np.lexsort((np.arange(len(sizes)), -sizes, -(quota - base)))
-        add = np.zeros_like(base)
-        add[[i for i in order if free[i]][:rem]] = 1
-        out += base + add
-        left = 0
-    if left > 0:  # groups with size 0 but room take what no sized group could
-        room = np.flatnonzero(caps - out > 0)
-        for i in room:
-            take = min(left, int(caps[i] - out[i]))
-            out[i] += take
-            left -= take
+    while left > 0:
+        w = np.where(free, sizes, 0)
+        full = free & (left * w >= caps * w.sum())  # quota >= cap
+        if not full.any():
+            scale = -(-left // int(w.sum()))  # the split needs left <= sum of weights
+            out += proportional(w * scale, left)  # every quota below its cap: floor + 1 fits
+            break
+        out[full] = caps[full]
+        left -= int(caps[full].sum())
+        free &= ~full
     return out
