@@ -2,7 +2,7 @@
 
 PPL and entropy live on different scales for different sources: an Alpaca answer has a higher
 PPL and entropy under a small chat model than a GSM8K solution, so one plane over a mixed pool
-can put much of a source on the Q1 (noise) side and keep it below its share (8.7% Alpaca kept
+can put much of a source on the Q1 (noise) side and keep it below its share (8.4% Alpaca kept
 against 13% of the development pool of ``benchmarks/qtuning_outcome.py --split dev-fill``).
 With ``groups``, each score is replaced by its quantile rank *within its group* before the
 triage (:func:`dataprune.qtuning.quadrants.within_group_ranks`), so every group's ranks spread
