@@ -79,7 +79,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(DEFAULT_RECIPES),
         help=f"calibration recipes (random always runs): {', '.join(RECIPES)}",
     )
-    ap.add_argument("--refines", default="none,dsnot", help="none (plain Wanda), dsnot")
+    ap.add_argument(
+        "--refines",
+        default="none,dsnot",
+        help=f"none (plain Wanda) and DSnoT variants: {', '.join(DSNOT_VARIANTS)}",
+    )
     ap.add_argument("--n-samples", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--eval-tokens", type=int, default=2048, help="tokens per held-out set")

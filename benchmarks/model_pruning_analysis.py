@@ -186,6 +186,42 @@ def target2(
     }
 
 
+def dsnot_settings(
+    index: dict[Key, dict],
+    recipes: list[str],
+    patterns: list[str],
+    seeds: list[int],
+    sets: list[str],
+    refines: list[str],
+) -> list[dict[str, Any]]:
+    """Every DSnoT variant against plain Wanda (same pattern, recipe and seed), per pattern:
+    on the development slices (``dev_ppl``, for choosing DSnoT's settings) and held out.
+
+    Returns one row per (variant, pattern) with at least one pair: ``dev_lowered``/``n`` and
+    ``heldout_lowered``/``n`` (pairs whose perplexity DSnoT lowered), ``dev_mean_rel`` and
+    ``heldout_mean_rel`` (mean relative change, negative = lower), ``refine_s`` (mean refine
+    wall time)."""
+    rows = []
+    for f in (r for r in refines if r != "none"):
+        for p in patterns:
+            pairs = [
+                (index[(p, r, s, f)], index[(p, r, s, "none")])
+                for r in recipes
+                for s in seeds
+                if (p, r, s, f) in index and (p, r, s, "none") in index
+            ]
+            if not pairs:
+                continue
+            row: dict[str, Any] = {"refine": f, "pattern": p, "n": len(pairs) * len(sets)}
+            for part, field in (("dev", "dev_ppl"), ("heldout", "ppl")):
+                rel = [a[field][e] / b[field][e] - 1.0 for a, b in pairs for e in sets]
+                row[f"{part}_lowered"] = sum(v < 0 for v in rel)
+                row[f"{part}_mean_rel"] = statistics.fmean(rel)
+            row["refine_s"] = statistics.fmean(a["refine_time_s"] for a, _ in pairs)
+            rows.append(row)
+    return rows
+
+
 def spearman(x: list[float], y: list[float]) -> tuple[float, float]:
     """Spearman's rho and its two-sided p-value (NaN for fewer than 3 points or a constant)."""
     if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
@@ -254,7 +290,9 @@ def analyse(out: dict) -> dict[str, Any]:
     choice = choose_default(index, recipes, patterns, seeds, sets)
     t1 = heldout_target1(index, recipes, patterns, seeds, sets)
     t2 = {r: t for r in recipes if (t := target2(index, r, seeds, sets))}
+    refines = c.get("refines", ["none", "dsnot"])
     return {
+        "dsnot_settings": dsnot_settings(index, recipes, patterns, seeds, sets, refines),
         "choice": choice,
         "target1": t1,
         "target2": t2,

@@ -95,6 +95,9 @@ DSNOT_VARIANTS: dict[str, dict[str, Any]] = {
     "dsnot": {},
     "dsnot_mean": {"objective": "mean"},
     "dsnot_c10": {"max_cycles": 10},
+    # the reference implementation's default (--skip_layer mlp): only attention is refined
+    "dsnot_attn": {"skip": "mlp"},
+    "dsnot_mlp": {"skip": "attention"},
 }
 REFINES = ("none", *DSNOT_VARIANTS)
 

@@ -16,7 +16,7 @@ from dataprune.cli._common import (
 )
 from dataprune.cli.config_options import add_config_options, config_from_args
 from dataprune.model_pruning.base import MASK_REFINERS
-from dataprune.model_pruning.dsnot import OBJECTIVES, DSnoTConfig
+from dataprune.model_pruning.dsnot import OBJECTIVES, SKIPS, DSnoTConfig
 
 ORDER = 60
 
@@ -126,7 +126,7 @@ def register(sub: Subparsers) -> None:
         d,
         DSnoTConfig,
         flags=_DSNOT_FLAGS,
-        choices={"objective": OBJECTIVES},
+        choices={"objective": OBJECTIVES, "skip": SKIPS},
         types={
             "max_cycles": positive_int,
             "update_threshold": non_negative_float,

@@ -256,7 +256,8 @@ MODEL_PRUNERS: Registry[Callable[..., ModelPruner]] = Registry("model pruner")
 
 #: Mask refinements a pruner can run after pruning each layer (``refine="dsnot"``). An entry is
 #: a class built from its config (a mapping or the config object) with a
-#: ``refine(weight, mask, moments, spec)`` method returning the refined mask.
+#: ``refine(weight, mask, moments, spec)`` method returning the refined mask, and optionally an
+#: ``applies_to(layer_name) -> bool`` method (layers it rejects keep the pruner's mask).
 MASK_REFINERS: Registry[Callable[..., Any]] = Registry("mask refinement")
 
 

@@ -50,11 +50,13 @@ from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError
 from dataprune.model_pruning.base import MASK_REFINERS
 from dataprune.model_pruning.patterns import SparsitySpec, resolve_sparsity
+from dataprune.model_pruning.structure import LAYER_PARTS, layer_part
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "OBJECTIVES",
+    "SKIPS",
     "DSnoTConfig",
     "DSnoTRefiner",
     "dsnot_refine_mask",
@@ -63,6 +65,8 @@ __all__ = [
 
 #: What a swap must lower (see :attr:`DSnoTConfig.objective`).
 OBJECTIVES = ("mse", "mean")
+#: Which part of every decoder block keeps its pruner's mask (see :attr:`DSnoTConfig.skip`).
+SKIPS = ("none", *LAYER_PARTS)
 
 # rows refined at once: bounds the (rows, in_features) index tensors of the candidate lists
 _CHUNK_ELEMENTS = 1 << 24
@@ -91,6 +95,12 @@ class DSnoTConfig(ConfigMixin):
     keep_sign : bool, default=False
         Also stop a row when a swap would flip the sign of its expected error. This is the
         paper's rule and the reference's N:M behaviour; its unstructured default leaves it off.
+    skip : {"none", "mlp", "attention"}, default="none"
+        Layers whose mask stays as the pruner made it: "mlp" skips the MLP layers, "attention"
+        the attention projections (a module name with a part containing attn or attention is
+        attention, any other linear layer is MLP; see ``structure.layer_part``). The reference
+        implementation skips the MLP layers by default (its ``--skip_layer mlp``), so its DSnoT
+        refines only attention; "none" refines every layer.
     """
 
     max_cycles: int = 50
@@ -98,6 +108,7 @@ class DSnoTConfig(ConfigMixin):
     variance_power: float = 1.0
     objective: str = "mse"
     keep_sign: bool = False
+    skip: str = "none"
 
     def __post_init__(self) -> None:
         v = self.max_cycles
@@ -115,6 +126,10 @@ class DSnoTConfig(ConfigMixin):
         if self.objective not in OBJECTIVES:
             raise DataValidationError(
                 f"DSnoT objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"
+            )
+        if self.skip not in SKIPS:
+            raise DataValidationError(
+                f"DSnoT skip must be one of {', '.join(SKIPS)}, got {self.skip!r}"
             )
         if not isinstance(self.keep_sign, bool):
             raise DataValidationError(
@@ -391,6 +406,10 @@ class DSnoTRefiner:
 
     def __init__(self, config: DSnoTConfig | Mapping[str, Any] | None = None) -> None:
         self.config = DSnoTConfig.from_options(config)
+
+    def applies_to(self, name: str) -> bool:
+        """Whether layer ``name`` is refined (``False`` for the part ``config.skip`` names)."""
+        return self.config.skip == "none" or layer_part(name) != self.config.skip
 
     def refine(self, weight: Any, mask: Any, moments: Any, spec: SparsitySpec) -> Any:
         """Refined ``mask`` (True = pruned) of one layer.

@@ -93,11 +93,17 @@ def layer_refiner(
     refiner: Any, moments: InputMoments, spec: SparsitySpec, report: RefineReport
 ) -> Callable[[PrunableLayer, Any], Any]:
     """``refine(layer, mask)`` for :func:`mask_layers`: runs ``refiner`` on the layer's input
-    statistics from ``moments``, timing it and recording a :class:`RefinedLayer` in ``report``."""
+    statistics from ``moments``, timing it and recording a :class:`RefinedLayer` in ``report``.
+    A layer the refiner's ``applies_to(name)`` (when it has one) rejects keeps its mask and is
+    not recorded."""
     from dataprune.model_pruning.dsnot import expected_reconstruction_error
+
+    applies = getattr(refiner, "applies_to", None)
 
     def refine(layer: PrunableLayer, mask: Any) -> Any:
         stats = moments.pop(layer.name)
+        if applies is not None and not applies(layer.name):
+            return mask  # a part the refinement skips (DSnoT's ``skip``): the pruner's mask
         if stats is None:
             logger.warning("%s: no calibration tokens, mask not refined", layer.name)
             return mask

@@ -20,15 +20,42 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_IGNORE",
+    "LAYER_PARTS",
     "PrunableLayer",
     "UnsupportedModelError",
     "all_prunable_layers",
     "find_decoder_blocks",
+    "layer_part",
     "prunable_layers",
 ]
 
 # MoE routers are linear layers inside the blocks that must stay dense.
 DEFAULT_IGNORE: tuple[str, ...] = (r"(^|\.)(gate|router)$",)
+
+
+#: The two parts of a decoder block a linear layer can belong to (:func:`layer_part`).
+LAYER_PARTS: tuple[str, ...] = ("attention", "mlp")
+
+_ATTENTION_NAME = re.compile(r"attn|attention", re.IGNORECASE)
+
+
+def layer_part(name: str) -> str:
+    """Which part of its decoder block a linear layer belongs to, from its module name.
+
+    ``"attention"`` when a dotted component of ``name`` contains ``attn`` or ``attention``
+    (``self_attn.q_proj`` in Llama/Qwen/OPT, ``attn.c_attn`` in GPT-2, ``self_attention`` in
+    Falcon), else ``"mlp"`` (``mlp.down_proj``, OPT's ``fc1``/``fc2``, ``feed_forward.*``).
+
+    Parameters
+    ----------
+    name : str
+        Full module name, e.g. ``"model.layers.3.self_attn.q_proj"``.
+
+    Returns
+    -------
+    {"attention", "mlp"}
+    """
+    return "attention" if any(_ATTENTION_NAME.search(c) for c in name.split(".")) else "mlp"
 
 
 class UnsupportedModelError(DataPruneError, ValueError):

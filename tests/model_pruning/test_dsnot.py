@@ -23,7 +23,7 @@ from dataprune.model_pruning import (
 )
 from dataprune.model_pruning.masks import prune_mask, wanda_scores
 from dataprune.model_pruning.patterns import resolve_sparsity
-from dataprune.model_pruning.structure import PrunableLayer
+from dataprune.model_pruning.structure import PrunableLayer, layer_part
 
 from tiny_models import CORPUS
 
@@ -182,6 +182,37 @@ def test_two_four_magnitude_and_one_pass(model, calib):
         assert torch.equal(v, y.state_dict()[key]), key
 
 
+@pytest.mark.parametrize("skip", ["mlp", "attention"])
+def test_skip_leaves_one_part_of_every_block_as_the_pruner_made_it(model, calib, skip):
+    # one dense pass: every layer's statistics come from the dense model, so masks compare
+    plain, every, part = (copy.deepcopy(model) for _ in range(3))
+    WandaPruner(sparsity=0.6, sequential=False).prune(plain, calib)
+    WandaPruner(sparsity=0.6, sequential=False, refine="dsnot").prune(every, calib)
+    report = WandaPruner(
+        sparsity=0.6, sequential=False, refine="dsnot", refine_config={"skip": skip}
+    ).prune(part, calib)
+    a, b, c = zero_masks(plain), zero_masks(every), zero_masks(part)
+    refined = [lay.name for lay in report.refine.layers]
+    assert refined and all(layer_part(n) != skip for n in refined)
+    assert len(report.layers) == 21 and report.n_zeros == sum(int(m.sum()) for m in a.values())
+    for name in a:
+        layer = name.removesuffix(".weight")
+        if layer_part(layer) == skip:
+            assert torch.equal(c[name], a[name]), name  # Wanda's mask
+        else:
+            assert torch.equal(c[name], b[name]), name  # as refined with every layer
+    assert any(not torch.equal(c[n], a[n]) for n in a)
+
+
+def test_layer_part_from_module_names():
+    attention = ["model.layers.0.self_attn.q_proj", "transformer.h.1.attn.c_attn",
+                 "transformer.h.2.self_attention.dense", "model.decoder.layers.3.self_attn.out_proj"]  # fmt: skip
+    mlp = ["model.layers.0.mlp.down_proj", "model.decoder.layers.3.fc1", "transformer.h.1.mlp.c_fc",
+           "model.layers.2.feed_forward.w1"]  # fmt: skip
+    assert [layer_part(n) for n in attention] == ["attention"] * 4
+    assert [layer_part(n) for n in mlp] == ["mlp"] * 4
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -191,6 +222,7 @@ def test_two_four_magnitude_and_one_pass(model, calib):
         ({"variance_power": float("nan")}, "variance_power must be a finite number >= 0"),
         ({"objective": "median"}, "objective must be one of mse, mean"),
         ({"keep_sign": "yes"}, "keep_sign must be True or False"),
+        ({"skip": "ffn"}, "skip must be one of none, attention, mlp"),
     ],
 )
 def test_bad_config_values(options, message):
