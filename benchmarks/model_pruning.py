@@ -494,7 +494,8 @@ def render(out: dict, name: str, out_dir: Path) -> None:
     png = out_dir / f"{name}.png"
     plot(out, png)
     shown = png.relative_to(REPO) if png.is_relative_to(REPO) else png
-    common.publish(name, markdown(out, str(shown)), out_dir=out_dir, rebuild=out_dir == RESULTS)
+    md = markdown(out, str(shown), name=name)
+    common.publish(name, md, out_dir=out_dir, rebuild=out_dir == RESULTS)
 
 
 if __name__ == "__main__":

@@ -493,11 +493,15 @@ def _coverage(out: dict, a: dict) -> list[str]:
     return [*lines, ""]
 
 
-def markdown(out: dict, plot_path: str) -> str:
-    """The results section, every sentence computed from ``out`` (the saved JSON)."""
+def markdown(out: dict, plot_path: str, name: str = "model_pruning") -> str:
+    """The results section, every sentence computed from ``out`` (the saved JSON); a ``name``
+    other than the default one is added to the title (its section in RESULTS.md)."""
     a = analyse(out)
+    intro = _intro(out)
+    if name != "model_pruning":
+        intro[0] += f" — `{name}`"
     lines: list[Any] = [
-        *_intro(out),
+        *intro,
         *_split(out),
         *_choice(out, a),
         *_target1(out, a),
