@@ -197,22 +197,29 @@ def dsnot_settings(
     """Every DSnoT variant against plain Wanda (same pattern, recipe and seed), per pattern:
     on the development slices (``dev_ppl``, for choosing DSnoT's settings) and held out.
 
-    Returns one row per (variant, pattern) with at least one pair: ``dev_lowered``/``n`` and
+    Returns one row per (variant, pattern) with at least one pair: ``n_recipes`` (recipes with
+    such a pair), ``dev_lowered``/``n`` and
     ``heldout_lowered``/``n`` (pairs whose perplexity DSnoT lowered), ``dev_mean_rel`` and
     ``heldout_mean_rel`` (mean relative change, negative = lower), ``refine_s`` (mean refine
     wall time)."""
     rows = []
     for f in (r for r in refines if r != "none"):
         for p in patterns:
-            pairs = [
-                (index[(p, r, s, f)], index[(p, r, s, "none")])
+            keys = [
+                (r, s)
                 for r in recipes
                 for s in seeds
                 if (p, r, s, f) in index and (p, r, s, "none") in index
             ]
-            if not pairs:
+            if not keys:
                 continue
-            row: dict[str, Any] = {"refine": f, "pattern": p, "n": len(pairs) * len(sets)}
+            pairs = [(index[(p, r, s, f)], index[(p, r, s, "none")]) for r, s in keys]
+            row: dict[str, Any] = {
+                "refine": f,
+                "pattern": p,
+                "n": len(pairs) * len(sets),
+                "n_recipes": len({r for r, _ in keys}),
+            }
             for part, field in (("dev", "dev_ppl"), ("heldout", "ppl")):
                 rel = [a[field][e] / b[field][e] - 1.0 for a, b in pairs for e in sets]
                 row[f"{part}_lowered"] = sum(v < 0 for v in rel)

@@ -316,29 +316,30 @@ def _dsnot_settings(out: dict, a: dict) -> list[str]:
         "below plain Wanda's. Development slices choose DSnoT's settings; the held-out columns "
         "are for information.",
         "",
-        "| variant | settings | pattern | dev lowered | dev mean change | held-out lowered "
-        "| held-out mean change | refine (s) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| variant | settings | pattern | recipes | dev lowered | dev mean change "
+        "| held-out lowered | held-out mean change | refine (s) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['refine']} | {changed(r['refine'])} | {pattern_label(r['pattern'])} | "
-            f"{r['dev_lowered']}/{r['n']} | {pct(r['dev_mean_rel'])} | "
+            f"{r['n_recipes']} | {r['dev_lowered']}/{r['n']} | {pct(r['dev_mean_rel'])} | "
             f"{r['heldout_lowered']}/{r['n']} | {pct(r['heldout_mean_rel'])} | "
             f"{r['refine_s']:.1f} |"
         )
     for p in dict.fromkeys(r["pattern"] for r in rows):
         at = [r for r in rows if r["pattern"] == p]
-        best = min(at, key=lambda r: (-r["dev_lowered"], r["dev_mean_rel"]))
+        best = min(at, key=lambda r: (-r["dev_lowered"] / r["n"], r["dev_mean_rel"]))
         lines += [
             "",
-            f"At {pattern_label(p)} the variant that lowers the development perplexity in the most "
-            f"pairs is {best['refine']} ({best['dev_lowered']}/{best['n']}, mean change "
+            f"At {pattern_label(p)} the variant that lowers the development perplexity in the "
+            f"largest share of its pairs is {best['refine']} ({best['dev_lowered']}/{best['n']}, "
+            "mean change "
             f"{pct(best['dev_mean_rel'])}); "
             + (
                 "it lowers every development pair."
                 if best["dev_lowered"] == best["n"]
-                else f"no variant lowers all {best['n']}."
+                else "no variant lowers all of its pairs."
             ),
         ]
     return [*lines, ""]
