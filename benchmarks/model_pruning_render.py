@@ -79,8 +79,9 @@ def _intro(out: dict) -> list[str]:
         )
         + "). Patterns: "
         + ", ".join(pattern_label(p) for p in c["patterns"])
-        + ". Magnitude (per layer, no data) and Wanda (sequential, per-row comparison), every "
-        f"Wanda run once plain and once with DSnoT mask refinement ({ds}). Calibration: "
+        + ". Magnitude (per layer, no data) and Wanda (sequential, per-row comparison), "
+        + _refine_text(out, ds)
+        + " Calibration: "
         f"{c['n_samples']} samples x {c['seq_len']} tokens, each source packed separately, chosen "
         f"from one pool of {c['pool']['c4']} C4 documents + {c['pool']['wiki']} Wikipedia "
         f"articles + {c['pool']['gsm8k']} GSM8K train problems by each recipe: {recipes}. "
@@ -91,6 +92,22 @@ def _intro(out: dict) -> list[str]:
         + ("" if math.isnan(wall) else f" Total wall time {wall / 60:.1f} min."),
         "",
     ]
+
+
+def _refine_text(out: dict, ds: str) -> str:
+    """Which refinements the runs used: DSnoT at its defaults, and each variant where it ran."""
+    refines = [f for f in out["config"].get("refines", ["none", "dsnot"]) if f != "none"]
+    text = f"every Wanda run once plain and once with DSnoT mask refinement ({ds})."
+    variants = [f for f in refines if f != "dsnot"]
+    if not variants:
+        return text
+    ran = {f: sorted({r["recipe"] for r in out["runs"] if r["refine"] == f}) for f in variants}
+    return (
+        text
+        + " DSnoT variants (settings in the DSnoT-settings section) ran for: "
+        + "; ".join(f"{f} ({', '.join(label(r) for r in ran[f]) or 'none'})" for f in variants)
+        + "."
+    )
 
 
 def _machine_text(out: dict) -> str:
