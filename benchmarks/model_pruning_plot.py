@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks.model_pruning_analysis import analyse, index_runs
-from benchmarks.model_pruning_setup import RECIPES, pattern_label
+from benchmarks.model_pruning_setup import RECIPES, pattern_label, refine_label
 
 COLORS = {"none": "#1f77b4", "dsnot": "#d62728"}
 MARKERS = {"none": "o", "dsnot": "s"}
@@ -31,7 +31,7 @@ def plot(out: dict, path: Path) -> None:
     conds = [(r, f) for r, f in conds if any(k[1] == r and k[3] == f for k in index)]
     names = [
         RECIPES[r].label
-        + ("" if f == "none" else " + DSnoT" if f == "dsnot" else f" + DSnoT ({f})")
+        + refine_label(f)
         + (" [dev-chosen]" if r == chosen and r != "random" else "")
         for r, f in conds
     ]

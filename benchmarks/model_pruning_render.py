@@ -19,7 +19,7 @@ from benchmarks.model_pruning_analysis import (
     mean_sd,
     reading,
 )
-from benchmarks.model_pruning_setup import RECIPES, SOURCES, pattern_label
+from benchmarks.model_pruning_setup import RECIPES, SOURCES, pattern_label, refine_label
 
 
 def fmt(mean: float, sd: float | None, digits: int = 2) -> str:
@@ -386,7 +386,7 @@ def _ppl_tables(out: dict, a: dict) -> list[str]:
             if not rs:
                 continue
             name = "magnitude" if r == "magnitude" else f"Wanda, {label(r)}"
-            name += " + DSnoT" if f == "dsnot" else ""
+            name += refine_label(f)
             refine = [x["refine_time_s"] for x in rs if x.get("refine_time_s") is not None]
             lines.append(
                 f"| {name} | {len(rs)} | {_mix(out, r)} | "

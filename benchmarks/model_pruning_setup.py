@@ -92,14 +92,21 @@ DEFAULT_RECIPES = (
 #: DSnoT runs: refine id -> DSnoTConfig fields changed from its defaults ("dsnot": the
 #: defaults; the others are optional variants for choosing DSnoT's settings on the dev slices)
 DSNOT_VARIANTS: dict[str, dict[str, Any]] = {
+    # the library's default (only the MLP layers are refined)
     "dsnot": {},
-    "dsnot_mean": {"objective": "mean"},
-    "dsnot_c10": {"max_cycles": 10},
+    # every layer refined (the default before the settings study), and two variants of it
+    "dsnot_all": {"skip": "none"},
+    "dsnot_mean": {"skip": "none", "objective": "mean"},
+    "dsnot_c10": {"skip": "none", "max_cycles": 10},
     # the reference implementation's default (--skip_layer mlp): only attention is refined
     "dsnot_attn": {"skip": "mlp"},
-    "dsnot_mlp": {"skip": "attention"},
 }
 REFINES = ("none", *DSNOT_VARIANTS)
+
+
+def refine_label(refine: str) -> str:
+    """The suffix a run's name gets for its refinement: "" (plain), " + DSnoT" or the variant."""
+    return "" if refine == "none" else " + DSnoT" if refine == "dsnot" else f" + DSnoT ({refine})"
 
 
 def parse_recipes(spec: str) -> list[str]:

@@ -146,14 +146,19 @@ def test_wanda_with_dsnot_end_to_end(model, calib):
     a, b = zero_masks(plain), zero_masks(refined)
     assert any(not torch.equal(a[n], b[n]) for n in a)
     r = report.refine
-    assert r is not None and r.method == "dsnot" and len(r.layers) == 21
+    assert r is not None and r.method == "dsnot" and r.config["skip"] == "attention"
+    mlp = [lr.name for lr in report.layers if layer_part(lr.name) == "mlp"]
+    assert [lay.name for lay in r.layers] == mlp and 0 < len(mlp) < 21  # the default: MLP only
+    for lr in report.layers:  # block 0's attention (same inputs in both runs) keeps Wanda's masks
+        if lr.name not in mlp and ".layers.0." in lr.name:
+            assert torch.equal(a[f"{lr.name}.weight"], b[f"{lr.name}.weight"]), lr.name
     assert r.config == DSnoTConfig().to_dict() and r.n_swaps > 0 and r.time_s > 0
     assert all(lay.sq_error_after <= lay.sq_error_before * (1 + 1e-5) for lay in r.layers)
     assert sum(lay.abs_error_after for lay in r.layers) < sum(
         lay.abs_error_before for lay in r.layers
     )
     d = report.to_dict()
-    assert d["refine"]["n_swaps"] == r.n_swaps and len(d["refine"]["layers"]) == 21
+    assert d["refine"]["n_swaps"] == r.n_swaps and len(d["refine"]["layers"]) == len(mlp)
     assert d["refine"]["prune_time_s"] == pytest.approx(report.time_s - r.time_s, abs=2e-3)
     assert d["params"]["refine"] == "dsnot" and d["params"]["refine_config"]["max_cycles"] == 50
     assert "dsnot refinement:" in report.summary()
@@ -187,7 +192,9 @@ def test_skip_leaves_one_part_of_every_block_as_the_pruner_made_it(model, calib,
     # one dense pass: every layer's statistics come from the dense model, so masks compare
     plain, every, part = (copy.deepcopy(model) for _ in range(3))
     WandaPruner(sparsity=0.6, sequential=False).prune(plain, calib)
-    WandaPruner(sparsity=0.6, sequential=False, refine="dsnot").prune(every, calib)
+    WandaPruner(
+        sparsity=0.6, sequential=False, refine="dsnot", refine_config={"skip": "none"}
+    ).prune(every, calib)
     report = WandaPruner(
         sparsity=0.6, sequential=False, refine="dsnot", refine_config={"skip": skip}
     ).prune(part, calib)
