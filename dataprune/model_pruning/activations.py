@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,10 +116,26 @@ class InputMoments(ActivationNorms):
     variance (Chan et al.'s pairwise update, float32) and counts the calibration sequences.
 
     :meth:`pop` hands a layer's :class:`FeatureMoments` over and forgets them.
+
+    Parameters
+    ----------
+    layers : sequence of PrunableLayer
+        The layers whose inputs are recorded (squared norms for all of them).
+    moments_for : callable, optional
+        ``moments_for(layer_name) -> bool``: the layers that also get means and variances (a
+        refinement's ``applies_to``); the others only get the squared norms, and :meth:`pop`
+        returns ``None`` for them. Default: every layer.
     """
 
-    def __init__(self, layers: Sequence[PrunableLayer]) -> None:
+    def __init__(
+        self,
+        layers: Sequence[PrunableLayer],
+        moments_for: Callable[[str], bool] | None = None,
+    ) -> None:
         super().__init__(layers)
+        self._wanted = {
+            lay.name for lay in self.layers if moments_for is None or moments_for(lay.name)
+        }
         self._mean: dict[str, Any] = {}
         self._m2: dict[str, Any] = {}
         self._n_sequences: dict[str, int] = {}
@@ -128,7 +144,7 @@ class InputMoments(ActivationNorms):
         n_before = self.n_tokens.get(name, 0)
         super()._accumulate(name, x, n_sequences)
         n_b = int(x.shape[0])
-        if n_b == 0:
+        if n_b == 0 or name not in self._wanted:
             return
         mean_b = x.mean(dim=0)
         m2_b = ((x - mean_b) ** 2).sum(dim=0)

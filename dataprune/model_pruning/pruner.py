@@ -14,6 +14,7 @@ layer's mask before applying it, so a block is refined before its outputs feed t
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from abc import abstractmethod
@@ -190,7 +191,11 @@ class BaseModelPruner(BaseEstimator):
         run = PruneRun(layers=[], block_path=path, calibration=calib)
         if refiner is not None:
             run.refine = RefineReport(refiner.name, refiner.config.to_dict())
-        stats_cls = ActivationNorms if refiner is None else InputMoments
+        if refiner is None:
+            stats_cls: Callable[[list[PrunableLayer]], Any] = ActivationNorms
+        else:  # means and variances only for the layers the refinement touches
+            applies = getattr(refiner, "applies_to", None)
+            stats_cls = functools.partial(InputMoments, moments_for=applies)
         batches = list(calib.batches(self.batch_size))
 
         def prune_group(group: list[PrunableLayer], stats: Any) -> None:

@@ -135,6 +135,17 @@ def test_input_moments_stream_over_batches_and_skip_padding():
     assert moments.pop("lin") is None
 
 
+def test_input_moments_only_for_the_layers_a_refinement_touches():
+    a, b = torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(1))
+    layers = [PrunableLayer("a", a), PrunableLayer("b", b)]
+    with InputMoments(layers, moments_for=lambda name: name == "b") as moments, torch.no_grad():
+        a(x), b(x)
+    assert torch.equal(moments.sq_norms["a"], moments.sq_norms["b"])  # norms for both (Wanda)
+    assert moments.pop("a") is None  # no means and variances for a skipped layer
+    assert torch.allclose(moments.pop("b").mean, x.reshape(-1, 8).mean(0), atol=1e-6)
+
+
 def test_wanda_with_dsnot_end_to_end(model, calib):
     plain, refined = copy.deepcopy(model), copy.deepcopy(model)
     plain_report = WandaPruner(sparsity=0.6).prune(plain, calib)
