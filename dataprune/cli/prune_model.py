@@ -117,9 +117,10 @@ def register(sub: Subparsers) -> None:
         "--refine",
         default=None,
         choices=MASK_REFINERS.names(),
-        help="refine every layer's mask after pruning, from the same calibration data (dsnot: "
-        "DSnoT prune-and-grow swaps that lower the layer's expected output error, same sparsity "
-        "and N:M pattern); wanda or magnitude (which then needs --calibration)",
+        help="refine the masks after pruning, from the same calibration data (dsnot: DSnoT "
+        "prune-and-grow swaps that lower a layer's expected output error, same sparsity and N:M "
+        "pattern; only the MLP layers unless --dsnot-skip says otherwise); wanda or magnitude "
+        "(which then needs --calibration)",
     )
     d = p.add_argument_group("DSnoT refinement (with --refine dsnot)")
     add_config_options(
