@@ -12,6 +12,7 @@ from benchmarks.model_pruning_analysis import (
     T1_MAX_LOSS,
     T1_NEED,
     T1_OF,
+    T1_PATTERNS,
     T2_PATTERN,
     analyse,
     geomean,
@@ -148,11 +149,21 @@ def _split(out: dict) -> list[str]:
 
 def _choice(out: dict, a: dict) -> list[str]:
     ch = a["choice"]
+    head = ["### Choosing the default recipe on the development slices", ""]
+    if not ch["patterns"]:
+        return [
+            *head,
+            "Not evaluated: the rule compares recipes at "
+            + " and ".join(pattern_label(p) for p in T1_PATTERNS)
+            + ", and this run has "
+            + ", ".join(pattern_label(p) for p in out["config"]["patterns"])
+            + " only.",
+            "",
+        ]
     lines = [
-        "### Choosing the default recipe on the development slices",
-        "",
+        *head,
         f"Rule (Target 1's, plain Wanda, on the development perplexities at "
-        f"{' and '.join(pattern_label(p) for p in ch['patterns']) or 'no Target-1 pattern'}): "
+        f"{' and '.join(pattern_label(p) for p in ch['patterns'])}): "
         f"lower perplexity than random in at least {T1_NEED} of {T1_OF} paired (seed, pattern, "
         f"set) comparisons (scaled to the comparisons available) and never more than "
         f"{100 * T1_MAX_LOSS:.0f}% worse; among recipes meeting it, the most wins, then the "
@@ -199,7 +210,9 @@ def _target1(out: dict, a: dict) -> list[str]:
     if shown is None or shown not in t1:
         return [
             *lines,
-            "Not evaluated: no recipe other than random was run on a Target-1 pattern.",
+            "Not evaluated: no recipe other than random was run on a Target-1 pattern."
+            if ch["patterns"]
+            else "Not evaluated: no Target-1 pattern was run (see the previous section).",
             "",
         ]
     t = t1[shown]["none"]
