@@ -202,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         write_outputs(args, config, done, float("nan"))
         return 0
+    cached = frozenset(done)
     ran = Runner(args, config, done, partial_path, store, machine, model, tok, splits)
     ran.run_all(eval_ids, dev_ids, patterns, seeds, recipes, refines)
-    write_outputs(args, config, done, time.perf_counter() - t_start)
+    write_outputs(args, config, done, time.perf_counter() - t_start, cached)
     return 0
 
 
@@ -449,7 +450,15 @@ def library_defaults() -> dict[str, Any]:
     return {k: sig[k].default for k in ("selector", "space", "mix")}
 
 
-def write_outputs(args: argparse.Namespace, config: dict, done: dict, wall: float) -> None:
+def write_outputs(
+    args: argparse.Namespace,
+    config: dict,
+    done: dict,
+    wall: float,
+    cached: frozenset[str] | None = None,
+) -> None:
+    """Write the results JSON and markdown; ``cached``: the run-cache keys that existed before
+    this invocation (``None``: every run was loaded from the cache)."""
     from benchmarks.model_pruning_analysis import analyse
 
     # only what this command asked for (the cache may hold other recipes and refinements)
@@ -458,19 +467,22 @@ def write_outputs(args: argparse.Namespace, config: dict, done: dict, wall: floa
     def listed(prefix: str) -> list[dict]:
         return [v for k, v in done.items() if k.startswith(prefix) and v["recipe"] in recipes]
 
+    run_keys = [
+        k
+        for k, v in done.items()
+        if k.count("|") == 3
+        and v["recipe"] in recipes
+        and v["refine"] in refines
+        and v["pattern"] in config["patterns"]
+    ]
     out = {
         "command": "python benchmarks/model_pruning.py " + " ".join(sys.argv[1:]),
         "assembled_from_cache": bool(args.report_only),
         "config": config,
         "dense": done["dense"],
-        "runs": [
-            v
-            for k, v in done.items()
-            if k.count("|") == 3
-            and v["recipe"] in recipes
-            and v["refine"] in refines
-            and v["pattern"] in config["patterns"]
-        ],
+        "runs": [done[k] for k in run_keys],
+        # runs this invocation computed; the others were loaded from the run cache
+        "runs_computed": sum(k not in cached for k in run_keys) if cached is not None else 0,
         "calibrations": listed("calib|"),
         "reports": listed("report|"),
         "activation_embeddings": done.get(ACT_KEY, []),

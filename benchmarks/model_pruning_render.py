@@ -76,7 +76,7 @@ def _intro(out: dict) -> list[str]:
             "; every run is cached as it finishes, and this report was assembled from the runs "
             "cached by earlier invocations with the same configuration"
             if from_cache
-            else ""
+            else _computed_text(out)
         )
         + "). Patterns: "
         + ", ".join(pattern_label(p) for p in c["patterns"])
@@ -93,6 +93,18 @@ def _intro(out: dict) -> list[str]:
         + ("" if math.isnan(wall) else f" Total wall time {wall / 60:.1f} min."),
         "",
     ]
+
+
+def _computed_text(out: dict) -> str:
+    """How many of the runs this invocation computed, when the run cache supplied others."""
+    n, computed = len(out["runs"]), out.get("runs_computed")
+    if computed is None or computed >= n:
+        return ""
+    return (
+        f"; this invocation computed {computed} of the {n} runs below, the others were loaded "
+        "from the run cache of earlier invocations with the same configuration, so the total "
+        "wall time covers only the computed runs"
+    )
 
 
 def _refine_text(out: dict, ds: str) -> str:
