@@ -1,0 +1,266 @@
+"""Rendering of the Q-Tuning outcome benchmark (``benchmarks/qtuning_outcome.py``): its markdown
+section and plot for each split, every sentence and verdict computed from the saved numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import _common as common
+from benchmarks.qtuning_outcome import (
+    CONDITIONS,
+    DTYPE,
+    NAME,
+    QCFG_SHOWN,
+    SAMPLE_RATIO,
+)
+
+
+def _nll(run: dict, which: str) -> float:
+    return float(run["heldout"][which]["nll"])
+
+
+def _by(runs: list[dict]) -> dict[str, dict[int, dict]]:
+    out: dict[str, dict[int, dict]] = {}
+    for r in runs:
+        out.setdefault(r["condition"], {})[r["seed"]] = r
+    return out
+
+
+def _ms(x: list[float], fmt: str = ".4f") -> str:
+    if not x:
+        return "-"
+    if len(x) == 1:
+        return f"{x[0]:{fmt}} (n=1)"
+    return f"{np.mean(x):{fmt}} ± {np.std(x, ddof=1):{fmt.lstrip('+')}}"
+
+
+def render(res: dict, png: str | None = None) -> str:
+    L = ["## Q-Tuning outcome: held-out NLL at an equal gradient-token budget\n"]
+    token_study = res.get("split") == "dev" and res.get("about", "the token pruning") == (
+        "the token pruning"
+    )  # the dev study of the Q2 token pruning: one selection, the conditions name their pruning
+    if res.get("split") == "dev":
+        about = res.get("about", "the token pruning")
+        L[0] = L[0].replace("\n", f" (development pool: choosing {about})\n")
+    p = res["pool"]
+    qc = res["qtuning_config"]
+    L.append(
+        f"Command: `{res['command']}` (resumable; `--render-only` rebuilds this section). "
+        f"{common.machine_sentence(res.get('machine'))} Pool: `build_pool({p['n_gsm8k']}, "
+        f"{p['n_alpaca']}, seed={p['seed']})`, {p['n']} pairs, planted-fault share "
+        f"{p['fault_share']:.1%}; every selection keeps K = {res['k']}. Training: LoRA (r=16, "
+        f"alpha=32) of SmolLM2-135M-Instruct ({DTYPE} base), {res['steps']} optimizer steps, each "
+        f"with a budget of {res['tokens_per_step']} loss-carrying response tokens (8 x the "
+        f"pool's mean response length {res['mean_response_tokens']:.1f}), lr 1e-3 linear decay, "
+        f"max_length {res['max_length']}. "
+        + (
+            f"Q-Tuning (`q-tuning static`): `QTuningConfig(sample_ratio={SAMPLE_RATIO})` with every "
+            "other option at its default ("
+            if not token_study
+            else "Q-Tuning: one sample selection, `QTuningConfig(sample_ratio="
+            f"{SAMPLE_RATIO})` with the sample-triage options ("
+        )
+        + ", ".join(
+            f"{k}={qc[k]}"
+            for k in QCFG_SHOWN
+            if k in qc and (not token_study or k not in ("token_ratio", "drop"))
+        )
+        + ("; each condition names its Q2 token pruning" if token_study else "")
+        + f"). Held-out response NLL on {res['heldout']['gsm8k']} GSM8K "
+        + ("test" if res.get("split", "eval") == "eval" else "held-out train (dev partition)")
+        + f" and {res['heldout']['alpaca']} held-out Alpaca records; lower is better.\n"
+    )
+    if res.get("merged"):
+        m = res["merged"]
+        mine = [r for r in res["runs"] if r.get("this_invocation")]
+        L.append(
+            f"The last invocation, `{m['command']}`, "
+            + (
+                "trained "
+                + ", ".join(f"{r['condition']} seed {r['seed']}" for r in mine)
+                + f" and merged {'it' if len(mine) == 1 else 'them'} into the published results"
+                if mine
+                else "trained no run"
+            )
+            + "; the "
+            f"other {len(res['runs']) - len(mine)} runs, the selections and the base evaluation are "
+            "as earlier invocations published them (same pool, budget, held-out sets and "
+            "Q-Tuning config, checked before merging).\n"
+        )
+    by = _by(res["runs"])
+    seeds = res["seeds"]
+    conds = res.get("conditions", CONDITIONS)
+    n_exp = len(seeds) * len(conds)
+    if len(res["runs"]) < n_exp:
+        short = ", ".join(
+            f"{c} {len(by.get(c, {}))} of {len(seeds)}"
+            for c in conds
+            if len(by.get(c, {})) < len(seeds)
+        )
+        L.append(
+            f"**Incomplete: {len(res['runs'])} of {n_exp} trainings finished** (seeds trained: "
+            f"{short}).\n"
+        )
+    L.append("| condition | seeds | NLL GSM8K | NLL Alpaca | samples seen | passes | s/step | "
+             "shuffled | truncated | dup (paired) | Alpaca share |")  # fmt: skip
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    sel = res["selection"]
+    for c in conds:
+        rs = by.get(c, {})
+        g = [_nll(rs[s], "gsm8k") for s in seeds if s in rs]
+        a = [_nll(rs[s], "alpaca") for s in seeds if s in rs]
+        seen = [rs[s]["train"]["samples_seen"] for s in seeds if s in rs]
+        passes = [rs[s]["train"]["passes"] for s in seeds if s in rs]
+        sps = [rs[s]["train"]["seconds_per_step"] for s in seeds if s in rs]
+        fs = sel.get(c)
+        per_seed = {"random": "selection_random", "q-tuning static": "selection_default"}
+        drawn = list(
+            res.get("selection_by_seed", {}).get(c, res.get(per_seed.get(c, ""), {})).values()
+        )
+        if drawn:  # mean over the seeded subsets drawn so far
+            fs = {k: float(np.mean([r[k] for r in drawn])) for k in drawn[0]}
+        faults = (
+            f"{fs['shuffled']:.1%} | {fs['truncated']:.1%} | {fs['dup_paired']:.1%} | "
+            + (f"{fs['alpaca']:.1%}" if "alpaca" in fs else "-")
+            if fs else "- | - | - | -"
+        )  # fmt: skip
+        L.append(
+            f"| {c} | {len(g)} | {_ms(g)} | {_ms(a)} | "
+            f"{np.mean(seen):.0f} | {np.mean(passes):.2f} | {np.mean(sps):.2f} | {faults} |"
+            if g
+            else f"| {c} | 0 | - | - | - | - | - | {faults} |"
+        )
+    if res.get("base"):
+        b = res["base"]["heldout"]
+        L.append(f"| base model (no training) | - | {b['gsm8k']['nll']:.4f} | "
+                 f"{b['alpaca']['nll']:.4f} | - | - | - | - | - | - | - |")  # fmt: skip
+    summ = res.get("qtuning_default_summary", {})
+    if res.get("split", "eval") == "eval" and summ and res.get("pool_faults"):
+        left = sorted({v["quadrants"].get("abrupt_end", 0) for v in summ.values()})
+        L.append(
+            f"\nThe default's abrupt-end rule (abrupt_end={qc.get('abrupt_end')}) left out "
+            f"{' / '.join(map(str, left))} of the {p['n']} pairs (seeds {', '.join(summ)}); the "
+            f"pool holds {res['pool_faults']['truncated']} truncated responses."
+        )
+    L.append("")
+    L.append("Paired deltas vs random (same seed; mean ± sd; negative = better than random):\n")
+    L.append("| condition | Δ NLL GSM8K | better in | Δ NLL Alpaca | better in |")
+    L.append("|---|---:|---:|---:|---:|")
+    rr = by.get("random", {})
+    wins: dict[str, dict[str, Any]] = {}
+    for c in conds[1:]:
+        ss = [s for s in seeds if s in by.get(c, {}) and s in rr]
+        if not ss:
+            continue
+        cells = []
+        wins[c] = {"seeds": ss}
+        for w in ("gsm8k", "alpaca"):
+            d = [_nll(by[c][s], w) - _nll(rr[s], w) for s in ss]
+            wins[c][w] = sum(x < 0 for x in d)
+            cells += [_ms(d, "+.4f"), f"{wins[c][w]} of {len(d)}"]
+        L.append(f"| {c} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("**Targets (computed).**\n")
+    for cond, name in (
+        ("q-tuning static", "Q-Tuning static"),
+        ("q-tuning static, per source", "Q-Tuning static per source"),
+    ):
+        st = wins.get(cond)
+        if not st:
+            continue
+        n = len(st["seeds"])
+        met = st["gsm8k"] == n and st["alpaca"] == n and n == len(seeds)
+        L.append(
+            f"- {name} beats random on both held-out sets on every seed: "
+            f"**{'met' if met else 'NOT met'}** ({st['gsm8k']} of {n} seeds on GSM8K, "
+            f"{st['alpaca']} of {n} on Alpaca" + ("" if n == len(seeds) else
+            f"; {n} of {len(seeds)} seeds trained") + ")."
+        )  # fmt: skip
+    pf, qs = by.get("perplexity filter", {}), by.get("q-tuning static", {})
+    ss = [s for s in seeds if s in pf and s in qs]
+    if ss:
+        for w, name in (("gsm8k", "GSM8K"), ("alpaca", "Alpaca")):
+            d = [_nll(qs[s], w) - _nll(pf[s], w) for s in ss]
+            better = sum(x < 0 for x in d)
+            L.append(
+                f"- Q-Tuning static vs the plain perplexity filter on {name}: Δ NLL "
+                f"{_ms(d, '+.4f')}, Q-Tuning lower in {better} of {len(d)} seeds"
+                + (" (the perplexity filter is as good or better)." if better < len(d)
+                   else ".")
+            )  # fmt: skip
+    if res.get("split") == "dev":
+        L += dev_choice(by, seeds, conds)
+    L.append("")
+    if res["runs"]:
+        loads = [r["load_1m_before"] for r in res["runs"] if r.get("load_1m_before") is not None]
+        sec = (res.get("selection_seconds") or {}).get("scoring and triage")
+        if loads:
+            L.append(f"1-minute load average before the runs: {min(loads):.1f}-{max(loads):.1f}."
+                     + (f" Scoring and triage of the pool (once, seed 0: the PPL/entropy pass "
+                        f"and the IFD pass): {sec:.0f} s." if sec else "") + "\n")  # fmt: skip
+    if png:
+        L.append(f"![held-out NLL per condition](results/{png})\n")
+    return "\n".join(L) + "\n"
+
+
+def dev_choice(by: dict, seeds: list[int], conds: list[str]) -> list[str]:
+    """The dev rule: the setting with the lowest mean paired Δ NLL vs random.
+
+    The mean is over seeds and both held-out sets (each set weighted equally); only settings
+    trained on every seed compete. Returns the result lines.
+    """
+    rr = by.get("random", {})
+    score = {}
+    for c in conds[1:]:
+        if all(s in by.get(c, {}) and s in rr for s in seeds):
+            score[c] = float(np.mean([
+                _nll(by[c][s], w) - _nll(rr[s], w) for s in seeds for w in ("gsm8k", "alpaca")
+            ]))  # fmt: skip
+    if not score:
+        return ["- Dev choice: not yet (no setting trained on every seed)."]
+    best = min(score, key=score.get)
+    ranked = ", ".join(f"{c} {v:+.5f}" for c, v in sorted(score.items(), key=lambda kv: kv[1]))
+    return [
+        f"- Dev choice (lowest mean paired Δ NLL vs random over {len(seeds)} seeds and both "
+        f"held-out sets): **{best}** ({ranked}); "
+        + ("it beats random on this mean." if score[best] < 0 else
+           "no setting beats random on this mean.")
+    ]  # fmt: skip
+
+
+def plot(res: dict, path: Path) -> Path | None:
+    by = _by(res["runs"])
+    if not by:
+        return None
+    conds = res.get("conditions", CONDITIONS)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
+    for ax, w in zip(axes, ("gsm8k", "alpaca")):
+        for j, c in enumerate(conds):
+            ys = [_nll(r, w) for r in by.get(c, {}).values()]
+            ax.scatter([j] * len(ys), ys, s=25)
+            if ys:
+                ax.hlines(np.mean(ys), j - 0.3, j + 0.3, color="k", lw=1)
+        if res.get("base"):
+            ax.set_title(f"{w}: held-out NLL (base {res['base']['heldout'][w]['nll']:.3f})",
+                         fontsize=9)  # fmt: skip
+        ax.set_xticks(range(len(conds)), conds, rotation=30, ha="right", fontsize=7)
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def publish(res: dict) -> None:
+    name = res.get("name", NAME)
+    png = plot(res, common.RESULTS / f"{name}.png")
+    res["png"] = png.name if png else None
+    common.publish(name, render(res, res["png"]), res, indent=1)
