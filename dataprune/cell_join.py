@@ -25,7 +25,13 @@ from dataprune.progress import progress
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cell_join_knn", "default_cell_params", "resolve_cell_params"]
+__all__ = [
+    "cell_candidate_recall",
+    "cell_join_knn",
+    "default_cell_params",
+    "resolve_cell_params",
+    "train_cells",
+]
 
 
 def default_cell_params(n_samples: int) -> dict[str, int]:
@@ -86,6 +92,74 @@ def _top_cells(X: np.ndarray, C: np.ndarray, m: int, block: int = 65536) -> np.n
     return out
 
 
+def train_cells(
+    X: np.ndarray,
+    nlist: int,
+    *,
+    n_train: int | None = None,
+    niter: int = 20,
+    random_state: int = 0,
+) -> np.ndarray:
+    """The spherical k-means centroids of :func:`cell_join_knn`, shape ``(nlist, dim)``, float32.
+
+    Trained on ``min(n, n_train or 64 * nlist)`` rows sampled with ``random_state`` (at most
+    ``ceil(n_train / nlist)`` points per centroid), ``niter`` iterations, seeded.
+    """
+    import faiss
+
+    n, d = X.shape
+    rng = np.random.default_rng(random_state)
+    n_tr = int(min(n, n_train or 64 * nlist))
+    sample = X[np.sort(rng.choice(n, size=n_tr, replace=False))]
+    km = faiss.Kmeans(
+        d, nlist, niter=niter, seed=int(random_state), spherical=True,
+        max_points_per_centroid=max(1, math.ceil(n_tr / nlist)),
+    )  # fmt: skip
+    km.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def cell_candidate_recall(
+    X: np.ndarray,
+    centroids: np.ndarray,
+    rows: np.ndarray,
+    truth: np.ndarray,
+    *,
+    nprobe: int,
+    spill: int,
+) -> np.ndarray:
+    """Per sampled row, the share of its exact neighbours that the cell self-join with these
+    centroids would score at all: neighbours stored (in one of their ``spill`` nearest cells) in
+    one of the ``nprobe`` cells probed for the row's own cell. An upper bound of the join's
+    recall@k on those rows (the join re-scores its best candidates exactly), computed from the
+    cells of ``rows`` and of their neighbours only, without the join.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, dim)
+        Rows.
+    centroids : ndarray of shape (nlist, dim)
+        Cell centroids (:func:`train_cells`).
+    rows : ndarray of shape (n_rows,), int
+        Sampled rows.
+    truth : ndarray of shape (n_rows, k), int
+        Their exact neighbours.
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+        The covered share per row, in ``[0, 1]``.
+    """
+    C = np.ascontiguousarray(centroids, dtype=np.float32)
+    own = _top_cells(np.ascontiguousarray(X[rows], dtype=np.float32), C, 1)[:, 0]
+    probes = _top_cells(C, C, int(min(nprobe, len(C))))[own]  # (n_rows, nprobe)
+    flat = np.asarray(truth, dtype=np.int64).ravel()
+    nb = _top_cells(np.ascontiguousarray(X[flat], dtype=np.float32), C, int(min(spill, len(C))))
+    nb = nb.reshape(truth.shape[0], truth.shape[1], -1)  # (n_rows, k, spill)
+    hit = (nb[:, :, :, None] == probes[:, None, None, :]).any(axis=(2, 3))
+    return hit.mean(axis=1)
+
+
 def cell_join_knn(
     X: np.ndarray,
     k: int,
@@ -100,6 +174,7 @@ def cell_join_knn(
     max_block_elements: int = 2**25,
     random_state: int = 0,
     show_progress_bar: bool | None = None,
+    centroids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours of every row by inner product, self excluded, by a cell self-join.
 
@@ -127,6 +202,9 @@ def cell_join_knn(
         Similarities per matrix product at most (memory bound of one block).
     random_state : int, default=0
         Seeds the training sample and k-means.
+    centroids : ndarray of shape (nlist, dim), optional
+        Cell centroids already trained (:func:`train_cells` with the same ``nlist``); default:
+        trained here.
 
     Returns
     -------
@@ -135,7 +213,6 @@ def cell_join_knn(
     idx : ndarray of shape (n_samples, k), int64
         Neighbour indices (``-1`` where missing).
     """
-    import faiss
     import torch
 
     n, d = X.shape
@@ -144,16 +221,13 @@ def cell_join_knn(
     if dtype not in ("bfloat16", "float32"):
         raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
     cdt = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-    rng = np.random.default_rng(random_state)
     if nlist > 1:
-        n_tr = int(min(n, n_train or 64 * nlist))
-        sample = X[np.sort(rng.choice(n, size=n_tr, replace=False))]
-        km = faiss.Kmeans(
-            d, nlist, niter=niter, seed=int(random_state), spherical=True,
-            max_points_per_centroid=max(1, math.ceil(n_tr / nlist)),
-        )  # fmt: skip
-        km.train(sample)
-        C = np.ascontiguousarray(km.centroids, dtype=np.float32)
+        if centroids is None:
+            centroids = train_cells(X, nlist, n_train=n_train, niter=niter,
+                                    random_state=random_state)  # fmt: skip
+        C = np.ascontiguousarray(centroids, dtype=np.float32)
+        if C.shape != (nlist, d):
+            raise ValueError(f"centroids must have shape ({nlist}, {d}), got {C.shape}")
         top = _top_cells(X, C, spill)
         probes = _top_cells(C, C, nprobe)
     else:

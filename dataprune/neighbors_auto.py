@@ -7,10 +7,15 @@ cells it probes, so its recall depends on how well the data's neighbourhoods fol
 cells: in ``benchmarks/knn_scale.py`` (300k rows, k = 32) it reached recall@k 0.99 on clustered
 embeddings in a fifth of HNSW's time, but 0.52 on structureless low-rank data, where HNSW (with
 its efSearch tuned) reaches 0.95. No fixed rule tells the two apart in advance, so ``"auto"``
-runs the cells, measures recall@k on a seeded sample of rows searched exactly, and keeps the
-graph when the sample's recall less two standard errors reaches ``target_recall``; otherwise it
-builds the HNSW graph (whose efSearch tuning reuses the same exact sample). The cost of being
-wrong is the cell pass and the sample (256 s against HNSW's 216 s on 300k low-rank rows).
+checks on a seeded sample of rows searched exactly, twice. Before the join: the cells' centroids
+are trained and the share of the sample's exact neighbours that the join would score at all
+(stored in a cell probed for the row's own cell, :func:`dataprune.cell_join.cell_candidate_recall`)
+is computed from the cells of those rows alone; it bounds the join's recall from above, so when it
+is below ``target_recall`` by more than two standard errors the join is skipped. After the join:
+the graph is kept when the sample's recall less two standard errors reaches ``target_recall``.
+Otherwise the HNSW graph is built (its efSearch tuning reuses the same exact sample). The bound
+costs the k-means training and the sample's cells; before it, being wrong cost the whole cell
+pass (256 s against HNSW's 216 s on 300k low-rank rows).
 """
 
 from __future__ import annotations
@@ -58,26 +63,52 @@ def auto_knn(
         As :func:`~dataprune.neighbors.knn_graph`.
     info : dict
         ``method`` ("auto"), ``chosen`` ("cells" or "hnsw"), ``cells`` (its parameters,
-        ``sample_recall``, ``sample_recall_se``, ``time_s``) and, when HNSW ran, ``hnsw`` (its
+        ``candidate_recall`` and ``candidate_recall_se`` (the bound), ``sample_recall`` and
+        ``sample_recall_se`` (when the join ran), ``time_s``) and, when HNSW ran, ``hnsw`` (its
         info, see :func:`~dataprune.neighbors_hnsw.hnsw_knn`).
     """
-    from dataprune.cell_join import cell_join_knn, resolve_cell_params
+    from dataprune.cell_join import (
+        cell_candidate_recall,
+        cell_join_knn,
+        resolve_cell_params,
+        train_cells,
+    )
     from dataprune.neighbors import exact_knn_rows
-    from dataprune.neighbors_hnsw import hnsw_knn, recall_sample_rows, sample_recall
+    from dataprune.neighbors_hnsw import recall_sample_rows, sample_recall
 
     n = X.shape[0]
     t0 = time.perf_counter()
-    sims, idx = cell_join_knn(X, k, random_state=random_state, show_progress_bar=show_progress_bar)
+    params = resolve_cell_params(n)
     rows = recall_sample_rows(n, random_state)
     truth = exact_knn_rows(X, rows, k)[1]
+    centroids = (
+        train_cells(X, params["nlist"], random_state=random_state) if params["nlist"] > 1 else None
+    )
+    cells: dict[str, object] = {**params, "n_sample": len(rows)}
+    if centroids is not None:  # the share of neighbours the cells would score at all
+        covered = cell_candidate_recall(
+            X, centroids, rows, truth, nprobe=params["nprobe"], spill=params["spill"]
+        )
+        bound = float(covered.mean())
+        bound_se = float(covered.std(ddof=1) / np.sqrt(len(covered))) if len(covered) > 1 else 0.0
+        cells.update(candidate_recall=round(bound, 4), candidate_recall_se=round(bound_se, 4))
+        if bound + 2.0 * bound_se < target_recall:  # the join cannot reach it: skip it
+            cells["time_s"] = round(time.perf_counter() - t0, 2)
+            logger.info(
+                "kNN auto: the cells would score %.3f of the sampled neighbours (below %.2f); "
+                "building the HNSW graph without the cell join", bound, target_recall,
+            )  # fmt: skip
+            return _hnsw(X, k, target_recall, random_state, block_size, show_progress_bar,
+                         rows, truth, cells)  # fmt: skip
+    sims, idx = cell_join_knn(
+        X, k, random_state=random_state, show_progress_bar=show_progress_bar, centroids=centroids
+    )
     recall, se = sample_recall(idx[rows], truth)
-    cells = {
-        **resolve_cell_params(n),
-        "sample_recall": round(recall, 4),
-        "sample_recall_se": round(se, 4),
-        "n_sample": len(rows),
-        "time_s": round(time.perf_counter() - t0, 2),
-    }
+    cells.update(
+        sample_recall=round(recall, 4),
+        sample_recall_se=round(se, 4),
+        time_s=round(time.perf_counter() - t0, 2),
+    )
     if recall - 2.0 * se >= target_recall:
         logger.info(
             "kNN auto: cells kept (recall@%d of %d sampled rows %.3f)", k, len(rows), recall
@@ -90,6 +121,15 @@ def auto_knn(
         target_recall,
     )
     del sims, idx
+    return _hnsw(
+        X, k, target_recall, random_state, block_size, show_progress_bar, rows, truth, cells
+    )
+
+
+def _hnsw(X, k, target_recall, random_state, block_size, show_progress_bar, rows, truth, cells):
+    """The HNSW graph, its tuning reusing the exact sample; the info of ``"auto"``."""
+    from dataprune.neighbors_hnsw import hnsw_knn
+
     sims, idx, hinfo = hnsw_knn(
         X,
         k,

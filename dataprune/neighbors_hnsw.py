@@ -2,12 +2,16 @@
 target on a sample of rows searched exactly.
 
 Why tuned: the ``efSearch`` that reaches a given recall depends on the data far more than on its
-size. In ``benchmarks/knn_scale.py`` (k = 32) the tuning picked ``efSearch`` 50 at 100k and 66 at
-300k rows of structureless low-rank data, but 99 and 396 for clustered embeddings (tight
-sub-clusters whose members are almost equidistant); no fixed rule is right for both. So the graph is
-built once, a seeded sample of rows is searched exactly (a small matrix product against all rows),
-and ``efSearch`` is raised step by step until the sample's recall@k reaches the target; every row
-is then searched with it.
+size. In ``benchmarks/knn_scale.py`` (k = 32) the tuning picked ``efSearch`` 66 at 100k and 99 at
+300k rows of structureless low-rank data (over 24 principal components, see below), but 132 and
+264 for clustered embeddings (tight sub-clusters whose members are almost equidistant); no fixed
+rule is right for both. So the graph is built once, a seeded sample of rows is searched exactly (a
+small matrix product against all rows), and ``efSearch`` is raised step by step until the sample's
+recall@k reaches the target; every row is then searched with it.
+
+When few principal components hold most of the variance, the graph is built over them and each
+row's ``efSearch`` candidates are re-scored exactly in the full space
+(:mod:`dataprune.neighbors_projection`); the tuning measures recall after the re-scoring.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ def hnsw_knn(
     block_size: int = 16384,
     show_progress_bar: bool | None = None,
     tune_truth: tuple[np.ndarray, np.ndarray] | None = None,
+    project: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """kNN graph of ``X`` (float32, C-contiguous, ``1 <= k < n``) from a faiss HNSW index.
 
@@ -124,52 +129,122 @@ def hnsw_knn(
     ``(n_rows, k)`` (as :func:`~dataprune.neighbors.exact_knn_rows` returns them); default: a
     seeded sample of ``min(n, 2000)`` rows searched here.
 
+    ``project``: build the graph over the leading principal components and re-score each row's
+    ``efSearch`` candidates exactly in the full space
+    (:mod:`dataprune.neighbors_projection`). Default (``None``): when ``efSearch`` is tuned and
+    few components hold most of the variance (:func:`~dataprune.neighbors_projection.
+    principal_projection`); when the projected graph misses the target at the largest
+    ``efSearch``, the full-dimensional graph is built and tuned instead. ``False``: never.
+
     Returns
     -------
     sims, idx : ndarray of shape (n_samples, k)
         As :func:`~dataprune.neighbors.knn_graph`.
     info : dict
         The parameters used (``efSearch`` as tuned) and, when tuned, ``sample_recall`` (the
-        recall@k of the sample at the chosen ``efSearch``).
+        recall@k of the sample at the chosen ``efSearch``); ``projection``: the projected
+        dimension and the variance it holds (``dim`` ``None`` when the full space was searched),
+        and ``projection_fallback`` when a projected graph missed the target.
     """
-    import faiss
-
-    from dataprune.neighbors import _search_without_self, exact_knn_rows
+    from dataprune.neighbors import exact_knn_rows
+    from dataprune.neighbors_projection import principal_projection
 
     n, d = X.shape
     params = default_hnsw_params(n, k, ef_search=ef_search, target_recall=target_recall)
-    index = faiss.IndexHNSWFlat(d, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
+    tuned = params["efSearch"] == "auto"
+    if tuned and tune_truth is None:
+        rows = recall_sample_rows(n, random_state)
+        tune_truth = (rows, exact_knn_rows(X, rows, k)[1])
+    fallback = None
+    if tuned and project is not False:
+        components, pinfo = principal_projection(X, random_state=random_state)
+        if components is not None:
+            out = _hnsw_graph(X, k, params, block_size, show_progress_bar, tune_truth, components)
+            if out[2]["reached"]:
+                out[2].pop("reached")
+                out[2]["projection"] = pinfo
+                return out
+            fallback = {**pinfo, "sample_recall": out[2]["sample_recall"]}
+            logger.info(
+                "HNSW: the graph over %d principal components reached recall@%d %.3f at the "
+                "largest efSearch; building it over all %d dimensions",
+                pinfo["dim"], k, out[2]["sample_recall"], d,
+            )  # fmt: skip
+    sims, idx, info = _hnsw_graph(X, k, params, block_size, show_progress_bar, tune_truth, None)
+    if tuned and not info["reached"]:
+        logger.warning(
+            "HNSW: recall@%d of the %d-row sample is %.3f at the largest efSearch tried (%d), "
+            "below the target %.2f; pass a larger ef_search or use method='exact'",
+            k, len(tune_truth[0]), info["sample_recall"], info["efSearch"], target_recall,
+        )  # fmt: skip
+    info.pop("reached")
+    info["projection"] = {"dim": None}
+    if fallback is not None:
+        info["projection_fallback"] = fallback
+    return sims, idx, info
+
+
+def _hnsw_graph(
+    X: np.ndarray,
+    k: int,
+    params: dict[str, object],
+    block_size: int,
+    show_progress_bar: bool | None,
+    tune_truth: tuple[np.ndarray, np.ndarray] | None,
+    components: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Build (one thread), tune ``efSearch`` on ``tune_truth`` when ``params`` say ``"auto"``,
+    and search every row. ``components``: search the projected rows (L2) for ``efSearch``
+    candidates, re-scored exactly in the full space; ``None``: the full space, inner product.
+    ``info["reached"]``: whether the tuning reached the target (``True`` when not tuned)."""
+    import faiss
+
+    from dataprune.neighbors import _search_without_self
+    from dataprune.neighbors_projection import exact_rescore, project_rows
+
+    if components is None:
+        Z = X
+        index = faiss.IndexHNSWFlat(X.shape[1], int(params["M"]), faiss.METRIC_INNER_PRODUCT)
+    else:
+        Z = project_rows(X, components)
+        index = faiss.IndexHNSWFlat(Z.shape[1], int(params["M"]), faiss.METRIC_L2)
     index.hnsw.efConstruction = int(params["efConstruction"])
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # insertion order fixed: the same rows give the same graph
     try:
-        index.add(X)
+        index.add(Z)
     finally:
         faiss.omp_set_num_threads(threads)
-    info: dict[str, object] = {"method": "hnsw", **params}
+
+    def search(rows: np.ndarray | None, progress_bar: bool | None):
+        if components is None:
+            return _search_without_self(index, X, k, block_size, progress_bar, rows=rows)
+        ef = int(index.hnsw.efSearch)  # every candidate of the search list, re-scored
+        rows = np.arange(X.shape[0]) if rows is None else rows
+        _s, cand = _search_without_self(index, Z, ef, block_size, progress_bar, rows=rows)
+        return exact_rescore(X, rows, cand, k)
+
+    info: dict[str, object] = {"method": "hnsw", **params, "reached": True}
     if params["efSearch"] == "auto":
-        if tune_truth is not None:
-            rows, truth = tune_truth
-        else:
-            rows = recall_sample_rows(n, random_state)
-            truth = exact_knn_rows(X, rows, k)[1]
+        rows, truth = tune_truth
         recall, ef = 0.0, k + 1
+        reached = False
         for ef in params["ef_candidates"]:
+            if components is not None and ef < k + 2:  # more candidates than k are re-scored
+                continue
             index.hnsw.efSearch = int(ef)
-            _s, found = _search_without_self(index, X, k, block_size, False, rows=rows)
+            _s, found = search(rows, False)
             recall, se = sample_recall(found, truth)
-            if recall - 2.0 * se >= target_recall:  # the whole graph's recall, ~97.5% confident
+            if recall - 2.0 * se >= params["target_recall"]:  # the whole graph's, ~97.5% sure
+                reached = True
                 break
-        else:
-            logger.warning(
-                "HNSW: recall@%d of the %d-row sample is %.3f at the largest efSearch tried (%d), "
-                "below the target %.2f; pass a larger ef_search or use method='exact'",
-                k, len(rows), recall, ef, target_recall,
-            )  # fmt: skip
-        info.update(efSearch=int(ef), sample_recall=round(recall, 4))
+        info.update(efSearch=int(index.hnsw.efSearch), sample_recall=round(recall, 4),
+                    reached=reached)  # fmt: skip
         logger.info(
-            "HNSW: efSearch %d (recall@%d of %d sampled rows: %.3f)", ef, k, len(rows), recall
-        )
+            "HNSW%s: efSearch %d (recall@%d of %d sampled rows: %.3f)",
+            "" if components is None else f" over {components.shape[1]} components",
+            info["efSearch"], k, len(rows), recall,
+        )  # fmt: skip
     index.hnsw.efSearch = int(info["efSearch"])
-    sims, idx = _search_without_self(index, X, k, block_size, show_progress_bar)
+    sims, idx = search(None, show_progress_bar)
     return sims, idx, info

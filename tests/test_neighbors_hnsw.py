@@ -4,22 +4,12 @@ import logging
 
 import numpy as np
 import pytest
+from neighbor_data import lowrank, recall
 
 from dataprune import neighbors
 from dataprune.errors import DataValidationError
 from dataprune.neighbors import KNN_METHODS, knn_graph
 from dataprune.neighbors_hnsw import HNSW_EF_STEPS, default_hnsw_params
-
-
-def _lowrank(rng, n, d=64, rank=8, noise=0.1):
-    """Structureless low-rank rows (no clusters for cells to align with), L2-normalised."""
-    X = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d)) / np.sqrt(rank)
-    X = X + noise * rng.standard_normal((n, d))
-    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
-
-
-def _recall(approx: np.ndarray, exact: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(approx, exact)]))
 
 
 def test_default_hnsw_params():
@@ -37,12 +27,12 @@ def test_default_hnsw_params():
 def test_hnsw_reaches_the_target_recall_on_structureless_data_and_is_reproducible():
     """Where the IVF defaults miss neighbours (no clusters), the tuned HNSW graph does not; its
     single-threaded build makes two runs identical."""
-    X = _lowrank(np.random.default_rng(3), 6000)
+    X = lowrank(np.random.default_rng(3), 6000)
     _es, ei = knn_graph(X, 16, exact=True, show_progress_bar=False)
     s, i, info = knn_graph(X, 16, method="hnsw", show_progress_bar=False, return_info=True)
     assert info["method"] == "hnsw" and info["efSearch"] in info["ef_candidates"]
     assert info["sample_recall"] >= 0.95
-    assert _recall(i, ei) >= 0.95  # the sample's lower bound holds for all rows
+    assert recall(i, ei) >= 0.95  # the sample's lower bound holds for all rows
     assert (i != np.arange(len(X))[:, None]).all()  # self excluded
     assert np.all(np.diff(s, axis=1) <= 1e-6)  # descending
     np.testing.assert_allclose(s, np.einsum("nd,nkd->nk", X, X[i]), atol=1e-5)
@@ -50,17 +40,17 @@ def test_hnsw_reaches_the_target_recall_on_structureless_data_and_is_reproducibl
     np.testing.assert_array_equal(i, i2)
     np.testing.assert_array_equal(s, s2)
     _, iv = knn_graph(X, 16, method="ivf", show_progress_bar=False)
-    assert _recall(iv, ei) < _recall(i, ei)
+    assert recall(iv, ei) < recall(i, ei)
     # a higher target costs a larger efSearch and gets closer to exact
     _s, ih, hi = knn_graph(
         X, 16, method="hnsw", target_recall=0.995, show_progress_bar=False, return_info=True
     )
     assert hi["efSearch"] >= info["efSearch"]
-    assert _recall(ih, ei) >= _recall(i, ei) - 0.002
+    assert recall(ih, ei) >= recall(i, ei) - 0.002
 
 
 def test_unreachable_target_warns_and_uses_the_largest_step(caplog):
-    X = _lowrank(np.random.default_rng(5), 1500)
+    X = lowrank(np.random.default_rng(5), 1500)
     with caplog.at_level(logging.WARNING, logger="dataprune"):
         _s, _i, info = knn_graph(
             X, 8, method="hnsw", target_recall=1.0, show_progress_bar=False, return_info=True
@@ -68,10 +58,13 @@ def test_unreachable_target_warns_and_uses_the_largest_step(caplog):
     if info["sample_recall"] < 1.0:  # a perfect graph is possible on small data; else it warns
         assert info["efSearch"] == info["ef_candidates"][-1]
         assert "below the target" in caplog.text
+    if info["projection"]["dim"] is None:  # the projected graph missed: the full one was built
+        assert info["projection_fallback"]["dim"] == 16
+        assert info["projection_fallback"]["sample_recall"] < 1.0
 
 
 def test_approximate_default_above_the_exact_limit_is_auto(monkeypatch):
-    X = _lowrank(np.random.default_rng(4), 3000)
+    X = lowrank(np.random.default_rng(4), 3000)
     monkeypatch.setattr(neighbors, "_EXACT_LIMIT", 1000)
     _s, i, info = knn_graph(X, 8, show_progress_bar=False, return_info=True)
     assert info["method"] == "auto" and info["chosen"] in ("cells", "hnsw")
