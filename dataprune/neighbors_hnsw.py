@@ -192,11 +192,12 @@ def _hnsw_graph(
     show_progress_bar: bool | None,
     tune_truth: tuple[np.ndarray, np.ndarray] | None,
     components: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, object]]:
     """Build (one thread), tune ``efSearch`` on ``tune_truth`` when ``params`` say ``"auto"``,
     and search every row. ``components``: search the projected rows (L2) for ``efSearch``
     candidates, re-scored exactly in the full space; ``None``: the full space, inner product.
-    ``info["reached"]``: whether the tuning reached the target (``True`` when not tuned)."""
+    ``info["reached"]``: whether the tuning reached the target (``True`` when not tuned); a
+    projected graph that missed it returns ``(None, None, info)`` without searching every row."""
     import faiss
 
     from dataprune.neighbors import _search_without_self
@@ -245,6 +246,8 @@ def _hnsw_graph(
             "" if components is None else f" over {components.shape[1]} components",
             info["efSearch"], k, len(rows), recall,
         )  # fmt: skip
+    if components is not None and not info["reached"]:
+        return None, None, info  # the caller builds the full graph: no search of every row here
     index.hnsw.efSearch = int(info["efSearch"])
     sims, idx = search(None, show_progress_bar)
     return sims, idx, info

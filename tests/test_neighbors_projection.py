@@ -61,3 +61,21 @@ def test_hnsw_over_principal_components_reaches_the_target_and_is_exact_where_it
     # a fixed efSearch searches the full space as given
     _s, _i, fixed = hnsw_knn(X, 16, ef_search=40, show_progress_bar=False)
     assert fixed["projection"]["dim"] is None and fixed["efSearch"] == 40
+
+
+def test_a_projection_that_misses_the_target_falls_back_to_the_full_graph(monkeypatch):
+    from dataprune import neighbors_projection
+
+    X = lowrank(np.random.default_rng(4), 3000)
+    _es, ei = knn_graph(X, 8, exact=True, show_progress_bar=False)
+
+    def noise_directions(X, random_state=0):  # the 16 weakest directions: neighbours are lost
+        _w, V = np.linalg.eigh(np.cov(X.astype(np.float64), rowvar=False))
+        return np.ascontiguousarray(V[:, :16], dtype=np.float32), {"dim": 16, "variance": 0.0}
+
+    monkeypatch.setattr(neighbors_projection, "principal_projection", noise_directions)
+    _s, i, info = hnsw_knn(X, 8, show_progress_bar=False)
+    assert info["projection"]["dim"] is None
+    assert info["projection_fallback"]["dim"] == 16
+    assert info["projection_fallback"]["sample_recall"] < 0.95 <= info["sample_recall"]
+    assert recall(i, ei) >= 0.95
