@@ -144,7 +144,7 @@ def knn_graph(
         meaning its own default).
     ef_search : int, optional
         HNSW candidate-list size per query (at least ``k + 1``); default (``None``): tuned per
-        call, the first of ``(k + 1) * (1, 1.5, 2, 3, 4, 6, 8, 12, 16)`` whose recall@k on a
+        call, the first of ``(k + 1) * (1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 12, 16)`` whose recall@k on a
         seeded sample of 2,000 rows (searched exactly), less two standard errors, reaches
         ``target_recall`` (:func:`dataprune.neighbors_hnsw.default_hnsw_params`). Higher is
         slower and closer to exact. Given without ``method``, above the exact limit it selects
