@@ -14,8 +14,9 @@ is computed from the cells of those rows alone; it bounds the join's recall from
 is below ``target_recall`` by more than two standard errors the join is skipped. After the join:
 the graph is kept when the sample's recall less two standard errors reaches ``target_recall``.
 Otherwise the HNSW graph is built (its efSearch tuning reuses the same exact sample). The bound
-costs the k-means training and the sample's cells; before it, being wrong cost the whole cell
-pass (256 s against HNSW's 216 s on 300k low-rank rows).
+costs the k-means training and the sample's cells (on 1M low-rank rows in
+``benchmarks/knn_scale.py`` the whole check, exact sample included, took 27.7 s, where the cell
+join itself would have been wasted).
 """
 
 from __future__ import annotations
@@ -126,7 +127,17 @@ def auto_knn(
     )
 
 
-def _hnsw(X, k, target_recall, random_state, block_size, show_progress_bar, rows, truth, cells):
+def _hnsw(
+    X: np.ndarray,
+    k: int,
+    target_recall: float,
+    random_state: int,
+    block_size: int,
+    show_progress_bar: bool | None,
+    rows: np.ndarray,
+    truth: np.ndarray,
+    cells: dict[str, object],
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """The HNSW graph, its tuning reusing the exact sample; the info of ``"auto"``."""
     from dataprune.neighbors_hnsw import hnsw_knn
 

@@ -19,12 +19,9 @@ tuned, so data the projection does not suit costs time, never accuracy.
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "PROJECTION_MAX_SHARE",
