@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "KNN_METHODS",
     "DuplicatePair",
+    "check_knn_params",
     "default_ivf_params",
     "duplicate_groups",
     "exact_knn_rows",
@@ -129,11 +130,11 @@ def knn_graph(
         self-join, kept when its recall@k on a seeded sample of 2,000 rows searched exactly, less
         two standard errors, reaches ``target_recall``, else the HNSW graph; the join is skipped
         when the share of the sample's neighbours its cells would score at all is already below
-        the target (measured at 300k rows, k = 32: clustered embeddings 28.9 s at recall 0.991
-        against HNSW's 102.4 s; structureless low-rank data 55.2 s at 0.973, the join skipped,
-        against HNSW's 53.3 s). ``"hnsw"``: a faiss HNSW graph
-        (:func:`dataprune.neighbors_hnsw.hnsw_knn`), built with one thread so that the same rows
-        give the same graph (faiss's multi-threaded insertion order is unspecified), searched by
+        the target (measured at 300k rows, k = 32: clustered embeddings 43.6 s at recall 0.991
+        against HNSW's 117.7 s; structureless low-rank data 49.9 s at 0.954, the join skipped,
+        against HNSW's 50.3 s). ``"hnsw"``: a faiss HNSW graph
+        (:func:`dataprune.neighbors_hnsw.hnsw_knn`), built so that the same rows give the same
+        graph (with all threads where faiss's build is deterministic, else one), searched by
         all threads with ``efSearch`` tuned on a sample to ``target_recall``; when few principal
         components hold most of the variance (low-rank rows), the graph is built over them and
         each row's candidates are re-scored exactly in the full space
@@ -207,12 +208,7 @@ def _knn_graph(
     if k < 1:
         empty = np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
         return (*empty, {"method": "none"})
-    if method is not None and method not in KNN_METHODS:
-        valid = ", ".join(sorted(KNN_METHODS))
-        raise DataValidationError(f"unknown kNN method {method!r}; valid: {valid}")
-    for name, value in (("nlist", nlist), ("nprobe", nprobe), ("ef_search", ef_search)):
-        if value is not None and (isinstance(value, bool) or int(value) < 1):
-            raise DataValidationError(f"{name} must be >= 1 or None, got {value!r}")
+    check_knn_params(method, nlist=nlist, nprobe=nprobe, ef_search=ef_search)
     if method == "cells":
         from dataprune.cell_join import cell_join_knn, resolve_cell_params
 
@@ -269,6 +265,32 @@ def _knn_graph(
     index.add(X)
     sims, idx = _search_without_self(index, X, k, block_size, show_progress_bar)
     return sims, idx, {"method": "ivf", "nlist": nlist, "nprobe": nprobe}
+
+
+def check_knn_params(
+    method: str | None,
+    *,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+) -> None:
+    """Validate :func:`knn_graph`'s method and index options before any work (a selector calls
+    it before its rows are embedded).
+
+    Raises
+    ------
+    DataValidationError
+        An unknown ``method`` (with the valid names), or an ``nlist``, ``nprobe`` or
+        ``ef_search`` that is not ``None`` or an integer >= 1.
+    """
+    if method is not None and method not in KNN_METHODS:
+        valid = ", ".join(sorted(KNN_METHODS))
+        raise DataValidationError(f"unknown kNN method {method!r}; valid: {valid}")
+    for name, value in (("nlist", nlist), ("nprobe", nprobe), ("ef_search", ef_search)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise DataValidationError(f"{name} must be an integer >= 1 or None, got {value!r}")
 
 
 def _search_without_self(

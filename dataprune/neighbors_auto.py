@@ -15,7 +15,7 @@ is below ``target_recall`` by more than two standard errors the join is skipped.
 the graph is kept when the sample's recall less two standard errors reaches ``target_recall``.
 Otherwise the HNSW graph is built (its efSearch tuning reuses the same exact sample). The bound
 costs the k-means training and the sample's cells (on 1M low-rank rows in
-``benchmarks/knn_scale.py`` the whole check, exact sample included, took 27.7 s, where the cell
+``benchmarks/knn_scale.py`` the whole check, exact sample included, took 30.2 s, where the cell
 join itself would have been wasted).
 """
 

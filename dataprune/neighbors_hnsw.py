@@ -2,9 +2,9 @@
 target on a sample of rows searched exactly.
 
 Why tuned: the ``efSearch`` that reaches a given recall depends on the data far more than on its
-size. In ``benchmarks/knn_scale.py`` (k = 32) the tuning picked ``efSearch`` 66 at 100k and 99 at
-300k rows of structureless low-rank data (over 24 principal components, see below), but 132 and
-264 for clustered embeddings (tight sub-clusters whose members are almost equidistant); no fixed
+size. In ``benchmarks/knn_scale.py`` (k = 32) the tuning picked ``efSearch`` 62, 78 and 107 at
+100k, 300k and 1M rows of structureless low-rank data (over 24 principal components, see below),
+but 107 and 264 at 100k and 300k rows of clustered embeddings (tight sub-clusters whose members are almost equidistant); no fixed
 rule is right for both. So the graph is built once, a seeded sample of rows is searched exactly (a
 small matrix product against all rows), and ``efSearch`` is raised step by step until the sample's
 recall@k reaches the target; every row is then searched with it.
@@ -24,9 +24,12 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "HNSW_EF_RESOLUTION",
     "HNSW_EF_STEPS",
     "default_hnsw_params",
+    "deterministic_parallel_build",
     "hnsw_knn",
+    "locality_order",
     "recall_sample_rows",
     "sample_recall",
 ]
@@ -35,6 +38,12 @@ __all__ = [
 #: from 2 to 4, where tuned values fall on most data: a step costs one search of the 2,000-row
 #: sample, an overshoot a slower search of every row.
 HNSW_EF_STEPS: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0)
+#: Once a step reaches the target, ``efSearch`` is bisected between it and the step before down
+#: to ``(k + 1) / HNSW_EF_RESOLUTION`` (two or three more searches of the sample).
+HNSW_EF_RESOLUTION = 8
+#: :func:`locality_order`: rows per cell, and the fewest rows it is used for.
+LOCALITY_CELL_ROWS = 1000
+LOCALITY_MIN_ROWS = 50_000
 #: rows searched exactly to estimate recall while tuning ``efSearch``.
 HNSW_TUNE_SAMPLE = 2000
 
@@ -47,8 +56,10 @@ def default_hnsw_params(
     ``M = 32`` links per node and ``efConstruction = 40`` (faiss's defaults for
     ``IndexHNSWFlat``). ``efSearch``: the value given (at least ``k + 1``), else ``"auto"``: the
     first of ``(k + 1) * HNSW_EF_STEPS`` (rounded up) whose recall@k on a seeded sample of
-    ``min(n_samples, 2000)`` rows, searched exactly, reaches ``target_recall`` (the last step when
-    none does).
+    ``min(n_samples, 2000)`` rows, searched exactly, less two standard errors, reaches
+    ``target_recall`` (the last step when none does), then bisected down between that step and
+    the one before to a resolution of ``(k + 1) / 8`` (every value kept has reached the target
+    itself).
 
     Parameters
     ----------
@@ -77,6 +88,62 @@ def default_hnsw_params(
         "target_recall": float(target_recall),
         "n_tune_samples": 0 if fixed else int(min(n_samples, HNSW_TUNE_SAMPLE)),
     }
+
+
+def deterministic_parallel_build() -> bool:
+    """Whether faiss builds the same HNSW graph with any number of threads.
+
+    faiss 1.15 made its lock-free deterministic insertion the only HNSW build (faiss pull
+    requests #5486 and #5611: the graph is byte-identical across builds and thread counts), so
+    the graph is built with all threads (at 300k projected rows: 10.8 s on 2 threads against
+    23.4 s on one, the same graph). Earlier versions insert in an unspecified order when
+    threaded, or have the deterministic build only behind the ``hnsw_deterministic_build``
+    flag; the graph is then built with one thread.
+    """
+    import faiss
+
+    cvar = getattr(faiss, "cvar", None)
+    return hasattr(faiss, "hnsw_add_vertices_deterministic") and not hasattr(
+        cvar, "hnsw_deterministic_build"
+    )
+
+
+def locality_order(Z: np.ndarray, *, random_state: int = 0) -> np.ndarray | None:
+    """A renumbering of the rows that puts the rows of one k-means cell next to each other.
+
+    A graph search spends its time fetching the vectors and link lists of the nodes it visits;
+    renumbered so that nearby rows have nearby numbers (``IndexHNSW.permute_entries``: the same
+    graph) and searched row after row in that order, consecutive searches visit the same memory.
+    Measured once outside the benchmark (a scratch script, same graph, same 200,000 query rows
+    of 1M projected low-rank rows, 24-d): 1.22 times as fast (1.1 times at 300k rows, where
+    vectors and links fit this machine's 300 MiB last-level cache anyway); the ordering took
+    1.6 s.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, dim), float32
+        The rows the graph is built over (few dimensions: the k-means is cheap).
+    random_state : int, default=0
+        Seeds the k-means sample and initialisation.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), int64, or None
+        ``perm`` with new row ``i`` = old row ``perm[i]`` (rows sorted by cell, stable), from
+        ``n_samples // LOCALITY_CELL_ROWS`` cells trained on at most 65,536 sampled rows, 10
+        iterations; ``None`` below :data:`LOCALITY_MIN_ROWS` rows (nothing to gain).
+    """
+    import faiss
+
+    n, d = Z.shape
+    if n < LOCALITY_MIN_ROWS:
+        return None
+    rng = np.random.default_rng([int(random_state), 3])
+    sample = np.ascontiguousarray(Z[np.sort(rng.choice(n, size=min(n, 65536), replace=False))])
+    kmeans = faiss.Kmeans(d, max(2, n // LOCALITY_CELL_ROWS), niter=10, seed=int(random_state))
+    kmeans.train(sample)
+    _d, cell = kmeans.index.search(np.ascontiguousarray(Z), 1)
+    return np.argsort(cell[:, 0], kind="stable").astype(np.int64)
 
 
 def recall_sample_rows(n_samples: int, random_state: int = 0) -> np.ndarray:
@@ -124,9 +191,10 @@ def hnsw_knn(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """kNN graph of ``X`` (float32, C-contiguous, ``1 <= k < n``) from a faiss HNSW index.
 
-    The index is built with one thread, so the same rows give the same graph (faiss's
-    multi-threaded insertion order is unspecified), then searched by all threads (search is
-    deterministic). See :func:`default_hnsw_params` for ``efSearch``. ``tune_truth``: the
+    The index is built with all threads where faiss's build is deterministic
+    (:func:`deterministic_parallel_build`), else with one thread (faiss's threaded insertion
+    order was unspecified), so the same rows give the same graph; it is searched by all threads
+    (search is deterministic). See :func:`default_hnsw_params` for ``efSearch``. ``tune_truth``: the
     tuning sample already searched exactly, ``(rows, neighbours)`` of shapes ``(n_rows,)`` and
     ``(n_rows, k)`` (as :func:`~dataprune.neighbors.exact_knn_rows` returns them); default: a
     seeded sample of ``min(n, 2000)`` rows searched here.
@@ -143,10 +211,12 @@ def hnsw_knn(
     sims, idx : ndarray of shape (n_samples, k)
         As :func:`~dataprune.neighbors.knn_graph`.
     info : dict
-        The parameters used (``efSearch`` as tuned) and, when tuned, ``sample_recall`` (the
+        The parameters used (``efSearch`` as tuned, ``build_threads``) and, when tuned, ``sample_recall`` (the
         recall@k of the sample at the chosen ``efSearch``); ``projection``: the projected
         dimension and the variance it holds (``dim`` ``None`` when the full space was searched),
-        and ``projection_fallback`` when a projected graph missed the target.
+        and ``projection_fallback`` when a projected graph missed the target; ``search_order``
+        (projected graphs): ``"cells"`` when renumbered by :func:`locality_order`, else
+        ``"rows"``.
     """
     from dataprune.neighbors import exact_knn_rows
     from dataprune.neighbors_projection import principal_projection
@@ -161,7 +231,9 @@ def hnsw_knn(
     if tuned and project is not False:
         components, pinfo = principal_projection(X, random_state=random_state)
         if components is not None:
-            out = _hnsw_graph(X, k, params, block_size, show_progress_bar, tune_truth, components)
+            out = _hnsw_graph(
+                X, k, params, block_size, show_progress_bar, tune_truth, components, random_state
+            )
             if out[2]["reached"]:
                 out[2].pop("reached")
                 out[2]["projection"] = pinfo
@@ -194,54 +266,93 @@ def _hnsw_graph(
     show_progress_bar: bool | None,
     tune_truth: tuple[np.ndarray, np.ndarray] | None,
     components: np.ndarray | None,
+    random_state: int = 0,
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, object]]:
-    """Build (one thread), tune ``efSearch`` on ``tune_truth`` when ``params`` say ``"auto"``,
+    """Build (deterministically), tune ``efSearch`` on ``tune_truth`` when ``params`` say ``"auto"``,
     and search every row. ``components``: search the projected rows (L2) for ``efSearch``
-    candidates, re-scored exactly in the full space; ``None``: the full space, inner product.
+    candidates, re-scored exactly in the full space, the graph renumbered by
+    :func:`locality_order` and the rows searched in that order; ``None``: the full space, inner
+    product.
     ``info["reached"]``: whether the tuning reached the target (``True`` when not tuned); a
     projected graph that missed it returns ``(None, None, info)`` without searching every row."""
     import faiss
 
     from dataprune.neighbors import _search_without_self
     from dataprune.neighbors_projection import exact_rescore, project_rows
+    from dataprune.progress import progress
 
+    perm = None
     if components is None:
         Z = X
         index = faiss.IndexHNSWFlat(X.shape[1], int(params["M"]), faiss.METRIC_INNER_PRODUCT)
     else:
         Z = project_rows(X, components)
+        perm = locality_order(Z, random_state=random_state)
         index = faiss.IndexHNSWFlat(Z.shape[1], int(params["M"]), faiss.METRIC_L2)
     index.hnsw.efConstruction = int(params["efConstruction"])
     threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # insertion order fixed: the same rows give the same graph
+    build_threads = threads if deterministic_parallel_build() else 1
+    faiss.omp_set_num_threads(build_threads)  # either way: the same rows give the same graph
     try:
         index.add(Z)
     finally:
         faiss.omp_set_num_threads(threads)
 
+    inv = None
+    if perm is not None:  # the same graph, renumbered so that a cell's rows sit together
+        index.permute_entries(perm)
+        Z = Z[perm]
+        inv = np.empty_like(perm)
+        inv[perm] = np.arange(len(perm))
+
     def search(rows: np.ndarray | None, progress_bar: bool | None):
         if components is None:
             return _search_without_self(index, X, k, block_size, progress_bar, rows=rows)
         ef = int(index.hnsw.efSearch)  # every candidate of the search list, re-scored
-        rows = np.arange(X.shape[0]) if rows is None else rows
-        _s, cand = _search_without_self(index, Z, ef, block_size, progress_bar, rows=rows)
-        return exact_rescore(X, rows, cand, k)
+        rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+        new = rows if inv is None else inv[rows]
+        order = np.argsort(new, kind="stable")  # neighbouring rows searched one after another
+        sims = np.empty((len(rows), k), np.float32)
+        idx = np.empty((len(rows), k), np.int64)
+        blocks = range(0, len(rows), block_size)
+        for lo in progress(blocks, show_progress_bar=progress_bar, desc="kNN", unit="block"):
+            sel = order[lo : lo + block_size]
+            _s, cand = _search_without_self(index, Z, ef, block_size, False, rows=new[sel])
+            if perm is not None:
+                cand = np.where(cand >= 0, perm[np.maximum(cand, 0)], -1)
+            sims[sel], idx[sel] = exact_rescore(X, rows[sel], cand, k)
+        return sims, idx
 
-    info: dict[str, object] = {"method": "hnsw", **params, "reached": True}
+    info: dict[str, object] = {
+        "method": "hnsw", **params, "build_threads": build_threads, "reached": True,
+    }  # fmt: skip
+    if components is not None:
+        info["search_order"] = "rows" if perm is None else "cells"
     if params["efSearch"] == "auto":
         rows, truth = tune_truth
-        recall, ef = 0.0, k + 1
-        reached = False
-        for ef in params["ef_candidates"]:
-            if components is not None and ef < k + 2:  # more candidates than k are re-scored
-                continue
+
+        def passes(ef: int) -> tuple[bool, float]:
             index.hnsw.efSearch = int(ef)
             _s, found = search(rows, False)
             recall, se = sample_recall(found, truth)
-            if recall - 2.0 * se >= params["target_recall"]:  # the whole graph's, ~97.5% sure
-                reached = True
+            return recall - 2.0 * se >= params["target_recall"], recall  # ~97.5% sure
+
+        steps = [ef for ef in params["ef_candidates"] if components is None or ef >= k + 2]
+        reached, recall, ef, failed = False, 0.0, k + 1, None  # projected: more than k re-scored
+        for ef in steps:
+            reached, recall = passes(ef)
+            if reached:
                 break
-        info.update(efSearch=int(index.hnsw.efSearch), sample_recall=round(recall, 4),
+            failed = ef
+        if reached and failed is not None:  # bisect between the last failing step and this one
+            while ef - failed > max(2, (k + 1) // HNSW_EF_RESOLUTION):
+                mid = (failed + ef) // 2
+                ok, mid_recall = passes(mid)
+                if ok:
+                    ef, recall = mid, mid_recall
+                else:
+                    failed = mid
+        info.update(efSearch=int(ef), sample_recall=round(recall, 4),
                     reached=reached)  # fmt: skip
         logger.info(
             "HNSW%s: efSearch %d (recall@%d of %d sampled rows: %.3f)",

@@ -7,9 +7,9 @@ on distances dominated by those few directions. Built over the leading principal
 instead, each distance is several times cheaper, and re-scoring the graph's candidates by the
 exact inner product in the full space puts back what the projection dropped. In
 ``benchmarks/results/knn_scale.md`` (k = 32, rows of rank 24 + noise in 384 dimensions) the
-graph over 24 components reached recall@32 0.973 in 53.3 s at 300k rows, where the
-full-dimensional graph (the same build, efSearch swept, same machine and session) took 175.5 s
-for recall 0.969; at 1M rows it reached 0.969 in 299.2 s.
+graph over 24 components reached recall@32 0.954 in 50.3 s at 300k rows, where the
+full-dimensional graph (built the same way, efSearch swept, same session) took 131.8 s for
+recall 0.955; at 1M rows 236.8 s for 0.953 against 606.5 s for 0.956.
 
 The projection is used only when it is cheap and faithful: when the leading components that hold
 :data:`PROJECTION_VARIANCE` of the variance (of a seeded sample of rows) number at most
@@ -111,8 +111,8 @@ def exact_rescore(
         Neighbours kept per row.
     block : int, optional
         Query rows per step; default: as many as keep the gathered candidate rows near 8 MiB
-        (at 1M x 384 rows and 132 candidates, 64 MiB blocks took twice as long: each block's
-        buffer is allocated anew).
+        (at 1M x 384 rows and 132 candidates, 64 MiB blocks took 1.5 to 2.3 times as long:
+        each block's buffer is allocated anew).
 
     Returns
     -------

@@ -9,7 +9,12 @@ from neighbor_data import lowrank, recall
 from dataprune import neighbors
 from dataprune.errors import DataValidationError
 from dataprune.neighbors import KNN_METHODS, knn_graph
-from dataprune.neighbors_hnsw import HNSW_EF_STEPS, default_hnsw_params
+from dataprune.neighbors_hnsw import (
+    HNSW_EF_STEPS,
+    default_hnsw_params,
+    deterministic_parallel_build,
+    hnsw_knn,
+)
 
 
 def test_default_hnsw_params():
@@ -26,11 +31,12 @@ def test_default_hnsw_params():
 
 def test_hnsw_reaches_the_target_recall_on_structureless_data_and_is_reproducible():
     """Where the IVF defaults miss neighbours (no clusters), the tuned HNSW graph does not; its
-    single-threaded build makes two runs identical."""
+    deterministic build makes two runs identical."""
     X = lowrank(np.random.default_rng(3), 6000)
     _es, ei = knn_graph(X, 16, exact=True, show_progress_bar=False)
     s, i, info = knn_graph(X, 16, method="hnsw", show_progress_bar=False, return_info=True)
-    assert info["method"] == "hnsw" and info["efSearch"] in info["ef_candidates"]
+    steps = info["ef_candidates"]
+    assert info["method"] == "hnsw" and steps[0] <= info["efSearch"] <= steps[-1]
     assert info["sample_recall"] >= 0.95
     assert recall(i, ei) >= 0.95  # the sample's lower bound holds for all rows
     assert (i != np.arange(len(X))[:, None]).all()  # self excluded
@@ -47,6 +53,47 @@ def test_hnsw_reaches_the_target_recall_on_structureless_data_and_is_reproducibl
     )
     assert hi["efSearch"] >= info["efSearch"]
     assert recall(ih, ei) >= recall(i, ei) - 0.002
+
+
+def test_efsearch_is_bisected_below_the_first_step_that_reaches_the_target():
+    """The tuned efSearch reaches the target on the sample itself; the ladder step below it does
+    not, and the value is off the ladder when bisection found a smaller one that passes."""
+    from dataprune.neighbors import exact_knn_rows
+    from dataprune.neighbors_hnsw import recall_sample_rows, sample_recall
+
+    X = lowrank(np.random.default_rng(3), 6000, rank=24)
+    rows = recall_sample_rows(len(X))
+    truth = exact_knn_rows(X, rows, 16)[1]
+    target = 0.999
+    _s, i, info = hnsw_knn(X, 16, project=False, target_recall=target, show_progress_bar=False)
+    ef, steps = info["efSearch"], info["ef_candidates"]
+    assert ef not in steps  # bisected (on this data the ladder alone would keep 51)
+    below = max(step for step in steps if step < ef)
+    for value, reached in ((below, False), (ef, True)):
+        _s, found, _ = hnsw_knn(X, 16, ef_search=value, project=False, show_progress_bar=False)
+        r, se = sample_recall(found[rows], truth)
+        assert (r - 2 * se >= target) is reached
+    np.testing.assert_array_equal(found, i)  # the tuned graph is the fixed one at that efSearch
+
+
+def test_the_graph_does_not_depend_on_the_thread_count():
+    """With faiss's deterministic build the graph is built by all threads, and one thread gives
+    the same neighbours; without it the build uses one thread whatever the caller's setting."""
+    import faiss
+
+    X = lowrank(np.random.default_rng(11), 5000)
+    threads = faiss.omp_get_max_threads()
+    s, i, info = hnsw_knn(X, 8, project=False, show_progress_bar=False)
+    faiss.omp_set_num_threads(1)
+    try:
+        s1, i1, info1 = hnsw_knn(X, 8, project=False, show_progress_bar=False)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    assert info1["build_threads"] == 1
+    assert info["build_threads"] == (threads if deterministic_parallel_build() else 1)
+    assert faiss.omp_get_max_threads() == threads  # the caller's setting is restored
+    np.testing.assert_array_equal(i, i1)
+    np.testing.assert_array_equal(s, s1)
 
 
 def test_unreachable_target_warns_and_uses_the_largest_step(caplog):

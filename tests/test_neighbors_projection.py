@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from neighbor_data import lowrank, recall
 
-from dataprune.neighbors import knn_graph
+from dataprune.neighbors import exact_knn_rows, knn_graph
 from dataprune.neighbors_hnsw import hnsw_knn
 from dataprune.neighbors_projection import (
     PROJECTION_VARIANCE,
@@ -54,7 +54,7 @@ def test_hnsw_over_principal_components_reaches_the_target_and_is_exact_where_it
     np.testing.assert_allclose(s, np.einsum("nd,nkd->nk", X, X[i]), atol=1e-5)  # re-scored
     assert np.all(np.diff(s, axis=1) <= 1e-6)
     s2, i2, _ = hnsw_knn(X, 16, show_progress_bar=False)
-    np.testing.assert_array_equal(i, i2)  # seeded sample, one-thread build
+    np.testing.assert_array_equal(i, i2)  # seeded sample, deterministic build
     np.testing.assert_array_equal(s, s2)
     _sf, i_full, full = hnsw_knn(X, 16, project=False, show_progress_bar=False)
     assert full["projection"]["dim"] is None and recall(i_full, ei) >= 0.95
@@ -79,3 +79,24 @@ def test_a_projection_that_misses_the_target_falls_back_to_the_full_graph(monkey
     assert info["projection_fallback"]["dim"] == 16
     assert info["projection_fallback"]["sample_recall"] < 0.95 <= info["sample_recall"]
     assert recall(i, ei) >= 0.95
+
+
+def test_the_locality_order_renumbers_the_graph_without_changing_the_neighbours(monkeypatch):
+    """Above LOCALITY_MIN_ROWS the projected graph is renumbered by k-means cell and searched in
+    that order; the neighbours are those of the same graph searched row by row."""
+    from dataprune import neighbors_hnsw
+    from dataprune.neighbors_hnsw import locality_order
+
+    X = lowrank(np.random.default_rng(7), 60_000)
+    s, i, info = hnsw_knn(X, 8, show_progress_bar=False)
+    assert info["projection"]["dim"] == 16 and info["search_order"] == "cells"
+    perm = locality_order(X[:, :16].copy(), random_state=0)
+    assert np.array_equal(np.sort(perm), np.arange(len(X)))  # a permutation
+    monkeypatch.setattr(neighbors_hnsw, "LOCALITY_MIN_ROWS", 10**9)
+    s2, i2, info2 = hnsw_knn(X, 8, show_progress_bar=False)
+    assert info2["search_order"] == "rows" and info2["efSearch"] == info["efSearch"]
+    np.testing.assert_array_equal(i, i2)
+    np.testing.assert_array_equal(s, s2)
+    sample = np.random.default_rng(0).choice(len(X), 500, replace=False)
+    _es, ei = exact_knn_rows(X, sample, 8)
+    assert recall(i[sample], ei) >= 0.95

@@ -328,9 +328,12 @@ class FacilityLocation(BaseSelector):
         self.show_progress_bar = show_progress_bar
 
     def _check_params(self) -> None:
+        from dataprune.neighbors import check_knn_params
+
         _check_similarity(self.similarity)
         if isinstance(self.n_neighbors, bool) or int(self.n_neighbors) < 1:
             raise DataValidationError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        check_knn_params(self.knn_method, nprobe=self.nprobe, ef_search=self.ef_search)
 
     def _select(self, X: np.ndarray, y: Any, k: int, rng: np.random.Generator):
         import time

@@ -277,6 +277,30 @@ def test_errors_one_line_exit_2(tmp_path, capsys, fake_encoder, src, args, expec
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("knn_method=annoy", "unknown kNN method 'annoy'; valid: auto, cells, exact, hnsw, ivf"),
+        ("ef_search=0", "ef_search must be an integer >= 1 or None, got 0"),
+    ],
+)
+def test_knn_options_fail_before_any_text_is_embedded(
+    tmp_path, capsys, monkeypatch, src, option, expected
+):
+    import dataprune.models as models
+
+    def refuse(*a, **k):
+        raise AssertionError("the encoder was loaded before the options were checked")
+
+    monkeypatch.setattr(models, "load_encoder", refuse)
+    out = tmp_path / "o.jsonl"
+    args = ["-m", "facility_location", "--n-samples", "3", "-O", option, "-o", str(out)]
+    assert main(["select", str(src), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not out.exists()
+
+
 def test_output_same_as_input_refused(capsys, src):
     assert main(["select", str(src), "-m", "random", "--n-samples", "3", "-o", str(src)]) == 2
     assert "inputs are never overwritten" in capsys.readouterr().err
