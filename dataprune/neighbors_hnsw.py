@@ -287,8 +287,9 @@ def _hnsw_graph(
         index = faiss.IndexHNSWFlat(X.shape[1], int(params["M"]), faiss.METRIC_INNER_PRODUCT)
     else:
         Z = project_rows(X, components)
-        perm = locality_order(Z, random_state=random_state)
         index = faiss.IndexHNSWFlat(Z.shape[1], int(params["M"]), faiss.METRIC_L2)
+        if hasattr(index, "permute_entries"):  # faiss >= 1.7.4
+            perm = locality_order(Z, random_state=random_state)
     index.hnsw.efConstruction = int(params["efConstruction"])
     threads = faiss.omp_get_max_threads()
     build_threads = threads if deterministic_parallel_build() else 1
