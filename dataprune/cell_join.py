@@ -99,11 +99,13 @@ def train_cells(
     n_train: int | None = None,
     niter: int = 20,
     random_state: int = 0,
+    spherical: bool = True,
 ) -> np.ndarray:
     """The spherical k-means centroids of :func:`cell_join_knn`, shape ``(nlist, dim)``, float32.
 
     Trained on ``min(n, n_train or 64 * nlist)`` rows sampled with ``random_state`` (at most
     ``ceil(n_train / nlist)`` points per centroid), ``niter`` iterations, seeded.
+    ``spherical=False``: plain (L2) k-means, for rows that are not normalised.
     """
     import faiss
 
@@ -112,7 +114,7 @@ def train_cells(
     n_tr = int(min(n, n_train or 64 * nlist))
     sample = X[np.sort(rng.choice(n, size=n_tr, replace=False))]
     km = faiss.Kmeans(
-        d, nlist, niter=niter, seed=int(random_state), spherical=True,
+        d, nlist, niter=niter, seed=int(random_state), spherical=spherical,
         max_points_per_centroid=max(1, math.ceil(n_tr / nlist)),
     )  # fmt: skip
     km.train(np.ascontiguousarray(sample, dtype=np.float32))
