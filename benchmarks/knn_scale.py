@@ -196,8 +196,8 @@ VARIANTS: tuple[Variant, ...] = (
         "library",
         "hnsw",
         "dataprune hnsw (defaults: deterministic build on all threads, efSearch tuned on a "
-        "2,000-row sample; over the leading principal components, re-scored exactly, when few "
-        "hold 80% of the variance)",
+        "2,000-row sample; over the leading principal components (8-bit codes), re-scored "
+        "exactly, when few hold 80% of the variance)",
         defaults=_hnsw_defaults,
     ),
     Variant(

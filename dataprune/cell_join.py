@@ -26,12 +26,16 @@ from dataprune.progress import progress
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CELL_NITER",
     "cell_candidate_recall",
     "cell_join_knn",
     "default_cell_params",
     "resolve_cell_params",
     "train_cells",
 ]
+
+#: k-means iterations of the cells' centroids (:func:`train_cells`, :func:`cell_join_knn`).
+CELL_NITER = 20
 
 
 def default_cell_params(n_samples: int) -> dict[str, int]:
@@ -97,15 +101,20 @@ def train_cells(
     nlist: int,
     *,
     n_train: int | None = None,
-    niter: int = 20,
+    niter: int = CELL_NITER,
     random_state: int = 0,
     spherical: bool = True,
+    init_centroids: np.ndarray | None = None,
 ) -> np.ndarray:
     """The spherical k-means centroids of :func:`cell_join_knn`, shape ``(nlist, dim)``, float32.
 
     Trained on ``min(n, n_train or 64 * nlist)`` rows sampled with ``random_state`` (at most
     ``ceil(n_train / nlist)`` points per centroid), ``niter`` iterations, seeded.
     ``spherical=False``: plain (L2) k-means, for rows that are not normalised.
+    ``init_centroids``: continue from these centroids (the result of an earlier call with the
+    same rows, ``nlist``, ``n_train``, ``random_state`` and ``spherical``) instead of a seeded
+    start; ``a`` iterations and then ``b`` more give the same centroids as ``a + b`` at once
+    (faiss's iterations are deterministic; checked in the tests).
     """
     import faiss
 
@@ -117,7 +126,8 @@ def train_cells(
         d, nlist, niter=niter, seed=int(random_state), spherical=spherical,
         max_points_per_centroid=max(1, math.ceil(n_tr / nlist)),
     )  # fmt: skip
-    km.train(np.ascontiguousarray(sample, dtype=np.float32))
+    init = None if init_centroids is None else np.ascontiguousarray(init_centroids, np.float32)
+    km.train(np.ascontiguousarray(sample, dtype=np.float32), init_centroids=init)
     return np.ascontiguousarray(km.centroids, dtype=np.float32)
 
 
@@ -170,7 +180,7 @@ def cell_join_knn(
     nprobe: int | None = None,
     spill: int | None = None,
     n_train: int | None = None,
-    niter: int = 20,
+    niter: int = CELL_NITER,
     dtype: str = "bfloat16",
     rerank_extra: int = 8,
     max_block_elements: int = 2**25,

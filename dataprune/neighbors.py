@@ -32,9 +32,9 @@ _EXACT_LIMIT = 100_000
 KNN_METHODS: dict[str, str] = {
     "exact": "float32 matrix products over the symmetric similarity matrix's tiles, each computed "
     "once, and a running top-k (default up to 100k rows)",
-    "hnsw": "faiss HNSW graph, built single-threaded (reproducible), efSearch tuned to a recall "
-    "target on a sample; over the leading principal components, re-scored exactly, when few of "
-    "them hold most of the variance",
+    "hnsw": "faiss HNSW graph, built reproducibly (on all threads where faiss's build is "
+    "deterministic), efSearch tuned to a recall target on a sample; over the leading principal "
+    "components (8-bit codes), re-scored exactly, when few of them hold most of the variance",
     "ivf": "faiss IVF-Flat with a quantizer trained on a sample",
     "cells": "cell self-join: queries batched by coarse cell, bfloat16 matrix products",
     "auto": "the cell self-join when its recall on a sample searched exactly reaches the target, "
@@ -130,15 +130,15 @@ def knn_graph(
         self-join, kept when its recall@k on a seeded sample of 2,000 rows searched exactly, less
         two standard errors, reaches ``target_recall``, else the HNSW graph; the join is skipped
         when the share of the sample's neighbours its cells would score at all is already below
-        the target (measured at 300k rows, k = 32: clustered embeddings 43.6 s at recall 0.991
-        against HNSW's 117.7 s; structureless low-rank data 49.9 s at 0.954, the join skipped,
-        against HNSW's 50.3 s). ``"hnsw"``: a faiss HNSW graph
+        the target (measured at 300k rows, k = 32: clustered embeddings 34.8 s at recall 0.991
+        against HNSW's 117.7 s; structureless low-rank data 51.5 s at 0.953, the join skipped,
+        against HNSW's 45.6 s). ``"hnsw"``: a faiss HNSW graph
         (:func:`dataprune.neighbors_hnsw.hnsw_knn`), built so that the same rows give the same
         graph (with all threads where faiss's build is deterministic, else one), searched by
         all threads with ``efSearch`` tuned on a sample to ``target_recall``; when few principal
-        components hold most of the variance (low-rank rows), the graph is built over them and
-        each row's candidates are re-scored exactly in the full space
-        (:mod:`dataprune.neighbors_projection`). ``"ivf"``: the
+        components hold most of the variance (low-rank rows), the graph is built over them
+        (stored as 8-bit codes) and each row's candidates are re-scored exactly in the full
+        space (:mod:`dataprune.neighbors_projection`). ``"ivf"``: the
         faiss IVF index above. ``"cells"``: the cell self-join of
         :func:`dataprune.cell_join.cell_join_knn` (queries batched by coarse cell, bfloat16
         matrix products, exact re-scoring; ``nlist`` / ``nprobe`` passed through, each ``None``

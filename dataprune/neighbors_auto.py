@@ -14,9 +14,11 @@ is computed from the cells of those rows alone; it bounds the join's recall from
 is below ``target_recall`` by more than two standard errors the join is skipped. After the join:
 the graph is kept when the sample's recall less two standard errors reaches ``target_recall``.
 Otherwise the HNSW graph is built (its efSearch tuning reuses the same exact sample). The bound
-costs the k-means training and the sample's cells (on 1M low-rank rows in
-``benchmarks/knn_scale.py`` the whole check, exact sample included, took 30.2 s, where the cell
-join itself would have been wasted).
+costs the k-means training and the sample's cells; it is first computed a quarter of the way
+through the k-means (:data:`CHECK_NITER`), so data far from the target (structureless rows) pays
+only that quarter (on 1M low-rank rows in ``benchmarks/knn_scale.py`` the whole check, exact
+sample included, took 32.9 s with the full k-means, where the cell join itself would have been
+wasted).
 """
 
 from __future__ import annotations
@@ -28,7 +30,18 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["auto_knn"]
+__all__ = ["CHECK_MARGIN", "CHECK_NITER", "auto_knn"]
+
+#: The bound is first computed after ``CHECK_NITER`` of the centroids' k-means iterations; the
+#: join is skipped there when the bound is below the target by more than ``CHECK_MARGIN`` (plus
+#: two standard errors), else the k-means goes on to its full iterations (the same centroids as
+#: training them at once) and the bound is computed again. Measured (k = 32, 2,000 sampled rows):
+#: the bound after 5 and after 20 iterations differed by at most 0.003 (low-rank 100k and 300k
+#: rows of ``benchmarks/knn_scale.py``: 0.641 / 0.638 and 0.465 / 0.463; 50,000 uniform 24-d
+#: rows, k = 10: 0.808 / 0.806; clustered: 1.0 both), so a margin of 0.05 never skips a join
+#: the full k-means would have run; the skip saves three quarters of the k-means.
+CHECK_NITER = 5
+CHECK_MARGIN = 0.05
 
 
 def auto_knn(
@@ -64,11 +77,14 @@ def auto_knn(
         As :func:`~dataprune.neighbors.knn_graph`.
     info : dict
         ``method`` ("auto"), ``chosen`` ("cells" or "hnsw"), ``cells`` (its parameters,
-        ``candidate_recall`` and ``candidate_recall_se`` (the bound), ``sample_recall`` and
+        ``candidate_recall`` and ``candidate_recall_se`` (the bound, last computed after
+        ``candidate_recall_niter`` k-means iterations: :data:`CHECK_NITER` when it skipped the
+        join early, else the full :data:`~dataprune.cell_join.CELL_NITER`), ``sample_recall`` and
         ``sample_recall_se`` (when the join ran), ``time_s``) and, when HNSW ran, ``hnsw`` (its
         info, see :func:`~dataprune.neighbors_hnsw.hnsw_knn`).
     """
     from dataprune.cell_join import (
+        CELL_NITER,
         cell_candidate_recall,
         cell_join_knn,
         resolve_cell_params,
@@ -82,25 +98,34 @@ def auto_knn(
     params = resolve_cell_params(n)
     rows = recall_sample_rows(n, random_state)
     truth = exact_knn_rows(X, rows, k)[1]
-    centroids = (
-        train_cells(X, params["nlist"], random_state=random_state) if params["nlist"] > 1 else None
-    )
     cells: dict[str, object] = {**params, "n_sample": len(rows)}
-    if centroids is not None:  # the share of neighbours the cells would score at all
-        covered = cell_candidate_recall(
-            X, centroids, rows, truth, nprobe=params["nprobe"], spill=params["spill"]
-        )
-        bound = float(covered.mean())
-        bound_se = float(covered.std(ddof=1) / np.sqrt(len(covered))) if len(covered) > 1 else 0.0
-        cells.update(candidate_recall=round(bound, 4), candidate_recall_se=round(bound_se, 4))
-        if bound + 2.0 * bound_se < target_recall:  # the join cannot reach it: skip it
-            cells["time_s"] = round(time.perf_counter() - t0, 2)
-            logger.info(
-                "kNN auto: the cells would score %.3f of the sampled neighbours (below %.2f); "
-                "building the HNSW graph without the cell join", bound, target_recall,
+    centroids, done = None, 0
+    if params["nlist"] > 1:  # the share of neighbours the cells would score at all
+        for stop, margin in ((CHECK_NITER, CHECK_MARGIN), (CELL_NITER, 0.0)):
+            centroids = train_cells(
+                X, params["nlist"], niter=stop - done, random_state=random_state,
+                init_centroids=centroids,
             )  # fmt: skip
-            return _hnsw(X, k, target_recall, random_state, block_size, show_progress_bar,
-                         rows, truth, cells)  # fmt: skip
+            done = stop
+            covered = cell_candidate_recall(
+                X, centroids, rows, truth, nprobe=params["nprobe"], spill=params["spill"]
+            )
+            bound = float(covered.mean())
+            bound_se = float(covered.std(ddof=1) / np.sqrt(len(rows))) if len(rows) > 1 else 0.0
+            cells.update(
+                candidate_recall=round(bound, 4),
+                candidate_recall_se=round(bound_se, 4),
+                candidate_recall_niter=done,
+            )
+            if bound + 2.0 * bound_se + margin < target_recall:  # the join cannot reach it
+                cells["time_s"] = round(time.perf_counter() - t0, 2)
+                logger.info(
+                    "kNN auto: the cells (k-means, %d iterations) would score %.3f of the "
+                    "sampled neighbours (below %.2f); building the HNSW graph without the cell "
+                    "join", done, bound, target_recall,
+                )  # fmt: skip
+                return _hnsw(X, k, target_recall, random_state, block_size, show_progress_bar,
+                             rows, truth, cells)  # fmt: skip
     sims, idx = cell_join_knn(
         X, k, random_state=random_state, show_progress_bar=show_progress_bar, centroids=centroids
     )

@@ -7,9 +7,10 @@ on distances dominated by those few directions. Built over the leading principal
 instead, each distance is several times cheaper, and re-scoring the graph's candidates by the
 exact inner product in the full space puts back what the projection dropped. In
 ``benchmarks/results/knn_scale.md`` (k = 32, rows of rank 24 + noise in 384 dimensions) the
-graph over 24 components reached recall@32 0.954 in 50.3 s at 300k rows, where the
-full-dimensional graph (built the same way, efSearch swept, same session) took 131.8 s for
-recall 0.955; at 1M rows 236.8 s for 0.953 against 606.5 s for 0.956.
+graph over 24 components (stored as 8-bit codes, see :mod:`dataprune.neighbors_hnsw`) reached
+recall@32 0.953 in 45.6 s at 300k rows, where the full-dimensional graph (built the same way,
+efSearch swept, an earlier run) took about 158 s for recall 0.955; at 1M rows 234.4 s for 0.953
+against about 606 s for 0.956.
 
 The projection is used only when it is cheap and faithful: when the leading components that hold
 :data:`PROJECTION_VARIANCE` of the variance (of a seeded sample of rows) number at most

@@ -116,3 +116,14 @@ def test_read_only_memmap_input_is_used_without_warning(tmp_path, clustered):
     s2, i2 = cell_join_knn(X, 5, nlist=4, nprobe=2)
     np.testing.assert_array_equal(s, s2)
     np.testing.assert_array_equal(i, i2)
+
+
+def test_train_cells_continued_from_its_own_centroids_equals_one_run(clustered):
+    # the auto check trains CHECK_NITER iterations, looks, then goes on: the same centroids
+    once = cell_join.train_cells(clustered, 20, niter=cell_join.CELL_NITER, random_state=3)
+    first = cell_join.train_cells(clustered, 20, niter=5, random_state=3)
+    assert not np.array_equal(first, once)
+    more = cell_join.train_cells(
+        clustered, 20, niter=cell_join.CELL_NITER - 5, random_state=3, init_centroids=first
+    )
+    np.testing.assert_array_equal(more, once)

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dataprune.cell_join import resolve_cell_params
+from dataprune.cell_join import CELL_NITER, resolve_cell_params
 from dataprune.neighbors import KNN_METHODS, knn_graph
+from dataprune.neighbors_auto import CHECK_MARGIN, CHECK_NITER
 
 
 def _recall(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -37,6 +38,7 @@ def test_auto_keeps_the_cells_when_their_sampled_recall_reaches_the_target():
     c = info["cells"]
     assert c["sample_recall"] - 2 * c["sample_recall_se"] >= 0.95
     assert c["candidate_recall"] >= c["sample_recall"]  # the covered share bounds the recall
+    assert c["candidate_recall_niter"] == CELL_NITER  # the k-means went on to its end
     assert {k: c[k] for k in ("nlist", "nprobe", "spill")} == resolve_cell_params(len(X))
     # the graph is the cells' graph, and as accurate as its sample said
     _sc, ic = knn_graph(X, 10, method="cells", show_progress_bar=False)
@@ -57,6 +59,9 @@ def test_auto_falls_back_to_hnsw_when_the_cells_miss_neighbours():
     # the share is an upper bound of the join's recall, and close to it
     assert "sample_recall" not in cells
     assert cells["candidate_recall"] + 2 * cells["candidate_recall_se"] < 0.95
+    # ... far enough below it to skip after the k-means' first iterations
+    assert cells["candidate_recall_niter"] == CHECK_NITER
+    assert cells["candidate_recall"] + 2 * cells["candidate_recall_se"] + CHECK_MARGIN < 0.95
     assert _recall(ic, ei) <= cells["candidate_recall"] + 3 * cells["candidate_recall_se"]
     assert abs(cells["candidate_recall"] - _recall(ic, ei)) < 0.05
     assert info["hnsw"]["sample_recall"] >= 0.95

@@ -76,19 +76,23 @@ def test_efsearch_is_bisected_below_the_first_step_that_reaches_the_target():
     np.testing.assert_array_equal(found, i)  # the tuned graph is the fixed one at that efSearch
 
 
-def test_the_graph_does_not_depend_on_the_thread_count():
+@pytest.mark.parametrize("project", [False, None])
+def test_the_graph_does_not_depend_on_the_thread_count(project):
     """With faiss's deterministic build the graph is built by all threads, and one thread gives
-    the same neighbours; without it the build uses one thread whatever the caller's setting."""
+    the same neighbours; without it the build uses one thread whatever the caller's setting.
+    Both for the full-space graph and the projected one (8-bit codes)."""
     import faiss
 
     X = lowrank(np.random.default_rng(11), 5000)
     threads = faiss.omp_get_max_threads()
-    s, i, info = hnsw_knn(X, 8, project=False, show_progress_bar=False)
+    s, i, info = hnsw_knn(X, 8, project=project, show_progress_bar=False)
     faiss.omp_set_num_threads(1)
     try:
-        s1, i1, info1 = hnsw_knn(X, 8, project=False, show_progress_bar=False)
+        s1, i1, info1 = hnsw_knn(X, 8, project=project, show_progress_bar=False)
     finally:
         faiss.omp_set_num_threads(threads)
+    assert (info["projection"]["dim"] is None) is (project is False)
+    assert info.get("storage") == (None if project is False else "sq8")
     assert info1["build_threads"] == 1
     assert info["build_threads"] == (threads if deterministic_parallel_build() else 1)
     assert faiss.omp_get_max_threads() == threads  # the caller's setting is restored
