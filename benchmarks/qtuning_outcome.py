@@ -78,6 +78,11 @@ PREVIOUS: dict[str, Any] = {"token_ratio": 0.7, "drop": "high", "abrupt_end": No
 #: (``{}`` = the library default). A variant that prunes no token trains on every response token.
 SHARE = "q-tuning static, per source, group_budget=share"
 SHARE_FLAT = "q-tuning static, per source, group_budget=share, fill=flat"
+#: The noise rules with a stricter IFD cut (on the dev pool a quarter of the shuffled GSM8K
+#: answers have IFD in [0.97, 1), the clean GSM8K 95th percentile is 0.75 and the clean Alpaca
+#: 90th 0.91), then a seeded uniform draw: the plane unused.
+IFD_RANDOM = "q-tuning static, fill=random, max_ifd=0.9"
+IFD95_RANDOM = "q-tuning static, fill=random, max_ifd=0.95"
 VARIANTS: dict[str, dict[str, Any]] = {
     "q-tuning static": {},
     "q-tuning static, token_ratio=0.7, drop=high": PREVIOUS,
@@ -87,6 +92,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "q-tuning static, per source": {"per_source": True},
     SHARE: {"per_source": True, "group_budget": "share"},
     SHARE_FLAT: {"per_source": True, "group_budget": "share", "fill": "flat"},
+    IFD_RANDOM: {"fill": "random", "max_ifd": 0.9},
+    IFD95_RANDOM: {"fill": "random", "max_ifd": 0.95},
 }
 #: A random draw from what the default's noise rules (dedup, abrupt end, IFD) leave in: what the
 #: plane adds on top of them.
@@ -119,6 +126,8 @@ DEV_FILL_CONDITIONS = (
     SHARE,
     NOISE_RULES,
     "q-tuning static, fill=flat",
+    IFD_RANDOM,
+    IFD95_RANDOM,
 )
 #: QTuningConfig fields named in the results text.
 QCFG_SHOWN = ("token_ratio", "drop", "fill", "dedup", "entropy_span", "abrupt_end", "max_ifd")
@@ -277,6 +286,7 @@ def _merge_base(res: dict[str, Any], args, only: list[str]) -> dict[str, Any]:
         r.pop("this_invocation", None)
     merged = {
         **prev,
+        "conditions": res["conditions"],  # (a condition added since the last run joins them)
         "machine": res["machine"],
         "seeds": sorted(set(prev["seeds"]) | set(args.seeds)),
     }
@@ -394,12 +404,18 @@ def run(args) -> dict[str, Any]:
                     clean = np.setdiff1d(np.arange(len(pool)), qsel["flagged"])
                     draw = np.random.default_rng([seed, 2]).choice(len(clean), k, replace=False)
                     chosen[NOISE_RULES] = np.sort(clean[draw]).tolist()
-                for cond in conditions:  # what each seeded selection keeps of the planted faults
+                # what each seeded selection keeps of the planted faults; with --only, of the
+                # conditions trained now (the scores, hence a selection, can differ slightly on
+                # another machine: the published runs keep the selections they trained on)
+                for cond in conditions:
+                    if only and cond not in only:
+                        continue
                     if cond in chosen and cond != "q-tuning dynamic":
                         res.setdefault("selection_by_seed", {}).setdefault(cond, {})[str(seed)] = (
                             fault_shares(pool, chosen[cond])
                         )
-                res.setdefault("qtuning_default_summary", {})[str(seed)] = qsel["summary"]
+                if not only or "q-tuning static" in only:
+                    res.setdefault("qtuning_default_summary", {})[str(seed)] = qsel["summary"]
             for cond in phase:
                 idx = chosen[cond]
                 pairs = [pairs_all[i] for i in idx]

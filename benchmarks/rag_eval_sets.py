@@ -9,7 +9,8 @@
 * leave-one-dataset-out: the ``lodo-<set>`` model is evaluated on ``<set>``'s held-out data
   (``hotpotqa``: all 100 questions, which that model never saw).
 
-The previous checkpoint (SQuAD v2 only) is read from git at :data:`PREVIOUS_COMMIT`.
+The previous checkpoint (the one the shipped pruner replaced: all-MiniLM-L6-v2 with its top 2
+layers trained 600 steps on the same mixture) is read from git at :data:`PREVIOUS_COMMIT`.
 """
 
 from __future__ import annotations
@@ -46,13 +47,14 @@ EVAL_SETS = {
 }
 #: Sets each left out of one model's training.
 LODO_SETS = ("squad", "hotpotqa", "musique", "selqa")
-#: The last commit whose ``rag/checkpoints/default`` is the SQuAD-only pruner.
-PREVIOUS_COMMIT = "d4a7c424ccf69b22ea5bd38b4729684b9c277514"
+#: The last commit whose ``rag/checkpoints/default`` is the previous pruner (the mixture, top 2
+#: layers trained, 600 steps); before it, ``d4a7c424cc`` held the SQuAD-only pruner.
+PREVIOUS_COMMIT = "4a59a57479c412f89b25e345aed5a8bcd3537115"
 _CHECKPOINT_FILES = ("pruner_config.json", "model.safetensors", "card.json")
 
 
 def previous_checkpoint() -> Path:
-    """The SQuAD-only checkpoint of :data:`PREVIOUS_COMMIT`, written once into the cache."""
+    """The checkpoint of :data:`PREVIOUS_COMMIT`, written once into the cache."""
     from dataprune.atomic import atomic_path
     from dataprune.cache import cache_dir
 

@@ -10,7 +10,7 @@ second sample (multi-hop, never trained on). For each, at the pruner's default s
 evidence-sentence recall, F2 and character compression on all passages and on the passages that
 hold evidence; then, on the evidence-bearing passages, recall and F2 at the pruner's compression
 against the BM25 and MiniLM embedding sentence filters (global score thresholds) and the previous
-(SQuAD-only) checkpoint, each swept over its threshold and interpolated at that compression, with
+checkpoint (the one the shipped pruner replaced, ``rag_eval_sets.PREVIOUS_COMMIT``), each swept over its threshold and interpolated at that compression, with
 paired bootstrap 95% CIs over passages. Multi-hop: every question's passages pruned together, the
 single pass against the second pass at matched compression (bootstrap over questions).
 Leave-one-dataset-out: each ``benchmarks/.cache/rag_models/lodo-<set>`` model (trained by
@@ -52,8 +52,12 @@ from benchmarks.rag_metrics import metrics_from_sums, paired_bootstrap, passage_
 logger = logging.getLogger("benchmarks.rag_pruning")
 
 NAME = "rag_pruning"
-#: Threshold sweep of the pruners (curves and matched-compression interpolation).
-THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.01, 1.0, 0.01), 2))
+#: Threshold sweep of the pruners (curves and matched-compression interpolation): steps of 0.002
+#: below 0.1 (a pruner trained with more layers puts its default near 0.07), then of 0.01.
+THRESHOLDS = tuple(
+    float(t)
+    for t in np.unique(np.round(np.r_[np.arange(0.002, 0.1, 0.002), np.arange(0.1, 1.0, 0.01)], 3))
+)
 #: Targets of the issue, on evidence-bearing passages at the default settings.
 SINGLE_HOP_TARGET = {"recall": 0.90, "compression": 0.60}
 MULTI_HOP_TARGET = {"recall": 0.85, "compression": 0.60}
@@ -250,6 +254,14 @@ def multihop_report(
     return out
 
 
+def _recipe(pruner: Any) -> dict[str, Any]:
+    """Trainable layers and training steps of a pruner, from its card."""
+    card = (pruner.meta or {}).get("card") or {}
+    cfg = card.get("train_config") or {}
+    return {"trainable_layers": (cfg.get("pruner") or {}).get("trainable_layers"),
+            "steps": card.get("steps")}  # fmt: skip
+
+
 def lodo_report(
     encoder: Any, *, max_passages: int | None, n_boot: int, seed: int
 ) -> dict[str, Any]:
@@ -295,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-lodo", action="store_true", help="skip the leave-one-dataset-out part")
+    ap.add_argument(
+        "--lodo-from",
+        type=Path,
+        default=None,
+        help="take the leave-one-dataset-out section from this earlier results JSON (its models "
+        "are not retrained; the section names the run and recipe it came from)",
+    )
     ap.add_argument("--output-dir", type=Path, default=common.RESULTS)
     common.add_render_only(ap, NAME)
     args = ap.parse_args(argv)
@@ -316,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python benchmarks/rag_pruning.py", *(argv or sys.argv[1:])]),
         "model": pruner.describe(),
         "training_sets": ((pruner.meta or {}).get("card") or {}).get("training_sets"),
+        "model_recipe": _recipe(pruner),
         "previous": previous.describe(),
+        "previous_training_sets": ((previous.meta or {}).get("card") or {}).get("training_sets"),
+        "previous_recipe": _recipe(previous),
         "thresholds": list(THRESHOLDS),
         "targets": {
             "single_hop": SINGLE_HOP_TARGET,
@@ -340,7 +362,20 @@ def main(argv: list[str] | None = None) -> int:
     dev = dev_multihop_examples(pruner)
     if dev:
         res["dev_multi_hop"] = multihop_report(pruner, dev, n_boot=args.n_boot, seed=args.seed)
-    if not args.no_lodo:
+    if args.lodo_from is not None:
+        import json
+
+        earlier = json.loads(args.lodo_from.read_text(encoding="utf-8"))
+        if not earlier.get("lodo"):
+            raise SystemExit(f"--lodo-from: {args.lodo_from} has no leave-one-dataset-out section")
+        res["lodo"] = earlier["lodo"]
+        # (a section that was itself carried over keeps the run it came from)
+        res["lodo_source"] = earlier.get("lodo_source") or {
+            "command": earlier["command"],
+            # results written before the recipe was recorded evaluated the previous checkpoint
+            "recipe": earlier.get("model_recipe") or _recipe(previous),
+        }
+    elif not args.no_lodo:
         res["lodo"] = lodo_report(
             encoder, max_passages=args.max_passages, n_boot=args.n_boot, seed=args.seed
         )

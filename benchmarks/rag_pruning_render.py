@@ -145,12 +145,36 @@ def _multi(title: str, r: dict[str, Any], tgt: dict[str, float]) -> list[str]:
     return lines
 
 
+def _recipe_text(recipe: dict[str, Any] | None) -> str:
+    if not recipe or recipe.get("trainable_layers") is None:
+        return ""
+    return f" ({recipe['trainable_layers']} trainable layers, {recipe['steps']} steps)"
+
+
+def _previous_text(res: dict[str, Any]) -> str:
+    sets = res.get("previous_training_sets")
+    if not sets:  # results written before the previous checkpoint's card was recorded
+        return "SQuAD v2 only"
+    return "trained on " + ", ".join(sets) + _recipe_text(res.get("previous_recipe"))
+
+
 def _lodo(res: dict[str, Any]) -> list[str]:
     if not res.get("lodo"):
         return ["Leave-one-dataset-out: no LODO models found (run benchmarks/rag_training.py).", ""]
+    src = res.get("lodo_source")
     lines = [
         "### Leave-one-dataset-out (each model never trained on the set it is evaluated on)",
         "",
+        *(
+            [
+                f"Not rerun for this checkpoint: these models follow the earlier recipe"
+                f"{_recipe_text(src['recipe'])}, and the section is taken from the run "
+                f"`{src['command']}`.",
+                "",
+            ]
+            if src
+            else []
+        ),
         "| left out | threshold | recall | F2 | compression | vs BM25: Δ recall [95% CI] | reading |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
@@ -169,8 +193,9 @@ def render(res: dict[str, Any]) -> str:
         "## RAG context pruning across held-out datasets (`rag_pruning`)",
         "",
         f"Command: `{res['command']}`. Pruner: `{res['model'].get('name')}` trained on "
-        f"{', '.join(res.get('training_sets') or ['(no card)'])}; previous checkpoint: SQuAD v2 "
-        f"only (`{res['previous'].get('name')}`). " + common.machine_sentence(res.get("machine")),
+        f"{', '.join(res.get('training_sets') or ['(no card)'])}{_recipe_text(res.get('model_recipe'))}"
+        f"; previous checkpoint (`{res['previous'].get('name')}`): "
+        f"{_previous_text(res)}. " + common.machine_sentence(res.get("machine")),
         "",
     ]
     if res.get("sets"):

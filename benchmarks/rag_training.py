@@ -41,9 +41,11 @@ TRAIN_SETS = ("hotpotqa", "musique", "selqa")
 #: Mean character compression the default threshold is calibrated to, on the validation
 #: passages that hold evidence (the issue's evidence targets ask for >= 60% removal).
 TARGET_COMPRESSION = 0.6
-#: The training recipe of every model (the shipped SQuAD-only checkpoint's recipe, longer).
+#: The training recipe of every model. Every encoder layer trains, for 1,500 steps: validation
+#: sentence AP 0.542 against 0.494 for the earlier recipe (top 2 layers, 600 steps; the LODO
+#: models of ``results/rag_pruning.md`` still follow it).
 RECIPE = {
-    "max_steps": 600,
+    "max_steps": 1500,
     "batch_size": 16,
     "lr": 1e-4,
     "head_lr": 1e-3,
@@ -58,7 +60,7 @@ RECIPE = {
     "precision": "bfloat16",
     "random_state": 0,
 }
-PRUNER = {"trainable_layers": 2, "keep_head": "query_match", "max_length": 256}
+PRUNER = {"trainable_layers": 6, "keep_head": "query_match", "max_length": 256}
 
 
 def model_names() -> list[str]:

@@ -317,7 +317,7 @@ class ContextPruner:
             Keep threshold in [0, 1] (a sentence scoring above it is kept); lower keeps more
             (higher recall), higher prunes harder. ``None``: :attr:`default_threshold`, the
             checkpoint's own (the shipped pruner's is calibrated on validation passages to
-            remove 60% of the characters of evidence-bearing passages: 0.255).
+            remove 60% of the characters of evidence-bearing passages: 0.065).
         aggregation : {"mean_prob", "vote"}, default="mean_prob"
             How token probabilities decide a sentence (see :mod:`dataprune.rag.selection`).
         always_select_title : bool, default=False

@@ -121,7 +121,7 @@ def register(sub: Subparsers) -> None:
         "--random-state",
         type=int,
         default=0,
-        help="seeds the uniform and flat fill-up draws (and breaks exact ties)",
+        help="seeds the uniform, flat and random fill-up draws (and breaks exact ties)",
     )
     p.add_argument(
         "--shard-size",

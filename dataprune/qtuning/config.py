@@ -58,6 +58,11 @@ FILLS.register(
     "get no preference), Q1 side last, farthest from the Q1 corner first",
 )
 FILLS.register(
+    "random",
+    "a seeded uniform draw from every sample the noise rules leave in (dedup, abrupt end, "
+    "max_ifd); the plane orders nothing",
+)
+FILLS.register(
     "paper",
     "the authors' order: largest |ppl - ent| after min-max scaling over the batch (noise-prone)",
 )
@@ -124,7 +129,7 @@ class QTuningConfig(ConfigMixin):
     token_budget : {"sample", "batch"}, default="sample"
         Apply ``token_ratio`` to each Q2 sample, or to all Q2 tokens of a batch at once (tokens
         compete across samples by score; each sample still keeps >= 1).
-    fill : {"uniform", "flat", "margin", "paper", "rank"}, default="uniform"
+    fill : {"uniform", "flat", "random", "margin", "paper", "rank"}, default="uniform"
         How exactly ``K`` samples are reached when the corners at the bisected alpha hold fewer
         (always for ``sample_ratio >= ~0.5``) or more. All but ``"paper"`` work on quantile-rank
         axes ``(u, v)`` (PPL rank, entropy rank), where the Q1 side (noise) is ``u > 1/2`` and
@@ -146,7 +151,11 @@ class QTuningConfig(ConfigMixin):
         min-max normalised over the batch; one PPL outlier squeezes every other ``ppl_n``
         towards 0 so that samples deep in the Q1 corner are filled in as "Q4" (2x random's share
         of shuffled answers in ``benchmarks/qtuning_diagnostic.py``). ``"rank"``: the same order
-        on quantile ranks.
+        on quantile ranks. ``"random"`` leaves the plane out: a uniform draw (``random_state``)
+        from every sample the noise rules (``dedup``, ``abrupt_end``, ``max_ifd``) leave in, so
+        the kept set keeps the pool's mix of sources and difficulty; filled-up samples are
+        labelled Q2 or Q4 by their larger rank. It is the reference for what the plane adds on
+        top of the noise rules (``benchmarks/qtuning_outcome.py --split dev-fill``).
     group_budget : {"pooled", "share"}, default="pooled"
         Only with per-source triage (``groups=`` / ``dataprune triage --source-field``): how
         ``K`` is shared between sources. ``"pooled"`` triages all sources together on their

@@ -100,7 +100,7 @@ class FillOrder:
     u, v : ndarray of shape (n_samples,)
         The axes a filled-up sample is labelled on: Q2 when ``u >= v``, else Q4.
     from_empty : bool
-        The fill-up starts from no kept sample (``"flat"``: the corners get no head start).
+        The fill-up starts from no kept sample (``"flat"``, ``"random"``: the corners get no head start).
     """
 
     priority: np.ndarray
@@ -130,12 +130,15 @@ def fill_order(
     corner : ndarray of shape (n_samples,), bool
         Q2 / Q4 corner samples at the bisected alpha.
     rng : Generator or None
-        Seeded draws of ``"uniform"`` / ``"flat"``.
+        Seeded draws of ``"uniform"`` / ``"flat"`` / ``"random"``.
 
     Returns
     -------
     FillOrder
     """
+    if fill == "random":
+        gen = rng if rng is not None else np.random.default_rng(0)
+        return FillOrder(gen.random(len(ppl)), ppl_rank, ent_rank, from_empty=True)
     if fill == "flat":
         no_corner = np.zeros(len(ppl), dtype=bool)
         return FillOrder(uniform_priority(ppl_rank, ent_rank, no_corner, rng), ppl_rank, ent_rank,

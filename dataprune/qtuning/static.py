@@ -209,8 +209,9 @@ def triage_token_scores(
         ranked within it, the abrupt-end median its own; see :mod:`dataprune.qtuning.groups`),
         so a source whose scores run high is not dropped wholesale as Q1.
     random_state : int, optional
-        Seeds the ``"uniform"`` and ``"flat"`` fill-up draws and breaks exact ties in the other
-        fill-up orders (``None``: a generator seeded with 0 for the draw, ties by index).
+        Seeds the ``"uniform"``, ``"flat"`` and ``"random"`` fill-up draws and breaks exact ties
+        in the other fill-up orders (``None``: a generator seeded with 0 for the draw, ties by
+        index).
 
     Returns
     -------
@@ -314,8 +315,8 @@ class QTuningTriage(BaseEstimator):
     cache_dir : path, optional
         Resumable shard cache for scoring (see :func:`score_sft_cached`).
     random_state : int, optional
-        Seeds the ``"uniform"`` and ``"flat"`` fill-up draws and breaks exact ties in the fill-up
-        order.
+        Seeds the ``"uniform"``, ``"flat"`` and ``"random"`` fill-up draws and breaks exact ties
+        in the fill-up order.
     show_progress_bar : bool, optional
     compile_stats : bool, default=False
         Fused ``torch.compile`` kernel for the NLL/entropy statistics (see

@@ -74,7 +74,9 @@ def test_string_options_resolve_through_registries():
         QTuningConfig(entropy_span="prompt")
     with pytest.raises(UnknownOptionError, match="valid: batch, sample"):
         QTuningConfig(token_budget="global")
-    with pytest.raises(UnknownOptionError, match="valid: flat, margin, paper, rank, uniform"):
+    with pytest.raises(
+        UnknownOptionError, match="valid: flat, margin, paper, random, rank, uniform"
+    ):
         QTuningConfig(fill="zscore")
 
 

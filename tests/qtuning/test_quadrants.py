@@ -464,3 +464,20 @@ def test_group_budget_share_never_keeps_noise_while_clean_samples_remain():
     nz[1500:] = True
     t = triage_samples(ppl, ent, cfg, noise=nz, groups=groups)
     assert t.kept.sum() == 500 and not t.kept[1500:].any()
+
+
+def test_random_fill_ignores_the_plane_and_follows_the_seed():
+    rng = np.random.default_rng(0)
+    ppl, ent = np.exp(rng.normal(size=400)), rng.random(400)
+    cfg = QTuningConfig(sample_ratio=0.25, fill="random")
+    a, b = (triage_samples(ppl, ent, cfg, random_state=s) for s in (1, 1))
+    assert a.kept.tolist() == b.kept.tolist() and a.kept.sum() == 100
+    # the plane orders nothing: about a quarter of the Q1 side is kept, as a random draw keeps it
+    q1_side = (a.ppl_rank > 0.5) & (a.ent_rank > 0.5)
+    assert 0.15 < a.kept[q1_side].mean() < 0.35
+    kept = [frozenset(np.flatnonzero(triage_samples(ppl, ent, cfg, random_state=s).kept))
+            for s in range(5)]  # fmt: skip
+    assert len(set(kept)) == 5
+    # the default fill never keeps the Q1 side while samples off it are left
+    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=1)
+    assert uni.kept[q1_side].sum() == 0
