@@ -10,13 +10,17 @@ second sample (multi-hop, never trained on). For each, at the pruner's default s
 evidence-sentence recall, F2 and character compression on all passages and on the passages that
 hold evidence; then, on the evidence-bearing passages, recall and F2 at the pruner's compression
 against the BM25 and MiniLM embedding sentence filters (global score thresholds) and the previous
-checkpoint (the one the shipped pruner replaced, ``rag_eval_sets.PREVIOUS_COMMIT``), each swept over its threshold and interpolated at that compression, with
-paired bootstrap 95% CIs over passages. Multi-hop: every question's passages pruned together, the
+checkpoint (the one the shipped pruner replaced, ``rag_eval_sets.PREVIOUS_COMMIT``), each swept
+over its threshold and interpolated at that compression, with paired bootstrap 95% CIs over
+passages. Multi-hop: every question's passages pruned together, the
 single pass against the second pass at matched compression (bootstrap over questions).
 Leave-one-dataset-out: each ``benchmarks/.cache/rag_models/lodo-<set>`` model (trained by
 ``benchmarks/rag_training.py`` without that set) on that set. The second pass is also compared on
 the validation questions of the multi-hop training sets (development data), which decide whether
 it should be on by default.
+
+``--lodo-from RESULTS.json`` takes the leave-one-dataset-out section from an earlier run whose
+LODO models are not retrained (the section then names that run and its models' recipe).
 
 Writes ``benchmarks/results/rag_pruning.{json,md}``; ``--render-only`` re-renders the ``.md``.
 """
