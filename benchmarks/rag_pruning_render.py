@@ -152,9 +152,7 @@ def _recipe_text(recipe: dict[str, Any] | None) -> str:
 
 
 def _previous_text(res: dict[str, Any]) -> str:
-    sets = res.get("previous_training_sets")
-    if not sets:  # results written before the previous checkpoint's card was recorded
-        return "SQuAD v2 only"
+    sets = res.get("previous_training_sets") or ["(no card)"]
     return "trained on " + ", ".join(sets) + _recipe_text(res.get("previous_recipe"))
 
 
