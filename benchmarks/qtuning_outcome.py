@@ -12,10 +12,6 @@ samples:
 * ``q-tuning static``: :class:`dataprune.qtuning.QTuningTriage` with ``QTuningConfig(
   sample_ratio=0.25)`` and every other option at its default (``random_state`` = the run's
   seed), scored once by the base model; its Q2 token masks, if any, carry over to training;
-* ``q-tuning static, per source``: the same with ``groups=`` each pair's source (GSM8K /
-  Alpaca; ``dataprune triage --source-field``): PPL and entropy ranked within each source, one
-  ``K`` for both (the default ``group_budget="pooled"``), chosen on the development pool
-  (``--split dev-fill``);
 * ``q-tuning dynamic``: the whole pool through :func:`benchmarks.sft_harness.train_lora`'s
   dynamic mode with the same default config, as ``QTuningTrainer`` runs it (the pool
   deduplicated once, then each group of ``micro_batch / 0.25`` records triaged from its own
@@ -49,8 +45,12 @@ so an interrupted benchmark continues where it stopped.
 Run: ``.venv/bin/python benchmarks/qtuning_outcome.py`` (``--render-only`` rebuilds the section;
 rendering lives in :mod:`benchmarks.qtuning_outcome_render`). ``--only CONDITION --seeds S`` trains
 just those runs and merges them into the published results (after checking that pool, budget,
-held-out sets and Q-Tuning config match), for finishing a benchmark on a machine without the run
-cache; the section then names that invocation and how many runs came from earlier ones.
+held-out sets match), for finishing a benchmark on a machine without the run cache; the section
+then names that invocation and how many runs came from earlier ones. When the library's
+``QTuningConfig`` default changed since the published runs, ``--only`` must retrain
+``q-tuning static``; the published runs of the conditions that use the default (``q-tuning
+static``, ``q-tuning static, per source``, ``q-tuning dynamic``) stay in the results, renamed
+``"<condition> (<the changed options>, the earlier default)"``.
 """
 
 from __future__ import annotations
@@ -101,7 +101,6 @@ NOISE_RULES = "noise rules + random"
 CONDITIONS = (
     "random",
     "q-tuning static",
-    "q-tuning static, per source",
     "perplexity filter",
     "ifd",
     "q-tuning dynamic",
@@ -267,15 +266,7 @@ def _merge_base(res: dict[str, Any], args, only: list[str]) -> dict[str, Any]:
             f"--only needs the published {path.name} to merge into; run without --only"
         )
     prev = json.loads(path.read_text(encoding="utf-8"))
-    for field in (
-        "pool",
-        "k",
-        "max_length",
-        "tokens_per_step",
-        "steps",
-        "heldout",
-        "qtuning_config",
-    ):
+    for field in ("pool", "k", "max_length", "tokens_per_step", "steps", "heldout"):
         if prev.get(field) != res[field]:
             raise SystemExit(f"--only: the published {path.name} has {field}={prev.get(field)!r}, "
                              f"this invocation {res[field]!r}; rerun without --only")  # fmt: skip
@@ -284,9 +275,19 @@ def _merge_base(res: dict[str, Any], args, only: list[str]) -> dict[str, Any]:
         raise SystemExit(f"--only: unknown condition(s) {unknown}; choose from {res['conditions']}")
     for r in prev["runs"]:
         r.pop("this_invocation", None)
+    if prev.get("qtuning_config") != res["qtuning_config"]:
+        prev = _rename_earlier_default(prev, res["qtuning_config"], only, path.name)
+    # a condition added since the last run joins them; the published runs of a condition no
+    # longer run (or of an earlier default, renamed: shown after the condition it was) stay
+    present = {r["condition"] for r in prev["runs"]}
+    kept = [c for c in prev.get("conditions", []) if c not in res["conditions"] and c in present]
+    conditions: list[str] = []
+    for c in res["conditions"]:
+        conditions += [c] + [x for x in kept if x.startswith(f"{c} (")]
+    conditions += [x for x in kept if x not in conditions]
     merged = {
         **prev,
-        "conditions": res["conditions"],  # (a condition added since the last run joins them)
+        "conditions": conditions,
         "machine": res["machine"],
         "seeds": sorted(set(prev["seeds"]) | set(args.seeds)),
     }
@@ -294,6 +295,52 @@ def _merge_base(res: dict[str, Any], args, only: list[str]) -> dict[str, Any]:
                         "command": res["command"] + " --only " + " ".join(f"'{c}'" for c in only)
                         + " --seeds " + " ".join(map(str, args.seeds))}  # fmt: skip
     return merged
+
+
+#: Conditions trained with the library's default ``QTuningConfig``: when the default changes,
+#: their published runs are kept under a name that says which default they had.
+DEFAULT_DEPENDENT = ("q-tuning static", "q-tuning static, per source", "q-tuning dynamic")
+
+
+def _rename_earlier_default(
+    prev: dict[str, Any], config: dict[str, Any], only: list[str], name: str
+) -> dict[str, Any]:
+    """The published results of an earlier ``QTuningConfig`` default, with the runs (and the
+    selection statistics) of :data:`DEFAULT_DEPENDENT` conditions renamed ``"<condition>
+    (<changed fields>, the earlier default)"``: they stay in the results next to the runs of
+    the new default, which ``--only 'q-tuning static'`` trains under the plain names."""
+    if "q-tuning static" not in only:
+        raise SystemExit(
+            f"--only: the published {name} was trained with another QTuningConfig default; "
+            "retrain at least 'q-tuning static' (--only 'q-tuning static') or rerun without --only"
+        )
+    old = prev["qtuning_config"]
+    changed = ", ".join(f"{k}={old.get(k)}" for k in sorted(old) if old.get(k) != config.get(k))
+    label = {c: f"{c} ({changed}, the earlier default)" for c in DEFAULT_DEPENDENT}
+    out = dict(prev)
+    out["runs"] = [
+        {**r, "condition": label.get(r["condition"], r["condition"])} for r in prev["runs"]
+    ]
+    out["selection_by_seed"] = {
+        label.get(c, c): v for c, v in prev.get("selection_by_seed", {}).items()
+    }
+    present = {r["condition"] for r in out["runs"]}
+    conds: list[str] = []
+    for c in prev.get("conditions", []):
+        conds.append(c)
+        if c in label and label[c] in present:
+            conds.append(label[c])
+    out["conditions"] = conds
+    out["earlier_defaults"] = [
+        *prev.get("earlier_defaults", []),
+        {
+            "qtuning_config": old,
+            "renamed": [label[c] for c in DEFAULT_DEPENDENT if label[c] in present],
+        },
+    ]
+    out["qtuning_config"] = config
+    out.pop("qtuning_default_summary", None)
+    return out
 
 
 def run(args) -> dict[str, Any]:

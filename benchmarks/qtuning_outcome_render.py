@@ -87,9 +87,23 @@ def render(res: dict, png: str | None = None) -> str:
             )
             + "; the "
             f"other {len(res['runs']) - len(mine)} runs, the selections and the base evaluation are "
-            "as earlier invocations published them (same pool, budget, held-out sets and "
-            "Q-Tuning config, checked before merging).\n"
-        )
+            "as earlier invocations published them (same pool, budget and held-out sets, checked "
+            "before merging"
+            + (
+                "; "
+                + "; ".join(
+                    "runs named '..., the earlier default' were trained with the QTuningConfig "
+                    "default of the time ("
+                    + ", ".join(f"{k}={e['qtuning_config'][k]}" for k in QCFG_SHOWN
+                                if k in e["qtuning_config"])
+                    + ")"
+                    for e in res.get("earlier_defaults", [])
+                )
+                if res.get("earlier_defaults")
+                else "; same Q-Tuning config"
+            )
+            + ").\n"
+        )  # fmt: skip
     by = _by(res["runs"])
     seeds = res["seeds"]
     conds = res.get("conditions", CONDITIONS)

@@ -63,7 +63,7 @@ def run(ctx: Any) -> list[str]:
         f"response) with {model.dataprune_source.name} in {t_fit:.1f} s (model load {t_load:.1f} s)",
         f"quadrants: Q1 noise {c['Q1']}, Q2 misconception {c['Q2']}, "
         f"Q3 redundant {c['Q3']}, Q4 calibration {c['Q4']} (kept whole); alpha={res.samples.alpha:.3f}, "
-        f"{c['fill_up']} added by fill-up -> kept exactly {c['kept']} = round({len(sample)} x 0.25)",
+        f"{c['fill_up']} added by the fill={cfg.fill} fill-up -> kept exactly {c['kept']} = round({len(sample)} x 0.25)",
         f"tokens: {tokens['kept_tokens']} of {tokens['response_tokens_in_kept_samples']} response "
         f"tokens in kept samples carry loss (token_ratio={cfg.token_ratio}: Q2 samples keep "
         f"{cfg.token_ratio:.0%} of their tokens)"

@@ -43,6 +43,11 @@ TOKEN_BUDGETS.register(
 #: How the kept set reaches exactly K when the quantile corners hold fewer (fill-up) or more (trim).
 FILLS: Registry[str] = Registry("fill-up rule")
 FILLS.register(
+    "random",
+    "a seeded uniform draw from every sample the noise rules leave in (dedup, abrupt end, "
+    "max_ifd); the plane orders nothing",
+)
+FILLS.register(
     "margin",
     "on quantile-rank axes: corners first, then samples nearer the Q2/Q4 corners than Q1/Q3, then "
     "Q3 (redundant, clean), Q1 (noise) last; each group farthest from the Q1 corner first",
@@ -56,11 +61,6 @@ FILLS.register(
     "flat",
     "on quantile-rank axes: a seeded uniform draw from every sample off the Q1 side (the corners "
     "get no preference), Q1 side last, farthest from the Q1 corner first",
-)
-FILLS.register(
-    "random",
-    "a seeded uniform draw from every sample the noise rules leave in (dedup, abrupt end, "
-    "max_ifd); the plane orders nothing",
 )
 FILLS.register(
     "paper",
@@ -129,46 +129,54 @@ class QTuningConfig(ConfigMixin):
     token_budget : {"sample", "batch"}, default="sample"
         Apply ``token_ratio`` to each Q2 sample, or to all Q2 tokens of a batch at once (tokens
         compete across samples by score; each sample still keeps >= 1).
-    fill : {"uniform", "flat", "random", "margin", "paper", "rank"}, default="uniform"
+    fill : {"random", "uniform", "flat", "margin", "paper", "rank"}, default="random"
         How exactly ``K`` samples are reached when the corners at the bisected alpha hold fewer
-        (always for ``sample_ratio >= ~0.5``) or more. All but ``"paper"`` work on quantile-rank
+        (always for ``sample_ratio >= ~0.5``) or more. ``"random"`` (the default) is a uniform
+        draw (``random_state``) from every sample the noise rules (``dedup``, ``abrupt_end``,
+        ``max_ifd``) leave in: the plane orders nothing, so the kept set keeps the pool's mix of
+        sources and difficulty, and faults are left out by the rules that measure them
+        (filled-up samples are labelled Q2 or Q4 by their larger rank). It is the default
+        because it had the lowest mean held-out NLL change against random training of the same
+        size on the development pool (``benchmarks/qtuning_outcome.py --split dev-fill``, 3
+        seeds): -0.0082 on GSM8K and -0.0078 on Alpaca, lower than random on 3 of 3 seeds on
+        both, while ``"uniform"`` was at -0.0100 on GSM8K but +0.0122 on Alpaca (0 of 3): on a
+        mixed pool the Q1 side is mostly the source with the higher PPL and entropy (Alpaca
+        under SmolLM2), which the plane's fills keep below its share whatever its quality.
+        The fills below keep the plane's meaning; all but ``"paper"`` work on quantile-rank
         axes ``(u, v)`` (PPL rank, entropy rank), where the Q1 side (noise) is ``u > 1/2`` and
         ``v > 1/2``. ``"uniform"`` keeps the corners, then draws the rest uniformly at random
         (``random_state``) from every sample off the Q1 side, and only then takes the Q1 side,
         farthest from the Q1 corner ``(1, 1)`` first: it drops the noise corner without
-        preferring the easiest samples. It is the default because it met the diagnostic's
-        target in as many development cells as ``"margin"`` with a smaller worst corrupted
-        ratio (``benchmarks/qtuning_diagnostic.py``), and because ``"margin"`` (like a plain
-        lowest-perplexity filter) had higher held-out NLL than random in
-        ``benchmarks/qtuning_outcome.py``. ``"flat"`` drops the corners' preference: one uniform
-        draw from every sample off the Q1 side, so the kept set has the remaining data's own mix
-        of easy and atypical samples (``corner`` samples left out are labelled trimmed), then the
-        Q1 side as with ``"uniform"``. ``"margin"``: the corners, then samples nearer the Q2
-        or Q4 corner than the Q1 and Q3 corners, then Q3 (redundant, clean), then Q1; within a
-        group, the farthest from the Q1 corner first. With both, a sample on the Q1 side is never
-        kept ahead of one that is not, and a surplus is trimmed from the corner samples nearest
-        Q1. ``"paper"`` is the authors' fill-up: the largest ``|ppl_n - ent_n|`` with both axes
-        min-max normalised over the batch; one PPL outlier squeezes every other ``ppl_n``
-        towards 0 so that samples deep in the Q1 corner are filled in as "Q4" (2x random's share
-        of shuffled answers in ``benchmarks/qtuning_diagnostic.py``). ``"rank"``: the same order
-        on quantile ranks. ``"random"`` leaves the plane out: a uniform draw (``random_state``)
-        from every sample the noise rules (``dedup``, ``abrupt_end``, ``max_ifd``) leave in, so
-        the kept set keeps the pool's mix of sources and difficulty; filled-up samples are
-        labelled Q2 or Q4 by their larger rank. It is the reference for what the plane adds on
-        top of the noise rules (``benchmarks/qtuning_outcome.py --split dev-fill``).
+        preferring the easiest samples (the default until the dev-fill comparison; it met the
+        diagnostic's target in as many development cells as ``"margin"`` with a smaller worst
+        corrupted ratio, ``benchmarks/qtuning_diagnostic.py``). ``"flat"`` drops the corners'
+        preference: one uniform draw from every sample off the Q1 side (``corner`` samples left
+        out are labelled trimmed), then the Q1 side as with ``"uniform"``. ``"margin"``: the
+        corners, then samples nearer the Q2 or Q4 corner than the Q1 and Q3 corners, then Q3
+        (redundant, clean), then Q1; within a group, the farthest from the Q1 corner first; like
+        a plain lowest-perplexity filter it had higher held-out NLL than random in
+        ``benchmarks/qtuning_outcome.py``. With ``"uniform"``, ``"flat"`` and ``"margin"`` a
+        sample on the Q1 side is never kept ahead of one that is not, and a surplus is trimmed
+        from the corner samples nearest Q1. ``"paper"`` is the authors' fill-up: the largest
+        ``|ppl_n - ent_n|`` with both axes min-max normalised over the batch; one PPL outlier
+        squeezes every other ``ppl_n`` towards 0 so that samples deep in the Q1 corner are
+        filled in as "Q4" (2x random's share of shuffled answers in
+        ``benchmarks/qtuning_diagnostic.py``). ``"rank"``: the same order on quantile ranks.
     group_budget : {"pooled", "share"}, default="pooled"
         Only with per-source triage (``groups=`` / ``dataprune triage --source-field``): how
         ``K`` is shared between sources. ``"pooled"`` triages all sources together on their
         within-source ranks with one ``K``; a source whose PPL and entropy agree less fills
-        more corners and is kept above its share (31% of the kept set Alpaca against 24.5% of
-        the un-flagged pool in ``benchmarks/qtuning_outcome.py``). ``"share"`` splits ``K`` in
+        more corners and is kept above its share (with ``fill="uniform"``: 31% of the kept set
+        Alpaca against 24.5% of the un-flagged pool in ``benchmarks/qtuning_outcome.py``; with
+        the default ``fill="random"`` the draw is over every source at once, so the sources
+        keep their shares in expectation either way). ``"share"`` splits ``K`` in
         proportion to each source's number of samples (largest remainder; a source with fewer
         un-flagged samples than its part keeps them all and the others share the rest) and
         triages each source on its own, so the kept set has the pool's source mix, as a random
         subset of the same size has in expectation. ``"pooled"`` is the default because it had
         the lowest mean held-out NLL change against random training on the development pool
         (``benchmarks/qtuning_outcome.py --split dev-fill``, 3 seeds): -0.0057 against -0.0053
-        for ``"share"`` with ``fill="flat"``; ``"share"`` with the default fill was at -0.0017
+        for ``"share"`` with ``fill="flat"``; ``"share"`` with ``fill="uniform"`` was at -0.0017
         on the 2 seeds trained.
     dedup : {"fuzzy", "none"}, default="fuzzy"
         Static triage only: leave near-duplicate samples (MinHash on prompt + response, Jaccard
@@ -226,7 +234,7 @@ class QTuningConfig(ConfigMixin):
     drop: str = "high"
     entropy_span: str = "all"
     token_budget: str = "sample"
-    fill: str = "uniform"
+    fill: str = "random"
     group_budget: str = "pooled"
     dedup: str = "fuzzy"
     abrupt_end: float | None = 8.0

@@ -10,7 +10,9 @@ With quantile thresholds at level alpha,
 
 alpha is found by bisection on ``[alpha_min, alpha_max]`` so that ``|Q2 u Q4| / B`` approaches
 ``sample_ratio``. The kept set is then made exactly ``K = max(1, round(B * sample_ratio))`` by the
-``fill`` rule (:data:`~dataprune.qtuning.config.FILLS`). The default ``"uniform"`` works on
+``fill`` rule (:data:`~dataprune.qtuning.config.FILLS`). The default ``"random"`` ignores the
+plane: one seeded draw from every sample the noise rules leave in (the development outcome pool
+chose it, see :class:`~dataprune.qtuning.config.QTuningConfig`). ``"uniform"`` works on
 quantile-rank axes: after the corners it draws uniformly from every sample off the Q1 (noise) side
 and takes the Q1 side last (:func:`uniform_priority`); ``"flat"`` is the same draw without the
 corners' head start; ``"margin"`` also never keeps a sample on

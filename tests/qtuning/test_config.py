@@ -9,14 +9,15 @@ from dataprune.qtuning import QTuningConfig
 def test_defaults_follow_the_spec():
     c = QTuningConfig()
     assert (c.max_steps, c.tol, c.alpha_min, c.alpha_max) == (10, 0.01, 0.0, 0.49)
-    # entropy_span, fill and dedup: chosen on development data (benchmarks/qtuning_diagnostic.py)
+    # entropy_span and dedup: chosen on development data (benchmarks/qtuning_diagnostic.py); fill
+    # on the development outcome pool (benchmarks/qtuning_outcome.py --split dev-fill)
     assert (c.drop, c.entropy_span, c.token_budget, c.neighbor_lambda) == (
         "high",
         "all",
         "sample",
         0.5,
     )
-    assert (c.fill, c.dedup) == ("uniform", "fuzzy")
+    assert (c.fill, c.dedup) == ("random", "fuzzy")
     # no token pruning: chosen on the development outcome pool (benchmarks/qtuning_outcome.py)
     assert c.token_ratio == 1.0
     # abrupt ends (truncated responses): chosen on development pools (qtuning_diagnostic.py)

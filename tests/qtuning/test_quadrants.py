@@ -30,13 +30,13 @@ def test_q2_needs_low_entropy_and_q4_needs_low_ppl():
 
 
 def test_triage_keeps_q2_q4_and_labels_dropped_q1_q3():
-    tri = triage_samples(PPL, ANTI, QTuningConfig(sample_ratio=0.4))
+    tri = triage_samples(PPL, ANTI, QTuningConfig(sample_ratio=0.4, fill="uniform"))
     assert tri.n_keep == 4 and tri.kept.sum() == 4
     assert set(np.flatnonzero(tri.q2)) == {8, 9} and set(np.flatnonzero(tri.q4)) == {0, 1}
     assert set(tri.quadrant[~tri.kept]) <= {Q1, Q3}
     assert set(tri.quadrant[tri.kept]) <= {Q2, Q4}
     # correlated data: the high/high samples are noise (Q1), the low/low redundant (Q3)
-    corr = triage_samples(PPL, PPL * 0.1, QTuningConfig(sample_ratio=0.2))
+    corr = triage_samples(PPL, PPL * 0.1, QTuningConfig(sample_ratio=0.2, fill="uniform"))
     dropped = np.flatnonzero(~corr.kept)
     for i in dropped:
         assert corr.quadrant[i] == (Q1 if PPL[i] > 5.5 else Q3)
@@ -46,7 +46,7 @@ def test_bisection_hits_the_budget_without_fill_up():
     rng = np.random.default_rng(0)
     ppl = np.exp(rng.normal(1.5, 0.5, 400))
     ent = rng.normal(1.0, 0.2, 400) - 0.3 * np.log(ppl)  # anti-correlated: corners are populated
-    cfg = QTuningConfig(sample_ratio=0.2)
+    cfg = QTuningConfig(sample_ratio=0.2, fill="uniform")
     tri = triage_samples(ppl, ent, cfg)
     assert tri.kept.sum() == 80
     assert abs(tri.n_corner - 80) / 400 < cfg.tol or tri.n_bisection_steps == cfg.max_steps
@@ -59,11 +59,11 @@ def test_bisection_hits_the_budget_without_fill_up():
 
 
 def test_bisection_steps_and_tolerance():
-    cfg = QTuningConfig(sample_ratio=0.2, max_steps=1)
+    cfg = QTuningConfig(sample_ratio=0.2, max_steps=1, fill="uniform")
     tri = triage_samples(PPL, ANTI, cfg)
     assert tri.n_bisection_steps == 1 and tri.alpha == pytest.approx(0.245)
     assert len(tri.history) == 1
-    full = triage_samples(PPL, ANTI, QTuningConfig(sample_ratio=0.2))
+    full = triage_samples(PPL, ANTI, QTuningConfig(sample_ratio=0.2, fill="uniform"))
     assert full.n_bisection_steps <= 10
     alphas = [h["alpha"] for h in full.history]
     assert alphas[0] == pytest.approx(0.245)
@@ -96,7 +96,7 @@ def test_paper_fill_at_or_above_half_fills_up_exactly(r):
 
 def test_trimming_when_the_corners_overshoot():
     ppl, ent = np.array([1.0, 2.0, 3.0, 4.0]), np.array([4.0, 3.0, 2.0, 1.0])
-    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25))
+    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"))
     # both extreme corners are populated at every alpha > 0: 2 > K = 1
     assert tri.n_corner == 2 and tri.kept.sum() == 1
     assert tri.selection.tolist() == [CORNER, DROPPED, DROPPED, TRIMMED]
@@ -105,13 +105,13 @@ def test_trimming_when_the_corners_overshoot():
 
 
 def test_single_sample_batch():
-    tri = triage_samples([7.0], [1.2], QTuningConfig(sample_ratio=0.25))
+    tri = triage_samples([7.0], [1.2], QTuningConfig(sample_ratio=0.25, fill="uniform"))
     assert tri.kept.tolist() == [True] and tri.quadrant.tolist() == [Q2]
     assert tri.selection.tolist() == [FILL_UP] and tri.n_keep == 1
 
 
 def test_two_sample_batch():
-    tri = triage_samples([2.0, 9.0], [1.0, 0.5], QTuningConfig(sample_ratio=0.5))
+    tri = triage_samples([2.0, 9.0], [1.0, 0.5], QTuningConfig(sample_ratio=0.5, fill="uniform"))
     assert tri.kept.sum() == 1
 
 
@@ -133,7 +133,7 @@ def test_all_ties():
 def test_partial_ties_in_ppl():
     ppl = np.array([5.0, 5.0, 5.0, 5.0, 1.0, 1.0, 9.0, 9.0])
     ent = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, 0.4])
-    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.5))
+    tri = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.5, fill="uniform"))
     assert tri.kept.sum() == 4
     assert tri.kept[[6, 7]].all()  # high PPL, lowest entropy
 
@@ -141,8 +141,8 @@ def test_partial_ties_in_ppl():
 def test_determinism():
     rng = np.random.default_rng(5)
     ppl, ent = np.exp(rng.normal(size=64)), rng.random(64)
-    a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.3))
-    b = triage_samples(ppl.copy(), ent.copy(), QTuningConfig(sample_ratio=0.3))
+    a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.3, fill="uniform"))
+    b = triage_samples(ppl.copy(), ent.copy(), QTuningConfig(sample_ratio=0.3, fill="uniform"))
     assert np.array_equal(a.quadrant, b.quadrant) and np.array_equal(a.kept, b.kept)
     assert a.alpha == b.alpha
 
@@ -163,7 +163,7 @@ def test_determinism():
 )
 def test_invariants(data, r):
     ppl, ent = np.array(data[0]), np.array(data[1])
-    cfg = QTuningConfig(sample_ratio=r)
+    cfg = QTuningConfig(sample_ratio=r, fill="uniform")
     tri = triage_samples(ppl, ent, cfg)
     K = max(1, round(len(ppl) * r))
     assert tri.kept.sum() == K
@@ -246,7 +246,7 @@ def _correlated(n, seed):
 
 def test_uniform_fill_draws_the_rest_without_preferring_easy_samples():
     ppl, ent = _correlated(2000, 0)
-    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=0)
+    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"), random_state=0)
     mar = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="margin"), random_state=0)
     off_q1 = ~((uni.ppl_rank > 0.5) & (uni.ent_rank > 0.5))
     corner = uni.selection == CORNER
@@ -259,11 +259,15 @@ def test_uniform_fill_draws_the_rest_without_preferring_easy_samples():
     m_filled = mar.selection == FILL_UP
     assert mar.ppl_rank[m_filled].mean() < uni.ppl_rank[filled].mean() - 0.05
     # seeded: the same seed gives the same set, other seeds other sets
-    again = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=0)
-    other = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=1)
+    again = triage_samples(
+        ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"), random_state=0
+    )
+    other = triage_samples(
+        ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"), random_state=1
+    )
     assert again.kept.tolist() == uni.kept.tolist() and other.kept.tolist() != uni.kept.tolist()
-    none_a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25))
-    none_b = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25))
+    none_a = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"))
+    none_b = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"))
     assert none_a.kept.tolist() == none_b.kept.tolist()
 
 
@@ -296,16 +300,16 @@ def test_excluded_samples_are_never_kept_while_others_remain():
     ex = np.zeros(40, dtype=bool)
     ex[::4] = True  # 10 duplicates
     for ratio in (0.25, 0.5, 0.75):
-        t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=ratio), exclude=ex)
-        k = QTuningConfig(sample_ratio=ratio).n_keep(40)
+        t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=ratio, fill="uniform"), exclude=ex)
+        k = QTuningConfig(sample_ratio=ratio, fill="uniform").n_keep(40)
         assert t.kept.sum() == k and not t.kept[ex].any()
         assert np.all(t.quadrant[ex] == Q3) and t.counts()["duplicate"] == 10
         # the others are triaged as if the duplicates were absent, with the same K
-        sub = triage_samples(ppl[~ex], ent[~ex], QTuningConfig(sample_ratio=k / 30))
+        sub = triage_samples(ppl[~ex], ent[~ex], QTuningConfig(sample_ratio=k / 30, fill="uniform"))
         assert t.kept[~ex].sum() == k
         assert sub.kept.sum() == k
     # fewer than K others: the excluded fill in, in index order
-    t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.9), exclude=~ex)
+    t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.9, fill="uniform"), exclude=~ex)
     assert t.kept.sum() == 36 and t.kept[ex].all()
     with pytest.raises(DataValidationError, match="one flag per sample"):
         triage_samples(ppl, ent, exclude=ex[:5])
@@ -320,7 +324,7 @@ def test_noise_flags_leave_samples_out_as_q1_abrupt_end():
     ex[::8] = True  # 5 duplicates
     nz = np.zeros(40, dtype=bool)
     nz[1::8] = True  # 5 abrupt ends
-    cfg = QTuningConfig(sample_ratio=0.5)
+    cfg = QTuningConfig(sample_ratio=0.5, fill="uniform")
     t = triage_samples(ppl, ent, cfg, exclude=ex, noise=nz)
     assert t.kept.sum() == 20 and not t.kept[ex | nz].any()
     assert np.all(t.quadrant[nz] == 1) and np.all(t.quadrant[ex] == Q3)
@@ -330,7 +334,9 @@ def test_noise_flags_leave_samples_out_as_q1_abrupt_end():
     same = triage_samples(ppl, ent, cfg, exclude=ex | nz)
     assert np.array_equal(same.kept, t.kept)
     # fewer than K others: duplicates fill in before abrupt ends
-    t = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.9), exclude=ex, noise=nz)
+    t = triage_samples(
+        ppl, ent, QTuningConfig(sample_ratio=0.9, fill="uniform"), exclude=ex, noise=nz
+    )
     assert t.kept.sum() == 36 and t.kept[ex].all() and t.kept[nz].sum() == 1
     with pytest.raises(DataValidationError, match="noise has shape"):
         triage_samples(ppl, ent, noise=nz[:3])
@@ -342,7 +348,7 @@ def test_flat_fill_draws_without_the_corners_head_start():
     ppl, ent = _correlated(2000, 1)
     cfg = QTuningConfig(sample_ratio=0.25, fill="flat")
     flat = triage_samples(ppl, ent, cfg, random_state=0)
-    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=0)
+    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"), random_state=0)
     assert flat.kept.sum() == cfg.n_keep(2000)
     off_q1 = ~((flat.ppl_rank > 0.5) & (flat.ent_rank > 0.5))
     corner = (uni.selection == CORNER) | (flat.selection == TRIMMED)
@@ -366,7 +372,7 @@ def test_groups_triage_each_source_on_its_own_scale():
     b_ppl, b_ent = _correlated(500, 3)
     ppl, ent = np.r_[a_ppl, b_ppl * 6.0], np.r_[a_ent, b_ent + 1.5]
     groups = ["a"] * 1500 + ["b"] * 500
-    cfg = QTuningConfig(sample_ratio=0.25)
+    cfg = QTuningConfig(sample_ratio=0.25, fill="uniform")
     pooled = triage_samples(ppl, ent, cfg, random_state=0)
     per = triage_samples(ppl, ent, cfg, groups=groups, random_state=0)
     assert per.kept.sum() == pooled.kept.sum() == cfg.n_keep(2000)
@@ -400,7 +406,7 @@ def _two_sources():
 
 def test_group_budget_share_keeps_each_source_at_its_share_triaged_alone():
     ppl, ent, groups = _two_sources()
-    cfg = QTuningConfig(sample_ratio=0.25, group_budget="share")
+    cfg = QTuningConfig(sample_ratio=0.25, group_budget="share", fill="uniform")
     t = triage_samples(ppl, ent, cfg, groups=groups)
     assert t.kept[:1500].sum() == 375 and t.kept[1500:].sum() == 125
     # each source's kept set is its own triage (same K, same seed-free order)
@@ -425,7 +431,9 @@ def test_group_budget_share_keeps_each_source_at_its_share_triaged_alone():
 
 def test_group_budget_pooled_lets_sources_compete_for_one_k():
     ppl, ent, groups = _two_sources()
-    pooled = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), groups=groups)  # default
+    pooled = triage_samples(
+        ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"), groups=groups
+    )  # default
     assert pooled.kept.sum() == 500 and np.isfinite(pooled.alpha)
     # by_group reports what each source got of the one K
     assert [(g["group"], g["n_samples"], g["alpha"]) for g in pooled.by_group] == [
@@ -436,13 +444,19 @@ def test_group_budget_pooled_lets_sources_compete_for_one_k():
         int(pooled.kept[:1500].sum()),
         int(pooled.kept[1500:].sum()),
     ]
-    assert triage_samples(ppl, ent, QTuningConfig(0.25)).by_group is None  # no groups
-    as_np = triage_samples(ppl, ent, QTuningConfig(0.25), groups=np.repeat([0, 1], [1500, 500]))
+    assert (
+        triage_samples(ppl, ent, QTuningConfig(0.25, fill="uniform")).by_group is None
+    )  # no groups
+    as_np = triage_samples(
+        ppl, ent, QTuningConfig(0.25, fill="uniform"), groups=np.repeat([0, 1], [1500, 500])
+    )
     assert [type(g["group"]) for g in as_np.by_group] == [int, int]  # JSON-able labels
     # the same plane as ranking each source and triaging the ranks together
     codes = np.r_[np.zeros(1500, int), np.ones(500, int)]
     same = triage_samples(
-        within_group_ranks(ppl, codes), within_group_ranks(ent, codes), QTuningConfig(0.25)
+        within_group_ranks(ppl, codes),
+        within_group_ranks(ent, codes),
+        QTuningConfig(0.25, fill="uniform"),
     )
     assert np.array_equal(pooled.kept, same.kept)
 
@@ -451,7 +465,7 @@ def test_group_budget_share_never_keeps_noise_while_clean_samples_remain():
     ppl, ent, groups = _two_sources()
     nz = np.zeros(2000, dtype=bool)
     nz[1500:1900] = True  # 400 of source b flagged: 100 clean left, below its share of 125
-    cfg = QTuningConfig(sample_ratio=0.25, group_budget="share")
+    cfg = QTuningConfig(sample_ratio=0.25, group_budget="share", fill="uniform")
     t = triage_samples(ppl, ent, cfg, noise=nz, groups=groups)
     assert t.kept.sum() == 500 and not t.kept[nz].any()
     assert t.kept[1900:].sum() == 100 and t.kept[:1500].sum() == 400
@@ -478,6 +492,6 @@ def test_random_fill_ignores_the_plane_and_follows_the_seed():
     kept = [frozenset(np.flatnonzero(triage_samples(ppl, ent, cfg, random_state=s).kept))
             for s in range(5)]  # fmt: skip
     assert len(set(kept)) == 5
-    # the default fill never keeps the Q1 side while samples off it are left
-    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25), random_state=1)
+    # the plane's own fill never keeps the Q1 side while samples off it are left
+    uni = triage_samples(ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"), random_state=1)
     assert uni.kept[q1_side].sum() == 0
