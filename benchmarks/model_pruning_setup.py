@@ -92,18 +92,21 @@ DEFAULT_RECIPES = (
 #: DSnoT runs: refine id -> DSnoTConfig fields changed from its defaults ("dsnot": the
 #: defaults; the others are optional variants for choosing DSnoT's settings on the dev slices)
 DSNOT_VARIANTS: dict[str, dict[str, Any]] = {
-    # the library's default (only the MLP layers are refined)
+    # the library's default (only the MLP layers are refined, 10 cycles)
     "dsnot": {},
-    # every layer refined (the default before the settings study), and two variants of it
-    "dsnot_all": {"skip": "none"},
-    "dsnot_mean": {"skip": "none", "objective": "mean"},
+    # every layer refined with the paper's 50 cycles (the default before the settings studies),
+    # and three variants of it
+    "dsnot_all": {"skip": "none", "max_cycles": 50},
+    "dsnot_mean": {"skip": "none", "objective": "mean", "max_cycles": 50},
     "dsnot_c10": {"skip": "none", "max_cycles": 10},
     # the reference implementation's default (--skip_layer mlp): only attention is refined
-    "dsnot_attn": {"skip": "mlp"},
-    # the default (MLP layers only) with fewer swaps: a tiny calibration set (32 x 256 tokens)
-    # estimates each input's mean and variance roughly, and every swap fits that estimate
+    "dsnot_attn": {"skip": "mlp", "max_cycles": 50},
+    # MLP layers only with other cycle counts (the cycles study, model_pruning_dsnot_cycles):
+    # a small calibration set (32 x 256 tokens) estimates each input's mean and variance roughly,
+    # and every swap fits that estimate. 10 is the default now; 50 the default before
     "dsnot_c10_mlp": {"max_cycles": 10},
     "dsnot_c20_mlp": {"max_cycles": 20},
+    "dsnot_c50_mlp": {"max_cycles": 50},
 }
 REFINES = ("none", *DSNOT_VARIANTS)
 

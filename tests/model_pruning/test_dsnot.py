@@ -171,7 +171,7 @@ def test_wanda_with_dsnot_end_to_end(model, calib):
     d = report.to_dict()
     assert d["refine"]["n_swaps"] == r.n_swaps and len(d["refine"]["layers"]) == len(mlp)
     assert d["refine"]["prune_time_s"] == pytest.approx(report.time_s - r.time_s, abs=2e-3)
-    assert d["params"]["refine"] == "dsnot" and d["params"]["refine_config"]["max_cycles"] == 50
+    assert d["params"]["refine"] == "dsnot" and d["params"]["refine_config"]["max_cycles"] == 10
     assert "dsnot refinement:" in report.summary()
     json.dumps(d)
 
