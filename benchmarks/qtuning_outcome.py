@@ -26,13 +26,15 @@ dev candidate) with the dev held-out sets (GSM8K train records and Alpaca record
 partition), seeds 0 and 1, and compares the Q2 token pruning of one selection: the authors'
 ``token_ratio=0.7, drop="high"``, ``drop="low"`` and no token pruning. The token-pruning default
 was chosen there (lowest mean paired Δ NLL against random), never on the eval pool.
-``--split dev-fill`` compares, on the same development pool (seeds 0, 1, 2), at the current defaults:
-``fill="uniform"`` (the corners first), the triage per source (``groups=`` each pair's source:
-PPL and entropy ranked within GSM8K and within Alpaca; one ``K`` (the default
-``group_budget="pooled"``), or ``K`` split by source size (``group_budget="share"``, with the
-default fill and with ``fill="flat"``)), a random draw from what the noise rules alone leave in
-(``noise rules + random``: dedup, abrupt ends, IFD >= 1 out; the plane unused) and
-``fill="flat"`` (no corner preference).
+``--split dev-fill`` compares the fill rules on the same development pool (seeds 0, 1, 2): the
+default triage (``q-tuning static``; its published runs were trained when the default was
+``fill="uniform"``, the corners first, and the results file names that config), the triage per
+source (``groups=`` each pair's source: PPL and entropy ranked within GSM8K and within Alpaca;
+one ``K`` (``group_budget="pooled"``), or ``K`` split by source size (``group_budget="share"``,
+with that fill and with ``fill="flat"``)), a random draw from what the noise rules alone leave
+in (``noise rules + random``: dedup, abrupt ends, IFD >= 1 out; the plane unused; the rule
+chosen there, now the default ``fill="random"``), ``fill="flat"`` (no corner preference) and
+``fill="random"`` with stricter IFD cuts.
 
 Every condition trains LoRA on SmolLM2-135M-Instruct (:func:`benchmarks.sft_harness.train_lora`,
 bfloat16 base) for the same number of optimizer steps with the **same gradient-token budget per
