@@ -327,18 +327,12 @@ def _rename_earlier_default(
         label.get(c, c): v for c, v in prev.get("selection_by_seed", {}).items()
     }
     present = {r["condition"] for r in out["runs"]}
-    conds: list[str] = []
-    for c in prev.get("conditions", []):
-        conds.append(c)
-        if c in label and label[c] in present:
-            conds.append(label[c])
-    out["conditions"] = conds
+    renamed = [label[c] for c in DEFAULT_DEPENDENT if label[c] in present]
+    # (_merge_base places each renamed condition after the one it was)
+    out["conditions"] = [*prev.get("conditions", []), *renamed]
     out["earlier_defaults"] = [
         *prev.get("earlier_defaults", []),
-        {
-            "qtuning_config": old,
-            "renamed": [label[c] for c in DEFAULT_DEPENDENT if label[c] in present],
-        },
+        {"qtuning_config": old, "renamed": renamed},
     ]
     out["qtuning_config"] = config
     out.pop("qtuning_default_summary", None)

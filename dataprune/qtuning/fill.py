@@ -82,11 +82,16 @@ def uniform_priority(
         ``(1, 1)`` (so the Q1 side comes last, farthest from its corner first). With ``corner``
         all False this is the ``"flat"`` order.
     """
-    gen = rng if rng is not None else np.random.default_rng(0)
+    gen = _generator(rng)
     q1_side = (u > 0.5) & (v > 0.5)
     draw = 1.0 + gen.random(len(u)) * 0.999
     d = np.hypot(1.0 - u, 1.0 - v)
     return np.where(corner, 3.0 + d / 2.0, np.where(q1_side, d / 2.0, draw))
+
+
+def _generator(rng: np.random.Generator | None) -> np.random.Generator:
+    """The seeded draws' generator: ``rng``, or one seeded with 0 (same draw on every call)."""
+    return rng if rng is not None else np.random.default_rng(0)
 
 
 @dataclass
@@ -137,8 +142,7 @@ def fill_order(
     FillOrder
     """
     if fill == "random":
-        gen = rng if rng is not None else np.random.default_rng(0)
-        return FillOrder(gen.random(len(ppl)), ppl_rank, ent_rank, from_empty=True)
+        return FillOrder(_generator(rng).random(len(ppl)), ppl_rank, ent_rank, from_empty=True)
     if fill == "flat":
         no_corner = np.zeros(len(ppl), dtype=bool)
         return FillOrder(uniform_priority(ppl_rank, ent_rank, no_corner, rng), ppl_rank, ent_rank,
