@@ -92,7 +92,7 @@ DEFAULT_RECIPES = (
 #: DSnoT runs: refine id -> DSnoTConfig fields changed from its defaults ("dsnot": the
 #: defaults; the others are optional variants for choosing DSnoT's settings on the dev slices)
 DSNOT_VARIANTS: dict[str, dict[str, Any]] = {
-    # the library's default (only the MLP layers are refined, 10 cycles)
+    # the library's default (only the MLP layers are refined, 5 cycles)
     "dsnot": {},
     # every layer refined with the paper's 50 cycles (the default before the settings studies),
     # and three variants of it
@@ -103,10 +103,17 @@ DSNOT_VARIANTS: dict[str, dict[str, Any]] = {
     "dsnot_attn": {"skip": "mlp", "max_cycles": 50},
     # MLP layers only with other cycle counts (the cycles study, model_pruning_dsnot_cycles):
     # a small calibration set (32 x 256 tokens) estimates each input's mean and variance roughly,
-    # and every swap fits that estimate. 10 is the default now; 50 the default before
+    # and every swap fits that estimate. 10 was the default after that study, 50 before it;
+    # 5 (the acceptance study, model_pruning_dsnot_acceptance) is the default now
     "dsnot_c10_mlp": {"max_cycles": 10},
     "dsnot_c20_mlp": {"max_cycles": 20},
     "dsnot_c50_mlp": {"max_cycles": 50},
+    # fewer swaps still, and, with the 10 cycles of the study's default, the paper's sign rule
+    # (a row stops before its error changes sign) and the exact calibration error
+    "dsnot_c5_mlp": {"max_cycles": 5},
+    "dsnot_sign": {"keep_sign": True, "max_cycles": 10},
+    # (the swap test on d^T E[x x^T] d in place of the uncorrelated-inputs estimate)
+    "dsnot_full": {"objective": "mse_full", "max_cycles": 10},
 }
 REFINES = ("none", *DSNOT_VARIANTS)
 

@@ -4,7 +4,8 @@
 tokens of each input feature's squared activation (padding tokens excluded), i.e. ``||X_j||_2^2``.
 ``InputMoments`` also keeps each feature's mean and variance (merged batch by batch, never holding
 more than one batch of tokens) and the number of calibration sequences, for mask refinements such
-as DSnoT.
+as DSnoT; optionally also the inputs' second-moment matrix ``E[x x^T]`` (in_features squared
+floats per layer), for a refinement that measures the exact output error.
 
 ``capture_block_inputs`` runs the model once with every decoder block replaced by a recorder that
 returns its input unchanged, collecting the hidden states entering the first block and the keyword
@@ -99,12 +100,15 @@ class FeatureMoments:
         Real (non-padding) tokens seen.
     n_sequences : int
         Calibration sequences those tokens came from.
+    second_moment : torch.Tensor of shape (in_features, in_features), optional
+        ``E[x x^T]`` over the calibration tokens (float32, uncentred), when it was asked for.
     """
 
     mean: Any
     var: Any
     n_tokens: int
     n_sequences: int
+    second_moment: Any = None
 
     @property
     def tokens_per_sequence(self) -> float:
@@ -125,19 +129,24 @@ class InputMoments(ActivationNorms):
         ``moments_for(layer_name) -> bool``: the layers that also get means and variances (a
         refinement's ``applies_to``); the others only get the squared norms, and :meth:`pop`
         returns ``None`` for them. Default: every layer.
+    second_moment : bool, default=False
+        Also sum ``x x^T`` for those layers (:attr:`FeatureMoments.second_moment`).
     """
 
     def __init__(
         self,
         layers: Sequence[PrunableLayer],
         moments_for: Callable[[str], bool] | None = None,
+        second_moment: bool = False,
     ) -> None:
         super().__init__(layers)
         self._wanted = {
             lay.name for lay in self.layers if moments_for is None or moments_for(lay.name)
         }
+        self._with_second = bool(second_moment)
         self._mean: dict[str, Any] = {}
         self._m2: dict[str, Any] = {}
+        self._outer: dict[str, Any] = {}
         self._n_sequences: dict[str, int] = {}
 
     def _accumulate(self, name: str, x: Any, n_sequences: int) -> None:
@@ -146,6 +155,9 @@ class InputMoments(ActivationNorms):
         n_b = int(x.shape[0])
         if n_b == 0 or name not in self._wanted:
             return
+        if self._with_second:
+            outer = x.T @ x
+            self._outer[name] = outer + self._outer[name] if name in self._outer else outer
         mean_b = x.mean(dim=0)
         m2_b = ((x - mean_b) ** 2).sum(dim=0)
         if name not in self._mean:
@@ -163,11 +175,13 @@ class InputMoments(ActivationNorms):
         if name not in self._mean:
             return None
         n = self.n_tokens[name]
+        outer = self._outer.pop(name, None)
         return FeatureMoments(
             mean=self._mean.pop(name),
             var=self._m2.pop(name) / n,
             n_tokens=n,
             n_sequences=self._n_sequences.pop(name),
+            second_moment=None if outer is None else outer / n,
         )
 
 

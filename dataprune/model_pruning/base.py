@@ -71,7 +71,9 @@ class RefinedLayer:
         ``|sum_j d_rj E[x_j]|`` with ``d`` the pruned weights (DSnoT's objective).
     sq_error_before, sq_error_after : float
         Mean over output rows of the expected squared output error per token,
-        ``(d_r . E[x])^2 + sum_j d_rj^2 Var(x_j)`` (input features treated as uncorrelated).
+        ``(d_r . E[x])^2 + sum_j d_rj^2 Var(x_j)`` (input features treated as uncorrelated), or,
+        when the refinement collected the inputs' second moments (``objective="mse_full"``),
+        exactly ``d_r^T E[x x^T] d_r`` over the calibration tokens.
     """
 
     name: str

@@ -111,8 +111,9 @@ def layer_refiner(
         t0 = time.perf_counter()
         weight = layer.weight_matrix()
         new = refiner.refine(weight, mask, stats, spec)
-        before = expected_reconstruction_error(weight, mask, stats.mean, stats.var)
-        after = expected_reconstruction_error(weight, new, stats.mean, stats.var)
+        gram = stats.second_moment
+        before = expected_reconstruction_error(weight, mask, stats.mean, stats.var, gram)
+        after = expected_reconstruction_error(weight, new, stats.mean, stats.var, gram)
         changed = new.to(mask.device) != mask
         report.layers.append(
             RefinedLayer(
@@ -194,8 +195,11 @@ class BaseModelPruner(BaseEstimator):
         if refiner is None:
             stats_cls: Callable[[list[PrunableLayer]], Any] = ActivationNorms
         else:  # means and variances only for the layers the refinement touches
-            applies = getattr(refiner, "applies_to", None)
-            stats_cls = functools.partial(InputMoments, moments_for=applies)
+            stats_cls = functools.partial(
+                InputMoments,
+                moments_for=getattr(refiner, "applies_to", None),
+                second_moment=bool(getattr(refiner, "needs_second_moment", False)),
+            )
         batches = list(calib.batches(self.batch_size))
 
         def prune_group(group: list[PrunableLayer], stats: Any) -> None:

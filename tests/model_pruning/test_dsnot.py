@@ -135,6 +135,74 @@ def test_input_moments_stream_over_batches_and_skip_padding():
     assert moments.pop("lin") is None
 
 
+def _row_errors(w, x, mask):
+    """Per output row: the squared error summed over the calibration tokens."""
+    return ((x @ (w * mask).T) ** 2).sum(0)
+
+
+def test_full_objective_lowers_the_exact_calibration_error_of_every_row():
+    for seed, pattern in ((0, None), (1, "2:4")):
+        w, x = _layer(seed)
+        gram = x.T @ x / x.shape[0]
+        spec = resolve_sparsity(None if pattern else 0.6, pattern)
+        wanda = prune_mask(wanda_scores(w, (x * x).sum(0)), spec)
+        stats = (x.mean(0), x.var(0, unbiased=False))
+        kw = {"pattern": pattern, "tokens_per_sequence": x.shape[0] / 4}
+        full = dsnot_refine_mask(
+            w, wanda, *stats, config={"objective": "mse_full"}, second_moment=gram, **kw
+        )
+        diag = dsnot_refine_mask(w, wanda, *stats, config={"objective": "mse"}, **kw)
+        assert torch.equal(full.sum(1), wanda.sum(1)) and not torch.equal(full, wanda)
+
+        # every swap lowered its row's exact error, so no row ends above where it started
+        assert (_row_errors(w, x, full) <= _row_errors(w, x, wanda) * (1 + 1e-5)).all()
+        assert _recon_error(w, x, full) < _recon_error(w, x, diag)  # correlations count here
+        exact = expected_reconstruction_error(w, full, *stats, second_moment=gram)
+        assert exact["mean_sq_error"] == pytest.approx(
+            float(_row_errors(w, x, full).mean()) / x.shape[0], rel=1e-4
+        )
+
+
+def test_full_objective_needs_the_second_moment():
+    w, x = _layer(2)
+    wanda = prune_mask(wanda_scores(w, (x * x).sum(0)), resolve_sparsity(0.6))
+    with pytest.raises(DataValidationError, match="needs second_moment"):
+        dsnot_refine_mask(
+            w, wanda, x.mean(0), x.var(0, unbiased=False), config={"objective": "mse_full"}
+        )
+    assert get_mask_refiner("dsnot", {"objective": "mse_full"}).needs_second_moment
+    assert not get_mask_refiner("dsnot").needs_second_moment
+
+
+def test_input_moments_second_moment_over_real_tokens():
+    lin = torch.nn.Linear(6, 3)
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randn(2, 4, 6, generator=g) + 0.5 for _ in range(2)]
+    masks = [torch.ones(2, 4, dtype=torch.bool), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]).bool()]
+    layers = [PrunableLayer("lin", lin)]
+    with InputMoments(layers, second_moment=True) as moments, torch.no_grad():
+        for xb, mb in zip(batches, masks):
+            moments.token_mask = mb
+            lin(xb)
+    real = torch.cat([xb[mb] for xb, mb in zip(batches, masks)])
+    stats = moments.pop("lin")
+    assert torch.allclose(stats.second_moment, real.T @ real / real.shape[0], atol=1e-5)
+    with InputMoments(layers) as plain, torch.no_grad():
+        lin(batches[0])
+    assert plain.pop("lin").second_moment is None
+
+
+def test_wanda_with_full_objective_end_to_end(model, calib):
+    refined = copy.deepcopy(model)
+    report = WandaPruner(
+        sparsity=0.6, refine="dsnot", refine_config={"objective": "mse_full"}
+    ).prune(refined, calib)
+    r = report.refine
+    assert r.config["objective"] == "mse_full" and r.n_swaps > 0
+    # the report's squared errors are then exact on the calibration tokens: never raised
+    assert all(lay.sq_error_after <= lay.sq_error_before * (1 + 1e-4) for lay in r.layers)
+
+
 def test_input_moments_only_for_the_layers_a_refinement_touches():
     a, b = torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)
     x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(1))
@@ -171,7 +239,7 @@ def test_wanda_with_dsnot_end_to_end(model, calib):
     d = report.to_dict()
     assert d["refine"]["n_swaps"] == r.n_swaps and len(d["refine"]["layers"]) == len(mlp)
     assert d["refine"]["prune_time_s"] == pytest.approx(report.time_s - r.time_s, abs=2e-3)
-    assert d["params"]["refine"] == "dsnot" and d["params"]["refine_config"]["max_cycles"] == 10
+    assert d["params"]["refine"] == "dsnot" and d["params"]["refine_config"]["max_cycles"] == 5
     assert "dsnot refinement:" in report.summary()
     json.dumps(d)
 
@@ -238,7 +306,7 @@ def test_layer_part_from_module_names():
         ({"max_cycles": 2.5}, "max_cycles must be an integer >= 1"),
         ({"update_threshold": -1}, "update_threshold must be a finite number >= 0"),
         ({"variance_power": float("nan")}, "variance_power must be a finite number >= 0"),
-        ({"objective": "median"}, "objective must be one of mse, mean"),
+        ({"objective": "median"}, "objective must be one of mse, mse_full, mean"),
         ({"keep_sign": "yes"}, "keep_sign must be True or False"),
         ({"skip": "ffn"}, "skip must be one of none, attention, mlp"),
     ],
