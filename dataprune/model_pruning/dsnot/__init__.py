@@ -6,8 +6,9 @@ moves its mask: within every output row it swaps a pruned weight back in (*grow*
 
     e_r = E[W_r x] - E[(M_r * W_r) x] = sum over pruned j of W_rj * E[x_j],
 
-moves towards zero. Only per-feature statistics of the calibration inputs are needed: the mean
-``E[x_j]`` and the variance ``Var(x_j)`` (the Wanda norm ``||x_j||_2`` follows from both).
+moves towards zero. By default only per-feature statistics of the calibration inputs are
+needed: the mean ``E[x_j]`` and the variance ``Var(x_j)`` (the Wanda norm ``||x_j||_2`` follows
+from both); ``objective="mse_full"`` also needs the second-moment matrix ``E[x x^T]``.
 
 Criteria (those of the paper and of its reference implementation, ``zyxxmu/DSnoT``):
 
@@ -36,7 +37,8 @@ Rows are processed together with torch; statistics are float32 whatever the weig
 As in the reference, the error compared with ``update_threshold`` is summed over the tokens of a
 calibration sequence (``tokens_per_sequence`` times the per-token mean), so the paper's
 threshold keeps its meaning. The cost is a few sorts of every row plus ``max_cycles`` vectorised
-steps: linear in the weights, no backpropagation, no Hessian.
+steps: linear in the weights, no backpropagation (``"mse_full"`` adds one product of the weights
+with the in_features x in_features second-moment matrix per layer).
 """
 
 from __future__ import annotations
