@@ -92,8 +92,10 @@ def render(res: dict, png: str | None = None) -> str:
             + (
                 "; "
                 + "; ".join(
-                    "runs named '..., the earlier default' were trained with the QTuningConfig "
-                    "default of the time ("
+                    "runs named "
+                    + (" / ".join(f"'{x}'" for x in e.get("renamed", []))
+                       or "'..., the earlier default'")
+                    + " were trained with the QTuningConfig default of the time ("
                     + ", ".join(f"{k}={e['qtuning_config'][k]}" for k in QCFG_SHOWN
                                 if k in e["qtuning_config"])
                     + ")"

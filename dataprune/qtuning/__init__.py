@@ -77,7 +77,7 @@ _LAZY = {
     "plot_eu_plane": "dataprune.qtuning.plot",
     "QTuningMixin": "dataprune.qtuning.trainer",
     "QTuningTrainer": "dataprune.qtuning.trainer",
-    "qtuning_loss": "dataprune.qtuning.trainer",
+    "qtuning_loss": "dataprune.qtuning.loss",
 }
 
 

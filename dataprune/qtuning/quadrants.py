@@ -229,6 +229,7 @@ def triage_samples(
     noise: Any = None,
     groups: Any = None,
     random_state: int | np.random.Generator | None = None,
+    allow_all_flagged: bool = False,
 ) -> SampleTriage:
     """Assign EU-plane quadrants and keep exactly ``K`` samples.
 
@@ -264,6 +265,14 @@ def triage_samples(
         and corner count are in ``by_group``.
     random_state : int, Generator or None
         Breaks exact ties in the fill-up / trimming order; ``None`` breaks them by index.
+    allow_all_flagged : bool, default=False
+        When every sample is in ``exclude`` or ``noise``: ``False`` raises
+        :class:`~dataprune.errors.DataValidationError` (a whole dataset of noise is a data or
+        configuration error; with ``group_budget="share"`` each group keeps its part as below);
+        ``True`` keeps ``K`` of them in the order used whenever fewer
+        than ``K`` others exist (duplicates, then noise, each in index order). The dynamic loss
+        (:func:`dataprune.qtuning.loss.qtuning_loss`) passes ``True``: a small micro-batch can
+        be all noise by chance, and training must not stop there.
 
     Returns
     -------
@@ -274,14 +283,14 @@ def triage_samples(
     k = cfg.n_keep(len(ppl))
     ex, nz = (_flags(x, name, ppl.shape) for x, name in ((exclude, "exclude"), (noise, "noise")))
     if groups is None:
-        return _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)
+        return _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state, allow_all_flagged)
     codes = group_codes(groups, len(ppl))
     ppl, ent = within_group_ranks(ppl, codes), within_group_ranks(ent, codes)
     # plain Python labels (JSON-able in the summary), in order of first appearance
     labels = [g.item() if isinstance(g, np.generic) else g for g in dict.fromkeys(groups)]
     if cfg.group_budget == "share" and codes.max() > 0:
         return _triage_by_group(ppl, ent, cfg, ex, nz, k, codes, labels, random_state)
-    out = _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state)
+    out = _triage_flagged(ppl, ent, cfg, ex, nz, k, random_state, allow_all_flagged)
     corner = np.isin(out.selection, (CORNER, TRIMMED))
     out.by_group = [
         {"group": lab, "n_samples": int(np.sum(codes == g)), "n_keep": int(out.kept[codes == g].sum()),

@@ -21,7 +21,7 @@ def test_defaults_follow_the_spec():
     # no token pruning: chosen on the development outcome pool (benchmarks/qtuning_outcome.py)
     assert c.token_ratio == 1.0
     # abrupt ends (truncated responses): chosen on development pools (qtuning_diagnostic.py)
-    assert (c.abrupt_end, c.max_ifd) == (8.0, 1.0)
+    assert (c.abrupt_end, c.max_ifd) == (8.0, 0.95)
 
 
 @pytest.mark.parametrize(

@@ -286,6 +286,26 @@ def test_ifd_pass_has_no_gradient_and_one_decoder_call(tiny_lm):
     loss.backward()
 
 
+def test_a_micro_batch_of_noise_only_keeps_k_and_trains(tiny_lm):
+    """Every sample flagged (here: an IFD threshold no pair is under): K are still kept, in the
+    static fallback order, instead of an error in the middle of training."""
+    model, tok = tiny_lm
+    model.train()
+    cfg = QTuningConfig(sample_ratio=0.25, abrupt_end=None, max_ifd=1e-9)
+    loss, _, stats = qtuning_loss(model, _batch(tok), cfg, empty_prompt_ids=empty_prompt_ids(tok))
+    k = cfg.n_keep(len(PROMPTS))
+    assert stats["misaligned"] == len(PROMPTS) - k and stats["kept_samples"] == k
+    assert stats["kept"] == [True] * k + [False] * (len(PROMPTS) - k)  # index order
+    assert torch.isfinite(loss)
+    loss.backward()
+    # static triage of a whole dataset of noise stays an error
+    from dataprune.errors import DataValidationError
+    from dataprune.qtuning import triage_samples
+
+    with pytest.raises(DataValidationError, match="every sample is excluded or flagged"):
+        triage_samples(np.ones(4), np.ones(4), cfg, noise=np.ones(4, dtype=bool))
+
+
 @pytest.mark.parametrize("kind", ["list", "datasets"])
 def test_trainer_deduplicates_the_training_set_once(tiny_lm, tmp_path, kind):
     model, tok = tiny_lm
