@@ -468,7 +468,14 @@ def render(res: dict, png: str | None = None) -> str:
         f"response`) or every predicted position (`entropy=all`), and the NLL of the "
         f"end-of-turn token after the response, and IFD (a second pass with empty prompts), "
         f"max_length {MAX_LENGTH}; "
-        f"{res['n_scored']} distinct pairs scored ({res['scoring_seconds']:.0f} s this run).\n"
+        f"{res['n_scored']} distinct pairs scored ("
+        + (
+            f"{res['n_scored_this_run']} of them by this run, "
+            if "n_scored_this_run" in res
+            else ""
+        )
+        + f"which took {res['scoring_seconds']:.0f} s in all; the others came from the "
+        "resumable score cache).\n"
     )
     L.append(
         "Each cell: a single-source pool from `benchmarks/sft_pool.py` (10% shuffled answers, 5% "
