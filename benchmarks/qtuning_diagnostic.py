@@ -451,10 +451,9 @@ def render_table(summary: dict, labels: list[str], mark: str | None) -> list[str
         name = f"**{lb}** (default)" if lb == mark else lb
         cn = [summary[c][lb].get("clean_noise") for c in cells]
         noise = "-" if None in cn else f"{100 * clean_noise(summary, lb):.1f}%"
-        n_seeds = sum(len(SEEDS) for _ in cells)
         L.append(
             f"| {name} | " + " | ".join(row) + f" | {noise} | {met} of {len(cells)} "
-            f"| {seeds_met(summary, lb)} of {n_seeds} |"
+            f"| {seeds_met(summary, lb)} of {len(SEEDS) * len(cells)} |"
         )
     return L
 

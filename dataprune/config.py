@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
-from dataprune.errors import UnknownOptionError
+from dataprune.errors import DataValidationError, UnknownOptionError
 
 __all__ = ["ConfigMixin"]
 
@@ -52,3 +52,19 @@ class ConfigMixin:
             )
         kwargs = cls._from_dict_defaults({k: v for k, v in d.items() if k in known})
         return cls(**kwargs)
+
+    @classmethod
+    def from_options(cls: type[C], options: Mapping[str, Any] | C | None) -> C:
+        """The config a function's ``config=`` argument names: ``None`` gives the defaults, an
+        instance is returned as is, a mapping goes through :meth:`from_dict` (an unknown key is
+        an error listing the valid ones)."""
+        if options is None:
+            return cls()
+        if isinstance(options, cls):
+            return options
+        if not isinstance(options, Mapping):
+            raise DataValidationError(
+                f"{cls.__name__} options must be a mapping or a {cls.__name__}, got "
+                f"{type(options).__name__}"
+            )
+        return cls.from_dict(options)

@@ -318,6 +318,18 @@ def test_bad_config_values(options, message):
         WandaPruner(sparsity=0.5, refine="dsnot", refine_config=options)._validate()
 
 
+def test_config_from_options_is_the_shared_config_mechanism():
+    """``config=`` takes None, a DSnoTConfig or a mapping (ConfigMixin.from_options)."""
+    cfg = DSnoTConfig(max_cycles=3)
+    assert DSnoTConfig.from_options(None) == DSnoTConfig()
+    assert DSnoTConfig.from_options(cfg) is cfg
+    assert DSnoTConfig.from_options({"max_cycles": 3}) == cfg
+    with pytest.raises(UnknownOptionError, match="unknown DSnoTConfig field"):
+        DSnoTConfig.from_options({"cycles": 3})
+    with pytest.raises(DataValidationError, match="DSnoTConfig options must be a mapping"):
+        DSnoTConfig.from_options(3)
+
+
 def test_errors(model, calib):
     with pytest.raises(UnknownOptionError, match=r"unknown mask refinement 'dsnoot'; valid: dsnot"):
         WandaPruner(sparsity=0.5, refine="dsnoot").prune(model, calib)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError
@@ -96,16 +94,3 @@ class DSnoTConfig(ConfigMixin):
             raise DataValidationError(
                 f"DSnoT keep_sign must be True or False, got {self.keep_sign!r}"
             )
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any] | DSnoTConfig | None) -> DSnoTConfig:
-        """Build from a mapping of fields (an unknown key is an error listing the valid ones)."""
-        if options is None:
-            return cls()
-        if isinstance(options, DSnoTConfig):
-            return options
-        if not isinstance(options, Mapping):
-            raise DataValidationError(
-                f"DSnoT options must be a mapping or a DSnoTConfig, got {type(options).__name__}"
-            )
-        return cls.from_dict(options)
