@@ -48,6 +48,8 @@ class ActivationNorms:
         self.n_tokens: dict[str, int] = {}
         self.token_mask: Any = None
         self._handles: list[Any] = []
+        # (input tensor, token mask, its float32 real-token matrix, sequences) of the last hook
+        self._last_input: tuple[Any, Any, Any, int] | None = None
 
     def __enter__(self) -> ActivationNorms:
         for layer in self.layers:
@@ -58,22 +60,31 @@ class ActivationNorms:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._last_input = None
 
     def _hook(self, name: str):
         import torch
 
         def hook(module: Any, args: tuple[Any, ...], output: Any) -> None:
-            x = args[0] if args else None
-            if x is None:
+            raw = args[0] if args else None
+            if raw is None:
                 return
-            n_seq = int(x.shape[0]) if x.ndim == 3 else 1
-            x = x.detach().reshape(-1, x.shape[-1])
             mask = self.token_mask
+            memo = self._last_input
+            if memo is not None and memo[0] is raw and memo[1] is mask:
+                # layers fed the same tensor (q/k/v, gate/up): the same float32 token matrix,
+                # so a subclass can reuse what it derived from it (``x is`` the last one)
+                self._accumulate(name, memo[2], memo[3])
+                return
+            n_seq = int(raw.shape[0]) if raw.ndim == 3 else 1
+            x = raw.detach().reshape(-1, raw.shape[-1])
             if mask is not None and mask.numel() == x.shape[0]:
                 x = x[mask.reshape(-1).to(x.device)]
                 if mask.ndim == 2:
                     n_seq = int(mask.any(dim=1).sum())
-            self._accumulate(name, x.to(torch.float32), n_seq)
+            x = x.to(torch.float32)
+            self._last_input = (raw, mask, x, n_seq)
+            self._accumulate(name, x, n_seq)
 
         return hook
 
@@ -148,6 +159,11 @@ class InputMoments(ActivationNorms):
         self._m2: dict[str, Any] = {}
         self._outer: dict[str, Any] = {}
         self._n_sequences: dict[str, int] = {}
+        self._last_outer: tuple[Any, Any] | None = None
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        self._last_outer = None
 
     def _accumulate(self, name: str, x: Any, n_sequences: int) -> None:
         n_before = self.n_tokens.get(name, 0)
@@ -156,7 +172,12 @@ class InputMoments(ActivationNorms):
         if n_b == 0 or name not in self._wanted:
             return
         if self._with_second:
-            outer = x.T @ x
+            if self._last_outer is not None and self._last_outer[0] is x:
+                outer = self._last_outer[1]  # gate/up (q/k/v) share their input: one product
+            else:
+                outer = x.T @ x
+                self._last_outer = (x, outer)
+            # out of place: layers sharing an input may hold the same tensor
             self._outer[name] = outer + self._outer[name] if name in self._outer else outer
         mean_b = x.mean(dim=0)
         m2_b = ((x - mean_b) ** 2).sum(dim=0)

@@ -192,6 +192,33 @@ def test_input_moments_second_moment_over_real_tokens():
     assert plain.pop("lin").second_moment is None
 
 
+def test_layers_sharing_an_input_share_its_statistics_and_no_other_layer_does():
+    # gate/up (q/k/v) receive the same tensor: the statistics pass derives the token matrix and
+    # x^T x once for both; a different tensor, or the same one under another mask, is its own
+    a, b, c = (torch.nn.Linear(6, 3) for _ in range(3))
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(2, 4, 6, generator=g), torch.randn(2, 4, 6, generator=g)
+    full, half = (
+        torch.ones(2, 4, dtype=torch.bool),
+        torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]]).bool(),
+    )
+    layers = [PrunableLayer(n, m) for n, m in (("a", a), ("b", b), ("c", c))]
+    with InputMoments(layers, second_moment=True) as moments, torch.no_grad():
+        moments.token_mask = full
+        c(y), a(x), b(x)
+        moments.token_mask = half  # the same tensor x next, under another mask
+        a(x), b(x), c(x)
+    sa, sb, sc = (moments.pop(n) for n in "abc")
+    xs = torch.cat([x.reshape(-1, 6), x[half]])
+    ys = torch.cat([y.reshape(-1, 6), x[half]])
+    for st, ref in ((sa, xs), (sb, xs), (sc, ys)):
+        assert st.n_tokens == ref.shape[0] == 11
+        assert torch.allclose(st.second_moment, ref.T @ ref / ref.shape[0], atol=1e-5)
+        assert torch.allclose(st.mean, ref.mean(0), atol=1e-6)
+        assert torch.allclose(st.var, ref.var(0, unbiased=False), atol=1e-5)
+    assert torch.allclose(moments.sq_norms["c"], (ys * ys).sum(0), atol=1e-5)
+
+
 def test_wanda_with_full_objective_end_to_end(model, calib):
     refined = copy.deepcopy(model)
     report = WandaPruner(

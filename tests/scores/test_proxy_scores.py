@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataprune.errors import DataValidationError
+from dataprune.errors import DataValidationError, UnknownOptionError
 from dataprune.scores import ProxyConfig, cross_val_probs, proxy_scores
 
 
@@ -39,7 +39,9 @@ def test_mlp_features_feed_grand():
 
 
 def test_config_validation():
-    with pytest.raises(DataValidationError, match="unknown proxy option"):
+    with pytest.raises(
+        UnknownOptionError, match=r"unknown ProxyConfig field\(s\) epoch; valid: .*epochs"
+    ):
         ProxyConfig.from_options({"epoch": 3})
     with pytest.raises(DataValidationError, match="'logistic' or 'mlp'"):
         ProxyConfig(model="svm")

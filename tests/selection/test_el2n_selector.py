@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataprune.errors import DataValidationError
+from dataprune.errors import DataValidationError, UnknownOptionError
 from dataprune.selection import ConfidentLearningSelector, EL2NSelector
 
 
@@ -56,7 +56,7 @@ def test_el2n_needs_labels_and_valid_options():
         EL2NSelector(n_samples=3).fit(X)
     with pytest.raises(DataValidationError, match="score"):
         EL2NSelector(n_samples=3, score="forgetting").fit(X, y)
-    with pytest.raises(DataValidationError, match="unknown proxy option"):
+    with pytest.raises(UnknownOptionError, match="unknown ProxyConfig field"):
         EL2NSelector(n_samples=3, proxy={"layers": 3}).fit(X, y)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from dataprune.config import ConfigMixin
 from dataprune.errors import DataValidationError
@@ -62,18 +61,3 @@ class ProxyConfig(ConfigMixin):
             raise DataValidationError(f"proxy lr must be > 0, got {self.lr!r}")
         if self.weight_decay < 0:
             raise DataValidationError(f"proxy weight_decay must be >= 0, got {self.weight_decay!r}")
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any] | ProxyConfig | None) -> ProxyConfig:
-        """Build from a dict (unknown keys are an error listing the valid ones)."""
-        if options is None:
-            return cls()
-        if isinstance(options, ProxyConfig):
-            return options
-        valid = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - valid)
-        if unknown:
-            raise DataValidationError(
-                f"unknown proxy option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}"
-            )
-        return cls(**options)
