@@ -1,4 +1,5 @@
-"""Nearest-neighbour search on normalised embeddings (faiss), and near-duplicate detection.
+"""Nearest-neighbour search on normalised embeddings (faiss); near-duplicate pairs built on it are
+:mod:`dataprune.near_duplicates`.
 
 Memory is O(n_samples * k): neighbours are computed block by block and never as an n x n matrix.
 """
@@ -6,7 +7,6 @@ Memory is O(n_samples * k): neighbours are computed block by block and never as 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,13 +17,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "KNN_METHODS",
-    "DuplicatePair",
     "check_knn_params",
     "default_ivf_params",
-    "duplicate_groups",
     "exact_knn_rows",
     "knn_graph",
-    "near_duplicate_pairs",
 ]
 
 _EXACT_LIMIT = 100_000
@@ -498,73 +495,3 @@ def exact_knn_rows(X: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray,
     step = int(min(X.shape[0], max(k, _EXACT_TILE_ELEMENTS // max(1, len(rows)))))
     with torch.inference_mode():
         return _knn_of_queries(keys, Q, rows, k, step)
-
-
-@dataclass(frozen=True)
-class DuplicatePair:
-    """Two records whose embeddings have cosine similarity >= the threshold (``i < j``)."""
-
-    i: int
-    j: int
-    similarity: float
-
-
-def near_duplicate_pairs(
-    X: np.ndarray,
-    *,
-    threshold: float = 0.95,
-    k: int = 10,
-    show_progress_bar: bool | None = None,
-) -> list[DuplicatePair]:
-    """Pairs of rows with cosine similarity >= ``threshold`` among each row's ``k`` neighbours.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, dim)
-        L2-normalised embeddings.
-    threshold : float, default=0.95
-        Minimum cosine similarity.
-    k : int, default=10
-        Neighbours examined per row.
-
-    Returns
-    -------
-    list of DuplicatePair
-        Sorted by decreasing similarity, each unordered pair once.
-    """
-    if not -1.0 <= threshold <= 1.0:
-        raise DataValidationError(f"threshold must be in [-1, 1], got {threshold}")
-    sims, idx = knn_graph(X, k, show_progress_bar=show_progress_bar)
-    pairs: dict[tuple[int, int], float] = {}
-    rows, cols = np.nonzero(sims >= threshold)
-    for r, c in zip(rows.tolist(), cols.tolist()):
-        j = int(idx[r, c])
-        if j < 0:
-            continue
-        key = (min(r, j), max(r, j))
-        pairs[key] = max(pairs.get(key, -1.0), float(sims[r, c]))
-    return sorted(
-        (DuplicatePair(i, j, s) for (i, j), s in pairs.items()),
-        key=lambda p: (-p.similarity, p.i, p.j),
-    )
-
-
-def duplicate_groups(n_samples: int, pairs: list[DuplicatePair]) -> list[list[int]]:
-    """Connected components (size >= 2) of the duplicate-pair graph, each sorted, largest first."""
-    parent = list(range(n_samples))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for p in pairs:
-        ra, rb = find(p.i), find(p.j)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    groups: dict[int, list[int]] = {}
-    for a in range(n_samples):
-        groups.setdefault(find(a), []).append(a)
-    out = [g for g in groups.values() if len(g) > 1]
-    return sorted(out, key=lambda g: (-len(g), g[0]))

@@ -9,10 +9,8 @@ from dataprune.errors import DataValidationError
 from dataprune.neighbors import (
     _exact_knn,
     default_ivf_params,
-    duplicate_groups,
     exact_knn_rows,
     knn_graph,
-    near_duplicate_pairs,
 )
 
 
@@ -133,21 +131,6 @@ def test_ivf_knn_at_the_default_nlist_and_nprobe_is_close_to_exact_on_clustered_
     _, approx = knn_graph(X, 10, method="ivf", show_progress_bar=False)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)])
     assert recall >= 0.99, recall
-
-
-def test_near_duplicates_and_groups():
-    rng = np.random.default_rng(2)
-    X = _unit(rng, 50, 32)
-    X[10] = X[3] + 0.01 * rng.standard_normal(32)
-    X[11] = X[3]
-    X[20] = X[40]
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    pairs = near_duplicate_pairs(X, threshold=0.98)
-    keys = {(p.i, p.j) for p in pairs}
-    assert {(3, 10), (3, 11), (10, 11), (20, 40)} <= keys
-    assert all(p.i < p.j for p in pairs)
-    groups = duplicate_groups(50, pairs)
-    assert groups == [[3, 10, 11], [20, 40]]
 
 
 def test_exact_knn_rows_matches_the_full_exact_graph(tmp_path):

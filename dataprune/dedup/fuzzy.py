@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from dataprune.dedup.components import component_labels
 from dataprune.dedup.lsh import _compute_pairs, lsh_params
 from dataprune.dedup.minhash import _check_options, _check_texts, _compute_signatures
 from dataprune.dedup.normalise import normalise_text
@@ -211,9 +212,6 @@ def _preference(texts: list[str], members: np.ndarray, keep: str, quality: np.nd
 def _compute_fuzzy(
     texts: list[str], params: dict[str, Any], quality: np.ndarray | None, show_progress_bar
 ) -> FuzzyDuplicates:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n, p = len(texts), params
     sig = _compute_signatures(
         texts, p["unit"], p["ngram"], p["num_perm"], p["seed"], 2048, show_progress_bar
@@ -223,8 +221,7 @@ def _compute_fuzzy(
     if p["verify"] and len(i):
         ok = _agreement(sig, i, j) >= p["threshold"]
         i, j = i[ok], j[ok]
-    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = component_labels(n, i, j)
     sizes = np.bincount(labels)
     members = np.flatnonzero(sizes[labels] > 1)  # ascending index
     lab = labels[members]

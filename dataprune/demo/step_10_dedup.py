@@ -15,7 +15,7 @@ def run(ctx: Any) -> list[str]:
     from dataprune.embeddings import embed_texts
     from dataprune.io import write_records
     from dataprune.models import load_encoder, resolve_encoder
-    from dataprune.neighbors import duplicate_groups, near_duplicate_pairs
+    from dataprune.near_duplicates import duplicate_groups, near_duplicate_pairs
 
     records = load_humaneval_sft(random_state=ctx.random_state)
     n_injected = sum("injected_duplicate_of" in r for r in records)

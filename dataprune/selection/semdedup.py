@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from dataprune.dedup.components import duplicate_components
 from dataprune.errors import DataValidationError
 from dataprune.selection.base import BaseSelector
 
@@ -184,30 +185,9 @@ def scan_cluster(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _groups(n: int, dup_of: np.ndarray) -> list[list[int]]:
     """Connected components of the duplicate -> earlier-member edges, survivor first."""
-    parent = np.arange(n)
-
-    def find(a: int) -> int:
-        root = a
-        while parent[root] != root:
-            root = parent[root]
-        while parent[a] != root:
-            parent[a], a = root, parent[a]
-        return root
-
     dups = np.flatnonzero(dup_of >= 0)
-    for i in dups.tolist():
-        ra, rb = find(i), find(int(dup_of[i]))
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    members: dict[int, list[int]] = {}
-    for i in dups.tolist():
-        members.setdefault(find(i), []).append(i)
-        j = int(dup_of[i])
-        if dup_of[j] < 0:
-            members[find(i)].append(j)
     out = []
-    for group in members.values():
-        survivor = [i for i in set(group) if dup_of[i] < 0]  # exactly one per group (a tree)
-        rest = sorted(i for i in set(group) if dup_of[i] >= 0)
-        out.append(survivor + rest)
+    for group in duplicate_components(n, dups, dup_of[dups]):
+        survivor = [i for i in group if dup_of[i] < 0]  # exactly one per group (a tree)
+        out.append(survivor + [i for i in group if dup_of[i] >= 0])
     return sorted(out, key=lambda g: (-len(g), g[0]))
