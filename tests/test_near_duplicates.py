@@ -2,20 +2,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from neighbor_data import unit_rows
 
 from dataprune.dedup.components import component_labels, duplicate_components
 from dataprune.errors import DataValidationError
 from dataprune.near_duplicates import duplicate_groups, near_duplicate_pairs
 
 
-def _unit(rng, n, d):
-    X = rng.standard_normal((n, d)).astype(np.float32)
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
-
-
 def test_near_duplicates_and_groups():
     rng = np.random.default_rng(2)
-    X = _unit(rng, 50, 32)
+    X = unit_rows(rng, 50, 32)
     X[10] = X[3] + 0.01 * rng.standard_normal(32)
     X[11] = X[3]
     X[20] = X[40]

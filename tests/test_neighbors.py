@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from neighbor_data import unit_rows
 
 from dataprune.errors import DataValidationError
 from dataprune.neighbors import (
@@ -14,14 +15,9 @@ from dataprune.neighbors import (
 )
 
 
-def _unit(rng, n, d):
-    X = rng.standard_normal((n, d)).astype(np.float32)
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
-
-
 def test_knn_matches_brute_force():
     rng = np.random.default_rng(0)
-    X = _unit(rng, 300, 8)
+    X = unit_rows(rng, 300, 8)
     sims, idx = knn_graph(X, 5, block_size=64)
     S = X @ X.T
     np.fill_diagonal(S, -np.inf)
@@ -59,7 +55,7 @@ def test_tiled_exact_search_equals_brute_force_with_ties_and_duplicates(block_si
 
 def test_exact_search_on_float_embeddings_matches_brute_force():
     rng = np.random.default_rng(4)
-    X = _unit(rng, 4000, 48)
+    X = unit_rows(rng, 4000, 48)
     X[3000:3100] = X[:100]  # duplicates: similarity ties
     k = 16
     sims, idx = knn_graph(X, k, exact=True, show_progress_bar=False)
@@ -84,7 +80,7 @@ def test_exact_search_on_float_embeddings_matches_brute_force():
 
 
 def test_read_only_memmap_input_without_warning(tmp_path):
-    X = _unit(np.random.default_rng(5), 600, 16)
+    X = unit_rows(np.random.default_rng(5), 600, 16)
     np.save(tmp_path / "x.npy", X)
     M = np.load(tmp_path / "x.npy", mmap_mode="r")
     with warnings.catch_warnings():
@@ -101,7 +97,7 @@ def test_default_ivf_params_and_nprobe_passed_to_ivf():
     assert default_ivf_params(10) == {"nlist": 16, "nprobe": 16, "n_train": 10}
     assert default_ivf_params(50_000, nlist=2000)["n_train"] == 50_000
     rng = np.random.default_rng(6)
-    X = _unit(rng, 2000, 16)  # structureless: the default nprobe misses neighbours
+    X = unit_rows(rng, 2000, 16)  # structureless: the default nprobe misses neighbours
     nlist = default_ivf_params(len(X))["nlist"]
     es, ei = knn_graph(X, 10, exact=True, show_progress_bar=False)
     _s, di = knn_graph(X, 10, method="ivf", show_progress_bar=False)
@@ -135,7 +131,7 @@ def test_ivf_knn_at_the_default_nlist_and_nprobe_is_close_to_exact_on_clustered_
 
 def test_exact_knn_rows_matches_the_full_exact_graph(tmp_path):
     rng = np.random.default_rng(9)
-    X = _unit(rng, 700, 24)
+    X = unit_rows(rng, 700, 24)
     path = tmp_path / "x.npy"
     np.save(path, X)
     M = np.load(path, mmap_mode="r")
