@@ -19,13 +19,13 @@ from dataprune.agents.executor.messages import (
     build_chat_messages,
     extract_answer,
 )
-from dataprune.agents.executor.runner import (
+from dataprune.agents.executor.results import (
     AgentRun,
     ExecutionResult,
-    Executor,
     TokenLedger,
     aggregate_answers,
 )
+from dataprune.agents.executor.runner import Executor
 
 __all__ = [
     "AgentCall",

@@ -100,7 +100,7 @@ def to_langgraph(topology: Topology, agent_fns: Any, *, compile: bool = False) -
         Return ``graph.compile()`` instead of the builder.
     """
     lg = require("langgraph.graph", "langgraph", purpose="exporting to LangGraph")
-    from dataprune.agents.executor.runner import aggregate_answers
+    from dataprune.agents.executor.results import aggregate_answers
 
     fn = _resolve_fn(agent_fns)
     nodes, edges = topology.unrolled()

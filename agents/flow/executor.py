@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dataprune.agents.executor.messages import Message, extract_answer
-from dataprune.agents.executor.runner import Executor, TokenLedger
+from dataprune.agents.executor.results import TokenLedger
+from dataprune.agents.executor.runner import Executor
 from dataprune.agents.flow.context import CONTEXTS
 from dataprune.agents.flow.protocol import (
     START,

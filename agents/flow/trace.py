@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dataprune.agents.executor.runner import AgentRun, TokenLedger
+from dataprune.agents.executor.results import AgentRun, TokenLedger
 from dataprune.agents.flow.protocol import START, STOP, Proposal
 from dataprune.agents.spec import AgentSpec
 from dataprune.agents.topology import Topology
