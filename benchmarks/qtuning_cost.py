@@ -47,9 +47,10 @@ def _rows(n: int, seed: int) -> list[dict]:
 def bench_static(model, tok, rows, *, batch_size, max_length, rounds):
     import torch
 
-    from dataprune.lm_scoring import encode_sft, score_sft
+    from dataprune.lm_scoring import score_sft
     from dataprune.qtuning import QTuningConfig
     from dataprune.qtuning.static import triage_token_scores
+    from dataprune.sft_encoding import encode_sft
 
     prompts = [r["question"] for r in rows]
     answers = [r["answer"] for r in rows]

@@ -358,7 +358,7 @@ def run(args) -> dict[str, Any]:
     )
     lm = load_causal_lm(dtype=DTYPE)
     max_length = sft_harness.resolve_max_length(lm[1], pairs_all)
-    from dataprune.lm_scoring import encode_sft_pairs
+    from dataprune.sft_encoding import encode_sft_pairs
 
     encs = encode_sft_pairs(lm[1], [p for p, _ in pairs_all], [r for _, r in pairs_all],
                             max_length=max_length)  # fmt: skip

@@ -6,7 +6,7 @@ Pieces, usable alone or together:
   package's own :func:`dataprune.models.load_causal_lm`), its LoRA wrap (seeded init) and AdamW with
   a linear schedule. ``benchmarks/qtuning_outcome.py`` feeds these to its ``transformers`` Trainer.
 * :func:`train_lora`: a plain, deterministic training loop on (prompt, response) pairs, see
-  :class:`SFTRunConfig`. Tokenisation is :func:`dataprune.lm_scoring.encode_sft` (the chat template
+  :class:`SFTRunConfig`. Tokenisation is :func:`dataprune.sft_encoding.encode_sft` (the chat template
   when the tokenizer has one); only response tokens carry loss.
 * :func:`heldout_nll`: mean response-token NLL by :func:`dataprune.lm_scoring.score_sft`.
 * :func:`run_key` / :func:`run_cached`: a JSON result cache keyed by a hash of everything that
@@ -53,7 +53,7 @@ class SFTRunConfig:
     max_grad_norm : float or None, default=1.0
         Gradient clipping (``None``: none).
     max_length : int or None, default=None
-        Token window per sample (:func:`dataprune.lm_scoring.encode_sft` truncation). ``None``:
+        Token window per sample (:func:`dataprune.sft_encoding.encode_sft` truncation). ``None``:
         :func:`resolve_max_length` of the training pairs: their ``max_length_quantile`` (0.99)
         token length rounded up to a multiple of 8, at most ``max_length_cap`` (1024). A benchmark
         comparing subsets of one pool should resolve it once on the whole pool and pass it, so
@@ -165,8 +165,8 @@ def make_optimizer(
 
 # ------------------------------------------------------------------------------- tokenising
 def token_lengths(tokenizer: Any, pairs: Sequence[Pair]) -> np.ndarray:
-    """Untruncated token length of every pair under :func:`dataprune.lm_scoring.encode_sft`."""
-    from dataprune.lm_scoring import encode_sft
+    """Untruncated token length of every pair under :func:`dataprune.sft_encoding.encode_sft`."""
+    from dataprune.sft_encoding import encode_sft
 
     return np.array(
         [len(encode_sft(tokenizer, p, r, max_length=10**9).input_ids) for p, r in pairs]
@@ -178,7 +178,7 @@ def resolve_max_length(
 ) -> int:
     """``min(cap, ceil8(quantile of the pairs' token lengths))``: the window the data needs.
 
-    Pairs longer than the result are truncated by :func:`~dataprune.lm_scoring.encode_sft` (prompt
+    Pairs longer than the result are truncated by :func:`~dataprune.sft_encoding.encode_sft` (prompt
     from the left first, then the response from the right).
     """
     q = float(np.quantile(token_lengths(tokenizer, pairs), quantile))
@@ -281,7 +281,7 @@ def train_lora(
     """
     import torch
 
-    from dataprune.lm_scoring import encode_sft_pairs
+    from dataprune.sft_encoding import encode_sft_pairs
 
     cfg = config
     if not pairs:
@@ -343,8 +343,8 @@ def train_lora(
     }  # fmt: skip
     group = empty = None
     if dynamic is not None:
-        from dataprune.lm_scoring import empty_prompt_ids
         from dataprune.qtuning import qtuning_loss
+        from dataprune.sft_encoding import empty_prompt_ids
 
         group = max(1, round(mb / dynamic.sample_ratio))
         # as QTuningTrainer: the training set deduplicated once, the IFD pass after an empty prompt

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dataprune.errors import DataValidationError
-from dataprune.lm_scoring import encode_sft
+from dataprune.sft_encoding import encode_sft
 
 __all__ = ["IGNORE_INDEX", "SFTCollator", "sft_features"]
 
@@ -28,7 +28,7 @@ def sft_features(
 ) -> list[dict[str, list[int]]]:
     """Tokenise SFT pairs into ``{"input_ids", "labels"}`` dicts (labels -100 on the prompt).
 
-    Tokenisation is :func:`dataprune.lm_scoring.encode_sft` (chat template when the tokenizer has
+    Tokenisation is :func:`dataprune.sft_encoding.encode_sft` (chat template when the tokenizer has
     one), so positions match the static scorer exactly.
 
     Returns

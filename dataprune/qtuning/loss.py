@@ -104,7 +104,7 @@ def qtuning_loss(
     chunk_size : int, default=1024
         Rows per chunk for the (gradient-free) entropy computation.
     empty_prompt_ids : sequence of int, optional
-        The context of an empty prompt (:func:`dataprune.lm_scoring.empty_prompt_ids` of the
+        The context of an empty prompt (:func:`dataprune.sft_encoding.empty_prompt_ids` of the
         tokenizer that built the batch). Needed by ``config.max_ifd``: each response is scored a
         second time after this context alone, without gradient, and samples whose IFD
         (``exp(mean NLL with the prompt - mean NLL without)``) is ``>= max_ifd`` are left out as
@@ -272,7 +272,7 @@ def _unconditioned_mean_nll(
 ) -> np.ndarray:
     """Mean NLL of each response's tokens after ``prefix`` alone (no gradient).
 
-    The sequences are what :func:`dataprune.lm_scoring.encode_sft` builds for an empty prompt:
+    The sequences are what :func:`dataprune.sft_encoding.encode_sft` builds for an empty prompt:
     ``prefix + response``, or, when ``prefix`` is empty, the first response token as context.
     ``model`` (its own forward, logits read) is used when given, else ``base``'s decoder and
     LM head. NaN where nothing is left to score.

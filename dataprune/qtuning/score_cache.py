@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from dataprune.errors import DataValidationError
-from dataprune.lm_scoring import TokenScores, encode_sft_pairs, score_sft
+from dataprune.lm_scoring import TokenScores, score_sft
+from dataprune.sft_encoding import encode_sft_pairs
 
 logger = logging.getLogger(__name__)
 

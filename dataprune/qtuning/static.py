@@ -28,7 +28,7 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.estimator import BaseEstimator, check_fitted
-from dataprune.lm_scoring import SFTEncoding, TokenScores
+from dataprune.lm_scoring import TokenScores
 from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
 from dataprune.qtuning.groups import group_codes
@@ -40,6 +40,7 @@ from dataprune.qtuning.quadrants import (
 )
 from dataprune.qtuning.score_cache import score_sft_cached
 from dataprune.qtuning.tokens import token_keep_masks
+from dataprune.sft_encoding import SFTEncoding
 
 logger = logging.getLogger(__name__)
 

@@ -67,7 +67,7 @@ class QTuningMixin:
         tok = getattr(self, "processing_class", None)
         if empty_prompt_ids is None and self.qtuning_config.max_ifd is not None:
             if tok is not None and callable(tok) and hasattr(tok, "pad_token_id"):
-                from dataprune.lm_scoring import empty_prompt_ids as _empty
+                from dataprune.sft_encoding import empty_prompt_ids as _empty
 
                 empty_prompt_ids = _empty(tok)
             else:
@@ -237,7 +237,7 @@ def _build_trainer() -> type:
             See :func:`qtuning_loss`.
         qtuning_empty_prompt_ids : sequence of int, optional
             Context of an empty prompt for ``qtuning_config.max_ifd``; by default
-            :func:`dataprune.lm_scoring.empty_prompt_ids` of ``processing_class`` (chat template
+            :func:`dataprune.sft_encoding.empty_prompt_ids` of ``processing_class`` (chat template
             when it has one, as :func:`~dataprune.qtuning.sft_features` encodes). Pass it when
             the batches were encoded otherwise (e.g. ``use_chat_template=False``).
 

@@ -8,7 +8,7 @@ prompt as context, divided by their perplexity with no prompt. Both come from
 
 Aligning the two passes: with a chat template the response tokens are the same in both encodings.
 Without one, an empty prompt has no tokens (unless the tokenizer adds a BOS token), and
-:func:`~dataprune.lm_scoring.encode_sft` then uses the first response token as the context, so it is
+:func:`~dataprune.sft_encoding.encode_sft` then uses the first response token as the context, so it is
 not scored without the prompt; truncation to ``max_length`` can also cut more response tokens when
 the prompt is present. Each record's mean NLLs are therefore taken over the response tokens scored
 in *both* passes (``n_tokens``), so the ratio always compares the same tokens.

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from dataprune.errors import DataValidationError
-from dataprune.lm_scoring import encode_sft, score_sft
+from dataprune.lm_scoring import score_sft
 from dataprune.qtuning import QTuningConfig, QTuningTriage, triage_samples, write_triage
 from dataprune.qtuning.report import PRUNED_CLOSE, PRUNED_OPEN, pruned_view
 from dataprune.qtuning.score_cache import score_sft_cached
+from dataprune.sft_encoding import encode_sft
 
 from tiny_models import CORPUS, tiny_causal_lm
 

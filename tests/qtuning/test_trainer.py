@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dataprune.lm_scoring import empty_prompt_ids, score_sft
+from dataprune.lm_scoring import score_sft
 from dataprune.qtuning import (
     QTuningConfig,
     QTuningTrainer,
@@ -14,6 +14,7 @@ from dataprune.qtuning import (
     triage_token_scores,
 )
 from dataprune.scores import ifd_from_token_scores
+from dataprune.sft_encoding import empty_prompt_ids
 
 from tiny_models import CORPUS, tiny_causal_lm
 

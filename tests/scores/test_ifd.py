@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from dataprune.errors import DataValidationError
-from dataprune.lm_scoring import encode_sft, score_sft
+from dataprune.lm_scoring import score_sft
 from dataprune.scores import IFDScores, ifd_ratio, ifd_scores
+from dataprune.sft_encoding import encode_sft
 
 from tiny_models import tiny_causal_lm
 

@@ -36,7 +36,7 @@ def test_el2n_and_grand_match_autograd():
     model.float()
     res = lm_scores(model, tok, PROMPTS, RESPONSES, grand=True, batch_size=2)
     model.zero_grad()
-    from dataprune.lm_scoring import encode_sft
+    from dataprune.sft_encoding import encode_sft
 
     for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES)):
         enc = encode_sft(tok, p, r)
