@@ -51,98 +51,28 @@ from benchmarks.rag_eval_sets import (  # noqa: E402
     group_by_question,
     previous_checkpoint,
 )
-from benchmarks.rag_metrics import metrics_from_sums, paired_bootstrap, passage_stats  # noqa: E402
+from dataprune.rag.comparison import (  # noqa: E402
+    THRESHOLD_GRID,
+    best_recall,
+    compare_at_threshold,
+    metric_curve,
+    paired_bootstrap,
+    passage_stats,
+    score_sweep,
+    summed_metrics,
+    threshold_masks,
+    value_at_compression,
+)
 
 logger = logging.getLogger("benchmarks.rag_pruning")
 
 NAME = "rag_pruning"
-#: Threshold sweep of the pruners (curves and matched-compression interpolation): steps of 0.002
-#: below 0.1 (a pruner trained with more layers puts its default near 0.07), then of 0.01.
-THRESHOLDS = tuple(
-    float(t)
-    for t in np.unique(np.round(np.r_[np.arange(0.002, 0.1, 0.002), np.arange(0.1, 1.0, 0.01)], 3))
-)
+#: Threshold sweep of the pruners (curves and matched-compression interpolation).
+THRESHOLDS = THRESHOLD_GRID
 #: Targets of the issue, on evidence-bearing passages at the default settings.
 SINGLE_HOP_TARGET = {"recall": 0.90, "compression": 0.60}
 MULTI_HOP_TARGET = {"recall": 0.85, "compression": 0.60}
 README_TARGET = {"recall": 0.90, "compression": 0.55}
-
-
-def _sums(stats: np.ndarray) -> dict[str, float]:
-    m = metrics_from_sums(stats.sum(axis=1))
-    return {k: float(v) for k, v in m.items()}
-
-
-def _curve(stats_per_param: list[np.ndarray], params: list[float]) -> list[dict[str, float]]:
-    return [{"param": float(p), **_sums(st)} for p, st in zip(params, stats_per_param)]
-
-
-def _at(curve: list[dict[str, float]], compression: float, key: str) -> float:
-    pts = sorted((r["compression"], r[key]) for r in curve if r[key] == r[key])
-    if not pts or not pts[0][0] - 1e-9 <= compression <= pts[-1][0] + 1e-9:
-        return float("nan")
-    xs = np.array([p[0] for p in pts])
-    ys = np.array([p[1] for p in pts])
-    ux = np.unique(xs)
-    return float(np.interp(compression, ux, [ys[xs == x].mean() for x in ux]))
-
-
-def _best_recall(curve: list[dict[str, float]], min_compression: float) -> float:
-    return max((r["recall"] for r in curve if r["compression"] >= min_compression), default=np.nan)
-
-
-def _threshold_masks(scores: list[Any], t: float) -> list[np.ndarray]:
-    from dataprune.rag.selection import select_sentences
-
-    return [select_sentences(s, threshold=t) for s in scores]
-
-
-def _filter_sweep(sentence_scores: list[np.ndarray]) -> tuple[list[list[np.ndarray]], list[float]]:
-    from dataprune.rag import baselines as bl
-
-    flat = np.concatenate([s for s in sentence_scores if len(s)])
-    ths = list(np.unique(np.quantile(flat, np.linspace(0, 1, 81))) - 1e-9)
-    return [bl.keep_global_threshold(sentence_scores, t) for t in ths], [float(t) for t in ths]
-
-
-def compare_at_default(
-    examples: list[Any],
-    ours: list[Any],
-    default: float,
-    others: dict[str, tuple[list[list[np.ndarray]], list[float]]],
-    *,
-    n_boot: int,
-    seed: int,
-) -> dict[str, Any]:
-    """Our pruner at ``default`` against threshold-swept competitors on the same passages."""
-    ours_masks = _threshold_masks(ours, default)
-    st = passage_stats(examples, ours_masks)
-    curve = _curve(
-        [passage_stats(examples, _threshold_masks(ours, t)) for t in THRESHOLDS], THRESHOLDS
-    )
-    at = _sums(st)
-    rows: dict[str, Any] = {}
-    other_stats = {
-        name: [passage_stats(examples, m) for m in masks] for name, (masks, _) in others.items()
-    }
-    boot = paired_bootstrap({default: st}, other_stats, n_boot=n_boot, seed=seed)[default]
-    for name, (_masks, params) in others.items():
-        c = _curve(other_stats[name], params)
-        r = {k: _at(c, at["compression"], k) for k in ("recall", "f2")}
-        rows[name] = {
-            **r,
-            "delta_recall": at["recall"] - r["recall"],
-            "delta_f2": at["f2"] - r["f2"],
-            "ci95_recall": boot[name]["recall"],
-            "ci95_f2": boot[name]["f2"],
-            "best_recall_at_target_compression": _best_recall(c, SINGLE_HOP_TARGET["compression"]),
-        }
-    return {
-        "default": at,
-        "curve": curve,
-        "best_recall_at_target_compression": _best_recall(curve, SINGLE_HOP_TARGET["compression"]),
-        "against": rows,
-    }
 
 
 def score_examples(pruner: Any, examples: list[Any]) -> tuple[list[Any], float]:
@@ -182,19 +112,21 @@ def single_hop_report(
     default = pruner.default_threshold
     bearing = [i for i, e in enumerate(examples) if e.has_answer]
     sub = [examples[i] for i in bearing]
-    others = {name: _filter_sweep([sc[i] for i in bearing]) for name, sc in sweeps.items()}
+    others = {name: score_sweep([sc[i] for i in bearing]) for name, sc in sweeps.items()}
     prev_sub = [prev[i] for i in bearing]
-    others["previous"] = ([_threshold_masks(prev_sub, t) for t in THRESHOLDS], list(THRESHOLDS))
-    report = compare_at_default(
-        sub, [ours[i] for i in bearing], default, others, n_boot=n_boot, seed=seed
-    )
-    report["all_passages"] = _sums(passage_stats(examples, _threshold_masks(ours, default)))
+    others["previous"] = ([threshold_masks(prev_sub, t) for t in THRESHOLDS], list(THRESHOLDS))
+    report = compare_at_threshold(
+        sub, [ours[i] for i in bearing], default, others,
+        target_compression=SINGLE_HOP_TARGET["compression"], thresholds=THRESHOLDS,
+        n_boot=n_boot, seed=seed,
+    )  # fmt: skip
+    report["all_passages"] = summed_metrics(passage_stats(examples, threshold_masks(ours, default)))
     # the most any pruner can remove while keeping every evidence sentence
-    report["oracle_compression"] = _sums(
+    report["oracle_compression"] = summed_metrics(
         passage_stats(sub, [np.asarray(e.labels, dtype=bool) for e in sub])
     )["compression"]
-    report["previous_at_its_default"] = _sums(
-        passage_stats(sub, _threshold_masks(prev_sub, previous.default_threshold))
+    report["previous_at_its_default"] = summed_metrics(
+        passage_stats(sub, threshold_masks(prev_sub, previous.default_threshold))
     )
     report.update(
         n_passages=len(examples),
@@ -224,10 +156,7 @@ def multihop_report(
     def stats(scores: list[list[Any]], t: float) -> np.ndarray:
         # one column per question: its passages' sums
         return np.stack(
-            [
-                passage_stats(g, _threshold_masks(sc, t)).sum(axis=1)
-                for g, sc in zip(groups, scores)
-            ],
+            [passage_stats(g, threshold_masks(sc, t)).sum(axis=1) for g, sc in zip(groups, scores)],
             axis=1,
         )
 
@@ -237,10 +166,12 @@ def multihop_report(
         "threshold": default,
     }
     per = {"single": first, "second": second}
-    curves = {k: _curve([stats(sc, t) for t in THRESHOLDS], THRESHOLDS) for k, sc in per.items()}
+    curves = {
+        k: metric_curve([stats(sc, t) for t in THRESHOLDS], THRESHOLDS) for k, sc in per.items()
+    }
     for k, sc in per.items():
-        out[k] = {"default": _sums(stats(sc, default)), "curve": curves[k]}
-        out[k]["best_recall_at_target_compression"] = _best_recall(
+        out[k] = {"default": summed_metrics(stats(sc, default)), "curve": curves[k]}
+        out[k]["best_recall_at_target_compression"] = best_recall(
             curves[k], MULTI_HOP_TARGET["compression"]
         )
     # second pass vs single pass at the single pass's default compression (and vice versa)
@@ -248,10 +179,11 @@ def multihop_report(
         st = stats(per[a], default)
         ref = [stats(per[b], t) for t in THRESHOLDS]
         boot = paired_bootstrap({default: st}, {b: ref}, n_boot=n_boot, seed=seed)[default][b]
-        at = _sums(st)
+        at = summed_metrics(st)
         out[f"{a}_vs_{b}"] = {
             "compression": at["compression"],
-            "delta_recall": at["recall"] - _at(curves[b], at["compression"], "recall"),
+            "delta_recall": at["recall"]
+            - value_at_compression(curves[b], at["compression"], "recall"),
             "ci95_recall": boot["recall"],
         }
     out["seconds_both_passes"] = secs
@@ -286,11 +218,13 @@ def lodo_report(
         sub = [examples[i] for i in bearing]
         texts = [[s.text for s in e.sentences] for e in sub]
         bm = bl.bm25_scores([e.query for e in sub], texts)
-        rep = compare_at_default(
+        rep = compare_at_threshold(
             sub,
             [scores[i] for i in bearing],
             pruner.default_threshold,
-            {"bm25": _filter_sweep(bm)},
+            {"bm25": score_sweep(bm)},
+            target_compression=SINGLE_HOP_TARGET["compression"],
+            thresholds=THRESHOLDS,
             n_boot=n_boot,
             seed=seed,
         )

@@ -41,8 +41,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import _common as common  # noqa: E402
-from benchmarks.rag_metrics import paired_bootstrap as _paired_bootstrap  # noqa: E402
-from benchmarks.rag_metrics import passage_stats as _stats  # noqa: E402
+from dataprune.rag.comparison import paired_bootstrap as _paired_bootstrap  # noqa: E402
+from dataprune.rag.comparison import passage_stats as _stats  # noqa: E402
 
 logger = logging.getLogger("benchmarks.rag_pruning_squad")
 

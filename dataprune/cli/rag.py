@@ -4,6 +4,8 @@
   article-level split, training, held-out evaluation, compact checkpoint + card.
 * ``dataprune rag prune --query Q --input passages.jsonl --output OUT``: prune every passage
   of a file for one query (or per-record queries with ``--query-field``).
+* ``dataprune rag evaluate --input labelled.jsonl``: whether the pruner keeps your evidence better
+  than BM25 / embedding filters at the same compression (:mod:`dataprune.cli.rag_evaluate`).
 """
 
 from __future__ import annotations
@@ -177,6 +179,10 @@ def register(sub: Subparsers) -> None:
     r.add_argument("--drop-empty", action="store_true", help="leave out passages pruned to nothing")
     r.add_argument("--batch-size", type=int, default=32)
     r.set_defaults(run=run_prune)
+
+    from dataprune.cli.rag_evaluate import add_evaluate_parser
+
+    add_evaluate_parser(rsub)
 
 
 def _missing_sub(parser: argparse.ArgumentParser):

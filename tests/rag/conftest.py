@@ -178,3 +178,22 @@ def default_pruner():
     from dataprune.rag.pruner import ContextPruner
 
     return ContextPruner.from_pretrained("default")
+
+
+@pytest.fixture()
+def restore_logging():
+    """main() installs a stderr handler on the dataprune logger; do not leak it to other tests."""
+    import logging
+
+    log = logging.getLogger("dataprune")
+    saved = (log.handlers[:], log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.fixture()
+def tiny_ckpt(tiny_pruner, tmp_path):
+    """The tiny pruner saved as a checkpoint folder (what ``--model`` takes)."""
+    from dataprune.rag.model import save_pruner_model
+
+    return save_pruner_model(tiny_pruner.model, tmp_path / "ckpt")

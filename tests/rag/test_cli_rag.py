@@ -8,23 +8,7 @@ import pytest
 
 from dataprune.cli.main import main
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """main() installs a stderr handler on the dataprune logger; do not leak it to other tests."""
-    import logging
-
-    log = logging.getLogger("dataprune")
-    saved = (log.handlers[:], log.level, log.propagate)
-    yield
-    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
-
-
-@pytest.fixture()
-def tiny_ckpt(tiny_pruner, tmp_path):
-    from dataprune.rag.model import save_pruner_model
-
-    return save_pruner_model(tiny_pruner.model, tmp_path / "ckpt")
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _passages(tmp_path):
