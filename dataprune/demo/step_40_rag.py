@@ -128,5 +128,33 @@ def run(ctx: Any) -> list[str]:
         f"of the top passage (score {r0.passage_score:.2f}): {r0.text[:120]!r}"
     )
     lines.append(f"details -> {out}")
+    lines += _does_it_help(ctx, pruner, queries, retrieved, answers)
     ctx.state["rag_pruner"] = pruner
     return lines
+
+
+def _does_it_help(ctx: Any, pruner: Any, queries, retrieved, answers) -> list[str]:
+    """The same passages as labelled records (the answer string as evidence), measured the way
+    ``dataprune rag evaluate`` measures a user's own: evidence kept against BM25 and embedding
+    filters at the same compression."""
+    from dataprune.io import write_records
+    from dataprune.rag.labelled import examples_from_records
+    from dataprune.rag.pruner_evaluation import evaluate_pruner, evaluation_lines
+
+    rows = [
+        {"query": q, "text": p, "evidence": [a] if a.lower() in p.lower() else []}
+        for q, a, ps in zip(queries, answers, retrieved)
+        for p in ps
+    ]
+    if not any(r["evidence"] for r in rows):
+        return ["no retrieved passage holds an answer string: nothing to evaluate"]
+    path = write_records(rows, ctx.output_dir / "rag_labelled.jsonl")
+    examples = examples_from_records(
+        [r["query"] for r in rows], [r["text"] for r in rows], [r["evidence"] for r in rows]
+    )
+    report = evaluate_pruner(
+        pruner, examples, random_state=ctx.random_state, show_progress_bar=False
+    )
+    return [f"does it help here? `dataprune rag evaluate -i {path}`:"] + [
+        f"  {line}" for line in evaluation_lines(report)
+    ]

@@ -16,6 +16,10 @@ def test_demo_step_compresses_retrieved_contexts(tmp_path, monkeypatch):
     text = "\n".join(lines)
     assert "built-in Warsaw passages" in text
     assert "answer string still in the pruned context" in text
+    assert "does it help here? `dataprune rag evaluate -i" in text
+    assert "at the same compression bm25 keeps" in text or "bm25 cannot reach" in text
+    labelled = (tmp_path / "out" / "rag_labelled.jsonl").read_text().splitlines()
+    assert len(labelled) == 4 * 3 and any(json.loads(x)["evidence"] for x in labelled)
     rows = [
         json.loads(x)
         for x in (tmp_path / "out" / "rag_pruned_contexts.jsonl").read_text().splitlines()
