@@ -124,6 +124,7 @@ def render(res: dict, png: str | None = None) -> str:
              "shuffled | truncated | dup (paired) | Alpaca share |")  # fmt: skip
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     sel = res["selection"]
+    shares: dict[str, float] = {}  # the kept set's Alpaca share per condition (mean over seeds)
     for c in conds:
         rs = by.get(c, {})
         g = [_nll(rs[s], "gsm8k") for s in seeds if s in rs]
@@ -138,6 +139,8 @@ def render(res: dict, png: str | None = None) -> str:
         )
         if drawn:  # mean over the seeded subsets drawn so far
             fs = {k: float(np.mean([r[k] for r in drawn])) for k in drawn[0]}
+        if fs and "alpaca" in fs:
+            shares[c] = float(fs["alpaca"])
         faults = (
             f"{fs['shuffled']:.1%} | {fs['truncated']:.1%} | {fs['dup_paired']:.1%} | "
             + (f"{fs['alpaca']:.1%}" if "alpaca" in fs else "-")
@@ -167,6 +170,7 @@ def render(res: dict, png: str | None = None) -> str:
     L.append("|---|---:|---:|---:|---:|")
     rr = by.get("random", {})
     wins: dict[str, dict[str, Any]] = {}
+    mean_delta: dict[str, dict[str, float]] = {"random": {"gsm8k": 0.0, "alpaca": 0.0}}
     for c in conds[1:]:
         ss = [s for s in seeds if s in by.get(c, {}) and s in rr]
         if not ss:
@@ -176,6 +180,7 @@ def render(res: dict, png: str | None = None) -> str:
         for w in ("gsm8k", "alpaca"):
             d = [_nll(by[c][s], w) - _nll(rr[s], w) for s in ss]
             wins[c][w] = sum(x < 0 for x in d)
+            mean_delta.setdefault(c, {})[w] = float(np.mean(d))
             cells += [_ms(d, "+.4f"), f"{wins[c][w]} of {len(d)}"]
         L.append(f"| {c} | " + " | ".join(cells) + " |")
     L.append("")
@@ -207,6 +212,7 @@ def render(res: dict, png: str | None = None) -> str:
                 + (" (the perplexity filter is as good or better)." if better < len(d)
                    else ".")
             )  # fmt: skip
+    L += share_lines(shares, mean_delta)
     if res.get("split") == "dev":
         L += dev_choice(by, seeds, conds)
     L.append("")
@@ -220,6 +226,25 @@ def render(res: dict, png: str | None = None) -> str:
     if png:
         L.append(f"![held-out NLL per condition](results/{png})\n")
     return "\n".join(L) + "\n"
+
+
+def share_lines(shares: dict[str, float], mean_delta: dict[str, dict[str, float]]) -> list[str]:
+    """How far the source mix of a kept set goes with its held-out NLL: the Spearman correlation,
+    across the conditions with a kept set (random included, its delta 0), of the Alpaca share
+    with the mean paired delta on each held-out set."""
+    from scipy.stats import spearmanr
+
+    cs = [c for c in shares if c in mean_delta and len(mean_delta[c]) == 2]
+    if len(cs) < 4:
+        return []
+    x = [shares[c] for c in cs]
+    rho = {w: float(spearmanr(x, [mean_delta[c][w] for c in cs])[0]) for w in ("alpaca", "gsm8k")}
+    return [
+        f"- Source mix: across the {len(cs)} conditions with a kept set (random's delta is 0), "
+        f"the Spearman correlation of the kept set's Alpaca share with the mean paired Δ NLL "
+        f"is {rho['alpaca']:+.2f} on Alpaca and {rho['gsm8k']:+.2f} on GSM8K (negative: a "
+        f"larger Alpaca share goes with a lower NLL)."
+    ]
 
 
 def dev_choice(by: dict, seeds: list[int], conds: list[str]) -> list[str]:
