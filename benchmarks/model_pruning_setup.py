@@ -74,6 +74,21 @@ RECIPES: dict[str, Recipe] = {
     "balanced_herding_act": Recipe(
         "balanced herding (activations)", "herding", space="activations", mix="balanced"
     ),
+    # the pool's own source mix (a random draw's, in expectation), each source's share then
+    # chosen by the selector inside it: the selection changes which blocks, not how much of each
+    # source (the balanced and unstratified recipes move the mix, and with it each set's PPL)
+    "proportional_fl_act": Recipe(
+        "proportional facility location (activations)",
+        "facility_location",
+        space="activations",
+        mix="proportional",
+    ),
+    "proportional_kcenter_act": Recipe(
+        "proportional kcenter (activations)", "kcenter", space="activations", mix="proportional"
+    ),
+    "proportional_herding_act": Recipe(
+        "proportional herding (activations)", "herding", space="activations", mix="proportional"
+    ),
     # optional rows (not in the default list)
     # a reference, not a recipe at the budget: does four times the random data beat one draw?
     "random_x4": Recipe("random, 4x the samples", "random", scale=4),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataprune.calibration.activations import SPACES, activation_embeddings, default_layers
 from dataprune.calibration.build import CHUNKING, build_calibration_set, extract_texts
 from dataprune.calibration.calibration_set import CalibrationSet, as_calibration_set
-from dataprune.calibration.mixing import MIXES, balanced_quotas
+from dataprune.calibration.mixing import MIXES, balanced_quotas, proportional_quotas
 from dataprune.calibration.report import (
     CalibrationReport,
     activation_coverage,
@@ -37,5 +37,6 @@ __all__ = [
     "default_layers",
     "extract_texts",
     "load_calibration_sets",
+    "proportional_quotas",
     "token_diversity",
 ]

@@ -14,7 +14,8 @@ prototypes, facility location, SemDeDup, ...) see :func:`dataprune.embeddings.em
 candidate's decoded text, or with ``space="activations"`` the target model's own mean-pooled
 hidden states (:mod:`dataprune.calibration.activations`); ``"random"`` (the baseline) needs no
 embeddings. With sources (``sources=`` / ``source_field=``) each source is packed separately, and
-``mix="balanced"`` spreads the budget evenly over them (:mod:`dataprune.calibration.mixing`).
+``mix="balanced"`` spreads the budget evenly over them, ``mix="proportional"`` in proportion to
+their candidates (:mod:`dataprune.calibration.mixing`).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import numpy as np
 from dataprune.calibration.activations import check_space
 from dataprune.calibration.calibration_set import CalibrationSet
 from dataprune.calibration.mixing import (
-    balanced_quotas,
     check_mix,
+    mix_quotas,
     pack_blocks,
     select_by_source,
     source_provenance,
@@ -277,15 +278,18 @@ def build_calibration_set(
         texts separately (no block mixes sources) and the provenance counts samples per source.
     source_field : str, optional
         Field/column of the records holding their source (instead of ``sources``).
-    mix : {"none", "balanced"}, default="none"
+    mix : {"none", "balanced", "proportional"}, default="none"
         ``"balanced"`` (needs sources): ``n_samples`` spread as evenly as possible over the
         sources (:func:`~dataprune.calibration.mixing.balanced_quotas`; a source with too few
         candidates gives its remainder to the others), the selector run inside each source.
+        ``"proportional"`` (needs sources): each source gets its share of the candidates
+        (:func:`~dataprune.calibration.mixing.proportional_quotas`, a random draw's mix in
+        expectation), the selector run inside each source.
 
     Returns
     -------
     CalibrationSet
-        Samples in selection order (with ``mix="balanced"``, source by source), with provenance
+        Samples in selection order (with a ``mix``, source by source), with provenance
         (selector, parameters, ``space`` and ``activation_layers``, source hash, chosen candidates,
         the input texts each sample came from, and with sources ``source_counts`` and
         ``sample_sources``).
@@ -316,8 +320,8 @@ def build_calibration_set(
     srcs = text_sources(
         data, len(texts), sources=sources, source_field=source_field, plain_texts=source == "texts"
     )
-    if mix == "balanced" and srcs is None:
-        raise DataValidationError("mix='balanced' needs sources= or source_field=")
+    if mix != "none" and srcs is None:
+        raise DataValidationError(f"mix={mix!r} needs sources= or source_field=")
     inst, sel_name, fit_input = resolve_selector(selector, n_samples, random_state, selector_params)
     pad_id = getattr(tokenizer, "pad_token_id", None)
     pad_id = int(pad_id) if isinstance(pad_id, int) else (_separator_id(tokenizer) or 0)
@@ -419,13 +423,13 @@ def build_calibration_set(
     else:
         X = np.zeros((n_cand, 1), dtype=np.float32)
     cand_src = None if srcs is None else srcs[1][main_text]
-    if mix == "balanced":
+    if mix != "none":
         available = np.bincount(cand_src, minlength=len(srcs[0]))
         chosen = select_by_source(
             X,
             y,
             cand_src,
-            balanced_quotas(available, n_samples, random_state),
+            mix_quotas(mix, available, n_samples, random_state),
             lambda k: resolve_selector(selector, k, random_state, selector_params)[0],
         )
     else:

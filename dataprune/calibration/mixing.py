@@ -5,7 +5,9 @@ better than one drawn from any single source (COLA, NeurIPS 2025). With sources 
 :func:`~dataprune.calibration.build_calibration_set` packs each source's texts separately (a
 block never mixes sources), and with ``mix="balanced"`` it spreads ``n_samples`` over the sources
 (:func:`balanced_quotas`) and runs the selector inside each source on its share
-(:func:`select_by_source`).
+(:func:`select_by_source`); ``mix="proportional"`` gives each source the share it has of the
+candidates (:func:`proportional_quotas`), the mix a random draw has in expectation, so the
+selector changes which blocks are kept but not how much of each source.
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ __all__ = [
     "MIXES",
     "balanced_quotas",
     "check_mix",
+    "mix_quotas",
     "pack_blocks",
+    "proportional_quotas",
     "select_by_source",
     "source_provenance",
     "text_sources",
 ]
 
-MIXES = ("none", "balanced")
+MIXES = ("none", "balanced", "proportional")
 """How ``build_calibration_set`` spends its budget over sources: ``"none"``, one selection over
-all candidates; ``"balanced"``, an even share per source (:func:`balanced_quotas`)."""
+all candidates; ``"balanced"``, an even share per source (:func:`balanced_quotas`);
+``"proportional"``, each source's share of the candidates (:func:`proportional_quotas`)."""
 
 
 def check_mix(mix: str) -> str:
@@ -147,6 +152,15 @@ def pack_blocks(
     return np.concatenate(ids_out), np.concatenate(owner_out), n_tokens
 
 
+def _capacities(available: Sequence[int], n_samples: int) -> np.ndarray:
+    cap = np.asarray(available, dtype=np.int64)
+    if cap.sum() < n_samples:
+        raise DataValidationError(
+            f"the sources have {int(cap.sum())} candidates in all, fewer than n_samples={n_samples}"
+        )
+    return cap
+
+
 def balanced_quotas(
     available: Sequence[int], n_samples: int, random_state: int | np.random.Generator | None = None
 ) -> np.ndarray:
@@ -175,11 +189,7 @@ def balanced_quotas(
     DataValidationError
         When all sources together have fewer than ``n_samples`` candidates.
     """
-    cap = np.asarray(available, dtype=np.int64)
-    if cap.sum() < n_samples:
-        raise DataValidationError(
-            f"the sources have {int(cap.sum())} candidates in all, fewer than n_samples={n_samples}"
-        )
+    cap = _capacities(available, n_samples)
     # the largest even share t with sum(min(cap, t)) <= n_samples
     lo, hi = 0, int(cap.max()) if len(cap) else 0
     while lo < hi:
@@ -195,6 +205,45 @@ def balanced_quotas(
         pick = np.random.default_rng(random_state).permutation(open_)[:left]
         quotas[pick] += 1
     return quotas
+
+
+def proportional_quotas(
+    available: Sequence[int], n_samples: int, random_state: int | np.random.Generator | None = None
+) -> np.ndarray:
+    """Spread ``n_samples`` over sources in proportion to their ``available`` candidates.
+
+    Largest remainder: each source gets ``floor(n_samples * a_s / sum(a))``, and the samples
+    left go one each to the sources with the largest fractional parts (ties broken at random,
+    seeded by ``random_state``). The expected mix of a uniform random draw, without its spread.
+    Parameters, return value (samples per source, summing to ``n_samples``, never above
+    ``available``) and error as :func:`balanced_quotas`.
+    """
+    cap = _capacities(available, n_samples)
+    total = int(cap.sum())
+    exact = cap * (n_samples / total) if total else np.zeros(len(cap))
+    quotas = np.minimum(np.floor(exact + 1e-9).astype(np.int64), cap)
+    left = n_samples - int(quotas.sum())
+    if left:
+        rng = np.random.default_rng(random_state)
+        frac = exact - quotas
+        order = np.lexsort((rng.permutation(len(cap)), -frac))  # largest remainder first
+        open_ = [s for s in order.tolist() if quotas[s] < cap[s]]
+        quotas[open_[:left]] += 1
+    return quotas
+
+
+def mix_quotas(
+    mix: str,
+    available: Sequence[int],
+    n_samples: int,
+    random_state: int | np.random.Generator | None = None,
+) -> np.ndarray:
+    """Samples per source for ``mix`` (``"balanced"`` or ``"proportional"``)."""
+    if check_mix(mix) == "balanced":
+        return balanced_quotas(available, n_samples, random_state)
+    if mix == "proportional":
+        return proportional_quotas(available, n_samples, random_state)
+    raise DataValidationError(f"mix {mix!r} spends no per-source quotas")
 
 
 def select_by_source(

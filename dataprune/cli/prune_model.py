@@ -100,9 +100,10 @@ def register(sub: Subparsers) -> None:
     )
     g.add_argument(
         "--mix",
-        choices=("none", "balanced"),
+        choices=("none", "balanced", "proportional"),  # = calibration.MIXES (numpy-free here)
         default="none",
-        help="balanced: spread --n-samples evenly over the sources, then select in each",
+        help="balanced: spread --n-samples evenly over the sources, proportional: in proportion "
+        "to their candidates; then select in each",
     )
     g.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     w = p.add_argument_group("pruner")
@@ -175,8 +176,10 @@ def _validate_args(args: argparse.Namespace) -> None:
     if _needs_calibration(args) and not args.calibration:
         what = f"--method {args.method}" + (f" --refine {args.refine}" if args.refine else "")
         raise DataValidationError(f"{what} needs --calibration INPUT (a text pool)")
-    if args.mix == "balanced" and not args.source_field:
-        raise DataValidationError("--mix balanced needs --source-field FIELD (each text's source)")
+    if args.mix != "none" and not args.source_field:
+        raise DataValidationError(
+            f"--mix {args.mix} needs --source-field FIELD (each text's source)"
+        )
     if args.space == "activations" and args.encoder:
         raise DataValidationError("--encoder is for --space embeddings, not activations")
     if args.calibration:  # --selector and its -O options: names and values, before any loading

@@ -174,3 +174,41 @@ def test_source_field_errors_name_the_record(tok):
     del recs[2]["src"]
     with pytest.raises(DataValidationError, match="record 2, field 'src': missing field"):
         build_calibration_set(recs, tok, n_samples=2, seq_len=4, source_field="src")
+
+
+def test_proportional_quotas_largest_remainder():
+    from dataprune.calibration import proportional_quotas
+
+    assert proportional_quotas([50, 30, 20], 10, 0).tolist() == [5, 3, 2]
+    assert proportional_quotas([51, 50, 3], 11, 0).tolist() == [6, 5, 0]  # 5.39, 5.29, 0.32
+    assert proportional_quotas([1, 1, 1], 3, 0).tolist() == [1, 1, 1]
+    # equal remainders: the extra sample goes to a source drawn by random_state
+    draws = {tuple(proportional_quotas([4, 4, 4], 4, s).tolist()) for s in range(20)}
+    assert draws == {(2, 1, 1), (1, 2, 1), (1, 1, 2)}
+    for avail, n in (([7, 0, 3], 9), ([1, 99], 50), ([2, 2, 2, 2], 8)):
+        q = proportional_quotas(avail, n, 3)
+        assert q.sum() == n and np.all(q <= np.asarray(avail))
+    with pytest.raises(DataValidationError, match="4 candidates in all, fewer than n_samples=5"):
+        proportional_quotas([1, 3], 5, 0)
+
+
+def test_proportional_mix_keeps_the_pools_source_shares(tok, pool):
+    src = [_source_of(i) for i in range(64)]
+    c = build_calibration_set(
+        pool, tok, n_samples=11, seq_len=8, sources=src, mix="proportional", random_state=0
+    )
+    p = c.provenance
+    assert p["mix"] == "proportional"
+    assert p["source_candidates"] == {"web": 51, "code": 50, "math": 3}
+    assert p["source_counts"] == {"web": 6, "code": 5, "math": 0}  # 5.39, 5.29, 0.32 of 11
+    with pytest.raises(DataValidationError, match="mix='proportional' needs sources="):
+        build_calibration_set(pool, tok, n_samples=4, seq_len=8, mix="proportional")
+
+
+def test_cli_mix_choices_are_the_librarys(capsys):
+    from dataprune.calibration import MIXES
+    from dataprune.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["prune-model", "--help"])
+    assert "--mix {" + ",".join(MIXES) + "}" in " ".join(capsys.readouterr().out.split())
