@@ -33,6 +33,7 @@ from dataprune.rag.comparison import (
     summed_metrics,
     threshold_masks,
 )
+from dataprune.rag.evaluation import pruning_metrics
 from dataprune.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,9 @@ def evaluate_pruner(
     -------
     dict
         ``threshold``, counts, ``evidence_passages`` (recall, f2, compression at the threshold;
-        higher recall and compression are better), ``all_passages``, ``oracle_compression``
+        higher recall and compression are better), ``all_passages``, ``evidence_retention``
+        (share of evidence-bearing passages whose kept text still holds one of their evidence
+        strings whole; with spans only, one of their evidence sentences), ``oracle_compression``
         (keeping exactly the evidence), ``against`` (per baseline: recall at the pruner's
         compression, ``delta_recall`` = pruner - baseline and its 95% interval), the best
         recalls at ``target_compression`` and ``threshold_for_target``.
@@ -156,6 +159,8 @@ def evaluate_pruner(
     reaching = [r for r in curve if r["compression"] >= target_compression]
     best = max(reaching, key=lambda r: (r["recall"], -r["param"]), default=None)
     oracle = summed_metrics(passage_stats(sub, [np.asarray(e.labels, bool) for e in sub]))
+    masks = threshold_masks(scores, threshold)
+    retention = pruning_metrics(examples, masks)["answer_retention"]
     return {
         "threshold": float(threshold),
         "n_passages": len(examples),
@@ -163,7 +168,8 @@ def evaluate_pruner(
         "n_evidence_passages": len(bearing),
         "n_evidence_sentences": int(sum(sum(e.labels) for e in sub)),
         "evidence_passages": report["default"],
-        "all_passages": summed_metrics(passage_stats(examples, threshold_masks(scores, threshold))),
+        "all_passages": summed_metrics(passage_stats(examples, masks)),
+        "evidence_retention": retention,
         "oracle_compression": oracle["compression"],
         "against": report["against"],
         "target_compression": float(target_compression),
@@ -188,7 +194,9 @@ def evaluation_lines(report: dict[str, Any]) -> list[str]:
         f"pruner at threshold {report['threshold']:g}: keeps {_pct(ev['recall'])} of the evidence "
         f"sentences, removes {_pct(ev['compression'])} of the characters of evidence-bearing "
         f"passages and {_pct(al['compression'])} of all passages' characters (keeping exactly "
-        f"the evidence would remove {_pct(report['oracle_compression'])})",
+        f"the evidence would remove {_pct(report['oracle_compression'])}); in "
+        f"{_pct(report['evidence_retention'])} of the evidence-bearing passages the kept text "
+        "still holds an evidence string whole",
     ]
     for name, r in report["against"].items():
         ci = r["ci95_recall"]

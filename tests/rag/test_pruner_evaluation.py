@@ -30,9 +30,11 @@ def test_threshold_zero_keeps_everything_and_one_keeps_nothing(tiny_pruner):
     assert keep_all["against"]["bm25"]["recall"] == 1.0  # bm25 keeping everything too
     assert keep_all["n_evidence_passages"] == 2 and keep_all["n_queries"] == 2
     assert 0 < keep_all["oracle_compression"] < 1
+    assert keep_all["evidence_retention"] == 1.0
     none = evaluate_pruner(tiny_pruner, ex, threshold=1.0, baselines=[], n_boot=200)
     assert none["evidence_passages"]["recall"] == 0.0
     assert none["evidence_passages"]["compression"] == 1.0
+    assert none["evidence_retention"] == 0.0
     text = "\n".join(evaluation_lines(keep_all))
     assert "keeps 100.0% of the evidence sentences, removes 0.0%" in text
     assert "bm25" in text
