@@ -95,13 +95,19 @@ def plot(out: dict, path: Path) -> None:
         plt.Line2D(
             [], [], ls="", marker=MARKERS["none"], color=COLORS["none"], label="Wanda, a seed"
         ),
-        plt.Line2D(
-            [],
-            [],
-            ls="",
-            marker=MARKERS["dsnot"],
-            color=COLORS["dsnot"],
-            label="Wanda + DSnoT, a seed",
+        *(
+            [
+                plt.Line2D(
+                    [],
+                    [],
+                    ls="",
+                    marker=MARKERS["dsnot"],
+                    color=COLORS["dsnot"],
+                    label="Wanda + DSnoT, a seed",
+                )
+            ]
+            if any(f != "none" for f in c["refines"])
+            else []
         ),
         plt.Line2D([], [], color="k", lw=2, label="mean over seeds (value written)"),
         plt.Line2D([], [], color="0.5", ls="--", lw=0.8, label="random calibration, Wanda, mean"),

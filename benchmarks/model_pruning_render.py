@@ -87,7 +87,7 @@ def _intro(out: dict) -> list[str]:
         f"from one pool of {c['pool']['c4']} C4 documents + {c['pool']['wiki']} Wikipedia "
         f"articles + {c['pool']['gsm8k']} GSM8K train problems by each recipe: {recipes}. "
         f"Seeds {', '.join(map(str, c['seeds']))} (the seed drives the random draw, the first "
-        "k-center centre and the balanced quotas). bf16 forward passes, float32 Wanda statistics; "
+        "k-center centre and which sources get a mix's leftover samples). bf16 forward passes, float32 Wanda statistics; "
         f"perplexity over windows of {c['eval_seq_len']} tokens. "
         + _machine_text(out)
         + ("" if math.isnan(wall) else f" Total wall time {wall / 60:.1f} min."),
@@ -110,6 +110,8 @@ def _computed_text(out: dict) -> str:
 def _refine_text(out: dict, ds: str) -> str:
     """Which refinements the runs used: DSnoT at its defaults, and each variant where it ran."""
     refines = [f for f in out["config"].get("refines", ["none", "dsnot"]) if f != "none"]
+    if not refines:
+        return "every Wanda run plain (no mask refinement in this invocation)."
     text = f"every Wanda run once plain and once with DSnoT mask refinement ({ds})."
     variants = [f for f in refines if f != "dsnot"]
     if not variants:
