@@ -280,7 +280,7 @@ class Runner:
         else:
             texts, sources = self.splits.mixed
         extra: dict[str, Any] = {}
-        if r.space == "activations":
+        if r.space != "embeddings":  # a model space: the dense model embeds the candidates
             extra["model"] = self.model
         elif r.selector != "random":
             extra["encoder"] = self.encoder()

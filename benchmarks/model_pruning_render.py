@@ -457,9 +457,9 @@ def _timing(out: dict) -> list[str]:
         )
     if acts or reused:
         text += (
-            "The activation embedding of the pool's candidate blocks is the same for every seed "
-            "and activation-space recipe, so it is computed once and loaded by the other builds, "
-            "which are charged its computation time above; "
+            "The model's embedding of the pool's candidate blocks (activations or input "
+            "moments) is the same for every seed and recipe of that space, so it is computed "
+            "once and loaded by the other builds, which are charged its computation time above; "
             + (
                 "it was computed here in "
                 + ", ".join(f"{x['time_s']:.1f} s ({x['n_blocks']} blocks)" for x in acts)

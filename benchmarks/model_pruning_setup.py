@@ -89,6 +89,16 @@ RECIPES: dict[str, Recipe] = {
     "proportional_herding_act": Recipe(
         "proportional herding (activations)", "herding", space="activations", mix="proportional"
     ),
+    # the statistics Wanda calibrates on: each block's per-channel mean of x^2 at every linear
+    # layer's input, relative to the pool's; herding keeps the blocks whose mean matches the
+    # pool's, i.e. a 32-block set with (nearly) the whole pool's Wanda norms
+    "herding_moments": Recipe("herding (input moments)", "herding", space="input_moments"),
+    "proportional_herding_moments": Recipe(
+        "proportional herding (input moments)",
+        "herding",
+        space="input_moments",
+        mix="proportional",
+    ),
     # optional rows (not in the default list)
     # a reference, not a recipe at the budget: does four times the random data beat one draw?
     "random_x4": Recipe("random, 4x the samples", "random", scale=4),
@@ -264,10 +274,11 @@ def model_fingerprint(model: Any) -> str:
 
 @contextmanager
 def memoized_activations(store: Path, dense_fingerprint: str) -> Iterator[dict[str, float]]:
-    """Reuse the target model's activation embeddings of identical candidate blocks.
+    """Reuse the target model's activation embeddings (and input moments) of identical blocks.
 
-    ``build_calibration_set(space="activations")`` embeds every candidate block of the pool with
-    the (dense) model; the blocks are the same for every seed and every activation-space recipe,
+    ``build_calibration_set(space="activations")`` (``"input_moments"``) embeds every candidate
+    block of the pool with the (dense) model; the blocks are the same for every seed and every
+    recipe of that space,
     so inside this context the first call is computed (and saved under ``store``) and later calls
     with the same blocks, layers and model weights load it. The yielded dict says what this
     context did: ``computed_s`` (seconds of a computation made here) and ``reused_s`` (the
@@ -276,9 +287,25 @@ def memoized_activations(store: Path, dense_fingerprint: str) -> Iterator[dict[s
     ``dense_fingerprint`` (a pruned one) is refused: candidates are embedded by the dense model.
     """
     import dataprune.calibration.activations as act
+    import dataprune.calibration.input_moments as mom
 
-    original = act.activation_embeddings
     info = {"computed_s": 0.0, "reused_s": 0.0, "n_blocks": 0.0}
+    originals = (act.activation_embeddings, mom.input_moment_features)
+    act.activation_embeddings = _memoized(
+        originals[0], "activations", store, dense_fingerprint, info
+    )
+    mom.input_moment_features = _memoized(originals[1], "moments", store, dense_fingerprint, info)
+    try:
+        yield info
+    finally:
+        act.activation_embeddings, mom.input_moment_features = originals
+
+
+def _memoized(
+    original: Any, kind: str, store: Path, dense_fingerprint: str, info: dict[str, float]
+) -> Any:
+    """``original`` (a candidate-embedding function of the model) with results saved under
+    ``store`` as ``{kind}-{hash}.npz``, keyed by the blocks, the options and the dense model."""
 
     def cached(model_: Any, input_ids: Any, attention_mask: Any = None, **kw: Any) -> np.ndarray:
         ids = np.ascontiguousarray(np.asarray(input_ids, dtype=np.int64))
@@ -289,7 +316,7 @@ def memoized_activations(store: Path, dense_fingerprint: str) -> Iterator[dict[s
         if model_fingerprint(model_) != dense_fingerprint:
             raise RuntimeError("activation embeddings must come from the dense model")
         h.update(dense_fingerprint.encode())
-        path = store / f"activations-{h.hexdigest()[:24]}.npz"
+        path = store / f"{kind}-{h.hexdigest()[:24]}.npz"
         info["n_blocks"] = float(len(ids))
         if path.exists():
             with np.load(path) as z:
@@ -305,8 +332,4 @@ def memoized_activations(store: Path, dense_fingerprint: str) -> Iterator[dict[s
         tmp.replace(path)
         return X
 
-    act.activation_embeddings = cached
-    try:
-        yield info
-    finally:
-        act.activation_embeddings = original
+    return cached

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataprune.calibration.activations import SPACES, activation_embeddings, default_layers
 from dataprune.calibration.build import CHUNKING, build_calibration_set, extract_texts
 from dataprune.calibration.calibration_set import CalibrationSet, as_calibration_set
+from dataprune.calibration.input_moments import input_moment_features
 from dataprune.calibration.mixing import MIXES, balanced_quotas, proportional_quotas
 from dataprune.calibration.report import (
     CalibrationReport,
@@ -36,6 +37,7 @@ __all__ = [
     "calibration_report",
     "default_layers",
     "extract_texts",
+    "input_moment_features",
     "load_calibration_sets",
     "proportional_quotas",
     "token_diversity",

@@ -31,9 +31,11 @@ __all__ = [
     "resolve_layers",
 ]
 
-SPACES = ("embeddings", "activations")
-"""Where ``build_calibration_set`` runs its selector: sentence embeddings of the decoded text, or
-the target model's mean-pooled hidden states (:func:`activation_embeddings`)."""
+SPACES = ("embeddings", "activations", "input_moments")
+"""Where ``build_calibration_set`` runs its selector: sentence embeddings of the decoded text, the
+target model's mean-pooled hidden states (:func:`activation_embeddings`), or the per-channel second
+moments of its linear layers' inputs
+(:func:`~dataprune.calibration.input_moments.input_moment_features`)."""
 
 
 def default_layers(n_blocks: int) -> list[int]:
@@ -119,24 +121,31 @@ def check_space(
     Returns
     -------
     list of int or None
-        The resolved layers for ``space="activations"``, ``None`` for ``"embeddings"``.
+        The resolved layers for ``space="activations"`` (``"auto"``: :func:`default_layers`) and
+        ``"input_moments"`` (``"auto"``/``"all"``: every block), ``None`` for ``"embeddings"``.
     """
     if space not in SPACES:
         raise UnknownOptionError(f"unknown space {space!r}; valid: {', '.join(SPACES)}")
     if space == "embeddings":
         if model is not None or layers is not None:
-            raise DataValidationError("model= and layers= are for space='activations'")
+            raise DataValidationError(
+                "model= and layers= are for space='activations' or 'input_moments'"
+            )
         return None
     if model is None:
         raise DataValidationError(
-            "space='activations' needs model= (the causal LM to be pruned, whose hidden states "
+            f"space={space!r} needs model= (the causal LM to be pruned, whose activations "
             "embed the candidates)"
         )
     if encoder is not None or embeddings is not None:
         raise DataValidationError(
-            "encoder= and embeddings= are for space='embeddings'; with space='activations' the "
+            f"encoder= and embeddings= are for space='embeddings'; with space={space!r} the "
             "candidates are embedded by model="
         )
+    if space == "input_moments" and (
+        layers is None or (isinstance(layers, str) and layers in ("all", "auto"))
+    ):
+        return list(range(n_decoder_blocks(model)))
     return resolve_layers(model, layers)
 
 
@@ -193,10 +202,7 @@ def activation_embeddings(
         For bad shapes, masks or token ids, or a model without hidden states per block.
     """
     ids, mask = _check_blocks(model, input_ids, attention_mask)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise DataValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if batch_size < 1:
-        raise DataValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _check_batch_size(batch_size)
     chosen = resolve_layers(model, layers)
     out = _compute_activation_embeddings(
         model, ids, mask, chosen, int(batch_size), show_progress_bar
@@ -204,6 +210,13 @@ def activation_embeddings(
     if per_layer:
         return out
     return (out / np.float32(math.sqrt(len(chosen)))).reshape(len(out), -1)
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise DataValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size < 1:
+        raise DataValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def _check_blocks(model: Any, input_ids: Any, attention_mask: Any) -> tuple[np.ndarray, np.ndarray]:

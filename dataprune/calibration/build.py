@@ -264,15 +264,19 @@ def build_calibration_set(
         Embedding cache root (see :func:`dataprune.embeddings.embed_texts`).
     show_progress_bar : bool, optional
         ``None`` follows the log level.
-    space : {"embeddings", "activations"}, default="embeddings"
-        What embedding selectors see: ``encoder`` embeddings of the decoded candidates, or
+    space : {"embeddings", "activations", "input_moments"}, default="embeddings"
+        What embedding selectors see: ``encoder`` embeddings of the decoded candidates,
         ``model``'s mean-pooled hidden states at ``layers``
-        (:func:`~dataprune.calibration.activations.activation_embeddings`, unit rows).
+        (:func:`~dataprune.calibration.activations.activation_embeddings`, unit rows), or the
+        per-channel second moments of the inputs of ``model``'s linear layers, relative to the
+        pool's (:func:`~dataprune.calibration.input_moments.input_moment_features`: the
+        statistics Wanda calibrates on; ``selector="herding"`` matches the pool's).
     model : transformers causal LM, optional
-        The model to be pruned; required with ``space="activations"`` (only then allowed).
+        The model to be pruned; required with a model space (only then allowed).
     layers : "auto", int or sequence of int, optional
         Decoder blocks for ``space="activations"``; ``None``/``"auto"``: 1/3, 2/3 and the last
-        block (:func:`~dataprune.calibration.activations.default_layers`).
+        block (:func:`~dataprune.calibration.activations.default_layers`). For
+        ``space="input_moments"``, ``None``/``"auto"``/``"all"``: every block.
     sources : sequence, optional
         One source per text (e.g. a dataset name). With sources, ``"pack"`` packs each source's
         texts separately (no block mixes sources) and the provenance counts samples per source.
@@ -389,7 +393,13 @@ def build_calibration_set(
             raise DataValidationError(f"selector {sel_name!r} needs labels= (one per text)")
         y = np.asarray([labels[i] for i in main_text], dtype=object)
     encoder_id = None
-    if fit_input in ("embeddings", "embeddings+labels") and act_layers is not None:
+    if fit_input in ("embeddings", "embeddings+labels") and space == "input_moments":
+        from dataprune.calibration.input_moments import input_moment_features
+
+        X = input_moment_features(
+            model, cand_ids, cand_mask, layers=act_layers, show_progress_bar=show_progress_bar
+        )
+    elif fit_input in ("embeddings", "embeddings+labels") and act_layers is not None:
         from dataprune.calibration.activations import activation_embeddings
 
         X = activation_embeddings(

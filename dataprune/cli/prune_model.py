@@ -87,10 +87,11 @@ def register(sub: Subparsers) -> None:
     )
     g.add_argument(
         "--space",
-        choices=("embeddings", "activations"),
+        choices=("embeddings", "activations", "input_moments"),
         default="embeddings",
-        help="where the selector compares candidates: sentence embeddings (default) or the "
-        "pruned model's own mean-pooled hidden states",
+        help="where the selector compares candidates: sentence embeddings (default), the "
+        "pruned model's own mean-pooled hidden states, or the per-channel second moments of its "
+        "linear layers' inputs (with --selector herding: the pool's Wanda statistics)",
     )
     g.add_argument(
         "--source-field",
@@ -180,8 +181,8 @@ def _validate_args(args: argparse.Namespace) -> None:
         raise DataValidationError(
             f"--mix {args.mix} needs --source-field FIELD (each text's source)"
         )
-    if args.space == "activations" and args.encoder:
-        raise DataValidationError("--encoder is for --space embeddings, not activations")
+    if args.space != "embeddings" and args.encoder:
+        raise DataValidationError(f"--encoder is for --space embeddings, not {args.space}")
     if args.calibration:  # --selector and its -O options: names and values, before any loading
         from dataprune.calibration.build import resolve_selector
 
@@ -265,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
             encoder=args.encoder,
             random_state=args.random_state,
             space=args.space,
-            model=model if args.space == "activations" else None,
+            model=None if args.space == "embeddings" else model,
             sources=sources,
             mix=args.mix,
         )

@@ -30,28 +30,30 @@ __all__ = [
     "BlockInputs",
     "FeatureMoments",
     "InputMoments",
+    "LayerHooks",
     "capture_block_inputs",
     "run_block",
 ]
 
 
-class ActivationNorms:
-    """Forward hooks accumulating ``sum_t x_tj^2`` (float32) for each layer's input feature j.
+class LayerHooks:
+    """A context manager holding one forward hook per layer: ``self._hook(layer.name)``.
 
-    Set :attr:`token_mask` (bool tensor with one entry per token of the current batch, True =
-    real token) before each forward pass to exclude padding.
+    Subclasses define ``_hook(name) -> callable(module, args, output)`` and may extend
+    :meth:`_forget` (called on exit, after the hooks are removed).
     """
 
     def __init__(self, layers: Sequence[PrunableLayer]) -> None:
         self.layers = list(layers)
-        self.sq_norms: dict[str, Any] = {}
-        self.n_tokens: dict[str, int] = {}
-        self.token_mask: Any = None
         self._handles: list[Any] = []
-        # (input tensor, token mask, its float32 real-token matrix, sequences) of the last hook
-        self._last_input: tuple[Any, Any, Any, int] | None = None
 
-    def __enter__(self) -> ActivationNorms:
+    def _hook(self, name: str) -> Callable[..., None]:
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        """Drop per-pass state kept between hooks (on exit)."""
+
+    def __enter__(self) -> LayerHooks:
         for layer in self.layers:
             self._handles.append(layer.module.register_forward_hook(self._hook(layer.name)))
         return self
@@ -60,6 +62,25 @@ class ActivationNorms:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._forget()
+
+
+class ActivationNorms(LayerHooks):
+    """Forward hooks accumulating ``sum_t x_tj^2`` (float32) for each layer's input feature j.
+
+    Set :attr:`token_mask` (bool tensor with one entry per token of the current batch, True =
+    real token) before each forward pass to exclude padding.
+    """
+
+    def __init__(self, layers: Sequence[PrunableLayer]) -> None:
+        super().__init__(layers)
+        self.sq_norms: dict[str, Any] = {}
+        self.n_tokens: dict[str, int] = {}
+        self.token_mask: Any = None
+        # (input tensor, token mask, its float32 real-token matrix, sequences) of the last hook
+        self._last_input: tuple[Any, Any, Any, int] | None = None
+
+    def _forget(self) -> None:
         self._last_input = None
 
     def _hook(self, name: str):
@@ -161,8 +182,8 @@ class InputMoments(ActivationNorms):
         self._n_sequences: dict[str, int] = {}
         self._last_outer: tuple[Any, Any] | None = None
 
-    def __exit__(self, *exc: Any) -> None:
-        super().__exit__(*exc)
+    def _forget(self) -> None:
+        super()._forget()
         self._last_outer = None
 
     def _accumulate(self, name: str, x: Any, n_sequences: int) -> None:
