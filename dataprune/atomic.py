@@ -82,13 +82,45 @@ def atomic_write(
         os.fsync(fh.fileno())
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
-    """Serialise ``obj`` as JSON to ``path`` atomically."""
+def atomic_write_json(
+    path: str | os.PathLike[str], obj: Any, *, indent: int = 2, nan_as_null: bool = False
+) -> None:
+    """Serialise ``obj`` as JSON to ``path`` atomically.
+
+    With ``nan_as_null`` every float NaN or infinity (in dicts, lists and tuples, also numpy
+    floats) is written as ``null`` and the file is strict JSON (``allow_nan=False``); otherwise
+    Python's ``NaN`` / ``Infinity`` tokens are written as ``json.dump`` does.
+    """
     import json
 
+    if nan_as_null:
+        obj = _finite_or_null(obj)
     with atomic_write(path) as fh:
-        json.dump(obj, fh, indent=indent, ensure_ascii=False, default=_json_default)
+        json.dump(
+            obj,
+            fh,
+            indent=indent,
+            ensure_ascii=False,
+            default=_json_default,
+            allow_nan=not nan_as_null,
+        )
         fh.write("\n")
+
+
+def _finite_or_null(obj: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite_or_null(obj.tolist())
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

@@ -61,19 +61,14 @@ def _embedding(queries: Sequence[str], texts: Sequence[Sequence[str]], encoder: 
 
 def _score(pruner: Any, examples: Sequence[Any], show_progress_bar: bool | None) -> list[Any]:
     """The pruner's threshold-free scores, one per example, scored query by query."""
-    order: dict[str, list[int]] = {}
-    for i, e in enumerate(examples):
-        order.setdefault(e.query, []).append(i)
-    nested = pruner.score(
-        list(order),
-        [[examples[i].passage for i in idx] for idx in order.values()],
+    from dataprune.rag.grouping import per_query
+
+    return per_query(
+        pruner.score,
+        [e.query for e in examples],
+        [e.passage for e in examples],
         show_progress_bar=show_progress_bar,
     )
-    out: list[Any] = [None] * len(examples)
-    for idx, row in zip(order.values(), nested):
-        for i, s in zip(idx, row):
-            out[i] = s
-    return out
 
 
 def evaluate_pruner(

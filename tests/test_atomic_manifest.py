@@ -25,6 +25,20 @@ def test_atomic_json_handles_numpy(tmp_path):
     assert json.loads(p.read_text()) == {"a": 3, "b": 0.5, "c": [0, 1, 2]}
 
 
+def test_json_nan_as_null_is_strict(tmp_path):
+    import math
+
+    p = tmp_path / "r.json"
+    obj = {"a": float("nan"), "b": [1.5, np.float64("inf"), (np.float32("nan"),)], "c": "x"}
+    atomic_write_json(p, obj, nan_as_null=True)
+    text = p.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.5, None, [None]], "c": "x"}
+    assert math.isnan(obj["a"])  # the caller's object is not modified
+    atomic_write_json(p, {"a": float("nan")})  # default: json.dump's own tokens
+    assert "NaN" in p.read_text()
+
+
 def test_manifest_contents(tmp_path):
     out = tmp_path / "out.jsonl"
     m = build_manifest(

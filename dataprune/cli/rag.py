@@ -267,6 +267,7 @@ def run_prune(args: argparse.Namespace) -> int:
     from dataprune.io import load_records, validate_fields, write_records
     from dataprune.manifest import RunTimer, build_manifest, write_manifest
     from dataprune.outputs import check_output
+    from dataprune.rag.grouping import per_query
     from dataprune.rag.pruner import ContextPruner
 
     timer = RunTimer()
@@ -313,19 +314,7 @@ def run_prune(args: argparse.Namespace) -> int:
                 raise DataValidationError(
                     "empty query", source=rs.source, record=rs.indices[i], field=args.query_field
                 )
-        order: dict[str, list[int]] = {}
-        for i, q in enumerate(queries):
-            order.setdefault(q, []).append(i)
-        groups = list(order.items())
-        results_nested = pruner.prune_batch(
-            [q for q, _ in groups],
-            [[texts[i] for i in idx] for _, idx in groups],
-            **options,
-        )
-        results: list = [None] * len(texts)
-        for (_, idx), res in zip(groups, results_nested):
-            for i, r in zip(idx, res):
-                results[i] = r
+        results = per_query(pruner.prune_batch, queries, texts, **options)
     else:
         results = pruner.prune(args.query, texts, **options)
     out_records = []

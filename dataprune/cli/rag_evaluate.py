@@ -70,17 +70,6 @@ def add_evaluate_parser(rsub: Any) -> None:
     e.set_defaults(run=run_evaluate)
 
 
-def _strict_json(obj: Any) -> Any:
-    """NaN (a baseline that cannot reach the pruner's compression) as null: strict JSON."""
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: _strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict_json(v) for v in obj]
-    return obj
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     from dataprune.atomic import atomic_write_json
     from dataprune.errors import DataValidationError
@@ -159,9 +148,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
                     "baselines": list(args.baselines),
                 },
                 "pruner": pruner.describe(),
-                "report": _strict_json(report),
+                "report": report,
                 "seconds": round(timer.elapsed, 2),
             },
+            nan_as_null=True,  # a baseline that cannot reach the pruner's compression: null
         )
         print(f"wrote {args.output} ({timer.elapsed:.1f} s)")
     return 0
