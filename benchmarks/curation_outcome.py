@@ -20,7 +20,7 @@ dedup, then a random fill; duplicates) and ``ifd`` (the dev-selected IFD cut, th
 misaligned pairs). Per (condition, seed): LoRA SFT of SmolLM2-135M-Instruct
 (:func:`benchmarks.sft_harness.train_lora`, bfloat16 base weights) and token-weighted held-out
 response NLL on GSM8K test and held-out Alpaca; the base model is evaluated once. Runs are seed-major
-and cached (:func:`benchmarks.sft_harness.run_cached`), so an interrupted benchmark continues.
+and cached (:func:`benchmarks.sft_run_cache.run_cached`), so an interrupted benchmark continues.
 
 LM scores: the stage cache of ``curate`` keys a stage by the seed and by every option up to it, so
 IFD would be recomputed for each IFD cut and each seed. The benchmark therefore memoises
@@ -51,7 +51,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import _common as common  # noqa: E402
-from benchmarks import sft_harness, sft_pool  # noqa: E402
+from benchmarks import sft_harness, sft_pool, sft_run_cache  # noqa: E402
 from benchmarks.curation_outcome_memo import ScoreMemo  # noqa: E402
 from benchmarks.curation_outcome_render import publish, render  # noqa: E402
 from benchmarks.curation_outcome_setup import (  # noqa: E402
@@ -248,8 +248,8 @@ def _ifd_stage(stages: list) -> dict | None:
 
 # ---------------------------------------------------------------------------------- phase B
 def _is_cached(key: dict, folder: Path) -> bool:
-    key = sft_harness.canonical(dict(key))
-    path = Path(folder) / f"{sft_harness.fingerprint(key)[:32]}.json"
+    key = sft_run_cache.canonical(dict(key))
+    path = Path(folder) / f"{sft_run_cache.fingerprint(key)[:32]}.json"
     if not path.is_file():
         return False
     try:
@@ -330,7 +330,7 @@ def phase_b(args, lm, work: Path, a: dict, state: dict, save, memo: ScoreMemo) -
 
     extra = {"benchmark": NAME, "eval_max_length": EVAL_MAX_LENGTH, "pool": b["pool"]}
     # base model, once (no training)
-    base_key = sft_harness.run_key(
+    base_key = sft_run_cache.run_key(
         "base model",
         train_ids=[],
         train_pairs=[],
@@ -347,7 +347,7 @@ def phase_b(args, lm, work: Path, a: dict, state: dict, save, memo: ScoreMemo) -
         ev = _evaluate(model, btok, heldout)
         return {"heldout": ev, "load_1m_before": load, "eval_seconds": time.perf_counter() - t0}
 
-    b["base"] = sft_harness.run_cached(base_key, base_fn, runs_dir)
+    b["base"] = sft_run_cache.run_cached(base_key, base_fn, runs_dir)
     save()
     new = 0
     stopped = False
@@ -388,7 +388,7 @@ def phase_b(args, lm, work: Path, a: dict, state: dict, save, memo: ScoreMemo) -
             pairs = [pairs_all[i] for i in idx]
             ids = [ids_all[i] for i in idx]
             cfg = cfg_for(seed)
-            key = sft_harness.run_key(
+            key = sft_run_cache.run_key(
                 cond, train_ids=ids, train_pairs=pairs, config=cfg, eval_sets=heldout, **extra
             )
             cached = _is_cached(key, runs_dir)
@@ -413,7 +413,7 @@ def phase_b(args, lm, work: Path, a: dict, state: dict, save, memo: ScoreMemo) -
 
             if not cached:
                 new += 1
-            r = sft_harness.run_cached(key, fn, runs_dir)
+            r = sft_run_cache.run_cached(key, fn, runs_dir)
             run = {"condition": cond, "seed": seed, "cached": cached, **r}
             b["runs"].append(run)
             h = r["heldout"]

@@ -41,7 +41,7 @@ bfloat16 base) for the same number of optimizer steps with the **same gradient-t
 step** (the pool's mean response length x the effective batch of 8): a step takes records until
 its loss-carrying tokens reach the budget, so token pruning buys more samples, not fewer tokens.
 Held-out response NLL (token-weighted) on both held-out sets; seeds 0, 1, 2 (LoRA init, data
-order, random subset). Every finished run is cached (:func:`benchmarks.sft_harness.run_cached`),
+order, random subset). Every finished run is cached (:func:`benchmarks.sft_run_cache.run_cached`),
 so an interrupted benchmark continues where it stopped.
 
 Run: ``.venv/bin/python benchmarks/qtuning_outcome.py`` (``--render-only`` rebuilds the section;
@@ -71,7 +71,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks import _common as common  # noqa: E402
-from benchmarks import sft_harness, sft_pool  # noqa: E402
+from benchmarks import sft_harness, sft_pool, sft_run_cache  # noqa: E402
 
 NAME = "qtuning_outcome"
 #: The default before the token-pruning choice (``fill="uniform"`` and the other options as now).
@@ -190,8 +190,8 @@ def qtuning_selection(
     """
     from dataprune.qtuning import QTuningTriage
 
-    key = sft_harness.fingerprint(
-        {"pool": sft_harness.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
+    key = sft_run_cache.fingerprint(
+        {"pool": sft_run_cache.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
          "max_length": max_length, "qtuning": _key_dict(_qcfg(**over)), "dtype": DTYPE,
          "seed": seed, "v": 2, **({"groups": "source"} if per_source else {}),
          **({"group_budget": gb} if per_source and (gb := _qcfg(**over).group_budget) != "pooled"
@@ -417,8 +417,8 @@ def run(args) -> dict[str, Any]:
         return {"heldout": evaluate(model, tok)}
 
     if res.get("base") is None:  # (a merged invocation keeps the published base evaluation)
-        res["base"] = sft_harness.run_cached(
-            sft_harness.run_key("base model", train_ids=[], train_pairs=[], config=cfg_for(0, 0),
+        res["base"] = sft_run_cache.run_cached(
+            sft_run_cache.run_key("base model", train_ids=[], train_pairs=[], config=cfg_for(0, 0),
                                 eval_sets=heldout, **extra), base_fn, runs_dir)  # fmt: skip
     publish(res)
     new = 0
@@ -468,13 +468,13 @@ def run(args) -> dict[str, Any]:
                 )  # fmt: skip
                 dyn = _qcfg() if cond == "q-tuning dynamic" else None
                 cfg = cfg_for(seed)
-                key = sft_harness.run_key(
+                key = sft_run_cache.run_key(
                     RUN_NAME.get(cond, cond), train_ids=[ids_all[i] for i in idx], train_pairs=pairs, config=cfg,
                     eval_sets=heldout, **extra,
-                    masks=None if masks is None else sft_harness.fingerprint([m.tolist() for m in masks]),
+                    masks=None if masks is None else sft_run_cache.fingerprint([m.tolist() for m in masks]),
                     dynamic=None if dyn is None else _key_dict(dyn),
                 )  # fmt: skip
-                path_exists = (runs_dir / f"{sft_harness.fingerprint(key)[:32]}.json").is_file()
+                path_exists = (runs_dir / f"{sft_run_cache.fingerprint(key)[:32]}.json").is_file()
                 if not path_exists and args.max_runs is not None and new >= args.max_runs:
                     continue
 
@@ -490,7 +490,7 @@ def run(args) -> dict[str, Any]:
                             "train_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1}  # fmt: skip
 
                 new += 0 if path_exists else 1
-                r = sft_harness.run_cached(key, fn, runs_dir)
+                r = sft_run_cache.run_cached(key, fn, runs_dir)
                 res["runs"] = [
                     x for x in res["runs"] if (x["condition"], x["seed"]) != (cond, seed)
                 ]

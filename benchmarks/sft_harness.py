@@ -9,30 +9,23 @@ Pieces, usable alone or together:
   :class:`SFTRunConfig`. Tokenisation is :func:`dataprune.sft_encoding.encode_sft` (the chat template
   when the tokenizer has one); only response tokens carry loss.
 * :func:`heldout_nll`: mean response-token NLL by :func:`dataprune.lm_scoring.score_sft`.
-* :func:`run_key` / :func:`run_cached`: a JSON result cache keyed by a hash of everything that
-  defines a run, so an interrupted benchmark resumes and finished runs are never recomputed.
+* the result cache of these runs (``run_key`` / ``run_cached``) is ``benchmarks/sft_run_cache.py``.
 
 The caller is expected to have the repository root on ``sys.path`` (every benchmark script does).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from benchmarks import _common as common
-
-#: bump when a change to this module changes results, so cached runs are not reused
-CACHE_VERSION = 1
-Pair = tuple[str, str]
+from benchmarks.sft_run_cache import Pair
 
 
 @dataclass(frozen=True)
@@ -468,86 +461,3 @@ def heldout_nll(
         "n_truncated": int(s.meta["n_truncated"]),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-
-
-# ------------------------------------------------------------------------------------ cache
-def _json_default(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return asdict(obj)
-    if isinstance(obj, (np.generic, np.ndarray)):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
-def canonical(obj: Any) -> Any:
-    """``obj`` as plain JSON values (dataclasses, tuples, numpy and paths converted)."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=_json_default))
-
-
-def fingerprint(obj: Any) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def pairs_hash(pairs: Sequence[Pair]) -> str:
-    """:func:`fingerprint` of a list of (prompt, response) pairs, order included."""
-    return fingerprint([[p, r] for p, r in pairs])
-
-
-def run_key(
-    condition: str,
-    *,
-    train_ids: Sequence[str],
-    train_pairs: Sequence[Pair],
-    config: SFTRunConfig,
-    eval_sets: Mapping[str, Sequence[Pair]],
-    **extra: Any,
-) -> dict[str, Any]:
-    """The cache key of one run: condition, training records (ids and content, hashed), the full
-    config, each eval set (hashed), :data:`CACHE_VERSION` and any ``extra`` JSON values."""
-    return canonical(
-        {
-            "cache_version": CACHE_VERSION,
-            "condition": condition,
-            "train": {
-                "n": len(train_pairs),
-                "ids_sha256": fingerprint(list(train_ids)),
-                "pairs_sha256": pairs_hash(train_pairs),
-            },
-            "config": config,
-            "eval": {k: {"n": len(v), "sha256": pairs_hash(v)} for k, v in eval_sets.items()},
-            **extra,
-        }
-    )
-
-
-def run_cached(
-    key: Mapping[str, Any], fn: Callable[[], dict[str, Any]], cache_dir: str | Path
-) -> dict[str, Any]:
-    """``fn()``'s result for ``key``, computed once: stored as ``<cache_dir>/<hash>.json``.
-
-    The file holds the key and the result (JSON, no pickle) and is written atomically (a temporary
-    file in ``cache_dir``, then ``os.replace``), so an interrupted run leaves no partial entry. A
-    file whose stored key differs from ``key`` (hash collision) or that cannot be read is
-    recomputed. The result is returned as read back from JSON, cached or not.
-    """
-    from dataprune.atomic import atomic_write
-
-    key = canonical(dict(key))
-    path = Path(cache_dir) / f"{fingerprint(key)[:32]}.json"
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            stored = None
-        if isinstance(stored, dict) and stored.get("key") == key and "result" in stored:
-            return stored["result"]
-    result = json.loads(json.dumps(fn(), default=_json_default))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as fh:
-        json.dump({"key": key, "result": result}, fh, indent=1)
-        fh.write("\n")
-    return result
