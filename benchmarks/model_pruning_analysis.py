@@ -102,7 +102,11 @@ def choose_default(
     The chosen recipe is one that meets the rule there (most wins, then the smallest worst
     relative difference, then the smallest mean); if none does, ``random`` (no recipe shown to
     beat it). ``closest`` is the best by the same ordering whether or not it meets the rule.
+    Recipes with more samples than the budget (``Recipe.scale > 1``, e.g. ``random_x4``) get a
+    row but are ``references``, never chosen nor closest.
     """
+    from benchmarks.model_pruning_setup import RECIPES
+
     pats = _t1_patterns(patterns)
     rows = {
         r: target1(paired(index, r, pats, seeds, sets, field="dev_ppl"))
@@ -114,13 +118,16 @@ def choose_default(
     def order(r: str) -> tuple[float, float, float]:
         return (-rows[r]["wins"], rows[r]["worst_rel"], rows[r]["mean_rel"])
 
-    meeting = [r for r, t in rows.items() if t["met"]]
+    references = [r for r in rows if r in RECIPES and RECIPES[r].scale != 1]
+    candidates = [r for r in rows if r not in references]
+    meeting = [r for r in candidates if rows[r]["met"]]
     return {
         "patterns": pats,
         "rows": rows,
         "chosen": min(meeting, key=order) if meeting else "random",
-        "closest": min(rows, key=order) if rows else None,
+        "closest": min(candidates, key=order) if candidates else None,
         "meeting": meeting,
+        "references": references,
     }
 
 

@@ -90,8 +90,8 @@ RECIPES: dict[str, Recipe] = {
         "proportional herding (activations)", "herding", space="activations", mix="proportional"
     ),
     # the statistics Wanda calibrates on: each block's per-channel mean of x^2 at every linear
-    # layer's input, relative to the pool's; herding keeps the blocks whose mean matches the
-    # pool's, i.e. a 32-block set with (nearly) the whole pool's Wanda norms
+    # layer's input, relative to the pool's; herding keeps the blocks whose mean comes closest
+    # to the pool's, i.e. whose Wanda norms are closest to the whole pool's
     "herding_moments": Recipe("herding (input moments)", "herding", space="input_moments"),
     "proportional_herding_moments": Recipe(
         "proportional herding (input moments)",
@@ -314,7 +314,7 @@ def _memoized(
         h.update(b"-" if mask is None else np.ascontiguousarray(mask).tobytes())
         h.update(json.dumps(kw, sort_keys=True, default=str).encode())
         if model_fingerprint(model_) != dense_fingerprint:
-            raise RuntimeError("activation embeddings must come from the dense model")
+            raise RuntimeError(f"{kind} of the candidates must come from the dense model")
         h.update(dense_fingerprint.encode())
         path = store / f"{kind}-{h.hexdigest()[:24]}.npz"
         info["n_blocks"] = float(len(ids))

@@ -60,7 +60,13 @@ def choice_section(out: dict, a: dict) -> list[str]:
     for r, t in ch["rows"].items():
         lines.append(
             f"| {label(r)} | {t['wins']}/{t['n']} | {t['need']} | {pct(t['worst_rel'])} | "
-            f"{pct(t['mean_rel'])} | {'yes' if t['met'] else 'no'} |"
+            f"{pct(t['mean_rel'])} | "
+            + (
+                f"reference ({RECIPES[r].scale}x the samples, not a candidate)"
+                if r in ch.get("references", ())
+                else ("yes" if t["met"] else "no")
+            )
+            + " |"
         )
     chosen = ch["chosen"]
     if ch["meeting"]:
@@ -72,7 +78,7 @@ def choice_section(out: dict, a: dict) -> list[str]:
             + (
                 f" (closest by the same ordering: {label(ch['closest'])})."
                 if ch["closest"]
-                else "."
+                else " (no recipe at the budget other than random ran)."
             )
         )
     defaults = out["library_defaults"]
@@ -93,12 +99,25 @@ def target1_section(out: dict, a: dict) -> list[str]:
     shown = chosen if chosen != "random" else ch["closest"]
     lines = ["### Target 1 (held out): the default recipe vs random calibration", ""]
     if shown is None or shown not in t1:
+        refs = [r for r in ch.get("references", ()) if r in t1]
         return [
             *lines,
-            "Not evaluated: no recipe other than random was run on a Target-1 pattern."
+            "Not evaluated: no recipe at the budget other than random was run on a Target-1 "
+            "pattern."
             if ch["patterns"]
             else "Not evaluated: no Target-1 pattern was run (see the previous section).",
             "",
+            *(
+                line
+                for r in refs
+                for line in (
+                    f"Reference {label(r)} on the held-out slices: lower perplexity than random "
+                    f"in {t1[r]['none']['wins']}/{t1[r]['none']['n']} paired (seed, pattern, "
+                    f"set) comparisons, worst relative difference "
+                    f"{pct(t1[r]['none']['worst_rel'])}.",
+                    "",
+                )
+            ),
         ]
     t = t1[shown]["none"]
     partial = (

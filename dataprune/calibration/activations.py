@@ -142,9 +142,17 @@ def check_space(
             f"encoder= and embeddings= are for space='embeddings'; with space={space!r} the "
             "candidates are embedded by model="
         )
-    if space == "input_moments" and (
-        layers is None or (isinstance(layers, str) and layers in ("all", "auto"))
-    ):
+    if space == "input_moments":
+        return resolve_moment_layers(model, layers)
+    return resolve_layers(model, layers)
+
+
+def resolve_moment_layers(
+    model: Any, layers: str | int | Sequence[int] | None = "all"
+) -> list[int]:
+    """:func:`resolve_layers` for input moments: ``"all"``, ``"auto"`` or ``None`` is every
+    decoder block (a pruner calibrates each of them); indices as in :func:`resolve_layers`."""
+    if layers is None or (isinstance(layers, str) and layers in ("all", "auto")):
         return list(range(n_decoder_blocks(model)))
     return resolve_layers(model, layers)
 

@@ -84,16 +84,12 @@ def input_moment_features(
     from dataprune.calibration.activations import (
         _check_batch_size,
         _check_blocks,
-        n_decoder_blocks,
-        resolve_layers,
+        resolve_moment_layers,
     )
 
     ids, mask = _check_blocks(model, input_ids, attention_mask)
     _check_batch_size(batch_size)
-    if layers is None or (isinstance(layers, str) and layers in ("all", "auto")):
-        chosen = list(range(n_decoder_blocks(model)))
-    else:
-        chosen = resolve_layers(model, layers)
+    chosen = resolve_moment_layers(model, layers)
     return _compute_input_moments(model, ids, mask, chosen, int(batch_size), show_progress_bar)
 
 
