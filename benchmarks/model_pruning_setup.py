@@ -117,7 +117,7 @@ DEFAULT_RECIPES = (
 #: DSnoT runs: refine id -> DSnoTConfig fields changed from its defaults ("dsnot": the
 #: defaults; the others are optional variants for choosing DSnoT's settings on the dev slices)
 DSNOT_VARIANTS: dict[str, dict[str, Any]] = {
-    # the library's default (only the MLP layers are refined, 5 cycles)
+    # the library's default (only the MLP layers are refined, 5 cycles, agree_halves)
     "dsnot": {},
     # every layer refined with the paper's 50 cycles (the default before the settings studies),
     # and three variants of it
@@ -139,6 +139,12 @@ DSNOT_VARIANTS: dict[str, dict[str, Any]] = {
     "dsnot_sign": {"keep_sign": True, "max_cycles": 10},
     # (the swap test on d^T E[x x^T] d in place of the uncorrelated-inputs estimate)
     "dsnot_full": {"objective": "mse_full", "max_cycles": 10},
+    # a swap must also lower the error on each half of the calibration sequences on its own (a
+    # swap one half contradicts fits the other's noise): the halves study,
+    # model_pruning_dsnot_halves, made it the default (5 cycles); without it, the default before
+    "dsnot_halves": {"agree_halves": True},
+    "dsnot_halves_c10": {"agree_halves": True, "max_cycles": 10},
+    "dsnot_no_halves": {"agree_halves": False},
 }
 REFINES = ("none", *DSNOT_VARIANTS)
 

@@ -5,7 +5,9 @@ tokens of each input feature's squared activation (padding tokens excluded), i.e
 ``InputMoments`` also keeps each feature's mean and variance (merged batch by batch, never holding
 more than one batch of tokens) and the number of calibration sequences, for mask refinements such
 as DSnoT; optionally also the inputs' second-moment matrix ``E[x x^T]`` (in_features squared
-floats per layer), for a refinement that measures the exact output error.
+floats per layer), for a refinement that measures the exact output error, and the same
+statistics of the even- and of the odd-numbered calibration sequences apart, for a refinement
+that checks each change on both halves.
 
 ``capture_block_inputs`` runs the model once with every decoder block replaced by a recorder that
 returns its input unchanged, collecting the hidden states entering the first block and the keyword
@@ -77,8 +79,11 @@ class ActivationNorms(LayerHooks):
         self.sq_norms: dict[str, Any] = {}
         self.n_tokens: dict[str, int] = {}
         self.token_mask: Any = None
-        # (input tensor, token mask, its float32 real-token matrix, sequences) of the last hook
-        self._last_input: tuple[Any, Any, Any, int] | None = None
+        #: also pass each real token's row (sequence) in its batch to ``_accumulate``
+        self.track_rows = False
+        # (input tensor, token mask, its float32 real-token matrix, sequences, rows) of the
+        # last hook
+        self._last_input: tuple[Any, Any, Any, int, Any] | None = None
 
     def _forget(self) -> None:
         self._last_input = None
@@ -95,22 +100,38 @@ class ActivationNorms(LayerHooks):
             if memo is not None and memo[0] is raw and memo[1] is mask:
                 # layers fed the same tensor (q/k/v, gate/up): the same float32 token matrix,
                 # so a subclass can reuse what it derived from it (``x is`` the last one)
-                self._accumulate(name, memo[2], memo[3])
+                self._accumulate(name, memo[2], memo[3], memo[4])
                 return
             n_seq = int(raw.shape[0]) if raw.ndim == 3 else 1
             x = raw.detach().reshape(-1, raw.shape[-1])
+            keep = None
             if mask is not None and mask.numel() == x.shape[0]:
-                x = x[mask.reshape(-1).to(x.device)]
+                keep = mask.reshape(-1).to(x.device)
+                x = x[keep]
                 if mask.ndim == 2:
                     n_seq = int(mask.any(dim=1).sum())
             x = x.to(torch.float32)
-            self._last_input = (raw, mask, x, n_seq)
-            self._accumulate(name, x, n_seq)
+            rows = self._token_rows(raw, mask, keep) if self.track_rows else None
+            self._last_input = (raw, mask, x, n_seq, rows)
+            self._accumulate(name, x, n_seq, rows)
 
         return hook
 
-    def _accumulate(self, name: str, x: Any, n_sequences: int) -> None:
-        """Add one batch: ``x`` (real tokens, in_features) float32 from ``n_sequences`` rows."""
+    @staticmethod
+    def _token_rows(raw: Any, mask: Any, keep: Any) -> tuple[Any, int, Any]:
+        """(row of every real token in its batch, rows in the batch, rows holding real tokens)."""
+        import torch
+
+        n_rows = int(raw.shape[0]) if raw.ndim == 3 else 1
+        per_row = raw.shape[1] if raw.ndim == 3 else raw.shape[0]
+        rows = torch.arange(n_rows, device=raw.device).repeat_interleave(per_row)
+        if keep is None:
+            return rows, n_rows, torch.arange(n_rows, device=raw.device)
+        return rows[keep], n_rows, torch.unique(rows[keep])
+
+    def _accumulate(self, name: str, x: Any, n_sequences: int, rows: Any = None) -> None:
+        """Add one batch: ``x`` (real tokens, in_features) float32 from ``n_sequences`` rows;
+        ``rows``: :meth:`_token_rows` when :attr:`track_rows` is set."""
         s = (x * x).sum(dim=0)
         if name in self.sq_norms:
             self.sq_norms[name] += s
@@ -134,6 +155,9 @@ class FeatureMoments:
         Calibration sequences those tokens came from.
     second_moment : torch.Tensor of shape (in_features, in_features), optional
         ``E[x x^T]`` over the calibration tokens (float32, uncentred), when it was asked for.
+    halves : tuple of two FeatureMoments, optional
+        The same statistics of the even- and of the odd-numbered calibration sequences, when
+        they were asked for.
     """
 
     mean: Any
@@ -141,10 +165,49 @@ class FeatureMoments:
     n_tokens: int
     n_sequences: int
     second_moment: Any = None
+    halves: tuple[FeatureMoments, FeatureMoments] | None = None
 
     @property
     def tokens_per_sequence(self) -> float:
         return self.n_tokens / max(self.n_sequences, 1)
+
+
+class _RunningMoments:
+    """Mean and summed squared deviations of a stream of token batches (Chan et al.'s pairwise
+    update, float32), and the sequences they came from."""
+
+    def __init__(self) -> None:
+        self.mean: Any = None
+        self.m2: Any = None
+        self.n = 0
+        self.n_sequences = 0
+
+    def add(self, x: Any, n_sequences: int) -> None:
+        n_b = int(x.shape[0])
+        if n_b == 0:
+            return
+        mean_b = x.mean(dim=0)
+        m2_b = ((x - mean_b) ** 2).sum(dim=0)
+        if self.mean is None:
+            self.mean, self.m2 = mean_b, m2_b
+        else:
+            n = self.n + n_b
+            delta = mean_b - self.mean
+            self.mean = self.mean + delta * (n_b / n)
+            self.m2 = self.m2 + m2_b + delta * delta * (self.n * n_b / n)
+        self.n += n_b
+        self.n_sequences += n_sequences
+
+    def moments(self, second_moment: Any = None) -> FeatureMoments | None:
+        if self.mean is None:
+            return None
+        return FeatureMoments(
+            mean=self.mean,
+            var=self.m2 / self.n,
+            n_tokens=self.n,
+            n_sequences=self.n_sequences,
+            second_moment=None if second_moment is None else second_moment / self.n,
+        )
 
 
 class InputMoments(ActivationNorms):
@@ -163,6 +226,10 @@ class InputMoments(ActivationNorms):
         returns ``None`` for them. Default: every layer.
     second_moment : bool, default=False
         Also sum ``x x^T`` for those layers (:attr:`FeatureMoments.second_moment`).
+    halves : bool, default=False
+        Also keep the statistics of the even- and of the odd-numbered calibration sequences
+        apart (:attr:`FeatureMoments.halves`, with second moments when ``second_moment``;
+        sequences are numbered in the order of the batches, all-padding rows included).
     """
 
     def __init__(
@@ -170,61 +237,78 @@ class InputMoments(ActivationNorms):
         layers: Sequence[PrunableLayer],
         moments_for: Callable[[str], bool] | None = None,
         second_moment: bool = False,
+        halves: bool = False,
     ) -> None:
         super().__init__(layers)
         self._wanted = {
             lay.name for lay in self.layers if moments_for is None or moments_for(lay.name)
         }
         self._with_second = bool(second_moment)
-        self._mean: dict[str, Any] = {}
-        self._m2: dict[str, Any] = {}
-        self._outer: dict[str, Any] = {}
-        self._n_sequences: dict[str, int] = {}
-        self._last_outer: tuple[Any, Any] | None = None
+        self.track_rows = bool(halves)
+        self._running: dict[str, _RunningMoments] = {}
+        self._halves: dict[str, tuple[_RunningMoments, _RunningMoments]] = {}
+        self._rows_seen: dict[str, int] = {}
+        self._outer: dict[str, list[Any]] = {}  # x^T x summed: all tokens[, each half]
+        self._last_outer: tuple[Any, list[Any]] | None = None
 
     def _forget(self) -> None:
         super()._forget()
         self._last_outer = None
 
-    def _accumulate(self, name: str, x: Any, n_sequences: int) -> None:
-        n_before = self.n_tokens.get(name, 0)
-        super()._accumulate(name, x, n_sequences)
-        n_b = int(x.shape[0])
-        if n_b == 0 or name not in self._wanted:
+    def _accumulate(self, name: str, x: Any, n_sequences: int, rows: Any = None) -> None:
+        super()._accumulate(name, x, n_sequences, rows)
+        if name not in self._wanted:
+            return
+        split = self._split(name, rows) if self.track_rows else None
+        if int(x.shape[0]) == 0:
             return
         if self._with_second:
             if self._last_outer is not None and self._last_outer[0] is x:
-                outer = self._last_outer[1]  # gate/up (q/k/v) share their input: one product
-            else:
-                outer = x.T @ x
-                self._last_outer = (x, outer)
-            # out of place: layers sharing an input may hold the same tensor
-            self._outer[name] = outer + self._outer[name] if name in self._outer else outer
-        mean_b = x.mean(dim=0)
-        m2_b = ((x - mean_b) ** 2).sum(dim=0)
-        if name not in self._mean:
-            self._mean[name], self._m2[name] = mean_b, m2_b
-            self._n_sequences[name] = n_sequences
-            return
-        n = n_before + n_b
-        delta = mean_b - self._mean[name]
-        self._mean[name] = self._mean[name] + delta * (n_b / n)
-        self._m2[name] = self._m2[name] + m2_b + delta * delta * (n_before * n_b / n)
-        self._n_sequences[name] += n_sequences
+                outers = self._last_outer[1]  # gate/up (q/k/v) share their input: one product
+            elif split is None:
+                outers = [x.T @ x]
+            else:  # each half's x^T x; all tokens': their sum
+                parts = [x[sel].T @ x[sel] for sel, _ in split]
+                outers = [parts[0] + parts[1], *parts]
+            self._last_outer = (x, outers)
+            # out of place: layers sharing an input may hold the same tensors
+            acc = self._outer.get(name)
+            self._outer[name] = outers if acc is None else [a + o for a, o in zip(acc, outers)]
+        self._running.setdefault(name, _RunningMoments()).add(x, n_sequences)
+        if split is not None:
+            pair = self._halves.setdefault(name, (_RunningMoments(), _RunningMoments()))
+            for half, (sel, seqs) in zip(pair, split):
+                half.add(x[sel], seqs)
+
+    def _split(self, name: str, rows: Any) -> list[tuple[Any, int]]:
+        """Per half (even, odd running sequence number): which of the batch's real tokens
+        belong to it, and how many of its sequences hold real tokens."""
+        offset = self._rows_seen.get(name, 0)
+        self._rows_seen[name] = offset + int(rows[1])
+        parity = (rows[0] + offset) % 2
+        seq_parity = (rows[2] + offset) % 2
+        return [(parity == h, int((seq_parity == h).sum())) for h in (0, 1)]
 
     def pop(self, name: str) -> FeatureMoments | None:
         """The statistics of layer ``name`` (``None`` if no token reached it), then forget them."""
-        if name not in self._mean:
+        running = self._running.pop(name, None)
+        outers = self._outer.pop(name, None) or [None, None, None]
+        pair = self._halves.pop(name, None)
+        self._rows_seen.pop(name, None)
+        if running is None:
             return None
-        n = self.n_tokens[name]
-        outer = self._outer.pop(name, None)
-        return FeatureMoments(
-            mean=self._mean.pop(name),
-            var=self._m2.pop(name) / n,
-            n_tokens=n,
-            n_sequences=self._n_sequences.pop(name),
-            second_moment=None if outer is None else outer / n,
-        )
+        stats = running.moments(outers[0])
+        if pair is not None:
+            stats.halves = tuple(
+                half.moments(outer) or _empty_moments(stats)
+                for half, outer in zip(pair, outers[1:])
+            )
+        return stats
+
+
+def _empty_moments(like: FeatureMoments) -> FeatureMoments:
+    """A half that received no token: zero means and variances, no tokens."""
+    return FeatureMoments(like.mean * 0, like.var * 0, 0, 0)
 
 
 class _StopForwardError(Exception):

@@ -199,6 +199,7 @@ class BaseModelPruner(BaseEstimator):
                 InputMoments,
                 moments_for=getattr(refiner, "applies_to", None),
                 second_moment=bool(getattr(refiner, "needs_second_moment", False)),
+                halves=bool(getattr(refiner, "needs_halves", False)),
             )
         batches = list(calib.batches(self.batch_size))
 

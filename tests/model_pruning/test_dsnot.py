@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from model_pruning_helpers import random_layer as _layer
 from model_pruning_helpers import zero_masks
 
 from dataprune.cli.main import main
@@ -28,15 +29,6 @@ from dataprune.model_pruning.structure import PrunableLayer, layer_part
 from tiny_models import CORPUS
 
 
-def _layer(seed: int, *, out: int = 48, inp: int = 96, tokens: int = 384, mean_scale: float = 1.0):
-    """A random weight and correlated calibration inputs with non-zero feature means (as in
-    LLMs, where DSnoT's expected-error criterion has something to correct)."""
-    g = torch.Generator().manual_seed(seed)
-    mix = torch.randn(inp, inp, generator=g) / inp**0.5
-    x = torch.randn(tokens, inp, generator=g) @ mix + mean_scale * torch.randn(inp, generator=g)
-    return torch.randn(out, inp, generator=g), x
-
-
 def _wanda_and_dsnot(w, x, pattern=None, sparsity=0.6, **config):
     spec = resolve_sparsity(None if pattern else sparsity, pattern)
     wanda = prune_mask(wanda_scores(w, (x * x).sum(0)), spec)
@@ -46,7 +38,7 @@ def _wanda_and_dsnot(w, x, pattern=None, sparsity=0.6, **config):
         x.mean(0),
         x.var(0, unbiased=False),
         pattern=pattern,
-        config=config or None,
+        config={"agree_halves": False, **config},  # the halves: test_dsnot_halves.py
         tokens_per_sequence=x.shape[0] / 4,  # the calibration tokens as 4 sequences
     )
     return wanda, refined
@@ -110,7 +102,13 @@ def test_deterministic_and_dtype_independent_statistics():
     b = _wanda_and_dsnot(w.clone(), x.clone())[1]
     assert torch.equal(a, b)
     wanda = prune_mask(wanda_scores(w, (x * x).sum(0)), resolve_sparsity(0.6))
-    half = dsnot_refine_mask(w.to(torch.bfloat16), wanda, x.mean(0), x.var(0, unbiased=False))
+    half = dsnot_refine_mask(
+        w.to(torch.bfloat16),
+        wanda,
+        x.mean(0),
+        x.var(0, unbiased=False),
+        config={"agree_halves": False},
+    )
     assert half.dtype == torch.bool and torch.equal(half.sum(1), wanda.sum(1))
 
 
@@ -149,9 +147,16 @@ def test_full_objective_lowers_the_exact_calibration_error_of_every_row():
         stats = (x.mean(0), x.var(0, unbiased=False))
         kw = {"pattern": pattern, "tokens_per_sequence": x.shape[0] / 4}
         full = dsnot_refine_mask(
-            w, wanda, *stats, config={"objective": "mse_full"}, second_moment=gram, **kw
+            w,
+            wanda,
+            *stats,
+            config={"objective": "mse_full", "agree_halves": False},
+            second_moment=gram,
+            **kw,
         )
-        diag = dsnot_refine_mask(w, wanda, *stats, config={"objective": "mse"}, **kw)
+        diag = dsnot_refine_mask(
+            w, wanda, *stats, config={"objective": "mse", "agree_halves": False}, **kw
+        )
         assert torch.equal(full.sum(1), wanda.sum(1)) and not torch.equal(full, wanda)
 
         # every swap lowered its row's exact error, so no row ends above where it started
@@ -360,7 +365,7 @@ def test_config_from_options_is_the_shared_config_mechanism():
 def test_errors(model, calib):
     with pytest.raises(UnknownOptionError, match=r"unknown mask refinement 'dsnoot'; valid: dsnot"):
         WandaPruner(sparsity=0.5, refine="dsnoot").prune(model, calib)
-    with pytest.raises(UnknownOptionError, match="valid: keep_sign, max_cycles"):
+    with pytest.raises(UnknownOptionError, match="valid: agree_halves, keep_sign, max_cycles"):
         get_mask_refiner("dsnot", {"cycles": 3})
     with pytest.raises(DataValidationError, match="refine_config is set but refine is None"):
         WandaPruner(sparsity=0.5, refine_config={"max_cycles": 3}).prune(model, calib)
@@ -385,6 +390,8 @@ def test_errors(model, calib):
         dsnot_refine_mask(w, torch.zeros_like(mask), mu, var, pattern="2:4")
     with pytest.raises(DataValidationError, match="tokens_per_sequence must be > 0"):
         dsnot_refine_mask(w, mask, mu, var, tokens_per_sequence=0)
+    with pytest.raises(DataValidationError, match=r"agree_halves \(on by default\) needs halves"):
+        dsnot_refine_mask(w, mask, mu, var)
 
 
 def test_cli_refine_flag_reaches_the_pruner(tiny_dir, tmp_path, capsys, isolated_cache):

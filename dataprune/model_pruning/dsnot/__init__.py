@@ -29,6 +29,9 @@ Criteria (those of the paper and of its reference implementation, ``zyxxmu/DSnoT
   correlations included); ``objective="mean"`` compares ``|e_r|`` alone, and
   ``keep_sign`` also stops a row whose error would change sign (the paper's rule). The reference
   implementation's unstructured path makes every swap until the threshold or the last cycle.
+  With ``agree_halves`` the swap must also lower that error computed from the statistics of the
+  even-numbered calibration sequences alone, and from those of the odd-numbered ones alone:
+  a swap that only one half supports follows that half's sampling noise, not the data.
 
 Each weight changes side at most once (the candidate lists are ranked once, as in the reference),
 so the number of zeros of every row (and of every N:M group) is exactly that of the input mask.

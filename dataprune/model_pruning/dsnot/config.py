@@ -21,7 +21,7 @@ SKIPS = ("none", *LAYER_PARTS)
 @dataclass(frozen=True)
 class DSnoTConfig(ConfigMixin):
     """Parameters of the DSnoT mask refinement (the paper's defaults, but for ``max_cycles``,
-    ``objective`` and ``skip``).
+    ``objective``, ``skip`` and ``agree_halves``).
 
     Parameters
     ----------
@@ -60,6 +60,17 @@ class DSnoTConfig(ConfigMixin):
         refining only the MLP layers lowered the perplexity in 46 of 63 (recipe, seed, set)
         pairs, every layer in 30 of 63; with random calibration 7 of 9 against 4 of 9 for only
         attention, which is the reference implementation's default (its ``--skip_layer mlp``).
+    agree_halves : bool, default=True
+        Also require every swap to lower the objective on each half of the calibration
+        sequences (even- and odd-numbered) on its own, not only on all of them: a swap that one
+        half supports and the other contradicts follows that half's sampling noise, and the row
+        stops there. The statistics pass then keeps each half's means and variances as well
+        (and second-moment matrices with ``objective="mse_full"``). Needs at least two
+        calibration sequences. Chosen on the development slices of
+        ``benchmarks/model_pruning.py`` (SmolLM2-135M, Wanda at 60%, 7 calibration recipes x 3
+        seeds, 5 cycles; ``benchmarks/results/model_pruning_dsnot_halves.md``): with it 59 of 63
+        (recipe, seed, set) pairs got a lower perplexity than plain Wanda, without it 54 of 63
+        (with it and 10 cycles 58 of 63).
     """
 
     max_cycles: int = 5
@@ -68,6 +79,7 @@ class DSnoTConfig(ConfigMixin):
     objective: str = "mse"
     keep_sign: bool = False
     skip: str = "attention"
+    agree_halves: bool = True
 
     def __post_init__(self) -> None:
         v = self.max_cycles
@@ -90,7 +102,8 @@ class DSnoTConfig(ConfigMixin):
             raise DataValidationError(
                 f"DSnoT skip must be one of {', '.join(SKIPS)}, got {self.skip!r}"
             )
-        if not isinstance(self.keep_sign, bool):
-            raise DataValidationError(
-                f"DSnoT keep_sign must be True or False, got {self.keep_sign!r}"
-            )
+        for name in ("keep_sign", "agree_halves"):
+            if not isinstance(getattr(self, name), bool):
+                raise DataValidationError(
+                    f"DSnoT {name} must be True or False, got {getattr(self, name)!r}"
+                )

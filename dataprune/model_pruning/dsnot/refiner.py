@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dataprune.errors import DataValidationError
 from dataprune.model_pruning.base import MASK_REFINERS
 from dataprune.model_pruning.dsnot.config import DSnoTConfig
 from dataprune.model_pruning.dsnot.swaps import dsnot_refine_mask
@@ -33,6 +34,12 @@ class DSnoTRefiner:
         """Whether the statistics pass must also sum ``x x^T`` (``objective="mse_full"``)."""
         return self.config.objective == "mse_full"
 
+    @property
+    def needs_halves(self) -> bool:
+        """Whether the statistics pass must keep each half of the calibration sequences apart
+        (``agree_halves``)."""
+        return self.config.agree_halves
+
     def applies_to(self, name: str) -> bool:
         """Whether layer ``name`` is refined (``False`` for the part ``config.skip`` names)."""
         return self.config.skip == "none" or layer_part(name) != self.config.skip
@@ -53,7 +60,21 @@ class DSnoTRefiner:
         Returns
         -------
         torch.Tensor of shape (out_features, in_features), bool
+
+        Raises
+        ------
+        DataValidationError
+            With ``agree_halves``, when ``moments`` has no halves or a half holds no token
+            (fewer than two calibration sequences).
         """
+        halves = None
+        if self.config.agree_halves:
+            if moments.halves is None or min(h.n_tokens for h in moments.halves) == 0:
+                raise DataValidationError(
+                    "DSnoT agree_halves needs the statistics of two halves of the calibration "
+                    "sequences, each with tokens (at least 2 calibration sequences)"
+                )
+            halves = [(h.mean, h.var, h.second_moment) for h in moments.halves]
         return dsnot_refine_mask(
             weight,
             mask,
@@ -63,6 +84,7 @@ class DSnoTRefiner:
             config=self.config,
             tokens_per_sequence=moments.tokens_per_sequence,
             second_moment=moments.second_moment,
+            halves=halves,
         )
 
 

@@ -27,6 +27,7 @@ def dsnot_refine_mask(
     config: DSnoTConfig | Mapping[str, Any] | None = None,
     tokens_per_sequence: float = 1.0,
     second_moment: Any = None,
+    halves: Any = None,
 ) -> Any:
     """Refine a pruning mask with DSnoT's prune-and-grow swaps (no weight is changed).
 
@@ -43,13 +44,19 @@ def dsnot_refine_mask(
         :class:`SparsitySpec`): swaps inside one group of M consecutive weights; ``mask`` must
         already prune at least M - N weights of every group.
     config : DSnoTConfig or mapping, optional
-        The paper's defaults when omitted.
+        :class:`DSnoTConfig`'s defaults when omitted (they include ``agree_halves``, which
+        needs ``halves``).
     tokens_per_sequence : float, default=1.0
         Mean real tokens per calibration sequence: the expected error is scaled by it before it
         is compared with ``config.update_threshold`` (the reference sums over a sequence).
     second_moment : torch.Tensor of shape (in_features, in_features), optional
         ``E[x x^T]`` over the calibration tokens; needed by ``objective="mse_full"`` (and
         ignored otherwise).
+    halves : two (mean, var) or (mean, var, second_moment) tuples, optional
+        The same statistics of two disjoint halves of the calibration sequences (tensors of
+        shape (in_features,), and (in_features, in_features) for ``objective="mse_full"``, which
+        needs them); needed by ``config.agree_halves`` (and ignored otherwise): a swap is then
+        made only if it also lowers the objective on each half.
 
     Returns
     -------
@@ -119,6 +126,9 @@ def dsnot_refine_mask(
                 f"mask does not follow the {spec.pattern} pattern (some groups of {m} prune fewer "
                 f"than {spec.n_pruned_per_group} weights)"
             )
+    split = None
+    if cfg.agree_halves:
+        split = _check_halves(halves, in_f, weight.device, cfg.objective == "mse_full")
     refined = _compute_dsnot_mask(
         weight.detach(),
         pruned,
@@ -128,6 +138,7 @@ def dsnot_refine_mask(
         cfg,
         scale,
         gram,
+        split,
     )
     return refined.to(mask.device)
 
@@ -140,7 +151,47 @@ def _resolve_pattern(pattern: str | SparsitySpec | None) -> SparsitySpec | None:
     return resolve_sparsity(None, pattern)
 
 
-def _compute_dsnot_mask(weight, pruned, mean, var, m, cfg, scale, gram=None):
+def _check_halves(halves: Any, in_f: int, device: Any, full: bool) -> list[tuple[Any, Any, Any]]:
+    """Validated float32 (mean, var, second moment or None) of each half of the calibration
+    sequences (the second moment only for ``objective="mse_full"``, where it is required)."""
+    import torch
+
+    ok = isinstance(halves, (list, tuple)) and len(halves) == 2
+    ok = ok and all(isinstance(h, (list, tuple)) and len(h) in (2, 3) for h in halves)
+    if not ok:
+        raise DataValidationError(
+            "DSnoT agree_halves (on by default) needs halves: the (mean, var) of each of two "
+            "halves of the calibration sequences (and their second moment for objective "
+            "'mse_full'; InputMoments(halves=True) collects them), or config "
+            "{'agree_halves': False}"
+        )
+    out = []
+    for k, half in enumerate(halves):
+        mu, var = half[0], half[1]
+        gram = half[2] if len(half) == 3 else None
+        shapes = [("mean", mu, (in_f,)), ("var", var, (in_f,))]
+        if full:
+            shapes.append(("second_moment", gram, (in_f, in_f)))
+        for name, t, shape in shapes:
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+                raise DataValidationError(
+                    f"halves[{k}] {name} must be a tensor of shape {shape}, got "
+                    f"{tuple(getattr(t, 'shape', ())) or None}"
+                )
+            if not bool(torch.isfinite(t).all()):
+                raise DataValidationError(f"halves[{k}] {name} has non-finite values")
+        if bool((var < 0).any()):
+            raise DataValidationError(f"halves[{k}] var must be >= 0")
+        out.append(
+            tuple(
+                None if t is None else t.detach().to(device, torch.float32)
+                for t in (mu, var, gram if full else None)
+            )
+        )
+    return out
+
+
+def _compute_dsnot_mask(weight, pruned, mean, var, m, cfg, scale, gram=None, split=None):
     """Chunks of rows through :func:`_refine_rows` (validated inputs)."""
     import torch
 
@@ -163,6 +214,7 @@ def _compute_dsnot_mask(weight, pruned, mean, var, m, cfg, scale, gram=None):
                 cfg,
                 scale,
                 gram,
+                split,
             )
         )
     return torch.cat(parts, dim=0) if parts else pruned.clone()
@@ -182,14 +234,55 @@ def _take(order, count, ptr):
     return idx, ptr < count
 
 
-def _refine_rows(w, pruned, mean, var, wanda_norm, gain_div, m, cfg, scale, gram=None):
+class _Side:
+    """One estimate of a row block's expected output error, from one set of input statistics
+    (all calibration sequences, or one half of them): every weight's expected contribution
+    per sequence, each row's error, and for ``objective="mse_full"`` the slope ``G d_r``."""
+
+    def __init__(self, w, pruned, mean, var, gram, scale):
+        self.contrib = w * (mean * scale)  # expected output contribution of every weight
+        self.error = (self.contrib * pruned).sum(dim=1)  # dense minus sparse expected output
+        self.var, self.gram, self.scale = var, gram, scale
+        # G d_r for every row (d = the removed weights): the exact error's slope
+        self.slope = None if gram is None else (w * pruned) @ gram
+        self.after = self.error
+
+    def lowered(self, w, rows, grow, prune, objective):
+        """Whether swapping ``grow`` in for ``prune`` lowers each row's objective (the error
+        after the swap is kept for :meth:`commit`)."""
+        self.after = self.error - self.contrib[rows, grow] + self.contrib[rows, prune]
+        if self.gram is not None:  # d -> d - w_g e_g + w_p e_p: exact change of d^T G d
+            g, wg, wp = self.gram, w[rows, grow], w[rows, prune]
+            change = 2 * (wp * self.slope[rows, prune] - wg * self.slope[rows, grow])
+            change += wg * wg * g[grow, grow] + wp * wp * g[prune, prune]
+            return change - 2 * wg * wp * g[grow, prune] < 0
+        if objective == "mse":  # per token: change of mean^2 plus the variance part's
+            v = self.var
+            spread = w[rows, prune] ** 2 * v[prune] - w[rows, grow] ** 2 * v[grow]
+            change = (self.after * self.after - self.error * self.error) / self.scale**2
+            return change + spread < 0
+        return self.after.abs() < self.error.abs()
+
+    def commit(self, w, swap, rows, grow, prune):
+        import torch
+
+        if self.slope is not None and bool(swap.any()):
+            r = rows[swap]
+            self.slope[r] += w[r, prune[swap]].unsqueeze(1) * self.gram[prune[swap]]
+            self.slope[r] -= w[r, grow[swap]].unsqueeze(1) * self.gram[grow[swap]]
+        self.error = torch.where(swap, self.after, self.error)
+
+
+def _refine_rows(w, pruned, mean, var, wanda_norm, gain_div, m, cfg, scale, gram=None, split=None):
     """DSnoT swaps on a (rows, in_features) float32 block; ``pruned`` is updated and returned.
-    ``gram``: ``E[x x^T]`` for ``objective="mse_full"``."""
+    ``gram``: ``E[x x^T]`` for ``objective="mse_full"``; ``split``: (mean, var, gram) of each
+    half of the calibration sequences for ``agree_halves``."""
     import torch
 
     rows = torch.arange(w.shape[0], device=w.device)
-    contrib = w * (mean * scale)  # expected output contribution of every weight, per sequence
-    error = (contrib * pruned).sum(dim=1)  # dense minus sparse expected output
+    full = _Side(w, pruned, mean, var, gram, scale)
+    halves = [_Side(w, pruned, mu, v, g, scale) for mu, v, g in split or ()]
+    contrib = full.contrib
     gain = contrib / gain_div
     kept0 = ~pruned
     # growing: revive pruned weights whose contribution has the error's sign, largest gain first
@@ -204,13 +297,11 @@ def _refine_rows(w, pruned, mean, var, wanda_norm, gain_div, m, cfg, scale, gram
         prune_neg = _ranked(importance, kept0 & (contrib > 0))
         ptr_pp = torch.zeros_like(rows)
         ptr_pn = torch.zeros_like(rows)
-    if gram is not None:  # G d_r for every row (d = the removed weights): the exact error's slope
-        slope = (w * pruned) @ gram
-    active = error.abs() > cfg.update_threshold
+    active = full.error.abs() > cfg.update_threshold
     for _ in range(cfg.max_cycles):
         if not bool(active.any()):
             break
-        pos = error > 0
+        pos = full.error > 0
         gi_p, ok_p = _take(*grow_pos, ptr_gp)
         gi_n, ok_n = _take(*grow_neg, ptr_gn)
         grow = torch.where(pos, gi_p, gi_n)
@@ -222,27 +313,16 @@ def _refine_rows(w, pruned, mean, var, wanda_norm, gain_div, m, cfg, scale, gram
             has_prune = torch.where(pos, okp_p, okp_n)
         else:
             prune, has_prune = _group_candidate(grow, pos, pruned, kept0, contrib, importance, m)
-        after = error - contrib[rows, grow] + contrib[rows, prune]
-        if gram is not None:  # d -> d - w_g e_g + w_p e_p: exact change of d^T G d
-            wg, wp = w[rows, grow], w[rows, prune]
-            change = 2 * (wp * slope[rows, prune] - wg * slope[rows, grow])
-            change += wg * wg * gram[grow, grow] + wp * wp * gram[prune, prune]
-            decreases = change - 2 * wg * wp * gram[grow, prune] < 0
-        elif cfg.objective == "mse":  # per token: change of mean^2 plus the variance part's
-            spread = w[rows, prune] ** 2 * var[prune] - w[rows, grow] ** 2 * var[grow]
-            decreases = (after * after - error * error) / (scale * scale) + spread < 0
-        else:
-            decreases = after.abs() < error.abs()
+        decreases = full.lowered(w, rows, grow, prune, cfg.objective)
+        for half in halves:  # agree_halves: each half's own estimate must be lowered too
+            decreases &= half.lowered(w, rows, grow, prune, cfg.objective)
         if cfg.keep_sign:
-            decreases &= torch.sign(after) == torch.sign(error)
+            decreases &= torch.sign(full.after) == torch.sign(full.error)
         swap = active & has_grow & has_prune & decreases
         pruned[rows[swap], grow[swap]] = False
         pruned[rows[swap], prune[swap]] = True
-        if gram is not None and bool(swap.any()):
-            r = rows[swap]
-            slope[r] += w[r, prune[swap]].unsqueeze(1) * gram[prune[swap]]
-            slope[r] -= w[r, grow[swap]].unsqueeze(1) * gram[grow[swap]]
-        error = torch.where(swap, after, error)
+        for side in (full, *halves):
+            side.commit(w, swap, rows, grow, prune)
         if m is None:
             used = swap
             ptr_pp += (swap & pos).long()
@@ -251,7 +331,7 @@ def _refine_rows(w, pruned, mean, var, wanda_norm, gain_div, m, cfg, scale, gram
             used = swap | (active & has_grow & ~has_prune)
         ptr_gp += (used & pos).long()
         ptr_gn += (used & ~pos).long()
-        active = used & (error.abs() > cfg.update_threshold)
+        active = used & (full.error.abs() > cfg.update_threshold)
     return pruned
 
 
