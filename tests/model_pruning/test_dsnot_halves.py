@@ -12,6 +12,7 @@ from dataprune.calibration import CalibrationSet
 from dataprune.errors import DataValidationError
 from dataprune.model_pruning import (
     DSnoTConfig,
+    FeatureMoments,
     InputMoments,
     WandaPruner,
     dsnot_refine_mask,
@@ -151,8 +152,16 @@ def test_wanda_with_agree_halves_end_to_end(model, calib, tok):
     assert 0 < report.refine.n_swaps < base.refine.n_swaps
     assert report.n_zeros == base.n_zeros
     one = CalibrationSet(calib.input_ids[:1], calib.attention_mask[:1], {}, tokenizer=tok)
-    with pytest.raises(DataValidationError, match="at least 2 calibration sequences"):
+    with pytest.raises(DataValidationError, match="needs at least 2 calibration sequences, got 1"):
         WandaPruner(sparsity=0.6, refine="dsnot").prune(copy.deepcopy(model), one)
+    off = WandaPruner(sparsity=0.6, refine="dsnot", refine_config={"agree_halves": False})
+    assert off.prune(copy.deepcopy(model), one).refine.config["agree_halves"] is False
+    # a refiner handed moments without halves names the default and the way out
+    refiner = get_mask_refiner("dsnot")
+    w = torch.randn(4, 8)
+    stats = FeatureMoments(torch.zeros(8), torch.ones(8), 16, 2)
+    with pytest.raises(DataValidationError, match=r"on by default.*'agree_halves': False"):
+        refiner.refine(w, torch.zeros(4, 8, dtype=torch.bool), stats, resolve_sparsity(0.5))
 
 
 def test_full_objective_with_halves_lowers_each_half_exactly():

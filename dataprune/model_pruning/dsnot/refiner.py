@@ -71,8 +71,9 @@ class DSnoTRefiner:
         if self.config.agree_halves:
             if moments.halves is None or min(h.n_tokens for h in moments.halves) == 0:
                 raise DataValidationError(
-                    "DSnoT agree_halves needs the statistics of two halves of the calibration "
-                    "sequences, each with tokens (at least 2 calibration sequences)"
+                    "DSnoT agree_halves (on by default) needs the statistics of two halves of "
+                    "the calibration sequences, each with tokens (at least 2 calibration "
+                    "sequences with real tokens); config {'agree_halves': False} turns it off"
                 )
             halves = [(h.mean, h.var, h.second_moment) for h in moments.halves]
         return dsnot_refine_mask(
