@@ -186,12 +186,8 @@ class BaseModelPruner(BaseEstimator):
 
         refiner = self._refiner()
         calib = as_calibration_set(calibration)
-        if getattr(refiner, "needs_halves", False) and len(calib.input_ids) < 2:
-            raise DataValidationError(
-                f"DSnoT's agree_halves (on by default) needs at least 2 calibration sequences, "
-                f"got {len(calib.input_ids)}; refine_config={{'agree_halves': False}} refines "
-                "from one"
-            )
+        if refiner is not None and hasattr(refiner, "check_calibration"):
+            refiner.check_calibration(len(calib.input_ids))  # before any work
         path, blocks, layers = all_prunable_layers(
             model, block_path=self.block_path, ignore=self.ignore
         )

@@ -40,6 +40,15 @@ class DSnoTRefiner:
         (``agree_halves``)."""
         return self.config.agree_halves
 
+    def check_calibration(self, n_sequences: int) -> None:
+        """Raise :class:`DataValidationError` when ``n_sequences`` calibration sequences cannot
+        feed this refinement (``agree_halves`` needs at least 2)."""
+        if self.config.agree_halves and n_sequences < 2:
+            raise DataValidationError(
+                f"DSnoT's agree_halves (on by default) needs at least 2 calibration sequences, "
+                f"got {n_sequences}; refine_config={{'agree_halves': False}} refines from one"
+            )
+
     def applies_to(self, name: str) -> bool:
         """Whether layer ``name`` is refined (``False`` for the part ``config.skip`` names)."""
         return self.config.skip == "none" or layer_part(name) != self.config.skip

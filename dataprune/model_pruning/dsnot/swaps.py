@@ -84,32 +84,8 @@ def dsnot_refine_mask(
         )
     if mask.dtype != torch.bool:
         raise DataValidationError(f"mask must be a bool tensor (True = pruned), got {mask.dtype}")
-    stats = []
-    for name, t in (("mean", mean), ("var", var)):
-        if not isinstance(t, torch.Tensor) or tuple(t.shape) != (in_f,):
-            raise DataValidationError(
-                f"{name} must be a tensor of shape ({in_f},) (one value per input feature), got "
-                f"{tuple(getattr(t, 'shape', ()))}"
-            )
-        t = t.detach().to(device=weight.device, dtype=torch.float32)
-        if not bool(torch.isfinite(t).all()):
-            raise DataValidationError(f"{name} has non-finite values")
-        stats.append(t)
-    if bool((stats[1] < 0).any()):
-        raise DataValidationError("var must be >= 0")
-    gram = None
-    if cfg.objective == "mse_full":
-        if not isinstance(second_moment, torch.Tensor) or tuple(second_moment.shape) != (
-            in_f,
-            in_f,
-        ):
-            raise DataValidationError(
-                f'objective="mse_full" needs second_moment, a tensor of shape ({in_f}, {in_f}) '
-                f"(E[x x^T] of the inputs), got {tuple(getattr(second_moment, 'shape', ())) or None}"
-            )
-        gram = second_moment.detach().to(device=weight.device, dtype=torch.float32)
-        if not bool(torch.isfinite(gram).all()):
-            raise DataValidationError("second_moment has non-finite values")
+    full = cfg.objective == "mse_full"
+    mean, var, gram = _checked_stats(mean, var, second_moment, in_f, weight.device, full)
     scale = float(tokens_per_sequence)
     if not math.isfinite(scale) or scale <= 0:
         raise DataValidationError(f"tokens_per_sequence must be > 0, got {tokens_per_sequence!r}")
@@ -128,12 +104,12 @@ def dsnot_refine_mask(
             )
     split = None
     if cfg.agree_halves:
-        split = _check_halves(halves, in_f, weight.device, cfg.objective == "mse_full")
+        split = _check_halves(halves, in_f, weight.device, full)
     refined = _compute_dsnot_mask(
         weight.detach(),
         pruned,
-        stats[0],
-        stats[1],
+        mean,
+        var,
         None if spec is None else int(spec.m),
         cfg,
         scale,
@@ -151,11 +127,39 @@ def _resolve_pattern(pattern: str | SparsitySpec | None) -> SparsitySpec | None:
     return resolve_sparsity(None, pattern)
 
 
-def _check_halves(halves: Any, in_f: int, device: Any, full: bool) -> list[tuple[Any, Any, Any]]:
-    """Validated float32 (mean, var, second moment or None) of each half of the calibration
-    sequences (the second moment only for ``objective="mse_full"``, where it is required)."""
+def _checked_stats(
+    mean: Any, var: Any, gram: Any, in_f: int, device: Any, full: bool, where: str = ""
+) -> tuple[Any, Any, Any]:
+    """Validated float32 mean, variance and (only when ``full``, where it is required) second
+    moment of the calibration inputs; ``where`` prefixes the messages (a half's name)."""
     import torch
 
+    shapes = [("mean", mean, (in_f,)), ("var", var, (in_f,))]
+    if full:
+        shapes.append(("second_moment", gram, (in_f, in_f)))
+    out = []
+    for name, t, shape in shapes:
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+            what = (
+                '(E[x x^T] of the inputs; objective="mse_full" needs second_moment)'
+                if name == "second_moment"
+                else "(one value per input feature)"
+            )
+            raise DataValidationError(
+                f"{where}{name} must be a tensor of shape {shape} {what}, got "
+                f"{tuple(getattr(t, 'shape', ())) or None}"
+            )
+        t = t.detach().to(device=device, dtype=torch.float32)
+        if not bool(torch.isfinite(t).all()):
+            raise DataValidationError(f"{where}{name} has non-finite values")
+        out.append(t)
+    if bool((out[1] < 0).any()):
+        raise DataValidationError(f"{where}var must be >= 0")
+    return out[0], out[1], out[2] if full else None
+
+
+def _check_halves(halves: Any, in_f: int, device: Any, full: bool) -> list[tuple[Any, Any, Any]]:
+    """:func:`_checked_stats` of each half of the calibration sequences."""
     ok = isinstance(halves, (list, tuple)) and len(halves) == 2
     ok = ok and all(isinstance(h, (list, tuple)) and len(h) in (2, 3) for h in halves)
     if not ok:
@@ -165,30 +169,12 @@ def _check_halves(halves: Any, in_f: int, device: Any, full: bool) -> list[tuple
             "'mse_full'; InputMoments(halves=True) collects them), or config "
             "{'agree_halves': False}"
         )
-    out = []
-    for k, half in enumerate(halves):
-        mu, var = half[0], half[1]
-        gram = half[2] if len(half) == 3 else None
-        shapes = [("mean", mu, (in_f,)), ("var", var, (in_f,))]
-        if full:
-            shapes.append(("second_moment", gram, (in_f, in_f)))
-        for name, t, shape in shapes:
-            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
-                raise DataValidationError(
-                    f"halves[{k}] {name} must be a tensor of shape {shape}, got "
-                    f"{tuple(getattr(t, 'shape', ())) or None}"
-                )
-            if not bool(torch.isfinite(t).all()):
-                raise DataValidationError(f"halves[{k}] {name} has non-finite values")
-        if bool((var < 0).any()):
-            raise DataValidationError(f"halves[{k}] var must be >= 0")
-        out.append(
-            tuple(
-                None if t is None else t.detach().to(device, torch.float32)
-                for t in (mu, var, gram if full else None)
-            )
+    return [
+        _checked_stats(
+            h[0], h[1], h[2] if len(h) == 3 else None, in_f, device, full, f"halves[{k}] "
         )
-    return out
+        for k, h in enumerate(halves)
+    ]
 
 
 def _compute_dsnot_mask(weight, pruned, mean, var, m, cfg, scale, gram=None, split=None):
