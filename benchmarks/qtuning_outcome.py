@@ -45,14 +45,17 @@ order, random subset). Every finished run is cached (:func:`benchmarks.sft_run_c
 so an interrupted benchmark continues where it stopped.
 
 Run: ``.venv/bin/python benchmarks/qtuning_outcome.py`` (``--render-only`` rebuilds the section;
-rendering lives in :mod:`benchmarks.qtuning_outcome_render`). ``--only CONDITION --seeds S`` trains
+the conditions, variants and splits are in :mod:`benchmarks.qtuning_outcome_setup`, the merge of
+``--only`` invocations in :mod:`benchmarks.qtuning_outcome_merge`, rendering in
+:mod:`benchmarks.qtuning_outcome_render`). ``--only CONDITION --seeds S`` trains
 just those runs and merges them into the published results (after checking that pool, budget,
 held-out sets match), for finishing a benchmark on a machine without the run cache; the section
 then names that invocation and how many runs came from earlier ones. When the library's
-``QTuningConfig`` default changed since the published runs, ``--only`` must retrain
-``q-tuning static``; the published runs of the conditions that use the default (``q-tuning
-static``, ``q-tuning static, per source``, ``q-tuning dynamic``) stay in the results, renamed
-``"<condition> (<the changed options>, the earlier default)"``.
+``QTuningConfig`` default changed since the published runs, the published runs of every
+condition that takes a changed option from the default (the default triage, per source, dynamic,
+the variants that leave it unset, the noise-rules draw) stay in the results, renamed
+``"<condition> (<those options' earlier values>, the earlier default)"``; the conditions
+``--only`` names train at the new default under the plain names, the others have no runs at it.
 """
 
 from __future__ import annotations
@@ -72,111 +75,22 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks import _common as common  # noqa: E402
 from benchmarks import sft_harness, sft_pool, sft_run_cache  # noqa: E402
-
-NAME = "qtuning_outcome"
-#: The default before the token-pruning choice (``fill="uniform"`` and the other options as now).
-PREVIOUS: dict[str, Any] = {"token_ratio": 0.7, "drop": "high", "abrupt_end": None}
-#: Q-Tuning static variants: ``QTuningConfig`` overrides of ``QTuningConfig(sample_ratio=0.25)``
-#: (``{}`` = the library default). A variant that prunes no token trains on every response token.
-SHARE = "q-tuning static, per source, group_budget=share"
-SHARE_FLAT = "q-tuning static, per source, group_budget=share, fill=flat"
-#: The noise rules with a stricter IFD cut (on the dev pool a quarter of the shuffled GSM8K
-#: answers have IFD in [0.97, 1), the clean GSM8K 95th percentile is 0.75 and the clean Alpaca
-#: 90th 0.91), then a seeded uniform draw: the plane unused.
-IFD_RANDOM = "q-tuning static, fill=random, max_ifd=0.9"
-IFD95_RANDOM = "q-tuning static, fill=random, max_ifd=0.95"
-VARIANTS: dict[str, dict[str, Any]] = {
-    "q-tuning static": {},
-    "q-tuning static, token_ratio=0.7, drop=high": PREVIOUS,
-    "q-tuning static, token_ratio=0.7, drop=low": {**PREVIOUS, "drop": "low"},
-    "q-tuning static, token_ratio=1.0 (no token pruning)": {**PREVIOUS, "token_ratio": 1.0},
-    "q-tuning static, fill=flat": {"fill": "flat"},
-    "q-tuning static, per source": {"per_source": True},
-    SHARE: {"per_source": True, "group_budget": "share"},
-    SHARE_FLAT: {"per_source": True, "group_budget": "share", "fill": "flat"},
-    IFD_RANDOM: {"fill": "random", "max_ifd": 0.9},
-    IFD95_RANDOM: {"fill": "random", "max_ifd": 0.95},
-}
-#: A random draw from what the default's noise rules (dedup, abrupt end, IFD) leave in: what the
-#: plane adds on top of them.
-NOISE_RULES = "noise rules + random"
-CONDITIONS = (
-    "random",
-    "q-tuning static",
-    "perplexity filter",
-    "ifd",
-    "q-tuning dynamic",
-)
-#: Conditions trained after the static ones of every seed (the slowest).
-LATE = ("q-tuning dynamic",)
-#: ``--split dev``: the token-pruning settings compared on the development pool (where the
-#: token-pruning default was chosen); one sample selection, only the Q2 token masks differ.
-DEV_CONDITIONS = (
-    "random",
-    "q-tuning static, token_ratio=0.7, drop=high",
-    "q-tuning static, token_ratio=0.7, drop=low",
-    "q-tuning static, token_ratio=1.0 (no token pruning)",
-)
-#: ``--split dev-fill``: the fill rules at the current defaults on the development pool (where
-#: the fill default is chosen), with the noise rules alone as a reference.
-DEV_FILL_CONDITIONS = (
-    "random",
-    "q-tuning static",
-    "q-tuning static, per source",
-    SHARE_FLAT,
-    SHARE,
+from benchmarks.qtuning_outcome_merge import merge_base  # noqa: E402
+from benchmarks.qtuning_outcome_setup import (  # noqa: E402
+    DEFAULT_WORK,
+    DTYPE,
+    EVAL_MAX_LENGTH,
+    FAULTS,
+    NAME,
     NOISE_RULES,
-    "q-tuning static, fill=flat",
-    IFD_RANDOM,
-    IFD95_RANDOM,
+    POOL_SEED,
+    PREVIOUS,
+    RUN_NAME,
+    SPLIT_SETUP,
+    VARIANTS,
+    key_dict,
+    qcfg,
 )
-#: QTuningConfig fields named in the results text.
-QCFG_SHOWN = ("token_ratio", "drop", "fill", "dedup", "entropy_span", "abrupt_end", "max_ifd")
-#: Pool sizes, held-out sizes, result name and conditions per split. The dev pool is every
-#: dev candidate (its Alpaca share is smaller than the eval pool's: the dev partition holds 165).
-SPLIT_SETUP: dict[str, dict[str, Any]] = {
-    "eval": {"name": "qtuning_outcome", "split": "eval", "pool": (1500, 500),
-             "conditions": CONDITIONS, "late": LATE, "about": None, "seeds": (0, 1, 2)},
-    "dev": {"name": "qtuning_outcome_dev", "split": "dev", "pool": (1100, 165),
-            "conditions": DEV_CONDITIONS, "late": (), "about": "the token pruning",
-            "seeds": (0, 1)},
-    "dev-fill": {"name": "qtuning_outcome_dev_fill", "split": "dev", "pool": (1100, 165),
-                 "conditions": DEV_FILL_CONDITIONS, "late": (), "about": "the fill rule",
-                 "seeds": (0, 1, 2)},
-}  # fmt: skip
-#: The name each condition's runs are cached under (the run key also holds the selected ids and
-#: masks, so variants never collide); kept from the run that first trained the condition.
-RUN_NAME = {
-    "q-tuning static, token_ratio=0.7, drop=high": "q-tuning static",
-    "q-tuning static, token_ratio=0.7, drop=low": "q-tuning static, drop=low",
-    "q-tuning static, token_ratio=1.0 (no token pruning)": "q-tuning static, no token pruning",
-    # names the runs were first trained under
-    SHARE: "q-tuning static, per source",
-    SHARE_FLAT: "q-tuning static, per source, fill=flat",
-}
-POOL_SEED = 0
-SAMPLE_RATIO = 0.25
-DTYPE = "bfloat16"
-EVAL_MAX_LENGTH = 1024
-FAULTS = ("shuffled", "truncated", "exact_dup", "near_dup")
-DEFAULT_WORK = HERE / ".cache" / NAME
-
-
-def _qcfg(**over: Any) -> Any:
-    from dataprune.qtuning import QTuningConfig
-
-    return QTuningConfig(sample_ratio=SAMPLE_RATIO, **over)
-
-
-def _key_dict(cfg: Any) -> dict[str, Any]:
-    """``cfg.to_dict()`` for cache keys: ``abrupt_end`` (added later) only when set and
-    ``group_budget`` (added later, used only with groups) never, so runs cached before they
-    existed keep their keys."""
-    d = cfg.to_dict()
-    if d.get("abrupt_end") is None:
-        d.pop("abrupt_end", None)
-    d.pop("group_budget", None)
-    return d
 
 
 def qtuning_selection(
@@ -192,9 +106,9 @@ def qtuning_selection(
 
     key = sft_run_cache.fingerprint(
         {"pool": sft_run_cache.pairs_hash([(r["prompt"], r["response"]) for r in pool]),
-         "max_length": max_length, "qtuning": _key_dict(_qcfg(**over)), "dtype": DTYPE,
+         "max_length": max_length, "qtuning": key_dict(qcfg(**over)), "dtype": DTYPE,
          "seed": seed, "v": 2, **({"groups": "source"} if per_source else {}),
-         **({"group_budget": gb} if per_source and (gb := _qcfg(**over).group_budget) != "pooled"
+         **({"group_budget": gb} if per_source and (gb := qcfg(**over).group_budget) != "pooled"
             else {})}
     )[:24]  # fmt: skip
     path = work / f"qtuning-default-{key}.json"
@@ -203,11 +117,11 @@ def qtuning_selection(
         return cached  # cached scores, keeping the first fit's time (the scoring pass)
     t0 = time.perf_counter()
     tri = QTuningTriage(
-        _qcfg(**over), model=lm[0], tokenizer=lm[1], max_length=max_length, random_state=seed,
+        qcfg(**over), model=lm[0], tokenizer=lm[1], max_length=max_length, random_state=seed,
         cache_dir=work / "triage-cache",
     ).fit([r["prompt"] for r in pool], [r["response"] for r in pool],
           groups=[r["source"] for r in pool] if per_source else None)  # fmt: skip
-    from dataprune.qtuning.quadrants import ABRUPT_END, DUPLICATE, MISALIGNED
+    from dataprune.qtuning.sample_triage import ABRUPT_END, DUPLICATE, MISALIGNED
 
     kept = tri.kept_indices_
     flagged = np.isin(tri.result_.samples.selection, (DUPLICATE, ABRUPT_END, MISALIGNED))
@@ -231,7 +145,7 @@ def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
     print(f"[select] scoring {len(pool)} pairs (PPL, entropy, IFD)", flush=True)
     qsel = qtuning_selection(pool, lm, max_length, work, 0)
     ppl, ifd = np.asarray(qsel["perplexity"]), np.asarray(qsel["ifd"])
-    k = _qcfg().n_keep(len(pool))
+    k = qcfg().n_keep(len(pool))
     low_ppl = np.sort(np.argsort(ppl, kind="stable")[:k])
     ok = np.flatnonzero(ifd < 1.0)
     ifd_keep = np.sort(ok[np.argsort(-ifd[ok], kind="stable")[:k]])
@@ -255,87 +169,6 @@ def fault_shares(pool: list[dict], kept: list[int]) -> dict[str, Any]:
         np.mean([pool[i]["fault"] in ("exact_dup", "near_dup") and pool[i]["dup_of"] in ids
                  for i in kept])
     )  # fmt: skip
-    return out
-
-
-def _merge_base(res: dict[str, Any], args, only: list[str]) -> dict[str, Any]:
-    """``--only``: start from the published results of this split (their runs, selections and
-    base evaluation), after checking that they describe the same pool, budget and held-out sets;
-    the runs this invocation trains replace or join them, marked ``this_invocation``."""
-    path = common.RESULTS / f"{res['name']}.json"
-    if not path.is_file():
-        raise SystemExit(
-            f"--only needs the published {path.name} to merge into; run without --only"
-        )
-    prev = json.loads(path.read_text(encoding="utf-8"))
-    for field in ("pool", "k", "max_length", "tokens_per_step", "steps", "heldout"):
-        if prev.get(field) != res[field]:
-            raise SystemExit(f"--only: the published {path.name} has {field}={prev.get(field)!r}, "
-                             f"this invocation {res[field]!r}; rerun without --only")  # fmt: skip
-    unknown = sorted(set(only) - set(res["conditions"]))
-    if unknown:
-        raise SystemExit(f"--only: unknown condition(s) {unknown}; choose from {res['conditions']}")
-    for r in prev["runs"]:
-        r.pop("this_invocation", None)
-    if prev.get("qtuning_config") != res["qtuning_config"]:
-        prev = _rename_earlier_default(prev, res["qtuning_config"], only, path.name)
-    # a condition added since the last run joins them; the published runs of a condition no
-    # longer run (or of an earlier default, renamed: shown after the condition it was) stay
-    present = {r["condition"] for r in prev["runs"]}
-    kept = [c for c in prev.get("conditions", []) if c not in res["conditions"] and c in present]
-    conditions: list[str] = []
-    for c in res["conditions"]:
-        conditions += [c] + [x for x in kept if x.startswith(f"{c} (")]
-    conditions += [x for x in kept if x not in conditions]
-    merged = {
-        **prev,
-        "conditions": conditions,
-        "machine": res["machine"],
-        "seeds": sorted(set(prev["seeds"]) | set(args.seeds)),
-    }
-    merged["merged"] = {"only": list(only), "seeds": list(args.seeds),
-                        "command": res["command"] + " --only " + " ".join(f"'{c}'" for c in only)
-                        + " --seeds " + " ".join(map(str, args.seeds))}  # fmt: skip
-    return merged
-
-
-#: Conditions trained with the library's default ``QTuningConfig``: when the default changes,
-#: their published runs are kept under a name that says which default they had.
-DEFAULT_DEPENDENT = ("q-tuning static", "q-tuning static, per source", "q-tuning dynamic")
-
-
-def _rename_earlier_default(
-    prev: dict[str, Any], config: dict[str, Any], only: list[str], name: str
-) -> dict[str, Any]:
-    """The published results of an earlier ``QTuningConfig`` default, with the runs (and the
-    selection statistics) of :data:`DEFAULT_DEPENDENT` conditions renamed ``"<condition>
-    (<changed fields>, the earlier default)"``: they stay in the results next to the runs of
-    the new default, which ``--only 'q-tuning static'`` trains under the plain names."""
-    if "q-tuning static" not in only:
-        raise SystemExit(
-            f"--only: the published {name} was trained with another QTuningConfig default; "
-            "retrain at least 'q-tuning static' (--only 'q-tuning static') or rerun without --only"
-        )
-    old = prev["qtuning_config"]
-    changed = ", ".join(f"{k}={old.get(k)}" for k in sorted(old) if old.get(k) != config.get(k))
-    label = {c: f"{c} ({changed}, the earlier default)" for c in DEFAULT_DEPENDENT}
-    out = dict(prev)
-    out["runs"] = [
-        {**r, "condition": label.get(r["condition"], r["condition"])} for r in prev["runs"]
-    ]
-    out["selection_by_seed"] = {
-        label.get(c, c): v for c, v in prev.get("selection_by_seed", {}).items()
-    }
-    present = {r["condition"] for r in out["runs"]}
-    renamed = [label[c] for c in DEFAULT_DEPENDENT if label[c] in present]
-    # (_merge_base places each renamed condition after the one it was)
-    out["conditions"] = [*prev.get("conditions", []), *renamed]
-    out["earlier_defaults"] = [
-        *prev.get("earlier_defaults", []),
-        {"qtuning_config": old, "renamed": renamed},
-    ]
-    out["qtuning_config"] = config
-    out.pop("qtuning_default_summary", None)
     return out
 
 
@@ -364,7 +197,7 @@ def run(args) -> dict[str, Any]:
                             max_length=max_length)  # fmt: skip
     mean_resp = float(np.mean([e.n_response_tokens for e in encs]))
     tokens_per_step = round(8 * mean_resp)
-    k = _qcfg().n_keep(len(pool))
+    k = qcfg().n_keep(len(pool))
     res: dict[str, Any] = {
         "name": setup["name"], "split": split, "about": setup["about"],
         "conditions": list(conditions),
@@ -379,14 +212,14 @@ def run(args) -> dict[str, Any]:
         "heldout": {n: len(v) for n, v in heldout.items()},
         # the config of "q-tuning static" (eval, dev-fill) / of the one selection the token
         # pruning conditions share (dev)
-        "qtuning_config": (_qcfg(**PREVIOUS) if args.split == "dev" else _qcfg()).to_dict(),
+        "qtuning_config": (qcfg(**PREVIOUS) if args.split == "dev" else qcfg()).to_dict(),
         "pool_faults": {f: sum(r["fault"] == f for r in pool) for f in FAULTS},
         "selection": {}, "selection_seconds": None,
         "runs": [], "base": None,
     }  # fmt: skip
     only = list(args.only or [])
     if only:
-        res = _merge_base(res, args, only)
+        res = merge_base(res, args, only)
     sel: dict[str, Any] = {}
     if args.split == "eval" and (
         not only or any(c in only for c in ("perplexity filter", "ifd"))
@@ -466,13 +299,13 @@ def run(args) -> dict[str, Any]:
                     [np.asarray(masks_of[cond][i], dtype=bool) for i in idx]
                     if cond in masks_of else None
                 )  # fmt: skip
-                dyn = _qcfg() if cond == "q-tuning dynamic" else None
+                dyn = qcfg() if cond == "q-tuning dynamic" else None
                 cfg = cfg_for(seed)
                 key = sft_run_cache.run_key(
                     RUN_NAME.get(cond, cond), train_ids=[ids_all[i] for i in idx], train_pairs=pairs, config=cfg,
                     eval_sets=heldout, **extra,
                     masks=None if masks is None else sft_run_cache.fingerprint([m.tolist() for m in masks]),
-                    dynamic=None if dyn is None else _key_dict(dyn),
+                    dynamic=None if dyn is None else key_dict(dyn),
                 )  # fmt: skip
                 path_exists = (runs_dir / f"{sft_run_cache.fingerprint(key)[:32]}.json").is_file()
                 if not path_exists and args.max_runs is not None and new >= args.max_runs:

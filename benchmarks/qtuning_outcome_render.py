@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import _common as common
-from benchmarks.qtuning_outcome import (
+from benchmarks.qtuning_outcome_setup import (
     CONDITIONS,
     DTYPE,
     NAME,
@@ -76,6 +76,8 @@ def render(res: dict, png: str | None = None) -> str:
     if res.get("merged"):
         m = res["merged"]
         mine = [r for r in res["runs"] if r.get("this_invocation")]
+        # (a default change that renamed no published run says nothing about them)
+        eds = [e for e in res.get("earlier_defaults", []) if e.get("renamed") != []]
         L.append(
             f"The last invocation, `{m['command']}`, "
             + (
@@ -99,9 +101,9 @@ def render(res: dict, png: str | None = None) -> str:
                     + ", ".join(f"{k}={e['qtuning_config'][k]}" for k in QCFG_SHOWN
                                 if k in e["qtuning_config"])
                     + ")"
-                    for e in res.get("earlier_defaults", [])
+                    for e in eds
                 )
-                if res.get("earlier_defaults")
+                if eds
                 else "; same Q-Tuning config"
             )
             + ").\n"
@@ -164,6 +166,7 @@ def render(res: dict, png: str | None = None) -> str:
             f"{' / '.join(map(str, left))} of the {p['n']} pairs (seeds {', '.join(summ)}); the "
             f"pool holds {res['pool_faults']['truncated']} truncated responses."
         )
+        L += corner_lines(summ, qc.get("fill"))
     L.append("")
     L.append("Paired deltas vs random (same seed; mean ± sd; negative = better than random):\n")
     L.append("| condition | Δ NLL GSM8K | better in | Δ NLL Alpaca | better in |")
@@ -228,6 +231,28 @@ def render(res: dict, png: str | None = None) -> str:
     return "\n".join(L) + "\n"
 
 
+def corner_lines(summ: dict[str, dict], fill: str | None) -> list[str]:
+    """How much of the default's kept set the plane's corners decide: per seed, the share of
+    the corner samples (Q2 and Q4 at the bisected alpha) that are kept against the share of every
+    sample the noise rules leave in (``K`` over those samples)."""
+    rates = []
+    for seed, v in summ.items():
+        q = v["quadrants"]
+        left_in = v["n_samples"] - sum(
+            q.get(f, 0) for f in ("duplicate", "abrupt_end", "misaligned")
+        )
+        if not v.get("n_corner") or not left_in:
+            return []
+        kept_corner = v["n_corner"] - q.get("trimmed", 0)
+        rates.append((seed, kept_corner, v["n_corner"], v["n_keep"] / left_in))
+    kept = ", ".join(f"seed {s} {k} of {n} ({k / n:.1%})" for s, k, n, _ in rates)
+    base = " / ".join(sorted({f"{r:.1%}" for *_, r in rates}))
+    return [
+        f"Corner samples (Q2 and Q4 at the bisected alpha) in the default's kept set (fill={fill}): "
+        f"{kept}; K is {base} of the samples the noise rules leave in."
+    ]
+
+
 def share_lines(shares: dict[str, float], mean_delta: dict[str, dict[str, float]]) -> list[str]:
     """How far the source mix of a kept set goes with its held-out NLL: the Spearman correlation,
     across the conditions with a kept set (random included, its delta 0), of the Alpaca share
@@ -251,11 +276,16 @@ def dev_choice(by: dict, seeds: list[int], conds: list[str]) -> list[str]:
     """The dev rule: the setting with the lowest mean paired Δ NLL vs random.
 
     The mean is over seeds and both held-out sets (each set weighted equally); only settings
-    trained on every seed compete. Returns the result lines.
+    trained on every seed and with the library's current options compete (the runs of an
+    earlier default, ``"... the earlier default)"``, are shown for reference: they differ in
+    options chosen elsewhere, such as the noise rules the diagnostic chose). Returns the result
+    lines.
     """
     rr = by.get("random", {})
     score = {}
     for c in conds[1:]:
+        if c.endswith("the earlier default)"):
+            continue
         if all(s in by.get(c, {}) and s in rr for s in seeds):
             score[c] = float(np.mean([
                 _nll(by[c][s], w) - _nll(rr[s], w) for s in seeds for w in ("gsm8k", "alpaca")
@@ -266,7 +296,7 @@ def dev_choice(by: dict, seeds: list[int], conds: list[str]) -> list[str]:
     ranked = ", ".join(f"{c} {v:+.5f}" for c, v in sorted(score.items(), key=lambda kv: kv[1]))
     return [
         f"- Dev choice (lowest mean paired Δ NLL vs random over {len(seeds)} seeds and both "
-        f"held-out sets): **{best}** ({ranked}); "
+        f"held-out sets, among the settings with the current options): **{best}** ({ranked}); "
         + ("it beats random on this mean." if score[best] < 0 else
            "no setting beats random on this mean.")
     ]  # fmt: skip

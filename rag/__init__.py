@@ -44,7 +44,7 @@ _LAZY = {
     "calibrate_threshold": "dataprune.rag.calibrate",
     "ThresholdCalibration": "dataprune.rag.calibrate",
     "train_pruner": "dataprune.rag.train",
-    "TrainingCollapsedError": "dataprune.rag.train",
+    "TrainingCollapsedError": "dataprune.rag.train_validation",
     "pruning_metrics": "dataprune.rag.evaluation",
 }
 

@@ -32,22 +32,24 @@ from typing import Any
 
 import numpy as np
 
-from dataprune.errors import DataPruneError, DataValidationError
 from dataprune.rag.batching import collate, collate_states, schedule_batches
 from dataprune.rag.config import TrainConfig
 from dataprune.rag.train_data import build_card, prepare_training_data, window_targets
+from dataprune.rag.train_validation import (
+    EVAL_THRESHOLDS,
+    TrainingCollapsedError,
+    calibrate_default,
+    collapse_kind,
+    evaluate_examples,
+    metrics_at,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["EVAL_THRESHOLDS", "TrainResult", "TrainingCollapsedError", "train_pruner"]
 
-EVAL_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 STATE_NAME = "train_state.pt"
 CARD_NAME = "card.json"
-
-
-class TrainingCollapsedError(DataPruneError, RuntimeError):
-    """The trained keep-head predicts (almost) the same decision for every sentence."""
 
 
 @dataclass
@@ -124,110 +126,6 @@ def _losses(out: Any, batch: dict[str, Any], config: TrainConfig) -> dict[str, A
         + config.rank_loss_weight * rank_loss
     )
     return {"loss": total, "token": token_loss, "sentence": sentence_loss, "rank": rank_loss}
-
-
-def evaluate_examples(
-    model: Any,
-    tokenizer: Any,
-    examples: list[Any],
-    *,
-    thresholds: tuple[float, ...] = EVAL_THRESHOLDS,
-    aggregations: tuple[str, ...] = ("mean_prob",),
-    batch_size: int = 32,
-    show_progress_bar: bool | None = False,
-) -> dict[str, Any]:
-    """Score labelled examples once and report metrics over a threshold sweep."""
-    from dataprune.rag.evaluation import pruning_metrics, sentence_average_precision
-    from dataprune.rag.inference import score_pairs
-    from dataprune.rag.selection import select_sentences
-
-    was_training = model.training
-    model.eval()
-    scores = score_pairs(
-        model,
-        tokenizer,
-        [e.query for e in examples],
-        [e.passage for e in examples],
-        max_length=model.config.max_length,
-        max_query_tokens=model.config.max_query_tokens,
-        batch_size=batch_size,
-        sentences=[e.sentences for e in examples],
-        show_progress_bar=show_progress_bar,
-    )
-    model.train(was_training)
-    tc = [s.sentence_n_tokens for s in scores]
-    ps = [s.passage_score for s in scores]
-    out: dict[str, Any] = {
-        "sentence_ap": sentence_average_precision(examples, [s.sentence_scores for s in scores]),
-        "curves": {},
-    }
-    for agg in aggregations:
-        rows = []
-        for t in thresholds:
-            masks = [select_sentences(s, threshold=t, aggregation=agg) for s in scores]
-            m = pruning_metrics(examples, masks, token_counts=tc, passage_scores=ps)
-            rows.append({"threshold": t, **m})
-        out["curves"][agg] = rows
-    return out
-
-
-def _collapse(metrics: dict[str, Any]) -> str | None:
-    """``"drop-everything"`` / ``"keep-everything"`` / ``None`` at the default threshold 0.1."""
-    row = next(r for r in metrics["curves"]["mean_prob"] if r["threshold"] == 0.1)
-    if row["kept_sentence_rate"] < 0.01 or (
-        row["recall"] == row["recall"] and row["recall"] < 0.05
-    ):
-        return "drop-everything"
-    if row["compression"] < 0.02:
-        return "keep-everything"
-    return None
-
-
-def _at(metrics: dict[str, Any], t: float = 0.1) -> dict[str, Any]:
-    return next(r for r in metrics["curves"]["mean_prob"] if r["threshold"] == t)
-
-
-def _calibrate_default(model: Any, tokenizer: Any, val_ex: list[Any], config: TrainConfig) -> Any:
-    """The default threshold for ``config.target_compression`` on the validation passages that
-    hold evidence (``None`` without a target)."""
-    if config.target_compression is None:
-        return None
-    from dataprune.rag.calibrate import calibrate_threshold
-    from dataprune.rag.pruner import ContextPruner
-
-    bearing = [e for e in val_ex if e.has_answer]
-    if not bearing:
-        raise DataValidationError(
-            "target_compression needs validation passages that hold evidence; there are none"
-        )
-    pruner = ContextPruner(
-        model,
-        tokenizer,
-        max_length=model.config.max_length,
-        max_query_tokens=model.config.max_query_tokens,
-        precision="float32",
-    )
-    was = model.training
-    model.eval()
-    cal = calibrate_threshold(
-        pruner,
-        [e.query for e in bearing],
-        [[e.passage] for e in bearing],
-        [[e.labels] for e in bearing],
-        target_compression=config.target_compression,
-        on="answer_bearing",
-    )
-    model.train(was)
-    logger.info(
-        "default threshold %.3f: compression %.3f, recall %.3f on %d validation passages with "
-        "evidence (target compression %.2f)",
-        cal.threshold,
-        cal.compression,
-        cal.recall,
-        cal.n_passages,
-        config.target_compression,
-    )
-    return cal
 
 
 def train_pruner(
@@ -389,8 +287,8 @@ def train_pruner(
             best = {"step": step, "params": snapshot(), "score": float(step), "collapse": None}
             return
         m = evaluate_examples(model, tokenizer, val_ex, thresholds=(0.1, 0.3, 0.5))
-        row = _at(m)
-        collapse = _collapse(m)
+        row = metrics_at(m)
+        collapse = collapse_kind(m)
         rec = {
             "step": step,
             "sentence_ap": round(float(m["sentence_ap"]), 4),
@@ -472,7 +370,7 @@ def train_pruner(
         best["step"],
         len(test_ex),
     )
-    calibration = _calibrate_default(model, tokenizer, val_ex, config)
+    calibration = calibrate_default(model, tokenizer, val_ex, config)
     thresholds = EVAL_THRESHOLDS
     if calibration is not None:
         thresholds = tuple(sorted({*EVAL_THRESHOLDS, calibration.threshold}))
@@ -484,7 +382,7 @@ def train_pruner(
         aggregations=("mean_prob", "vote"),
         show_progress_bar=show_progress_bar,
     )
-    test_collapse = _collapse(held_out)
+    test_collapse = collapse_kind(held_out)
     if test_collapse:
         raise TrainingCollapsedError(
             f"the trained pruner is collapsed ({test_collapse}) on the held-out articles"

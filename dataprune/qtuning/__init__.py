@@ -54,18 +54,11 @@ _LAZY = {
         "dataprune.qtuning.config",
     ),
     **dict.fromkeys(
-        (
-            "Q1",
-            "Q2",
-            "Q3",
-            "Q4",
-            "QUADRANT_NAMES",
-            "SampleTriage",
-            "corner_masks",
-            "quantile_thresholds",
-            "triage_samples",
-        ),
-        "dataprune.qtuning.quadrants",
+        ("Q1", "Q2", "Q3", "Q4", "QUADRANT_NAMES", "SampleTriage"),
+        "dataprune.qtuning.sample_triage",
+    ),
+    **dict.fromkeys(
+        ("corner_masks", "quantile_thresholds", "triage_samples"), "dataprune.qtuning.quadrants"
     ),
     **dict.fromkeys(("neighbor_token_scores", "token_keep_masks"), "dataprune.qtuning.tokens"),
     "QTuningTriage": "dataprune.qtuning.static",

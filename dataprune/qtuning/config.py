@@ -162,22 +162,24 @@ class QTuningConfig(ConfigMixin):
         squeezes every other ``ppl_n`` towards 0 so that samples deep in the Q1 corner are
         filled in as "Q4" (2x random's share of shuffled answers in
         ``benchmarks/qtuning_diagnostic.py``). ``"rank"``: the same order on quantile ranks.
-    group_budget : {"pooled", "share"}, default="pooled"
+    group_budget : {"share", "pooled"}, default="share"
         Only with per-source triage (``groups=`` / ``dataprune triage --source-field``): how
-        ``K`` is shared between sources. ``"pooled"`` triages all sources together on their
-        within-source ranks with one ``K``; a source whose PPL and entropy agree less fills
-        more corners and is kept above its share (with ``fill="uniform"``: 31% of the kept set
-        Alpaca against 24.5% of the un-flagged pool in ``benchmarks/qtuning_outcome.py``; with
-        the default ``fill="random"`` the draw is over every source at once, so the sources
-        keep their shares in expectation either way). ``"share"`` splits ``K`` in
-        proportion to each source's number of samples (largest remainder; a source with fewer
-        un-flagged samples than its part keeps them all and the others share the rest) and
-        triages each source on its own, so the kept set has the pool's source mix, as a random
-        subset of the same size has in expectation. ``"pooled"`` is the default because it had
-        the lowest mean held-out NLL change against random training on the development pool
-        (``benchmarks/qtuning_outcome.py --split dev-fill``, 3 seeds): -0.0057 against -0.0053
-        for ``"share"`` with ``fill="flat"``; ``"share"`` with ``fill="uniform"`` was at -0.0017
-        on the 2 seeds trained.
+        ``K`` is shared between sources. ``"share"`` splits ``K`` in proportion to each
+        source's number of samples (largest remainder; a source with fewer un-flagged samples
+        than its part keeps them all and the others share the rest) and triages each source on
+        its own, so the kept set has the pool's source mix exactly, the mix a random subset of
+        the same size has only in expectation; with the default ``fill="random"`` this is a
+        draw stratified by source from what the noise rules leave in. ``"pooled"`` triages all
+        sources together on their within-source ranks with one ``K``; a source whose PPL and
+        entropy agree less fills more corners and is kept above its share (with
+        ``fill="uniform"``: 31% of the kept set Alpaca against 24.5% of the un-flagged pool in
+        ``benchmarks/qtuning_outcome.py``; with ``fill="random"`` the draw is over every source
+        at once, so each source's share varies from draw to draw). ``"share"`` is the default
+        because, at the current noise rules and fill, it had the lowest mean held-out NLL change
+        against random training of the same size on the development pool
+        (``benchmarks/qtuning_outcome.py --split dev-fill``, 3 seeds): -0.0081 on GSM8K and
+        -0.0051 on Alpaca, lower than random on 3 of 3 seeds on both, against -0.0055 and
+        -0.0014 (3 and 1 of 3) for ``"pooled"``.
     dedup : {"fuzzy", "none"}, default="fuzzy"
         Static triage only: leave near-duplicate samples (MinHash on prompt + response, Jaccard
         >= 0.8, :func:`dataprune.dedup.fuzzy_duplicates`) out of the triage, keeping the first
@@ -245,7 +247,7 @@ class QTuningConfig(ConfigMixin):
     entropy_span: str = "all"
     token_budget: str = "sample"
     fill: str = "random"
-    group_budget: str = "pooled"
+    group_budget: str = "share"
     dedup: str = "fuzzy"
     abrupt_end: float | None = 8.0
     max_ifd: float | None = 0.95

@@ -9,13 +9,14 @@ triage (:func:`dataprune.qtuning.quadrants.within_group_ranks`), so every group'
 over (0, 1) alike and the quantile corners and the Q1 side are each group's own; the abrupt-end
 rule compares each end-of-turn NLL with its own group's median.
 
-How ``K`` is shared (``QTuningConfig.group_budget``): ``"pooled"`` (the default) triages all
-groups together on their within-group ranks with one ``K``: a group whose PPL and entropy agree
-less has more samples in its corners and is kept above its share (31% Alpaca kept against
-24.5% of the un-flagged pairs on the held-out pool of ``benchmarks/qtuning_outcome.py``).
-``"share"`` splits ``K`` over the groups in proportion to their sizes (:func:`split_budget`,
-largest remainder) and triages each group on its own, so the kept set has the pool's source
-mix, as a random subset has in expectation, and the triage only chooses *within* each source.
+How ``K`` is shared (``QTuningConfig.group_budget``): ``"share"`` (the default) splits ``K``
+over the groups in proportion to their sizes (:func:`split_budget`, largest remainder) and
+triages each group on its own, so the kept set has the pool's source mix exactly (a random subset
+has it only in expectation) and the triage only chooses *within* each source. ``"pooled"``
+triages all groups together on their within-group ranks with one ``K``: a group whose PPL and
+entropy agree less has more samples in its corners and is kept above its share (31% Alpaca kept
+against 24.5% of the un-flagged pairs on the held-out pool of ``benchmarks/qtuning_outcome.py``,
+with ``fill="uniform"``).
 """
 
 from __future__ import annotations

@@ -28,14 +28,8 @@ from dataprune.errors import UnknownOptionError
 from dataprune.lm_scoring import end_token_nll, logit_statistics
 from dataprune.qtuning.config import QTuningConfig
 from dataprune.qtuning.noise import abrupt_end_mask, add_misaligned, name_misaligned
-from dataprune.qtuning.quadrants import (
-    ABRUPT_END,
-    CORNER,
-    FILL_UP,
-    MISALIGNED,
-    TRIMMED,
-    triage_samples,
-)
+from dataprune.qtuning.quadrants import triage_samples
+from dataprune.qtuning.sample_triage import ABRUPT_END, CORNER, FILL_UP, MISALIGNED, TRIMMED
 from dataprune.qtuning.tokens import token_keep_masks
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dataprune.qtuning.groups import group_codes, group_medians
-from dataprune.qtuning.quadrants import ABRUPT_END, MISALIGNED, SampleTriage
+from dataprune.qtuning.sample_triage import ABRUPT_END, MISALIGNED, SampleTriage
 
 __all__ = ["abrupt_end_mask", "add_misaligned", "name_misaligned"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dataprune.atomic import atomic_path
-from dataprune.qtuning.quadrants import FILL_UP, Q1, Q2, Q3, Q4, QUADRANT_NAMES
+from dataprune.qtuning.sample_triage import FILL_UP, Q1, Q2, Q3, Q4, QUADRANT_NAMES
 
 __all__ = ["QUADRANT_COLORS", "plot_eu_plane"]
 

@@ -29,7 +29,6 @@ corner; ties go to the larger PPL rank) and Q3 otherwise.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,17 +42,22 @@ from dataprune.qtuning.groups import (
     split_budget,
     within_group_ranks,
 )
+from dataprune.qtuning.sample_triage import (
+    ABRUPT_END,
+    CORNER,
+    DUPLICATE,
+    FILL_UP,
+    Q1,
+    Q2,
+    Q3,
+    Q4,
+    TRIMMED,
+    SampleTriage,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Q1",
-    "Q2",
-    "Q3",
-    "Q4",
-    "QUADRANT_NAMES",
-    "SELECTION_NAMES",
-    "SampleTriage",
     "corner_masks",
     "margin_priority",
     "quantile_thresholds",
@@ -61,102 +65,6 @@ __all__ = [
     "uniform_priority",
     "within_group_ranks",
 ]
-
-Q1, Q2, Q3, Q4 = 1, 2, 3, 4
-QUADRANT_NAMES = {
-    Q1: "Q1 harmful noise",
-    Q2: "Q2 valuable misconception",
-    Q3: "Q3 redundant",
-    Q4: "Q4 calibration",
-}
-#: How a sample got its fate: 0 dropped, 1 kept by the quantile corners, 2 added by the fill-up,
-#: 3 in a corner but trimmed to reach exactly K, 4 left out as a duplicate of another sample,
-#: 5 left out for an abrupt end (``QTuningConfig.abrupt_end``), 6 left out as misaligned
-#: (``QTuningConfig.max_ifd``).
-DROPPED, CORNER, FILL_UP, TRIMMED, DUPLICATE, ABRUPT_END, MISALIGNED = 0, 1, 2, 3, 4, 5, 6
-SELECTION_NAMES = {
-    DROPPED: "dropped",
-    CORNER: "corner",
-    FILL_UP: "fill-up",
-    TRIMMED: "trimmed",
-    DUPLICATE: "duplicate",
-    ABRUPT_END: "abrupt end",
-    MISALIGNED: "misaligned",
-}
-
-
-@dataclass
-class SampleTriage:
-    """The sample-level decision for one batch (or a whole dataset in static mode).
-
-    Attributes
-    ----------
-    quadrant : ndarray of shape (n_samples,), int8
-        1..4 for Q1..Q4. Kept samples are Q2 or Q4; dropped samples Q1 or Q3.
-    kept : ndarray of shape (n_samples,), bool
-        Exactly ``n_keep`` True values.
-    selection : ndarray of shape (n_samples,), int8
-        See ``SELECTION_NAMES``.
-    alpha : float
-        Quantile level whose corners were used (``nan`` when the bisection was skipped).
-    thresholds : dict
-        ``ppl_hi = q_PPL(1 - alpha)``, ``ppl_lo = q_PPL(alpha)``, ``ent_lo = q_Ent(alpha)``,
-        ``ent_hi = q_Ent(1 - alpha)``.
-    n_keep : int
-        K.
-    n_corner : int
-        ``|Q2 u Q4|`` at ``alpha`` before fill-up / trimming.
-    n_bisection_steps : int
-        Bisection steps run.
-    ppl_rank, ent_rank : ndarray of shape (n_samples,)
-        Quantile ranks in (0, 1) (average ranks for ties), used to label dropped samples.
-    history : list of dict
-        One entry per bisection step (``alpha``, ``n_corner``, ``fraction``; ``group`` when
-        triaged per group).
-    by_group : list of dict or None
-        With ``groups``: ``group`` (the label), ``n_samples``, ``n_keep`` (kept from the
-        group), ``alpha`` (the group's own with ``group_budget="share"``, else the shared one)
-        and ``n_corner`` (the group's corner samples), in order of first appearance.
-    """
-
-    quadrant: np.ndarray
-    kept: np.ndarray
-    selection: np.ndarray
-    alpha: float
-    thresholds: dict[str, float]
-    n_keep: int
-    n_corner: int
-    n_bisection_steps: int
-    ppl_rank: np.ndarray
-    ent_rank: np.ndarray
-    history: list[dict[str, float]] = field(default_factory=list)
-    by_group: list[dict[str, Any]] | None = None
-
-    @property
-    def kept_indices(self) -> np.ndarray:
-        """Indices of kept samples, ascending."""
-        return np.flatnonzero(self.kept)
-
-    @property
-    def q2(self) -> np.ndarray:
-        """Boolean mask of kept Q2 samples (token-pruned)."""
-        return self.kept & (self.quadrant == Q2)
-
-    @property
-    def q4(self) -> np.ndarray:
-        """Boolean mask of kept Q4 samples (kept whole)."""
-        return self.kept & (self.quadrant == Q4)
-
-    def counts(self) -> dict[str, int]:
-        """Samples per quadrant plus fill-up / trimmed counts."""
-        out = {f"Q{q}": int(np.sum(self.quadrant == q)) for q in (Q1, Q2, Q3, Q4)}
-        out["kept"] = int(self.kept.sum())
-        out["fill_up"] = int(np.sum(self.selection == FILL_UP))
-        out["trimmed"] = int(np.sum(self.selection == TRIMMED))
-        out["duplicate"] = int(np.sum(self.selection == DUPLICATE))
-        out["abrupt_end"] = int(np.sum(self.selection == ABRUPT_END))
-        out["misaligned"] = int(np.sum(self.selection == MISALIGNED))
-        return out
 
 
 def quantile_thresholds(
@@ -254,15 +162,15 @@ def triage_samples(
     groups : array-like of shape (n_samples,), optional
         Source label per sample (:mod:`dataprune.qtuning.groups`): PPL and entropy are replaced
         by their quantile ranks within the sample's group before the triage, so each group is
-        triaged on its own scale. With ``config.group_budget="pooled"`` (the default) all
-        groups are triaged together on those ranks with one ``K`` (thresholds in rank units); a
-        group whose PPL and entropy agree less fills more corners and can get more than its
-        share. Each group's kept count is in ``by_group``. ``"share"`` splits ``K`` over the
-        groups in proportion to their sizes
+        triaged on its own scale. With ``config.group_budget="share"`` (the default) ``K`` is
+        split over the groups in proportion to their sizes
         (:func:`~dataprune.qtuning.groups.split_budget`; a group with fewer un-flagged samples
-        than its part keeps them all and the others share the rest) and triages each group on
-        its own: ``alpha`` is then ``nan``, ``thresholds`` empty, and each group's alpha, ``K``
-        and corner count are in ``by_group``.
+        than its part keeps them all and the others share the rest) and each group is triaged
+        on its own: ``alpha`` is then ``nan``, ``thresholds`` empty, and each group's alpha,
+        ``K`` and corner count are in ``by_group``. ``"pooled"`` triages all groups together on
+        those ranks with one ``K`` (thresholds in rank units); a group whose PPL and entropy
+        agree less fills more corners and can get more than its share. Each group's kept count
+        is in ``by_group``.
     random_state : int, Generator or None
         Breaks exact ties in the fill-up / trimming order; ``None`` breaks them by index.
     allow_all_flagged : bool, default=False

@@ -33,11 +33,8 @@ from dataprune.qtuning.collate import IGNORE_INDEX
 from dataprune.qtuning.config import QTuningConfig
 from dataprune.qtuning.groups import group_codes
 from dataprune.qtuning.noise import abrupt_end_mask, add_misaligned, name_misaligned
-from dataprune.qtuning.quadrants import (
-    SELECTION_NAMES,
-    SampleTriage,
-    triage_samples,
-)
+from dataprune.qtuning.quadrants import triage_samples
+from dataprune.qtuning.sample_triage import SELECTION_NAMES, SampleTriage
 from dataprune.qtuning.score_cache import score_sft_cached
 from dataprune.qtuning.tokens import token_keep_masks
 from dataprune.sft_encoding import SFTEncoding

@@ -20,7 +20,7 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.qtuning.config import QTuningConfig
-from dataprune.qtuning.quadrants import SampleTriage
+from dataprune.qtuning.sample_triage import SampleTriage
 
 __all__ = ["neighbor_token_scores", "token_keep_masks"]
 

@@ -9,7 +9,7 @@ from dataprune.errors import DataValidationError
 from dataprune.qtuning import Q1, Q2, Q3, Q4, QTuningConfig, corner_masks, triage_samples
 from dataprune.qtuning.fill import _minmax
 from dataprune.qtuning.groups import within_group_ranks
-from dataprune.qtuning.quadrants import CORNER, DROPPED, FILL_UP, TRIMMED
+from dataprune.qtuning.sample_triage import CORNER, DROPPED, FILL_UP, TRIMMED
 
 PPL = np.arange(1.0, 11.0)  # 1..10
 ANTI = PPL[::-1].copy()  # entropy perfectly anti-correlated with PPL
@@ -316,7 +316,7 @@ def test_excluded_samples_are_never_kept_while_others_remain():
 
 
 def test_noise_flags_leave_samples_out_as_q1_abrupt_end():
-    from dataprune.qtuning.quadrants import SELECTION_NAMES
+    from dataprune.qtuning.sample_triage import SELECTION_NAMES
 
     rng = np.random.default_rng(6)
     ppl, ent = np.exp(rng.normal(size=40)), rng.random(40)
@@ -432,8 +432,11 @@ def test_group_budget_share_keeps_each_source_at_its_share_triaged_alone():
 def test_group_budget_pooled_lets_sources_compete_for_one_k():
     ppl, ent, groups = _two_sources()
     pooled = triage_samples(
-        ppl, ent, QTuningConfig(sample_ratio=0.25, fill="uniform"), groups=groups
-    )  # default
+        ppl,
+        ent,
+        QTuningConfig(sample_ratio=0.25, fill="uniform", group_budget="pooled"),
+        groups=groups,
+    )
     assert pooled.kept.sum() == 500 and np.isfinite(pooled.alpha)
     # by_group reports what each source got of the one K
     assert [(g["group"], g["n_samples"], g["alpha"]) for g in pooled.by_group] == [
@@ -448,7 +451,10 @@ def test_group_budget_pooled_lets_sources_compete_for_one_k():
         triage_samples(ppl, ent, QTuningConfig(0.25, fill="uniform")).by_group is None
     )  # no groups
     as_np = triage_samples(
-        ppl, ent, QTuningConfig(0.25, fill="uniform"), groups=np.repeat([0, 1], [1500, 500])
+        ppl,
+        ent,
+        QTuningConfig(0.25, fill="uniform", group_budget="pooled"),
+        groups=np.repeat([0, 1], [1500, 500]),
     )
     assert [type(g["group"]) for g in as_np.by_group] == [int, int]  # JSON-able labels
     # the same plane as ranking each source and triaging the ranks together

@@ -5,7 +5,7 @@ import pytest
 
 from dataprune.errors import DataValidationError
 from dataprune.qtuning import QTuningConfig, neighbor_token_scores, token_keep_masks, triage_samples
-from dataprune.qtuning.quadrants import Q2, Q4, SampleTriage
+from dataprune.qtuning.sample_triage import Q2, Q4, SampleTriage
 
 
 def test_neighbor_scores_by_hand_with_edge_replication():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dataprune.rag.config import PrunerConfig, TrainConfig
-from dataprune.rag.train import TrainingCollapsedError, _collapse, train_pruner
+from dataprune.rag.train import train_pruner
+from dataprune.rag.train_validation import TrainingCollapsedError, collapse_kind
 
 FILLER = [
     "The cat sat on the mat.",
@@ -177,9 +178,9 @@ def test_collapse_rule():
             }
         }
 
-    assert _collapse(m(0.0, 0.0, 1.0)) == "drop-everything"
-    assert _collapse(m(1.0, 1.0, 0.0)) == "keep-everything"
-    assert _collapse(m(0.9, 0.3, 0.6)) is None
+    assert collapse_kind(m(0.0, 0.0, 1.0)) == "drop-everything"
+    assert collapse_kind(m(1.0, 1.0, 0.0)) == "keep-everything"
+    assert collapse_kind(m(0.9, 0.3, 0.6)) is None
 
 
 def test_bad_training_options():
