@@ -179,7 +179,8 @@ class QTuningConfig(ConfigMixin):
         against random training of the same size on the development pool
         (``benchmarks/qtuning_outcome.py --split dev-fill``, 3 seeds): -0.0081 on GSM8K and
         -0.0051 on Alpaca, lower than random on 3 of 3 seeds on both, against -0.0055 and
-        -0.0014 (3 and 1 of 3) for ``"pooled"``.
+        -0.0014 (3 and 1 of 3) for ``"pooled"``. On the held-out pool it was lower than random
+        on 2 of 3 seeds on GSM8K (-0.0027) and 1 of 3 on Alpaca (+0.0007).
     dedup : {"fuzzy", "none"}, default="fuzzy"
         Static triage only: leave near-duplicate samples (MinHash on prompt + response, Jaccard
         >= 0.8, :func:`dataprune.dedup.fuzzy_duplicates`) out of the triage, keeping the first
