@@ -76,8 +76,7 @@ def render(res: dict, png: str | None = None) -> str:
     if res.get("merged"):
         m = res["merged"]
         mine = [r for r in res["runs"] if r.get("this_invocation")]
-        # (a default change that renamed no published run says nothing about them)
-        eds = [e for e in res.get("earlier_defaults", []) if e.get("renamed") != []]
+        eds = res.get("earlier_defaults", [])
         L.append(
             f"The last invocation, `{m['command']}`, "
             + (
@@ -217,7 +216,8 @@ def render(res: dict, png: str | None = None) -> str:
             )  # fmt: skip
     L += share_lines(shares, mean_delta)
     if res.get("split") == "dev":
-        L += dev_choice(by, seeds, conds)
+        earlier = {c for e in res.get("earlier_defaults", []) for c in e.get("renamed", [])}
+        L += dev_choice(by, seeds, conds, earlier)
     L.append("")
     if res["runs"]:
         loads = [r["load_1m_before"] for r in res["runs"] if r.get("load_1m_before") is not None]
@@ -272,19 +272,21 @@ def share_lines(shares: dict[str, float], mean_delta: dict[str, dict[str, float]
     ]
 
 
-def dev_choice(by: dict, seeds: list[int], conds: list[str]) -> list[str]:
+def dev_choice(
+    by: dict, seeds: list[int], conds: list[str], earlier: set[str] = frozenset()
+) -> list[str]:
     """The dev rule: the setting with the lowest mean paired Δ NLL vs random.
 
     The mean is over seeds and both held-out sets (each set weighted equally); only settings
     trained on every seed and with the library's current options compete (the runs of an
     earlier default, ``"... the earlier default)"``, are shown for reference: they differ in
-    options chosen elsewhere, such as the noise rules the diagnostic chose). Returns the result
-    lines.
+    options chosen elsewhere, such as the noise rules the diagnostic chose; ``earlier`` names
+    them, from the results' ``earlier_defaults``). Returns the result lines.
     """
     rr = by.get("random", {})
     score = {}
     for c in conds[1:]:
-        if c.endswith("the earlier default)"):
+        if c in earlier:
             continue
         if all(s in by.get(c, {}) and s in rr for s in seeds):
             score[c] = float(np.mean([
