@@ -7,6 +7,14 @@ duplicates). Held out: 100 GSM8K test questions and 100 held-out Alpaca records
 samples:
 
 * ``random``: a seeded random 25% (all tokens);
+* ``random, coupled to the default's draw`` (and ``..., per-source default's draw``, coupled
+  source by source to the triage per source): another seeded random 25%, coupled to the default
+  triage's draw of the same seed (which, with ``fill="random"``, is a uniform draw from what the
+  noise rules leave in): the same samples in the same training order, except that the flagged
+  samples a random subset of that size holds (a hypergeometric count) take the places of random
+  kept ones (:func:`dataprune.qtuning.coupled_random_subset`). Against it the paired difference is
+  what the rules remove, not the luck of two unrelated draws; against ``random`` it shows how
+  far two independent random subsets differ;
 * ``perplexity filter``: the 25% with the lowest response PPL under the base model;
 * ``ifd``: Superfiltering: drop pairs with IFD >= 1, keep the 25% with the highest IFD;
 * ``q-tuning static``: :class:`dataprune.qtuning.QTuningTriage` with ``QTuningConfig(
@@ -33,8 +41,9 @@ source (``groups=`` each pair's source: PPL and entropy ranked within GSM8K and 
 one ``K`` (``group_budget="pooled"``), or ``K`` split by source size (``group_budget="share"``,
 with that fill and with ``fill="flat"``)), a random draw from what the noise rules alone leave
 in (``noise rules + random``: dedup, abrupt ends, IFD >= 1 out; the plane unused; the rule
-chosen there, now the default ``fill="random"``), ``fill="flat"`` (no corner preference) and
-``fill="random"`` with stricter IFD cuts.
+chosen there, now the default ``fill="random"``), ``fill="flat"`` (no corner preference),
+``fill="random"`` with stricter IFD cuts (``max_ifd=0.95`` is the current default's config), and
+the random subset coupled to that draw.
 
 Every condition trains LoRA on SmolLM2-135M-Instruct (:func:`benchmarks.sft_harness.train_lora`,
 bfloat16 base) for the same number of optimizer steps with the **same gradient-token budget per
@@ -160,6 +169,32 @@ def selections(pool, lm, max_length: int, work: Path) -> dict[str, Any]:
     }
 
 
+def coupled_draw(
+    pool, lm, max_length: int, work: Path, seed: int, to: str
+) -> tuple[list[int], dict[str, Any]]:
+    """The random subset coupled to the seed's selection of the variant ``to``
+    (:func:`dataprune.qtuning.coupled_random_subset`, seeded ``[seed, 3]``), aligned with that
+    selection's training order; the selection must be a uniform draw from what its rules leave
+    in (``fill="random"``; per source with ``K`` split by source, a draw within each source, and
+    the coupling drawn source by source). Returns it and the number swapped."""
+    from dataprune.qtuning import coupled_random_subset
+
+    over = dict(VARIANTS[to])
+    per_source = over.pop("per_source", False)
+    cfg = qcfg(**over)
+    if cfg.fill != "random" or (per_source and cfg.group_budget != "share"):
+        raise ValueError(f"{to!r} is not a uniform draw from its rules' survivors")
+    s = qtuning_selection(pool, lm, max_length, work, seed, per_source=per_source, **over)
+    flagged = np.zeros(len(pool), dtype=bool)
+    flagged[s["flagged"]] = True
+    order = coupled_random_subset(
+        s["kept"], flagged, groups=[r["source"] for r in pool] if per_source else None,
+        random_state=np.random.default_rng([seed, 3]),
+    ).tolist()  # fmt: skip
+    m = len(set(order) - set(s["kept"]))
+    return order, {"m": m, "n_flagged": int(flagged.sum()), "k": len(order)}
+
+
 def fault_shares(pool: list[dict], kept: list[int]) -> dict[str, Any]:
     ids = {pool[i]["id"] for i in kept}
     out = {f: float(np.mean([pool[i]["fault"] == f for i in kept])) for f in FAULTS}
@@ -276,6 +311,12 @@ def run(args) -> dict[str, Any]:
                             masks_of[cond] = dict(zip(vsel["kept"], vsel["masks"]))
                 if sel:
                     chosen.update({c: sel[c] for c in ("perplexity filter", "ifd")})
+                for cond, to in setup.get("coupled", {}).items():
+                    if cond in conditions:
+                        chosen[cond], info = coupled_draw(pool, lm, max_length, work, seed, to)
+                        res.setdefault("coupled", {}).setdefault(cond, {})[str(seed)] = {
+                            **info, "to": to,
+                        }  # fmt: skip
                 if NOISE_RULES in conditions:
                     clean = np.setdiff1d(np.arange(len(pool)), qsel["flagged"])
                     draw = np.random.default_rng([seed, 2]).choice(len(clean), k, replace=False)
@@ -292,7 +333,9 @@ def run(args) -> dict[str, Any]:
                         )
                 if not only or "q-tuning static" in only:
                     res.setdefault("qtuning_default_summary", {})[str(seed)] = qsel["summary"]
-            for cond in phase:
+
+            def run_of(cond: str, seed: int = seed, chosen=chosen, masks_of=masks_of):
+                """The training inputs of ``cond`` at this seed, its run key and cache path."""
                 idx = chosen[cond]
                 pairs = [pairs_all[i] for i in idx]
                 masks = (
@@ -307,7 +350,34 @@ def run(args) -> dict[str, Any]:
                     masks=None if masks is None else sft_run_cache.fingerprint([m.tolist() for m in masks]),
                     dynamic=None if dyn is None else key_dict(dyn),
                 )  # fmt: skip
-                path_exists = (runs_dir / f"{sft_run_cache.fingerprint(key)[:32]}.json").is_file()
+                return (
+                    pairs,
+                    masks,
+                    dyn,
+                    cfg,
+                    key,
+                    runs_dir / f"{sft_run_cache.fingerprint(key)[:32]}.json",
+                )
+
+            # a coupled subset is compared with the runs of the selection it was coupled to only
+            # where those runs trained on that very selection: the run cache holds the run of the
+            # current selection (the published runs may come from an earlier scoring of the pool,
+            # whose draw differs), and its held-out NLL is the published one
+            for cond, to in setup.get("coupled", {}).items():
+                info = res.get("coupled", {}).get(cond, {}).get(str(seed))
+                if info is None or to not in chosen:
+                    continue
+                to_path = run_of(to)[5]
+                pub = next(
+                    (r for r in res["runs"] if (r["condition"], r["seed"]) == (to, seed)), None
+                )
+                same = to_path.is_file() and pub is not None and (
+                    json.loads(to_path.read_text(encoding="utf-8"))["result"]["heldout"] == pub["heldout"]
+                )  # fmt: skip
+                info["to_run_matches"] = bool(same)
+            for cond in phase:
+                pairs, masks, dyn, cfg, key, path = run_of(cond)
+                path_exists = path.is_file()
                 if not path_exists and args.max_runs is not None and new >= args.max_runs:
                     continue
 

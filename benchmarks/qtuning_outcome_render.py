@@ -10,6 +10,7 @@ import numpy as np
 
 from benchmarks import _common as common
 from benchmarks.qtuning_outcome_setup import (
+    BASELINES,
     CONDITIONS,
     DTYPE,
     NAME,
@@ -80,8 +81,14 @@ def render(res: dict, png: str | None = None) -> str:
         L.append(
             f"The last invocation, `{m['command']}`, "
             + (
-                "trained "
-                + ", ".join(f"{r['condition']} seed {r['seed']}" for r in mine)
+                " and ".join(
+                    f"{verb} " + ", ".join(f"{r['condition']} seed {r['seed']}" for r in rs)
+                    for verb, rs in (
+                        ("trained", [r for r in mine if not r.get("cached")]),
+                        ("took from the run cache", [r for r in mine if r.get("cached")]),
+                    )
+                    if rs
+                )
                 + f" and merged {'it' if len(mine) == 1 else 'them'} into the published results"
                 if mine
                 else "trained no run"
@@ -214,6 +221,7 @@ def render(res: dict, png: str | None = None) -> str:
                 + (" (the perplexity filter is as good or better)." if better < len(d)
                    else ".")
             )  # fmt: skip
+    L += coupled_lines(res, by, seeds)
     L += share_lines(shares, mean_delta)
     if res.get("split") == "dev":
         earlier = {c for e in res.get("earlier_defaults", []) for c in e.get("renamed", [])}
@@ -253,6 +261,53 @@ def corner_lines(summ: dict[str, dict], fill: str | None) -> list[str]:
     ]
 
 
+def coupled_lines(res: dict, by: dict, seeds: list[int]) -> list[str]:
+    """Each selection against the random subset coupled to its draw (same seed), and the spread
+    of two independent random subsets (the coupled one against ``random``)."""
+    out = []
+    for cond, info in res.get("coupled", {}).items():
+        cp = by.get(cond, {})
+        to = next(iter(info.values()))["to"]
+        qs = by.get(to, {})
+        ss = [s for s in seeds if s in cp and s in qs and str(s) in info]
+        # compared only where the runs of `to` trained on the selection the subset is coupled to
+        off = [s for s in ss if not info[str(s)].get("to_run_matches")]
+        ss = [s for s in ss if s not in off]
+        if off:
+            out.append(
+                f"- `{cond}` is not compared with `{to}` on seed(s) {', '.join(map(str, off))}: "
+                f"no published run of `{to}` is known to have trained on the very selection this "
+                f"subset is coupled to (published runs from an earlier scoring of the pool have "
+                f"another random draw); retrain `{to}` with `--only` to compare."
+            )
+        if not ss:
+            continue
+        m = ", ".join(f"seed {s} {info[str(s)]['m']} of {info[str(s)]['k']}" for s in ss)
+        cells, verdict = [], []
+        for w, name in (("gsm8k", "GSM8K"), ("alpaca", "Alpaca")):
+            d = [_nll(qs[s], w) - _nll(cp[s], w) for s in ss]
+            better = sum(x < 0 for x in d)
+            verdict.append(better == len(d) == len(seeds))
+            cells.append(f"{name} {_ms(d, '+.4f')} (lower in {better} of {len(d)} seeds: "
+                         + ", ".join(f"{x:+.4f}" for x in d) + ")")  # fmt: skip
+        rr = by.get("random", {})
+        sr = [s for s in seeds if s in cp and s in rr]
+        spread = "; ".join(
+            f"{name} {_ms([_nll(cp[s], w) - _nll(rr[s], w) for s in sr], '+.4f')}"
+            for w, name in (("gsm8k", "GSM8K"), ("alpaca", "Alpaca"))
+        )
+        out.append(
+            f"- `{to}` against the random subset coupled to its draw (`{cond}`: a uniform "
+            f"K-subset of the pool that shares the same samples in the same training order, "
+            f"except the flagged samples a random subset of that size holds, which take the places "
+            f"of random kept ones; swapped: {m}): paired Δ NLL {'; '.join(cells)}; beats it on "
+            f"both held-out sets on every seed: **{'yes' if all(verdict) else 'no'}**. Two "
+            f"independent random subsets (this one against `random`, same seed) differ by "
+            f"{spread if sr else 'nothing yet'} (mean ± sd over seeds)."
+        )
+    return out
+
+
 def share_lines(shares: dict[str, float], mean_delta: dict[str, dict[str, float]]) -> list[str]:
     """How far the source mix of a kept set goes with its held-out NLL: the Spearman correlation,
     across the conditions with a kept set (random included, its delta 0), of the Alpaca share
@@ -286,7 +341,7 @@ def dev_choice(
     rr = by.get("random", {})
     score = {}
     for c in conds[1:]:
-        if c in earlier:
+        if c in earlier or c in BASELINES:
             continue
         if all(s in by.get(c, {}) and s in rr for s in seeds):
             score[c] = float(np.mean([
@@ -305,27 +360,35 @@ def dev_choice(
 
 
 def plot(res: dict, path: Path) -> Path | None:
+    """Held-out NLL per condition and seed (one colour per seed, so paired runs line up), one
+    row per condition with runs, GSM8K and Alpaca side by side."""
     by = _by(res["runs"])
     if not by:
         return None
-    conds = res.get("conditions", CONDITIONS)
+    conds = [c for c in res.get("conditions", CONDITIONS) if by.get(c)]
+    seeds = sorted({s for c in conds for s in by[c]})
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.32 * len(conds)), dpi=110, sharey=True)
     for ax, w in zip(axes, ("gsm8k", "alpaca")):
         for j, c in enumerate(conds):
-            ys = [_nll(r, w) for r in by.get(c, {}).values()]
-            ax.scatter([j] * len(ys), ys, s=25)
-            if ys:
-                ax.hlines(np.mean(ys), j - 0.3, j + 0.3, color="k", lw=1)
-        if res.get("base"):
-            ax.set_title(f"{w}: held-out NLL (base {res['base']['heldout'][w]['nll']:.3f})",
-                         fontsize=9)  # fmt: skip
-        ax.set_xticks(range(len(conds)), conds, rotation=30, ha="right", fontsize=7)
+            ys = [_nll(by[c][s], w) for s in seeds if s in by[c]]
+            for s in seeds:
+                if s in by[c]:
+                    ax.scatter(_nll(by[c][s], w), j, s=22, color=f"C{seeds.index(s)}",
+                               label=f"seed {s}" if j == 0 else None)  # fmt: skip
+            ax.vlines(np.mean(ys), j - 0.3, j + 0.3, color="k", lw=1)
+        name = {"gsm8k": "GSM8K", "alpaca": "Alpaca"}[w]
+        base = f" (base model {res['base']['heldout'][w]['nll']:.3f})" if res.get("base") else ""
+        ax.set_title(f"{name} held-out NLL{base}", fontsize=9)
+        ax.set_xlabel("response NLL, lower is better", fontsize=8)
         ax.grid(True, alpha=0.3)
+    axes[0].set_yticks(range(len(conds)), conds, fontsize=7)
+    axes[0].invert_yaxis()
+    axes[1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

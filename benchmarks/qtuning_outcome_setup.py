@@ -37,8 +37,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
 NOISE_RULES = "noise rules + random"
 #: The ``QTuningConfig`` fields of those rules (what the noise-rules draw takes from the default).
 NOISE_RULE_FIELDS = ("dedup", "abrupt_end", "max_ifd")
+#: A random subset of the pool coupled to the default triage's draw (common random numbers):
+#: exactly as random as ``random`` (a uniform K-subset of the pool), but it shares every sample
+#: with the coupled selection except where a random subset of that size holds flagged samples
+#: (:func:`dataprune.qtuning.coupled_random_subset`), in the same training order.
+COUPLED = "random, coupled to the default's draw"
+#: The same, coupled to the per-source default's draw (K split by source, a draw within each
+#: source): the coupling is drawn source by source, the subset is still uniform over the pool.
+COUPLED_SOURCE = "random, coupled to the per-source default's draw"
+#: The conditions that are random subsets (baselines, never candidates for a default).
+BASELINES = ("random", COUPLED, COUPLED_SOURCE)
 CONDITIONS = (
     "random",
+    COUPLED,
+    COUPLED_SOURCE,
     "q-tuning static",
     "q-tuning static, per source",
     "perplexity filter",
@@ -59,8 +71,8 @@ DEV_CONDITIONS = (
 #: the fill default is chosen), with the noise rules alone as a reference.
 DEV_FILL_CONDITIONS = (
     "random",
+    COUPLED,
     "q-tuning static",
-    "q-tuning static, per source",
     "q-tuning static, per source",
     SHARE_FLAT,
     SHARE,
@@ -75,13 +87,15 @@ QCFG_SHOWN = ("token_ratio", "drop", "fill", "dedup", "entropy_span", "abrupt_en
 #: dev candidate (its Alpaca share is smaller than the eval pool's: the dev partition holds 165).
 SPLIT_SETUP: dict[str, dict[str, Any]] = {
     "eval": {"name": "qtuning_outcome", "split": "eval", "pool": (1500, 500),
-             "conditions": CONDITIONS, "late": LATE, "about": None, "seeds": (0, 1, 2)},
+             "conditions": CONDITIONS, "late": LATE, "about": None, "seeds": (0, 1, 2),
+             "coupled": {COUPLED: "q-tuning static",
+                         COUPLED_SOURCE: "q-tuning static, per source"}},
     "dev": {"name": "qtuning_outcome_dev", "split": "dev", "pool": (1100, 165),
             "conditions": DEV_CONDITIONS, "late": (), "about": "the token pruning",
             "seeds": (0, 1)},
     "dev-fill": {"name": "qtuning_outcome_dev_fill", "split": "dev", "pool": (1100, 165),
                  "conditions": DEV_FILL_CONDITIONS, "late": (), "about": "the fill rule",
-                 "seeds": (0, 1, 2)},
+                 "seeds": (0, 1, 2), "coupled": {COUPLED: IFD95_RANDOM}},
 }  # fmt: skip
 #: The name each condition's runs are cached under (the run key also holds the selected ids and
 #: masks, so variants never collide); kept from the run that first trained the condition.
@@ -128,6 +142,8 @@ def default_fields(condition: str) -> set[str] | None:
 
     if condition == NOISE_RULES:
         return set(NOISE_RULE_FIELDS)
+    if condition in (COUPLED, COUPLED_SOURCE):  # coupled to a default triage's draw
+        condition = "q-tuning static" + (", per source" if condition == COUPLED_SOURCE else "")
     if condition in VARIANTS:
         over = VARIANTS[condition]
     elif condition == "q-tuning dynamic":

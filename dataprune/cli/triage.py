@@ -139,6 +139,14 @@ def register(sub: Subparsers) -> None:
         "compiles once, needs a C++ compiler)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not write OUTPUT.eu_plane.png")
+    p.add_argument(
+        "--random-baseline",
+        metavar="PATH",
+        help="also write a random subset of the same size to train against (needs --fill "
+        "random, the default): a uniform random subset of the input that shares the kept "
+        "samples except where a random subset holds flagged ones, so the difference between "
+        "the two trainings is what the noise rules removed (dataprune.qtuning.random_baseline)",
+    )
     p.set_defaults(run=run)
 
 
@@ -180,6 +188,16 @@ def run(args: argparse.Namespace) -> int:
             "CSV cannot hold token-level labels; use .jsonl, .json or .parquet", source=str(out)
         )
     config = config_from_args(QTuningConfig, args)  # DataValidationError naming the field
+    baseline_out = None
+    if args.random_baseline:
+        if config.fill != "random":
+            raise DataValidationError(
+                f"--random-baseline needs --fill random, got --fill {config.fill}: only a "
+                "random fill keeps a uniform draw a random subset can be coupled to"
+            )
+        baseline_out = check_output(args.random_baseline, inputs=(args.input,))
+        if baseline_out.resolve() == out.resolve():
+            raise DataValidationError("--random-baseline must differ from --output")
     rs, fields = load_validated(args, text_fields=fields)
     # empty responses cannot be scored: stop or skip them like any other bad record
     keep_pos = []
@@ -244,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
             "max_length": args.max_length,
             "chat_template": not args.no_chat_template,
             "compile_stats": args.compile_stats,
+            "random_baseline": args.random_baseline,
         },
         random_state=args.random_state,
         inputs={rs.source: rs.content_hash},
@@ -263,6 +282,19 @@ def run(args: argparse.Namespace) -> int:
             "row_index": "'qtuning_index' / scores 'index' = record position in the input",
         },
     )
+    if baseline_out is not None:
+        from dataprune.qtuning.baseline import random_baseline
+        from dataprune.qtuning.report import write_random_baseline
+
+        subset = random_baseline(
+            triage,
+            groups=None if sources is None else [sources[i] for i in keep_pos],
+            random_state=args.random_state,
+        )
+        write_random_baseline(baseline_out, records, result, subset, input_indices=indices)
+        kept_set = set(result.kept_indices.tolist())
+        manifest["counts"]["n_random_baseline_swapped"] = sum(i not in kept_set for i in subset)
+        manifest["outputs"] = {"random_baseline": str(baseline_out)}
     paths = write_triage(
         out,
         records,
@@ -287,6 +319,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"scores -> {paths['scores']}" + (f"; plot -> {paths['plot']}" if "plot" in paths else "")
     )
+    if baseline_out is not None:
+        print(
+            f"random baseline -> {baseline_out}: {len(subset)} samples, "
+            f"{manifest['counts']['n_random_baseline_swapped']} of them in place of kept ones"
+        )
     if note:
         print(note)
     return 0

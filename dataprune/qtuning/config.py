@@ -135,7 +135,10 @@ class QTuningConfig(ConfigMixin):
         draw (``random_state``) from every sample the noise rules (``dedup``, ``abrupt_end``,
         ``max_ifd``) leave in: the plane orders nothing, so the kept set keeps the pool's mix of
         sources and difficulty, and faults are left out by the rules that measure them
-        (filled-up samples are labelled Q2 or Q4 by their larger rank). It is the default
+        (filled-up samples are labelled Q2 or Q4 by their larger rank); being a uniform draw, it
+        has a random subset coupled to it to train against
+        (:func:`~dataprune.qtuning.random_baseline`, ``dataprune triage --random-baseline``). It
+        is the default
         because it had the lowest mean held-out NLL change against random training of the same
         size on the development pool (``benchmarks/qtuning_outcome.py --split dev-fill``, 3
         seeds): -0.0082 on GSM8K and -0.0078 on Alpaca, lower than random on 3 of 3 seeds on

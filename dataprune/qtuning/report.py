@@ -11,13 +11,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataprune.errors import DataValidationError
+from dataprune.qtuning.collate import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from dataprune.qtuning.static import TriageResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRUNED_CLOSE", "PRUNED_OPEN", "alpha_text", "pruned_view", "write_triage"]
+__all__ = [
+    "PRUNED_CLOSE",
+    "PRUNED_OPEN",
+    "alpha_text",
+    "pruned_view",
+    "write_random_baseline",
+    "write_triage",
+]
 
 PRUNED_OPEN, PRUNED_CLOSE = "[-", "-]"
 _OUTPUT_FIELDS = (
@@ -155,6 +163,51 @@ def write_triage(
         m["outputs"] = {**dict(m["outputs"]), **{k: str(v) for k, v in paths.items()}}
         paths["manifest"] = write_manifest(out, m)
     return paths
+
+
+def write_random_baseline(
+    output: str | os.PathLike[str],
+    records: Sequence[Mapping[str, Any]],
+    result: TriageResult,
+    subset: Sequence[int],
+    *,
+    input_indices: Sequence[int] | None = None,
+) -> Path:
+    """Write a random subset to train against (:func:`dataprune.qtuning.random_baseline`).
+
+    Rows as the kept records of :func:`write_triage` (``input_ids``, ``labels``,
+    ``qtuning_index``), with every response token carrying loss (a random subset prunes no
+    token) and ``qtuning_in_kept_set`` (False for the samples that replaced kept ones).
+
+    Parameters
+    ----------
+    output : path
+        Format from the suffix (``.jsonl``, ``.jsonl.gz``, ``.json``, ``.parquet``).
+    records : sequence of dict, length n_samples
+    result : TriageResult
+    subset : sequence of int, length K
+        Sample indices, in the order of the kept set they are coupled to.
+    input_indices : sequence of int, optional
+        Position of each record in the original input (default ``0..n-1``).
+
+    Returns
+    -------
+    Path
+    """
+    from dataprune.io import write_records
+
+    idx = list(range(len(records))) if input_indices is None else list(input_indices)
+    kept = set(result.kept_indices.tolist())
+    rows = []
+    for i in subset:
+        enc = result.encodings[i]
+        ids = enc.input_ids.tolist()
+        labels = [t if r else IGNORE_INDEX for t, r in zip(ids, enc.response_mask.tolist())]
+        row = dict(records[i])
+        row.update({"qtuning_index": idx[i], "qtuning_in_kept_set": i in kept,
+                    "input_ids": ids, "labels": labels})  # fmt: skip
+        rows.append(row)
+    return write_records(rows, Path(output))
 
 
 def _write_scores(path: Path, table: dict[str, list[Any]]) -> Path:

@@ -212,3 +212,42 @@ def test_source_field_triages_each_source_and_names_a_missing_one(tmp_path, tiny
     err = capsys.readouterr().err
     assert "line 7" in err and "'src'" in err and "expected a source name" in err
     assert not (tmp_path / "k2.jsonl").exists()
+
+
+def test_random_baseline_is_coupled_to_the_kept_set(tmp_path, tiny_model_dir, capsys):
+    recs = _records()
+    src = write_records(recs, tmp_path / "in.jsonl")
+    out, base = tmp_path / "kept.jsonl", tmp_path / "random.jsonl"
+    # exact duplicates of the first records: the default dedup flags them
+    src = write_records(recs + [dict(r, id=100 + r["id"]) for r in recs[:4]], src)
+    assert (
+        _run(src, out, tiny_model_dir, "--token-ratio", "1.0", "--random-baseline", str(base)) == 0
+    )
+    assert "random baseline -> " in capsys.readouterr().out
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [json.loads(line) for line in base.read_text().splitlines()]
+    assert len(rows) == len(kept) == 5
+    idx = [r["qtuning_index"] for r in rows]
+    assert len(set(idx)) == len(idx)
+    kept_idx = {r["qtuning_index"] for r in kept}
+    assert all(r["qtuning_in_kept_set"] == (r["qtuning_index"] in kept_idx) for r in rows)
+    sel = dict(zip(*pq.read_table(f"{out}.scores.parquet").select(["index", "selection"]).to_pydict().values()))  # fmt: skip
+    assert all(sel[r["qtuning_index"]] in ("duplicate", "abrupt end", "misaligned")
+               for r in rows if not r["qtuning_in_kept_set"])  # fmt: skip
+    by_index = {r["qtuning_index"]: r for r in kept}
+    for r in rows:  # a random subset prunes no response token (nor does --token-ratio 1.0)
+        assert sum(t != -100 for t in r["labels"]) > 0
+        if r["qtuning_in_kept_set"]:
+            assert r["labels"] == by_index[r["qtuning_index"]]["labels"]
+    man = json.loads(Path(f"{out}.manifest.json").read_text())
+    assert man["outputs"]["random_baseline"] == str(base)
+    assert man["counts"]["n_random_baseline_swapped"] == sum(
+        not r["qtuning_in_kept_set"] for r in rows
+    )
+
+
+def test_random_baseline_needs_the_random_fill(tmp_path, tiny_model_dir, capsys):
+    src = write_records(_records(), tmp_path / "in.jsonl")
+    args = ("--fill", "uniform", "--random-baseline", str(tmp_path / "r.jsonl"))
+    assert _run(src, tmp_path / "kept.jsonl", tiny_model_dir, *args) == 2
+    assert "--random-baseline needs --fill random" in capsys.readouterr().err
