@@ -130,10 +130,8 @@ def qtuning_selection(
         cache_dir=work / "triage-cache",
     ).fit([r["prompt"] for r in pool], [r["response"] for r in pool],
           groups=[r["source"] for r in pool] if per_source else None)  # fmt: skip
-    from dataprune.qtuning.sample_triage import ABRUPT_END, DUPLICATE, MISALIGNED
-
     kept = tri.kept_indices_
-    flagged = np.isin(tri.result_.samples.selection, (DUPLICATE, ABRUPT_END, MISALIGNED))
+    flagged = tri.result_.samples.flagged
     out = {
         "kept": kept.tolist(),
         "flagged": np.flatnonzero(flagged).tolist(),

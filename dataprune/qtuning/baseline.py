@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from dataprune.errors import DataValidationError
-from dataprune.estimator import check_fitted
 
 __all__ = ["coupled_random_subset", "random_baseline"]
 
@@ -155,8 +154,8 @@ def random_baseline(
         When the triage's fill is not ``"random"`` (its kept set is then not a uniform draw, and
         no random subset can be coupled to it this way).
     """
+    from dataprune.estimator import check_fitted
     from dataprune.qtuning.config import QTuningConfig
-    from dataprune.qtuning.sample_triage import ABRUPT_END, DUPLICATE, MISALIGNED
 
     check_fitted(triage, "result_")
     cfg = triage.config if triage.config is not None else QTuningConfig()
@@ -165,8 +164,7 @@ def random_baseline(
             f"random_baseline needs a triage fitted with fill='random', got fill={cfg.fill!r}: "
             "its kept set is not a uniform draw from what the noise rules leave in"
         )
-    selection = triage.result_.samples.selection
-    flagged = np.isin(selection, (DUPLICATE, ABRUPT_END, MISALIGNED))
+    flagged = triage.result_.samples.flagged
     stratified = groups is not None and cfg.group_budget == "share"
     return coupled_random_subset(
         triage.kept_indices_,

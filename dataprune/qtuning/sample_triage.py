@@ -105,6 +105,12 @@ class SampleTriage:
         return np.flatnonzero(self.kept)
 
     @property
+    def flagged(self) -> np.ndarray:
+        """Boolean mask of shape ``(n_samples,)``: samples a noise rule left out (duplicate,
+        abrupt end, misaligned). Never kept: when K needs them, they fill in as ``FILL_UP``."""
+        return np.isin(self.selection, (DUPLICATE, ABRUPT_END, MISALIGNED))
+
+    @property
     def q2(self) -> np.ndarray:
         """Boolean mask of kept Q2 samples (token-pruned)."""
         return self.kept & (self.quadrant == Q2)

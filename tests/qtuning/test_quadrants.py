@@ -330,6 +330,7 @@ def test_noise_flags_leave_samples_out_as_q1_abrupt_end():
     assert np.all(t.quadrant[nz] == 1) and np.all(t.quadrant[ex] == Q3)
     assert {SELECTION_NAMES[int(s)] for s in t.selection[nz]} == {"abrupt end"}
     assert t.counts()["abrupt_end"] == 5 and t.counts()["duplicate"] == 5
+    assert np.array_equal(t.flagged, ex | nz)
     # the others are triaged exactly as if the flagged samples were excluded
     same = triage_samples(ppl, ent, cfg, exclude=ex | nz)
     assert np.array_equal(same.kept, t.kept)
@@ -338,6 +339,7 @@ def test_noise_flags_leave_samples_out_as_q1_abrupt_end():
         ppl, ent, QTuningConfig(sample_ratio=0.9, fill="uniform"), exclude=ex, noise=nz
     )
     assert t.kept.sum() == 36 and t.kept[ex].all() and t.kept[nz].sum() == 1
+    assert np.array_equal(t.flagged, nz & ~t.kept) and not t.kept[t.flagged].any()
     with pytest.raises(DataValidationError, match="noise has shape"):
         triage_samples(ppl, ent, noise=nz[:3])
     with pytest.raises(DataValidationError, match="every sample"):
