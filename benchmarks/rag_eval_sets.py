@@ -127,9 +127,11 @@ def eval_examples(
 
 
 def dev_multihop_examples(pruner: Any) -> list[Any]:
-    """Validation questions of the multi-hop sets the pruner trained on (development data)."""
+    """Validation questions of the multi-hop sets the pruner trained on (development data), each
+    with ALL its passages (gold and every distractor), as the held-out multi-hop questions come;
+    training saw none of these questions."""
     from dataprune.rag.config import TrainConfig
-    from dataprune.rag.corpora import EVIDENCE_SETS
+    from dataprune.rag.corpora import EVIDENCE_SETS, load_evidence_set
     from dataprune.rag.train_mixture import evidence_training_examples
 
     card = (pruner.meta or {}).get("card") or {}
@@ -139,5 +141,12 @@ def dev_multihop_examples(pruner: Any) -> list[Any]:
     if not any(EVIDENCE_SETS.get(s).multi_hop for s in cfg.evidence_sets):
         return []
     # the full list: each set's validation split is seeded by its position in it
-    parts = evidence_training_examples(cfg)
-    return [e for part in parts if EVIDENCE_SETS.get(part.name).multi_hop for e in part.val]
+    out = []
+    for part in evidence_training_examples(cfg):
+        if not EVIDENCE_SETS.get(part.name).multi_hop:
+            continue
+        val_q = {e.qid for e in part.val}
+        out += [
+            e for e in load_evidence_set(part.name, "train", cfg.evidence_data) if e.qid in val_q
+        ]
+    return out

@@ -8,16 +8,19 @@ Held-out sets (``benchmarks/rag_eval_sets.py``): SQuAD v2 test articles (the pru
 split), SelQA test, WikiQA test and Climate-FEVER (never trained on: licences), and MuSiQue's
 second sample (multi-hop, never trained on). For each, at the pruner's default settings:
 evidence-sentence recall, F2 and character compression on all passages and on the passages that
-hold evidence; then, on the evidence-bearing passages, recall and F2 at the pruner's compression
+hold evidence (each passage scored alone); then, on the evidence-bearing passages, recall and F2
+at the pruner's compression
 against the BM25 and MiniLM embedding sentence filters (global score thresholds) and the previous
 checkpoint (the one the shipped pruner replaced, ``rag_eval_sets.PREVIOUS_COMMIT``), each swept
 over its threshold and interpolated at that compression, with paired bootstrap 95% CIs over
-passages. Multi-hop: every question's passages pruned together, the
-single pass against the second pass at matched compression (bootstrap over questions).
+passages. Multi-hop: every question's passages pruned together; the passage weight
+(``dataprune.rag.passage_weight``) swept, its default against no weight and the second pass
+against the single pass at matched compression (bootstrap over questions).
 Leave-one-dataset-out: each ``benchmarks/.cache/rag_models/lodo-<set>`` model (trained by
-``benchmarks/rag_training.py`` without that set) on that set. The second pass is also compared on
-the validation questions of the multi-hop training sets (development data), which decide whether
-it should be on by default.
+``benchmarks/rag_training.py`` without that set) on that set. The validation questions of the
+multi-hop training sets, each with all its passages (development data), choose the passage
+weight (:data:`PASSAGE_WEIGHTS`, rule in ``multihop_report``) and decide whether the second pass
+should be on by default.
 
 ``--lodo-from RESULTS.json`` takes the leave-one-dataset-out section from an earlier run whose
 LODO models are not retrained (the section then names that run and its models' recipe).
@@ -138,10 +141,26 @@ def single_hop_report(
     return report
 
 
+#: Passage weights swept on the multi-hop questions (development data chooses the default).
+PASSAGE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0)
+#: Compressions at which the passage-weight rule reads the best recall (the target's, and one
+#: step harder).
+WEIGHT_RULE_COMPRESSIONS = (0.60, 0.70)
+
+
 def multihop_report(
-    pruner: Any, examples: list[Any], *, n_boot: int, seed: int, threshold: float | None = None
+    pruner: Any,
+    examples: list[Any],
+    *,
+    n_boot: int,
+    seed: int,
+    threshold: float | None = None,
+    compare_weight: float | None = None,
 ) -> dict[str, Any]:
-    """Single against second pass with each question's passages pruned together."""
+    """Each question's passages pruned together: the passage weight swept, ``compare_weight``
+    (default: this run's own rule choice) against no weight, and the second pass against the
+    single pass, both at the pruner's default passage weight."""
+    from dataprune.rag.passage_weight import DEFAULT_PASSAGE_WEIGHT, weight_by_passage
     from dataprune.rag.second_pass import SecondPassConfig, second_pass_scores
 
     groups = group_by_question(examples)
@@ -153,6 +172,9 @@ def multihop_report(
     secs = time.perf_counter() - t0
     default = pruner.default_threshold if threshold is None else threshold
 
+    def weighted(scores: list[list[Any]], w: float) -> list[list[Any]]:
+        return [weight_by_passage(sc, w) for sc in scores]
+
     def stats(scores: list[list[Any]], t: float) -> np.ndarray:
         # one column per question: its passages' sums
         return np.stack(
@@ -160,12 +182,34 @@ def multihop_report(
             axis=1,
         )
 
+    sweep = {}
+    for w in PASSAGE_WEIGHTS:
+        curve = metric_curve([stats(weighted(first, w), t) for t in THRESHOLDS], THRESHOLDS)
+        sweep[repr(w)] = {
+            "weight": w,
+            "best_recall": [best_recall(curve, c) for c in WEIGHT_RULE_COMPRESSIONS],
+        }
+    # the rule: highest mean best recall at the rule's compressions; ties -> the smaller weight
+    choice = max(
+        sweep.values(), key=lambda v: (round(float(np.mean(v["best_recall"])), 9), -v["weight"])
+    )["weight"]
+    cw = choice if compare_weight is None else float(compare_weight)
     out: dict[str, Any] = {
         "n_questions": len(groups),
         "n_passages": len(examples),
         "threshold": default,
+        "passage_weight": DEFAULT_PASSAGE_WEIGHT,
+        "compare_weight": cw,
+        "rule_compressions": list(WEIGHT_RULE_COMPRESSIONS),
+        "weight_sweep": sweep,
+        "weight_choice": choice,
     }
-    per = {"single": first, "second": second}
+    per = {
+        "off": first,
+        "weighted": weighted(first, cw),
+        "single": weighted(first, DEFAULT_PASSAGE_WEIGHT),
+        "second": weighted(second, DEFAULT_PASSAGE_WEIGHT),
+    }
     curves = {
         k: metric_curve([stats(sc, t) for t in THRESHOLDS], THRESHOLDS) for k, sc in per.items()
     }
@@ -174,14 +218,27 @@ def multihop_report(
         out[k]["best_recall_at_target_compression"] = best_recall(
             curves[k], MULTI_HOP_TARGET["compression"]
         )
-    # second pass vs single pass at the single pass's default compression (and vice versa)
-    for a, b in (("single", "second"), ("second", "single")):
-        st = stats(per[a], default)
-        ref = [stats(per[b], t) for t in THRESHOLDS]
-        boot = paired_bootstrap({default: st}, {b: ref}, n_boot=n_boot, seed=seed)[default][b]
+    # a against b at a's compression (b's sweep interpolated there; bootstrap over questions):
+    # at the default threshold, and for the weight also at the threshold where it reaches its
+    # best recall with the target compression
+    target_t = max(
+        (r for r in curves["weighted"] if r["compression"] >= MULTI_HOP_TARGET["compression"]),
+        key=lambda r: (r["recall"], r["param"]),
+        default={"param": default},
+    )["param"]
+    for key, a, b, t in (
+        ("weighted_vs_off", "weighted", "off", default),
+        ("weighted_vs_off_at_target", "weighted", "off", target_t),
+        ("second_vs_single", "second", "single", default),
+    ):
+        st = stats(per[a], t)
+        ref = [stats(per[b], u) for u in THRESHOLDS]
+        boot = paired_bootstrap({t: st}, {b: ref}, n_boot=n_boot, seed=seed)[t][b]
         at = summed_metrics(st)
-        out[f"{a}_vs_{b}"] = {
+        out[key] = {
+            "threshold": t,
             "compression": at["compression"],
+            "recall": at["recall"],
             "delta_recall": at["recall"]
             - value_at_compression(curves[b], at["compression"], "recall"),
             "ci95_recall": boot["recall"],
@@ -286,20 +343,22 @@ def main(argv: list[str] | None = None) -> int:
         "sets": {},
         "multi_hop": {},
     }
+    # development first: its passage-weight choice is the one compared on the held-out sets
+    dev = dev_multihop_examples(pruner)
+    if dev:
+        res["dev_multi_hop"] = multihop_report(pruner, dev, n_boot=args.n_boot, seed=args.seed)
+    dev_choice = res["dev_multi_hop"]["weight_choice"] if dev else None
     for name in [s for s in args.sets.split(",") if s]:
         examples = eval_examples(name, pruner, max_passages=args.max_passages, seed=args.seed)
         logger.info("%s: %d passages", name, len(examples))
         if EVAL_SETS[name] == "multi":
             res["multi_hop"][name] = multihop_report(
-                pruner, examples, n_boot=args.n_boot, seed=args.seed
+                pruner, examples, n_boot=args.n_boot, seed=args.seed, compare_weight=dev_choice
             )
         else:
             res["sets"][name] = single_hop_report(
                 pruner, previous, encoder, examples, n_boot=args.n_boot, seed=args.seed
             )
-    dev = dev_multihop_examples(pruner)
-    if dev:
-        res["dev_multi_hop"] = multihop_report(pruner, dev, n_boot=args.n_boot, seed=args.seed)
     if args.lodo_from is not None:
         import json
 

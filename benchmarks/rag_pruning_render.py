@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from benchmarks import _common as common
 
 __all__ = ["render"]
@@ -115,7 +117,16 @@ def _single(res: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _multi(title: str, r: dict[str, Any], tgt: dict[str, float]) -> list[str]:
+def _wname(w: float) -> str:
+    return f"{w:g}"
+
+
+def _multi(title: str, r: dict[str, Any], tgt: dict[str, float], cw_source: str) -> list[str]:
+    w, cw = r["passage_weight"], r["compare_weight"]
+
+    def tag(x: float) -> str:
+        return " (default)" if x == w else ""
+
     lines = [
         f"### {title}",
         "",
@@ -123,25 +134,60 @@ def _multi(title: str, r: dict[str, Any], tgt: dict[str, float]) -> list[str]:
         f"question's passages pruned together at threshold {r['threshold']:.3f}; recall = "
         "supporting sentences kept, compression = share of all its passages' characters removed.",
         "",
-        "| pass | recall | compression | best recall at compression >= "
+        "| setting | recall | compression | best recall at compression >= "
         f"{tgt['compression']:.2f} | target |",
         "|---|---:|---:|---:|---|",
     ]
-    for k in ("single", "second"):
+    names = {
+        "off": f"single pass, passage weight 0{tag(0.0)}",
+        "weighted": f"single pass, passage weight {_wname(cw)} ({cw_source}){tag(cw)}",
+        "second": f"second pass, passage weight {_wname(w)}",
+    }
+    for k, name in names.items():
         d = r[k]["default"]
         ok = d["recall"] >= tgt["recall"] and d["compression"] >= tgt["compression"]
         lines.append(
-            f"| {k} | {_f(d['recall'])} | {_f(d['compression'])} | "
+            f"| {name} | {_f(d['recall'])} | {_f(d['compression'])} | "
             f"{_f(r[k]['best_recall_at_target_compression'])} | {_met(ok)} |"
         )
-    s = r["second_vs_single"]
+    single = f"single pass, passage weight {_wname(w)}"
+    lines += ["", "Matched-compression comparisons (the second interpolated at the first's "
+              "compression; paired bootstrap 95% CI over questions):", ""]  # fmt: skip
+    for key, a, b in (
+        ("weighted_vs_off", names["weighted"], names["off"]),
+        ("weighted_vs_off_at_target", names["weighted"], names["off"]),
+        ("second_vs_single", names["second"], single),
+    ):
+        c = r[key]
+        lines.append(
+            f"- {a} at threshold {c['threshold']:.4g} (recall {_f(c['recall'])}, compression "
+            f"{_f(c['compression'])}) against {b}: Δ recall "
+            f"{_ci(c['delta_recall'], c['ci95_recall'])} "
+            f"({_verdict(c['delta_recall'], c['ci95_recall'])})."
+        )
+    comps = r["rule_compressions"]
     lines += [
         "",
-        f"Second pass against the single pass at the second pass's compression "
-        f"({_f(s['compression'])}): Δ recall {_ci(s['delta_recall'], s['ci95_recall'])} "
-        f"({_verdict(s['delta_recall'], s['ci95_recall'])}).",
+        "Passage weight swept (single pass): best recall at compression >= "
+        + " and >= ".join(f"{c:.2f}" for c in comps)
+        + (
+            f"; the rule on this held-out set alone (not used) would pick {_wname(r['weight_choice'])}."
+            if cw_source == "development choice"
+            else f"; the rule picks {_wname(r['weight_choice'])}."
+        ),
         "",
+        "| passage weight | "
+        + " | ".join(f"best recall at >= {c:.2f}" for c in comps)
+        + " | mean |",
+        "|---:|" + "---:|" * (len(comps) + 1),
     ]
+    for v in r["weight_sweep"].values():
+        lines.append(
+            f"| {_wname(v['weight'])} | "
+            + " | ".join(_f(x) for x in v["best_recall"])
+            + f" | {_f(float(np.mean(v['best_recall'])))} |"
+        )
+    lines.append("")
     return lines
 
 
@@ -199,14 +245,29 @@ def render(res: dict[str, Any]) -> str:
     if res.get("sets"):
         lines += [*_single(res), ""]
     for name, r in res.get("multi_hop", {}).items():
-        lines += _multi(f"Multi-hop held-out: {name}", r, res["targets"]["multi_hop"])
-    if res.get("dev_multi_hop"):
-        dev = res["dev_multi_hop"]["second_vs_single"]
-        helps = dev["ci95_recall"]["lo"] > 0 if not dev["ci95_recall"].get("n_nan") else False
         lines += _multi(
-            "Development (validation questions of the multi-hop training sets)",
-            res["dev_multi_hop"],
+            f"Multi-hop held-out: {name}", r, res["targets"]["multi_hop"], "development choice"
+        )
+    if res.get("dev_multi_hop"):
+        dev = res["dev_multi_hop"]
+        sec = dev["second_vs_single"]
+        helps = sec["ci95_recall"]["lo"] > 0 if not sec["ci95_recall"].get("n_nan") else False
+        lines += _multi(
+            "Development (validation questions of the multi-hop training sets, all passages)",
+            dev,
             res["targets"]["multi_hop"],
+            "this set's rule choice",
+        )
+        choice, w = dev["weight_choice"], dev["passage_weight"]
+        lines.append(
+            "Rule for the passage weight (development data only): the highest mean of the best "
+            "recalls at the compressions above, ties to the smaller weight; it picks "
+            f"{_wname(choice)}, "
+            + (
+                "the shipped default."
+                if choice == w
+                else f"but the shipped default is {_wname(w)}: **the default does not follow the rule**."
+            )
         )
         lines.append(
             "On development data the second pass "

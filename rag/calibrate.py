@@ -23,6 +23,11 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.rag.inference import PassageScores
+from dataprune.rag.passage_weight import (
+    DEFAULT_PASSAGE_WEIGHT,
+    check_passage_weight,
+    weight_by_passage,
+)
 from dataprune.rag.selection import AGGREGATIONS, select_passages
 from dataprune.rag.sentences import split_sentences
 
@@ -100,6 +105,7 @@ def calibrate_threshold(
     on: str = "answer_bearing",
     aggregation: str = "mean_prob",
     always_select_title: bool = False,
+    passage_weight: float = DEFAULT_PASSAGE_WEIGHT,
     step: float | None = 0.005,
 ) -> ThresholdCalibration:
     """The smallest threshold at which the mean character compression reaches a target.
@@ -123,6 +129,9 @@ def calibrate_threshold(
     aggregation : {"mean_prob", "vote"}, default="mean_prob"
     always_select_title : bool, default=False
         As in :meth:`~dataprune.rag.ContextPruner.prune`.
+    passage_weight : float, default=DEFAULT_PASSAGE_WEIGHT
+        As in :meth:`~dataprune.rag.ContextPruner.prune`: applied over each query's passages,
+        so calibrate with the value you will prune with.
     step : float or None, default=0.005
         Search the multiples of ``step`` in [0, 1]; ``None`` searches the exact breakpoints
         (every sentence score and token probability), giving the smallest threshold exactly.
@@ -152,6 +161,7 @@ def calibrate_threshold(
     if step is not None and not (isinstance(step, (int, float)) and 0.0 < step <= 1.0):
         raise DataValidationError(f"step: expected a number in (0, 1] or None, got {step!r}")
     AGGREGATIONS.get(aggregation)
+    passage_weight = check_passage_weight(passage_weight)
     if isinstance(queries, str):
         queries, passages = [queries], [passages]  # type: ignore[list-item]
         labels = None if labels is None else [labels]
@@ -171,7 +181,8 @@ def calibrate_threshold(
     chosen: list[PassageScores] = []
     chosen_labels: list[np.ndarray] = []
     for i, (ps, sc) in enumerate(zip(passages, scores)):
-        for j, (p, s) in enumerate(zip(ps, sc)):
+        # weighted within the query (all its passages), before its passages are pooled
+        for j, (p, s) in enumerate(zip(ps, weight_by_passage(sc, passage_weight))):
             lab = None if labs is None else labs[i][j]
             if not s.sentences or (on == "answer_bearing" and not lab.any()):
                 continue
@@ -191,6 +202,7 @@ def calibrate_threshold(
             threshold=t,
             aggregation=aggregation,
             always_select_title=always_select_title,
+            passage_weight=0.0,  # already weighted per query above
         )
         comp = float(np.mean([r.compression_chars for r in out]))
         if labs is None or not n_pos:

@@ -32,11 +32,17 @@ __all__ = [
     "value_at_compression",
 ]
 
-#: Thresholds a pruner is swept over (curves, matched compression): steps of 0.002 below 0.1
-#: (a pruner trained with more layers puts its default near 0.07), then of 0.01.
+#: Thresholds a pruner is swept over (curves, matched compression): 12 log-spaced steps from
+#: 1e-4 to 0.002 (passage-weighted probabilities of low-ranked passages are small), steps of
+#: 0.002 below 0.1 (a pruner trained with more layers puts its default near 0.07), then of 0.01.
 THRESHOLD_GRID: tuple[float, ...] = tuple(
     float(t)
-    for t in np.unique(np.round(np.r_[np.arange(0.002, 0.1, 0.002), np.arange(0.1, 1.0, 0.01)], 3))
+    for t in np.unique(
+        np.r_[
+            np.round(np.geomspace(1e-4, 0.002, 12, endpoint=False), 6),
+            np.round(np.r_[np.arange(0.002, 0.1, 0.002), np.arange(0.1, 1.0, 0.01)], 3),
+        ]
+    )
 )
 
 

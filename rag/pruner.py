@@ -30,6 +30,7 @@ from dataprune.rag.loading import (
     default_checkpoint_path,
     load_context_pruner,
 )
+from dataprune.rag.passage_weight import DEFAULT_PASSAGE_WEIGHT, check_passage_weight
 from dataprune.rag.patterns import compile_keep_patterns
 from dataprune.rag.provence_api import provence_process
 from dataprune.rag.second_pass import SecondPassConfig, second_pass_scores
@@ -301,6 +302,7 @@ class ContextPruner:
         max_tokens: int | None = None,
         rate: float | None = None,
         keep_patterns: Sequence[str | re.Pattern[str]] | None = None,
+        passage_weight: float = DEFAULT_PASSAGE_WEIGHT,
         second_pass: bool = False,
         second_pass_passages: int = 2,
         second_pass_sentences: int = 1,
@@ -332,6 +334,9 @@ class ContextPruner:
             only the other sentences); it counts as kept for the title rule. Ready-made ones:
             :data:`~dataprune.rag.patterns.KEEP_PATTERNS`. Listed in
             ``PrunedPassage.forced_sentences`` when only the pattern kept them.
+        passage_weight : float, default=DEFAULT_PASSAGE_WEIGHT
+            Scale each passage's token keep-probabilities by ``(passage_score / the query's
+            best) ** passage_weight`` (:mod:`dataprune.rag.passage_weight`; 0 = off).
         second_pass : bool, default=False
             Multi-hop second pass (:mod:`dataprune.rag.second_pass`): re-score with the query
             extended by the best sentences of the best first-pass passages (cut at a word
@@ -361,6 +366,7 @@ class ContextPruner:
             max_tokens=max_tokens,
             rate=rate,
             keep_patterns=keep_patterns,
+            passage_weight=passage_weight,
             second_pass=second_pass,
             second_pass_passages=second_pass_passages,
             second_pass_sentences=second_pass_sentences,
@@ -378,6 +384,7 @@ class ContextPruner:
         max_tokens: int | None = None,
         rate: float | None = None,
         keep_patterns: Sequence[str | re.Pattern[str]] | None = None,
+        passage_weight: float = DEFAULT_PASSAGE_WEIGHT,
         second_pass: bool = False,
         second_pass_passages: int = 2,
         second_pass_sentences: int = 1,
@@ -392,8 +399,9 @@ class ContextPruner:
         passages : sequence of sequence of str
             ``passages[i]`` holds the passages of ``queries[i]`` (list-of-lists; lengths may
             differ).
-        threshold, aggregation, always_select_title, max_tokens, rate, keep_patterns
-            As in :meth:`prune` (budgets apply per query).
+        threshold, aggregation, always_select_title, max_tokens, rate, keep_patterns,
+        passage_weight
+            As in :meth:`prune` (budgets and the passage weight apply per query).
         second_pass, second_pass_passages, second_pass_sentences
             As in :meth:`prune`; the second pass re-scores all queries in one batched call.
 
@@ -403,6 +411,7 @@ class ContextPruner:
             Same nesting as ``passages``.
         """
         t = self._check_options(threshold, aggregation)
+        passage_weight = check_passage_weight(passage_weight)
         patterns = compile_keep_patterns(keep_patterns)
         config = SecondPassConfig(second_pass_passages, second_pass_sentences)
         queries, passages = self._check_batch(queries, passages)
@@ -428,6 +437,7 @@ class ContextPruner:
                 max_tokens=max_tokens,
                 rate=rate,
                 keep_patterns=patterns,
+                passage_weight=passage_weight,
             )
             for ps, sc in zip(passages, scores)
         ]
@@ -464,7 +474,8 @@ class ContextPruner:
             applies when ``always_select_title``); a list of lists gives explicit titles, which
             are prepended to each context as its first sentence; ``None``: no titles.
         threshold, always_select_title
-            As in :meth:`prune` (``threshold=None``: :attr:`default_threshold`).
+            As in :meth:`prune` (``threshold=None``: :attr:`default_threshold`; passage weight
+            at its default).
         reorder : bool, default=False
             Sort each question's contexts by reranking score (descending) and keep ``top_k``.
         enable_warnings : bool

@@ -34,6 +34,7 @@ from dataprune.rag.comparison import (
     threshold_masks,
 )
 from dataprune.rag.evaluation import pruning_metrics
+from dataprune.rag.passage_weight import DEFAULT_PASSAGE_WEIGHT, check_passage_weight
 from dataprune.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -59,16 +60,27 @@ def _embedding(queries: Sequence[str], texts: Sequence[Sequence[str]], encoder: 
     return embedding_scores(queries, texts, encoder=encoder)
 
 
-def _score(pruner: Any, examples: Sequence[Any], show_progress_bar: bool | None) -> list[Any]:
-    """The pruner's threshold-free scores, one per example, scored query by query."""
+def _score(
+    pruner: Any, examples: Sequence[Any], show_progress_bar: bool | None, passage_weight: float
+) -> list[Any]:
+    """The pruner's threshold-free scores, one per example, scored query by query and weighted
+    by passage over each query's passages (:mod:`dataprune.rag.passage_weight`)."""
     from dataprune.rag.grouping import per_query
+    from dataprune.rag.passage_weight import weight_by_passage
 
-    return per_query(
+    scores = per_query(
         pruner.score,
         [e.query for e in examples],
         [e.passage for e in examples],
         show_progress_bar=show_progress_bar,
     )
+    by_query: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        by_query.setdefault(e.query, []).append(i)
+    for idx in by_query.values():
+        for i, s in zip(idx, weight_by_passage([scores[i] for i in idx], passage_weight)):
+            scores[i] = s
+    return scores
 
 
 def evaluate_pruner(
@@ -76,6 +88,7 @@ def evaluate_pruner(
     examples: Sequence[Any],
     *,
     threshold: float | None = None,
+    passage_weight: float = DEFAULT_PASSAGE_WEIGHT,
     baselines: Sequence[str] = ("bm25", "embedding"),
     encoder: Any = None,
     target_compression: float = 0.6,
@@ -93,6 +106,10 @@ def evaluate_pruner(
         must hold evidence.
     threshold : float, optional
         The pruner's keep threshold (default: its checkpoint's ``default_threshold``).
+    passage_weight : float, default=DEFAULT_PASSAGE_WEIGHT
+        As in :meth:`~dataprune.rag.ContextPruner.prune`, over each query's passages (records
+        with the same query): evaluate once with 0 and once with a weight to see whether it
+        helps on your passages.
     baselines : sequence of str, default=("bm25", "embedding")
         Names in :data:`BASELINES`.
     encoder : optional
@@ -127,13 +144,14 @@ def evaluate_pruner(
     if int(n_boot) < 100:
         raise DataValidationError(f"n_boot must be >= 100, got {n_boot}")
     threshold = pruner.default_threshold if threshold is None else check_threshold(threshold)
+    passage_weight = check_passage_weight(passage_weight)
     bearing = [i for i, e in enumerate(examples) if e.has_answer]
     if not bearing:
         raise DataValidationError(
             "no passage holds evidence; give evidence for at least one passage (the recall of "
             "evidence is what is measured)"
         )
-    scores = _score(pruner, examples, show_progress_bar)
+    scores = _score(pruner, examples, show_progress_bar, passage_weight)
     sub = [examples[i] for i in bearing]
     texts = [[s.text for s in e.sentences] for e in examples]
     queries = [e.query for e in examples]
@@ -158,6 +176,7 @@ def evaluate_pruner(
     retention = pruning_metrics(examples, masks)["answer_retention"]
     return {
         "threshold": float(threshold),
+        "passage_weight": passage_weight,
         "n_passages": len(examples),
         "n_queries": len({e.query for e in examples}),
         "n_evidence_passages": len(bearing),
@@ -186,7 +205,9 @@ def evaluation_lines(report: dict[str, Any]) -> list[str]:
         f"{report['n_passages']} passages for {report['n_queries']} queries; "
         f"{report['n_evidence_passages']} hold evidence ({report['n_evidence_sentences']} "
         f"evidence sentences)",
-        f"pruner at threshold {report['threshold']:g}: keeps {_pct(ev['recall'])} of the evidence "
+        f"pruner at threshold {report['threshold']:g}"
+        + (f", passage weight {report['passage_weight']:g}" if report.get("passage_weight") else "")
+        + f": keeps {_pct(ev['recall'])} of the evidence "
         f"sentences, removes {_pct(ev['compression'])} of the characters of evidence-bearing "
         f"passages and {_pct(al['compression'])} of all passages' characters (keeping exactly "
         f"the evidence would remove {_pct(report['oracle_compression'])}); in "

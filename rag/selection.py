@@ -26,6 +26,7 @@ import numpy as np
 
 from dataprune.errors import DataValidationError
 from dataprune.rag.inference import PassageScores
+from dataprune.rag.passage_weight import DEFAULT_PASSAGE_WEIGHT, weight_by_passage
 from dataprune.rag.patterns import compile_keep_patterns, forced_mask
 from dataprune.registry import Registry
 
@@ -235,6 +236,7 @@ def select_passages(
     max_tokens: int | None = None,
     rate: float | None = None,
     keep_patterns: Sequence[str | re.Pattern[str]] | None = None,
+    passage_weight: float = DEFAULT_PASSAGE_WEIGHT,
 ) -> list[PrunedPassage]:
     """Prune the passages of ONE query from their scores.
 
@@ -249,6 +251,11 @@ def select_passages(
     keep_patterns : sequence of str or re.Pattern, optional
         Sentences containing a match (:func:`re.search`) are always kept, and count as kept for
         the title rule; budgets drop only the other sentences.
+    passage_weight : float, default=DEFAULT_PASSAGE_WEIGHT
+        Exponent of each passage's score relative to the query's best passage, which scales its
+        token keep-probabilities before everything else (:mod:`dataprune.rag.passage_weight`;
+        0 = off; no effect with a single passage). ``sentence_scores`` of the results are the
+        weighted ones.
 
     Returns
     -------
@@ -262,6 +269,7 @@ def select_passages(
     if rate is not None and not (isinstance(rate, (int, float)) and 0.0 <= rate <= 1.0):
         raise DataValidationError(f"rate must be in [0, 1], got {rate!r}")
     patterns = compile_keep_patterns(keep_patterns)
+    scores = weight_by_passage(scores, passage_weight)
     masks = [
         select_sentences(
             s, threshold=threshold, aggregation=aggregation, always_select_title=always_select_title

@@ -13,7 +13,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dataprune.cli._common import Subparsers, add_input_args, non_negative_int, positive_int
+from dataprune.cli._common import (
+    Subparsers,
+    add_input_args,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from dataprune.cli.config_options import add_config_options
 
 ORDER = 50
@@ -55,6 +61,8 @@ def _flag(field: str, flag: str | None) -> str:
 
 
 def register(sub: Subparsers) -> None:
+    from dataprune.rag.passage_weight import DEFAULT_PASSAGE_WEIGHT
+
     p = sub.add_parser(
         "rag",
         help="RAG context pruning: train a Provence-style pruner, prune retrieved passages",
@@ -157,6 +165,14 @@ def register(sub: Subparsers) -> None:
         default=None,
         choices=("numbers", "dates", "urls", "ids"),
         help="a ready-made keep pattern (dataprune.rag.KEEP_PATTERNS; repeatable)",
+    )
+    r.add_argument(
+        "--passage-weight",
+        type=non_negative_float,
+        default=DEFAULT_PASSAGE_WEIGHT,
+        help="scale each passage's keep-probabilities by (passage score / the query's best "
+        "passage score) ** this before selection; 0 = off; no effect on a single passage "
+        f"(default {DEFAULT_PASSAGE_WEIGHT:g})",
     )
     r.add_argument(
         "--second-pass",
@@ -303,6 +319,7 @@ def run_prune(args: argparse.Namespace) -> int:
         "always_select_title": args.always_select_title,
         "max_tokens": args.max_tokens,
         "keep_patterns": keep_patterns or None,
+        "passage_weight": args.passage_weight,
         "second_pass": args.second_pass,
         "second_pass_passages": args.second_pass_passages,
         "second_pass_sentences": args.second_pass_sentences,
@@ -349,6 +366,7 @@ def run_prune(args: argparse.Namespace) -> int:
             "always_select_title": args.always_select_title,
             "max_tokens": args.max_tokens,
             "keep_patterns": keep_patterns,
+            "passage_weight": args.passage_weight,
             "second_pass": args.second_pass,
             "second_pass_passages": args.second_pass_passages if args.second_pass else None,
             "second_pass_sentences": args.second_pass_sentences if args.second_pass else None,

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dataprune.cli._common import add_input_args, positive_int
+from dataprune.cli._common import add_input_args, non_negative_float, positive_int
 
 
 def add_evaluate_parser(rsub: Any) -> None:
     """Register ``dataprune rag evaluate`` on the ``rag`` sub-command parser."""
+    from dataprune.rag.passage_weight import DEFAULT_PASSAGE_WEIGHT
+
     e = rsub.add_parser(
         "evaluate",
         help="measure on your own labelled passages whether the pruner keeps the evidence "
@@ -49,6 +51,14 @@ def add_evaluate_parser(rsub: Any) -> None:
         type=float,
         default=None,
         help="keep threshold in [0, 1] (default: the checkpoint's own default threshold)",
+    )
+    e.add_argument(
+        "--passage-weight",
+        type=non_negative_float,
+        default=DEFAULT_PASSAGE_WEIGHT,
+        help="weigh each query's passages by (passage score / its best) ** this, as "
+        "'dataprune rag prune --passage-weight'; run once with 0 and once with a weight to see "
+        f"whether it helps on your passages (default {DEFAULT_PASSAGE_WEIGHT:g})",
     )
     e.add_argument(
         "--baselines",
@@ -122,6 +132,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         pruner,
         examples,
         threshold=args.threshold,
+        passage_weight=args.passage_weight,
         baselines=args.baselines,
         target_compression=args.target_compression,
         n_boot=args.n_boot,
@@ -145,6 +156,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                     "text_field": args.text_field,
                     "evidence_field": args.evidence_field,
                     "model": args.model,
+                    "passage_weight": args.passage_weight,
                     "baselines": list(args.baselines),
                 },
                 "pruner": pruner.describe(),

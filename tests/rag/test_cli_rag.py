@@ -189,13 +189,18 @@ TEXTS = [
 ]
 
 
-def test_threshold_defaults_to_the_checkpoint(tiny_ckpt, tmp_path):
-    ckpt = tiny_ckpt
-    (ckpt / "card.json").write_text(json.dumps({"held_out": {"default_threshold": 0.0}}))
+def _prune_texts(tmp_path):
+    """``dataprune rag prune`` arguments over TEXTS (one record each) for the query "zebra?"."""
     src = tmp_path / "p.jsonl"
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
     out = tmp_path / "o.jsonl"
-    args = ["rag", "prune", "--query", "zebra?", "--input", str(src), "--output", str(out)]
+    return ["rag", "prune", "--query", "zebra?", "--input", str(src), "--output", str(out)], out
+
+
+def test_threshold_defaults_to_the_checkpoint(tiny_ckpt, tmp_path):
+    ckpt = tiny_ckpt
+    (ckpt / "card.json").write_text(json.dumps({"held_out": {"default_threshold": 0.0}}))
+    args, out = _prune_texts(tmp_path)
     assert main([*args, "--model", str(ckpt)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["pruned_text"] for r in rows] == TEXTS  # threshold 0 from the card
@@ -209,10 +214,7 @@ def test_threshold_defaults_to_the_checkpoint(tiny_ckpt, tmp_path):
 
 
 def test_keep_patterns_and_presets(tiny_ckpt, tmp_path):
-    src = tmp_path / "p.jsonl"
-    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    out = tmp_path / "o.jsonl"
-    args = ["rag", "prune", "--query", "zebra?", "--input", str(src), "--output", str(out)]
+    args, out = _prune_texts(tmp_path)
     args += ["--model", str(tiny_ckpt), "--threshold", "1"]
     assert main([*args, "--keep-pattern", "Paris", "--keep-preset", "numbers"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -227,10 +229,7 @@ def test_keep_patterns_and_presets(tiny_ckpt, tmp_path):
 
 
 def test_second_pass_flag_records_the_extended_query(tiny_ckpt, tmp_path):
-    src = tmp_path / "p.jsonl"
-    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    out = tmp_path / "o.jsonl"
-    args = ["rag", "prune", "--query", "zebra?", "--input", str(src), "--output", str(out)]
+    args, out = _prune_texts(tmp_path)
     assert main([*args, "--model", str(tiny_ckpt), "--second-pass"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(r["extended_query"].startswith("zebra? ") for r in rows)
@@ -239,11 +238,32 @@ def test_second_pass_flag_records_the_extended_query(tiny_ckpt, tmp_path):
     assert man["parameters"]["second_pass_passages"] == 2
 
 
+def test_passage_weight_flag_is_passed_and_recorded(tiny_ckpt, tmp_path):
+    from dataprune.rag.passage_weight import DEFAULT_PASSAGE_WEIGHT
+
+    args, out = _prune_texts(tmp_path)
+    args += ["--model", str(tiny_ckpt), "--threshold", "0.3"]
+    manifest = tmp_path / "o.jsonl.manifest.json"
+    scores = {}
+    for extra, weight in (([], DEFAULT_PASSAGE_WEIGHT), (["--passage-weight", "2"], 2.0)):
+        assert main([*args, *extra]) == 0
+        assert json.loads(manifest.read_text())["parameters"]["passage_weight"] == weight
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        scores[weight] = [r["sentence_scores"] for r in rows]
+    # every record is a passage of the one --query: only the best passage keeps its scores
+    on, off = scores[2.0], scores[DEFAULT_PASSAGE_WEIGHT]
+    assert sum(max(a) == max(b) for a, b in zip(on, off)) >= 1
+    assert all(x <= y + 1e-6 for a, b in zip(on, off) for x, y in zip(a, b))
+    assert any(x < y - 1e-6 for a, b in zip(on, off) for x, y in zip(a, b))
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["--keep-pattern", "(oops"], "keep_patterns[0]: '(oops' is not a valid regular"),
         (["--second-pass", "--second-pass-passages", "0"], "expected an integer >= 1"),
+        (["--passage-weight", "-1"], "expected a number >= 0"),
+        (["--passage-weight", "nan"], "passage_weight must be a finite number >= 0"),
     ],
 )
 def test_bad_pruning_options_one_line_exit_2(tmp_path, tiny_ckpt, capsys, args, expected):

@@ -36,6 +36,10 @@ def test_evaluate_prints_the_comparison_and_writes_strict_json(tmp_path, tiny_ck
     rep = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert rep["report"]["threshold"] == 0.0 and rep["input"]["n_input"] == 3
     assert rep["parameters"]["baselines"] == ["bm25"]
+    assert rep["parameters"]["passage_weight"] == rep["report"]["passage_weight"] == 0.0
+    assert main([*argv, "--passage-weight", "2"]) == 0
+    assert "passage weight 2" in capsys.readouterr().out
+    assert json.loads(out.read_text())["report"]["passage_weight"] == 2.0
     before = src.read_bytes()
     assert main(argv[:-2]) == 0  # without --output: prints only
     assert src.read_bytes() == before

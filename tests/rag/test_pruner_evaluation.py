@@ -40,6 +40,30 @@ def test_threshold_zero_keeps_everything_and_one_keeps_nothing(tiny_pruner):
     assert "bm25" in text
 
 
+def test_passage_weight_applies_within_each_query(tiny_pruner):
+    ex = _examples()
+    # (the tiny model's passage scores are 0.80 and 0.77 for the two zebra-lives passages:
+    # weight 3 scales the second one's sentences by 0.89, from 0.78 / 0.73 to 0.69 / 0.64)
+    off = evaluate_pruner(tiny_pruner, ex, threshold=0.66, baselines=[], n_boot=200)
+    on = evaluate_pruner(
+        tiny_pruner, ex, threshold=0.66, baselines=[], n_boot=200, passage_weight=3.0
+    )
+    assert off["passage_weight"] == 0.0 and on["passage_weight"] == 3.0
+    # the two zebra-lives passages share a query: the lower-ranked one loses text; the third
+    # passage is its query's only one and prunes as without the weight
+    assert on["all_passages"]["compression"] > off["all_passages"]["compression"]
+    lone = examples_from_records([ex[2].query], [TEXTS[2]], [["black and white stripes"]])
+    same = [
+        evaluate_pruner(tiny_pruner, lone, threshold=0.66, baselines=[], n_boot=200,
+                        passage_weight=w)["evidence_passages"]
+        for w in (0.0, 3.0)
+    ]  # fmt: skip
+    assert same[0] == same[1]
+    assert "passage weight 3" in "\n".join(evaluation_lines(on))
+    with pytest.raises(DataValidationError, match="passage_weight"):
+        evaluate_pruner(tiny_pruner, ex, baselines=[], passage_weight=-1.0)
+
+
 def test_same_seed_same_report_and_its_lines(tiny_pruner):
     ex = _examples()
     a = evaluate_pruner(tiny_pruner, ex, baselines=["bm25"], n_boot=200, random_state=3)
