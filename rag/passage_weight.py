@@ -27,11 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from dataprune.errors import DataValidationError
-from dataprune.rag.inference import PassageScores
+
+if TYPE_CHECKING:  # the CLI reads the default while building its parser: no numpy there
+    from dataprune.rag.inference import PassageScores
 
 __all__ = ["DEFAULT_PASSAGE_WEIGHT", "check_passage_weight", "weight_by_passage"]
 
@@ -73,6 +74,8 @@ def weight_by_passage(
         probabilities stay in [0, 1] and never rise (higher = keep). ``passage_score`` is
         unchanged.
     """
+    import numpy as np
+
     w = check_passage_weight(passage_weight)
     scores = list(scores)
     if w == 0.0 or len(scores) < 2:
