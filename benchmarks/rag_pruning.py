@@ -182,9 +182,18 @@ def multihop_report(
             axis=1,
         )
 
+    memo: dict[tuple[str, float], tuple[list[list[Any]], list[np.ndarray]]] = {}
+
+    def swept(which: str, w: float) -> tuple[list[list[Any]], list[np.ndarray]]:
+        """The weighted scores of one pass and their stats at every threshold, computed once."""
+        if (which, w) not in memo:
+            sc = weighted(first if which == "first" else second, w)
+            memo[which, w] = (sc, [stats(sc, t) for t in THRESHOLDS])
+        return memo[which, w]
+
     sweep = {}
     for w in PASSAGE_WEIGHTS:
-        curve = metric_curve([stats(weighted(first, w), t) for t in THRESHOLDS], THRESHOLDS)
+        curve = metric_curve(swept("first", w)[1], THRESHOLDS)
         sweep[repr(w)] = {
             "weight": w,
             "best_recall": [best_recall(curve, c) for c in WEIGHT_RULE_COMPRESSIONS],
@@ -205,15 +214,13 @@ def multihop_report(
         "weight_choice": choice,
     }
     per = {
-        "off": first,
-        "weighted": weighted(first, cw),
-        "single": weighted(first, DEFAULT_PASSAGE_WEIGHT),
-        "second": weighted(second, DEFAULT_PASSAGE_WEIGHT),
+        "off": swept("first", 0.0),
+        "weighted": swept("first", cw),
+        "single": swept("first", DEFAULT_PASSAGE_WEIGHT),
+        "second": swept("second", DEFAULT_PASSAGE_WEIGHT),
     }
-    curves = {
-        k: metric_curve([stats(sc, t) for t in THRESHOLDS], THRESHOLDS) for k, sc in per.items()
-    }
-    for k, sc in per.items():
+    curves = {k: metric_curve(st, THRESHOLDS) for k, (_, st) in per.items()}
+    for k, (sc, _) in per.items():
         out[k] = {"default": summed_metrics(stats(sc, default)), "curve": curves[k]}
         out[k]["best_recall_at_target_compression"] = best_recall(
             curves[k], MULTI_HOP_TARGET["compression"]
@@ -231,8 +238,8 @@ def multihop_report(
         ("weighted_vs_off_at_target", "weighted", "off", target_t),
         ("second_vs_single", "second", "single", default),
     ):
-        st = stats(per[a], t)
-        ref = [stats(per[b], u) for u in THRESHOLDS]
+        st = stats(per[a][0], t)
+        ref = per[b][1]
         boot = paired_bootstrap({t: st}, {b: ref}, n_boot=n_boot, seed=seed)[t][b]
         at = summed_metrics(st)
         out[key] = {

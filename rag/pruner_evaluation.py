@@ -64,23 +64,21 @@ def _score(
     pruner: Any, examples: Sequence[Any], show_progress_bar: bool | None, passage_weight: float
 ) -> list[Any]:
     """The pruner's threshold-free scores, one per example, scored query by query and weighted
-    by passage over each query's passages (:mod:`dataprune.rag.passage_weight`)."""
+    over each query's passages (:mod:`dataprune.rag.passage_weight`)."""
     from dataprune.rag.grouping import per_query
     from dataprune.rag.passage_weight import weight_by_passage
 
-    scores = per_query(
-        pruner.score,
+    def score_weighted(queries: list[str], passages: list[list[str]], **kw: Any) -> list[Any]:
+        return [
+            weight_by_passage(sc, passage_weight) for sc in pruner.score(queries, passages, **kw)
+        ]
+
+    return per_query(
+        score_weighted,
         [e.query for e in examples],
         [e.passage for e in examples],
         show_progress_bar=show_progress_bar,
     )
-    by_query: dict[str, list[int]] = {}
-    for i, e in enumerate(examples):
-        by_query.setdefault(e.query, []).append(i)
-    for idx in by_query.values():
-        for i, s in zip(idx, weight_by_passage([scores[i] for i in idx], passage_weight)):
-            scores[i] = s
-    return scores
 
 
 def evaluate_pruner(
