@@ -16,6 +16,7 @@ layers trained 600 steps on the same mixture) is read from git at :data:`PREVIOU
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ __all__ = [
     "eval_examples",
     "group_by_question",
     "previous_checkpoint",
+    "pruner_recipe",
+    "score_examples",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -150,3 +153,31 @@ def dev_multihop_examples(pruner: Any) -> list[Any]:
             e for e in load_evidence_set(part.name, "train", cfg.evidence_data) if e.qid in val_q
         ]
     return out
+
+
+def score_examples(pruner: Any, examples: list[Any]) -> tuple[list[Any], float]:
+    """One scoring pass (threshold-free) over labelled examples; seconds taken."""
+    from dataprune.rag.inference import score_pairs
+
+    t0 = time.perf_counter()
+    scores = score_pairs(
+        pruner.model,
+        pruner.tokenizer,
+        [e.query for e in examples],
+        [e.passage for e in examples],
+        max_length=pruner.max_length,
+        max_query_tokens=pruner.max_query_tokens,
+        batch_size=32,
+        precision=pruner.precision_,
+        sentences=[e.sentences for e in examples],
+        show_progress_bar=True,
+    )
+    return scores, time.perf_counter() - t0
+
+
+def pruner_recipe(pruner: Any) -> dict[str, Any]:
+    """Trainable layers and training steps of a pruner, from its card."""
+    card = (pruner.meta or {}).get("card") or {}
+    cfg = card.get("train_config") or {}
+    return {"trainable_layers": (cfg.get("pruner") or {}).get("trainable_layers"),
+            "steps": card.get("steps")}  # fmt: skip

@@ -16,14 +16,16 @@ over its threshold and interpolated at that compression, with paired bootstrap 9
 passages. Multi-hop: every question's passages pruned together; the passage weight
 (``dataprune.rag.passage_weight``) swept, its default against no weight and the second pass
 against the single pass at matched compression (bootstrap over questions).
-Leave-one-dataset-out: each ``benchmarks/.cache/rag_models/lodo-<set>`` model (trained by
-``benchmarks/rag_training.py`` without that set) on that set. The validation questions of the
+Leave-one-dataset-out (``benchmarks/rag_pruning_lodo.py``): each
+``benchmarks/.cache/rag_models/lodo-<set>`` model (trained by ``benchmarks/rag_training.py``
+without that set) on that set; on the multi-hop sets also every question's passages together. The
+validation questions of the
 multi-hop training sets, each with all its passages (development data), choose the passage
 weight (:data:`PASSAGE_WEIGHTS`, rule in ``multihop_report``) and decide whether the second pass
 should be on by default.
 
-``--lodo-from RESULTS.json`` takes the leave-one-dataset-out section from an earlier run whose
-LODO models are not retrained (the section then names that run and its models' recipe).
+``--lodo-from RESULTS.json``: the leave-one-dataset-out rows of models not on this machine come
+from that earlier run (each such row names the run and its model's recipe).
 
 Writes ``benchmarks/results/rag_pruning.{json,md}``; ``--render-only`` re-renders the ``.md``.
 """
@@ -47,13 +49,14 @@ if str(REPO) not in sys.path:
 from benchmarks import _common as common  # noqa: E402
 from benchmarks.rag_eval_sets import (  # noqa: E402
     EVAL_SETS,
-    LODO_SETS,
-    MODELS_DIR,
     dev_multihop_examples,
     eval_examples,
     group_by_question,
     previous_checkpoint,
+    pruner_recipe,
+    score_examples,
 )
+from benchmarks.rag_pruning_lodo import lodo_report  # noqa: E402
 from dataprune.rag.comparison import (  # noqa: E402
     THRESHOLD_GRID,
     best_recall,
@@ -76,26 +79,6 @@ THRESHOLDS = THRESHOLD_GRID
 SINGLE_HOP_TARGET = {"recall": 0.90, "compression": 0.60}
 MULTI_HOP_TARGET = {"recall": 0.85, "compression": 0.60}
 README_TARGET = {"recall": 0.90, "compression": 0.55}
-
-
-def score_examples(pruner: Any, examples: list[Any]) -> tuple[list[Any], float]:
-    """One scoring pass (threshold-free) over labelled examples; seconds taken."""
-    from dataprune.rag.inference import score_pairs
-
-    t0 = time.perf_counter()
-    scores = score_pairs(
-        pruner.model,
-        pruner.tokenizer,
-        [e.query for e in examples],
-        [e.passage for e in examples],
-        max_length=pruner.max_length,
-        max_query_tokens=pruner.max_query_tokens,
-        batch_size=32,
-        precision=pruner.precision_,
-        sentences=[e.sentences for e in examples],
-        show_progress_bar=True,
-    )
-    return scores, time.perf_counter() - t0
 
 
 def single_hop_report(
@@ -254,51 +237,6 @@ def multihop_report(
     return out
 
 
-def _recipe(pruner: Any) -> dict[str, Any]:
-    """Trainable layers and training steps of a pruner, from its card."""
-    card = (pruner.meta or {}).get("card") or {}
-    cfg = card.get("train_config") or {}
-    return {"trainable_layers": (cfg.get("pruner") or {}).get("trainable_layers"),
-            "steps": card.get("steps")}  # fmt: skip
-
-
-def lodo_report(
-    encoder: Any, *, max_passages: int | None, n_boot: int, seed: int
-) -> dict[str, Any]:
-    """Each leave-one-dataset-out model on the set it never saw."""
-    from dataprune.rag import baselines as bl
-    from dataprune.rag.pruner import ContextPruner
-
-    out = {}
-    for name in LODO_SETS:
-        path = MODELS_DIR / f"lodo-{name}"
-        if not (path / "card.json").is_file():
-            logger.warning("no model %s: run benchmarks/rag_training.py first", path)
-            continue
-        pruner = ContextPruner.from_pretrained(path)
-        examples = eval_examples(name, pruner, max_passages=max_passages, seed=seed, lodo=True)
-        scores, _ = score_examples(pruner, examples)
-        bearing = [i for i, e in enumerate(examples) if e.has_answer]
-        sub = [examples[i] for i in bearing]
-        texts = [[s.text for s in e.sentences] for e in sub]
-        bm = bl.bm25_scores([e.query for e in sub], texts)
-        rep = compare_at_threshold(
-            sub,
-            [scores[i] for i in bearing],
-            pruner.default_threshold,
-            {"bm25": score_sweep(bm)},
-            target_compression=SINGLE_HOP_TARGET["compression"],
-            thresholds=THRESHOLDS,
-            n_boot=n_boot,
-            seed=seed,
-        )
-        rep.pop("curve")
-        rep["threshold"] = pruner.default_threshold
-        rep["training_sets"] = (pruner.meta or {}).get("card", {}).get("training_sets")
-        out[name] = rep
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.rag_pruning_render import render
 
@@ -313,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         "--lodo-from",
         type=Path,
         default=None,
-        help="take the leave-one-dataset-out section from this earlier results JSON (its models "
-        "are not retrained; the section names the run and recipe it came from)",
+        help="leave-one-dataset-out rows of models not on this machine come from this earlier "
+        "results JSON (each such row names the run and recipe it came from)",
     )
     ap.add_argument("--output-dir", type=Path, default=common.RESULTS)
     common.add_render_only(ap, NAME)
@@ -337,10 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python benchmarks/rag_pruning.py", *(argv or sys.argv[1:])]),
         "model": pruner.describe(),
         "training_sets": ((pruner.meta or {}).get("card") or {}).get("training_sets"),
-        "model_recipe": _recipe(pruner),
+        "model_recipe": pruner_recipe(pruner),
         "previous": previous.describe(),
         "previous_training_sets": ((previous.meta or {}).get("card") or {}).get("training_sets"),
-        "previous_recipe": _recipe(previous),
+        "previous_recipe": pruner_recipe(previous),
         "thresholds": list(THRESHOLDS),
         "targets": {
             "single_hop": SINGLE_HOP_TARGET,
@@ -366,22 +304,21 @@ def main(argv: list[str] | None = None) -> int:
             res["sets"][name] = single_hop_report(
                 pruner, previous, encoder, examples, n_boot=args.n_boot, seed=args.seed
             )
-    if args.lodo_from is not None:
+    if not args.no_lodo:
         import json
 
-        earlier = json.loads(args.lodo_from.read_text(encoding="utf-8"))
-        if not earlier.get("lodo"):
-            raise SystemExit(f"--lodo-from: {args.lodo_from} has no leave-one-dataset-out section")
-        res["lodo"] = earlier["lodo"]
-        # (a section that was itself carried over keeps the run it came from)
-        res["lodo_source"] = earlier.get("lodo_source") or {
-            "command": earlier["command"],
-            # results written before the recipe was recorded evaluated the previous checkpoint
-            "recipe": earlier.get("model_recipe") or _recipe(previous),
-        }
-    elif not args.no_lodo:
+        earlier = None
+        if args.lodo_from is not None:
+            earlier = json.loads(args.lodo_from.read_text(encoding="utf-8"))
+            if not earlier.get("lodo"):
+                raise SystemExit(f"--lodo-from: {args.lodo_from} has no leave-one-dataset-out rows")
         res["lodo"] = lodo_report(
-            encoder, max_passages=args.max_passages, n_boot=args.n_boot, seed=args.seed
+            pruner,
+            targets=res["targets"],
+            max_passages=args.max_passages,
+            n_boot=args.n_boot,
+            seed=args.seed,
+            earlier=earlier,
         )
     res["wall_s"] = time.perf_counter() - t_all
     res["torch_threads"] = torch.get_num_threads()

@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import _common as common  # noqa: E402
+from benchmarks.rag_eval_sets import score_examples  # noqa: E402
 from benchmarks.rag_pruning_squad_render import markdown, plot_curves  # noqa: E402
 from dataprune.rag.comparison import paired_bootstrap as _paired_bootstrap  # noqa: E402
 from dataprune.rag.comparison import passage_stats as _stats  # noqa: E402
@@ -207,22 +208,7 @@ def main(argv=None) -> int:
     logger.info("eval set: %d passages %s from %s", len(examples), kinds, test_articles)
 
     # --- pruner: one scoring pass, threshold sweep afterwards
-    t0 = time.perf_counter()
-    from dataprune.rag.inference import score_pairs
-
-    scores = score_pairs(
-        pruner.model,
-        pruner.tokenizer,
-        [e.query for e in examples],
-        [e.passage for e in examples],
-        max_length=pruner.max_length,
-        max_query_tokens=pruner.max_query_tokens,
-        batch_size=32,
-        precision=pruner.precision_,
-        sentences=[e.sentences for e in examples],
-        show_progress_bar=True,
-    )
-    t_score = time.perf_counter() - t0
+    scores, t_score = score_examples(pruner, examples)
     tc = [s.sentence_n_tokens for s in scores]
     curves: dict[str, list[dict]] = {}
     pruner_stats = {
