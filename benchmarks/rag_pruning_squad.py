@@ -49,19 +49,24 @@ from dataprune.rag.comparison import passage_stats as _stats  # noqa: E402
 
 logger = logging.getLogger("benchmarks.rag_pruning_squad")
 
+#: The pruner's threshold sweep (the pruner's own default threshold is added to it).
 PRUNER_THRESHOLDS = (
+    0.0001,
+    0.0003,
+    0.001,
+    0.003,
+    0.005,
     0.01,
     0.02,
+    0.03,
+    0.04,
     0.05,
+    0.06,
     0.08,
     0.1,
-    0.11,
     0.12,
-    0.13,
     0.14,
-    0.15,
     0.16,
-    0.17,
     0.18,
     0.2,
     0.25,
@@ -71,7 +76,9 @@ PRUNER_THRESHOLDS = (
     0.7,
     0.9,
 )
-MATCH_AT = (0.1, 0.13, 0.15, 0.17, 0.2)
+#: Besides the default threshold, the comparison at matched compression is made at the swept
+#: thresholds whose compression (all passages) comes closest to these.
+MATCH_COMPRESSIONS = (0.5, 0.6, 0.7, 0.8)
 HEADLINE_COMPRESSION = 0.5
 METRICS = ("recall", "precision", "f2", "answer_retention", "empty_rate_answerable")
 
@@ -97,7 +104,7 @@ def _interp(curve, compression, key):
     return float(np.interp(compression, ux, uy))
 
 
-def _needles(data, examples, pruner, *, n, rng, threshold=0.1):
+def _needles(data, examples, pruner, *, n, rng, threshold):
     """Answer sentence at first / middle / last position among same-article distractors."""
     from dataprune.rag.sentences import split_sentences
 
@@ -211,15 +218,22 @@ def main(argv=None) -> int:
     scores, t_score = score_examples(pruner, examples)
     tc = [s.sentence_n_tokens for s in scores]
     curves: dict[str, list[dict]] = {}
-    pruner_stats = {
-        t: _stats(examples, [select_sentences(s, threshold=t) for s in scores]) for t in MATCH_AT
-    }
+    default = pruner.default_threshold
+    sweep = sorted({*PRUNER_THRESHOLDS, default})
     for agg in ("mean_prob", "vote"):
-        masks = [
-            [select_sentences(s, threshold=t, aggregation=agg) for s in scores]
-            for t in PRUNER_THRESHOLDS
-        ]
-        curves[f"pruner/{agg}"] = _curve(examples, masks, PRUNER_THRESHOLDS, tc)
+        masks = [[select_sentences(s, threshold=t, aggregation=agg) for s in scores] for t in sweep]
+        curves[f"pruner/{agg}"] = _curve(examples, masks, sweep, tc)
+    base_curve = curves["pruner/mean_prob"]
+    match_at = sorted(
+        {default}
+        | {
+            min(base_curve, key=lambda r: abs(r["compression"] - c))["param"]
+            for c in MATCH_COMPRESSIONS
+        }
+    )
+    pruner_stats = {
+        t: _stats(examples, [select_sentences(s, threshold=t) for s in scores]) for t in match_at
+    }
     pruner_ap = sentence_average_precision(examples, [s.sentence_scores for s in scores])
     passage_auc = pruning_metrics(
         examples,
@@ -266,9 +280,8 @@ def main(argv=None) -> int:
     ]
 
     # --- matched compression
-    base_curve = curves["pruner/mean_prob"]
     matched = []
-    for t in MATCH_AT:
+    for t in match_at:
         row = next(r for r in base_curve if abs(r["param"] - t) < 1e-9)
         entry = {
             "threshold": t,
@@ -285,10 +298,13 @@ def main(argv=None) -> int:
     }
 
     # --- needles
-    needles, t_needles, n_needle = _needles(data, examples, pruner, n=args.needles, rng=rng)
+    needles, t_needles, n_needle = _needles(
+        data, examples, pruner, n=args.needles, rng=rng, threshold=default
+    )
 
-    at = next(r for r in base_curve if r["param"] == 0.1)
+    at = next(r for r in base_curve if r["param"] == default)
     targets = {
+        "default_threshold": default,
         "recall_at_default": at["recall"],
         "compression_at_default": at["compression"],
         "recall_ge_0.9_at_compression_ge_0.5": bool(

@@ -147,7 +147,8 @@ def markdown(r, name) -> str:
         lines.append(f"| {k} | {_f(v['recall'])} | {_f(v['f2'])} | {_f(v['answer_retention'])} |")
     lines += [
         "",
-        "### Needle test (answer sentence among same-article distractors, T = 0.1)",
+        "### Needle test (answer sentence among same-article distractors, T = "
+        f"{r['targets'].get('default_threshold', 0.1):g}, the default)",
         "",
         "| passage | position | n | recall of the answer sentence | empty | share of sentences kept | windows |",
         "|---|---|---|---|---|---|---|",
@@ -163,7 +164,8 @@ def markdown(r, name) -> str:
         "",
         "### Targets",
         "",
-        f"- recall >= 0.9 on answerable passages at >= 50% compression at the default T = 0.1: "
+        "- recall >= 0.9 on answerable passages at >= 50% compression at the default T = "
+        f"{t.get('default_threshold', 0.1):g}: "
         f"recall {_f(t['recall_at_default'])}, compression {_f(t['compression_at_default'])} -> "
         f"**{'met' if t['recall_ge_0.9_at_compression_ge_0.5'] else 'NOT met'}** (best recall at any "
         f"threshold with compression >= 0.5: {_f(t['best_recall_with_compression_ge_0.5'])})",
