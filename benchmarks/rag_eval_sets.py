@@ -34,6 +34,7 @@ __all__ = [
     "group_by_question",
     "previous_checkpoint",
     "pruner_recipe",
+    "question_stats",
     "score_examples",
 ]
 
@@ -83,6 +84,15 @@ def group_by_question(examples: list[Any]) -> list[list[Any]]:
     for e in examples:
         groups.setdefault(e.qid, []).append(e)
     return list(groups.values())
+
+
+def question_stats(groups: list[list[Any]], masks: list[list[Any]]) -> np.ndarray:
+    """Per-question sums of :func:`~dataprune.rag.comparison.passage_stats`: ``groups[q]`` are
+    question ``q``'s passages (:func:`group_by_question`), ``masks[q]`` their keep masks; shape
+    ``(5, n_questions)``."""
+    from dataprune.rag.comparison import passage_stats
+
+    return np.stack([passage_stats(g, m).sum(axis=1) for g, m in zip(groups, masks)], axis=1)
 
 
 def _subsample(examples: list[Any], max_passages: int | None, seed: int, multi: bool) -> list[Any]:

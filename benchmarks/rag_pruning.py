@@ -54,6 +54,7 @@ from benchmarks.rag_eval_sets import (  # noqa: E402
     group_by_question,
     previous_checkpoint,
     pruner_recipe,
+    question_stats,
     score_examples,
 )
 from benchmarks.rag_pruning_lodo import lodo_report  # noqa: E402
@@ -159,11 +160,7 @@ def multihop_report(
         return [weight_by_passage(sc, w) for sc in scores]
 
     def stats(scores: list[list[Any]], t: float) -> np.ndarray:
-        # one column per question: its passages' sums
-        return np.stack(
-            [passage_stats(g, threshold_masks(sc, t)).sum(axis=1) for g, sc in zip(groups, scores)],
-            axis=1,
-        )
+        return question_stats(groups, [threshold_masks(sc, t) for sc in scores])
 
     memo: dict[tuple[str, float], tuple[list[list[Any]], list[np.ndarray]]] = {}
 

@@ -26,7 +26,9 @@ from benchmarks.rag_eval_sets import (
     LODO_SETS,
     MODELS_DIR,
     eval_examples,
+    group_by_question,
     pruner_recipe,
+    question_stats,
     score_examples,
 )
 from dataprune.rag.comparison import (
@@ -35,7 +37,6 @@ from dataprune.rag.comparison import (
     compare_at_threshold,
     metric_curve,
     paired_bootstrap,
-    passage_stats,
     score_sweep,
     summed_metrics,
     threshold_masks,
@@ -52,14 +53,6 @@ MULTI_HOP_LODO = ("hotpotqa", "musique")
 SHIPPED_UNSEEN = ("musique",)
 
 
-def _question_stats(
-    groups: list[list[int]], examples: list[Any], masks: list[np.ndarray]
-) -> np.ndarray:
-    """Per-question sums of :func:`passage_stats`, shape ``(5, n_questions)``."""
-    per_passage = passage_stats(examples, masks)
-    return np.stack([per_passage[:, g].sum(axis=1) for g in groups], axis=1)
-
-
 def _grouped(
     examples: list[Any],
     scores: list[Any],
@@ -73,20 +66,21 @@ def _grouped(
     """Each question's passages pruned together: recall of its supporting sentences and the share
     of all its passages' characters removed; ``others`` matched at our compression (bootstrap
     over questions)."""
-    index: dict[str, list[int]] = {}
-    for i, e in enumerate(examples):
-        index.setdefault(e.qid, []).append(i)
-    groups = list(index.values())
-    st = _question_stats(groups, examples, threshold_masks(scores, threshold))
+    groups = group_by_question(examples)
+    where = {id(e): i for i, e in enumerate(examples)}
+
+    def by_question(flat: list[Any]) -> list[list[Any]]:
+        return [[flat[where[id(e)]] for e in g] for g in groups]
+
+    def stats(masks: list[np.ndarray]) -> np.ndarray:
+        return question_stats(groups, by_question(masks))
+
+    st = stats(threshold_masks(scores, threshold))
     curve = metric_curve(
-        [_question_stats(groups, examples, threshold_masks(scores, t)) for t in THRESHOLD_GRID],
-        THRESHOLD_GRID,
+        [stats(threshold_masks(scores, t)) for t in THRESHOLD_GRID], THRESHOLD_GRID
     )
     at = summed_metrics(st)
-    other_stats = {
-        name: [_question_stats(groups, examples, m) for m in masks]
-        for name, (masks, _) in others.items()
-    }
+    other_stats = {name: [stats(m) for m in masks] for name, (masks, _) in others.items()}
     boot = paired_bootstrap({threshold: st}, other_stats, n_boot=n_boot, seed=seed)[threshold]
     against = {}
     for name, (_masks, params) in others.items():

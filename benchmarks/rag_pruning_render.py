@@ -219,10 +219,7 @@ def _lodo(res: dict[str, Any]) -> list[str]:
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
     carried: dict[str, list[str]] = {}
-    # results written before each row recorded its recipe carried the whole section
-    src = res.get("lodo_source") or {}
     for name, r in rows.items():
-        r = {"recipe": src.get("recipe"), "carried_from": src.get("command"), **r}
         d, a = r["default"], r["against"]["bm25"]
         rec = r.get("recipe") or {}
         recipe = (
