@@ -43,8 +43,7 @@ TRAIN_SETS = ("hotpotqa", "musique", "selqa")
 TARGET_COMPRESSION = 0.6
 #: The training recipe of every model. Every encoder layer trains, for 1,500 steps: validation
 #: sentence AP 0.542 against 0.494 for the earlier recipe (top 2 layers, 600 steps; in
-#: ``results/rag_pruning.md`` the leave-SQuAD-out and leave-MuSiQue-out models follow this recipe,
-#: the HotpotQA and SelQA rows still the earlier one).
+#: ``results/rag_pruning.md`` every leave-one-dataset-out model follows this recipe too).
 RECIPE = {
     "max_steps": 1500,
     "batch_size": 16,
