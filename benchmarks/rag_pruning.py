@@ -18,11 +18,10 @@ passages. Multi-hop: every question's passages pruned together; the passage weig
 against the single pass at matched compression (bootstrap over questions).
 Leave-one-dataset-out (``benchmarks/rag_pruning_lodo.py``): each
 ``benchmarks/.cache/rag_models/lodo-<set>`` model (trained by ``benchmarks/rag_training.py``
-without that set) on that set; on the multi-hop sets also every question's passages together. The
-validation questions of the
-multi-hop training sets, each with all its passages (development data), choose the passage
-weight (:data:`PASSAGE_WEIGHTS`, rule in ``multihop_report``) and decide whether the second pass
-should be on by default.
+without that set) on that set; on the multi-hop sets also every question's passages together.
+The validation questions of the multi-hop training sets, each with all its passages (development
+data), choose the passage weight (:data:`PASSAGE_WEIGHTS`, rule in ``multihop_report``) and
+decide whether the second pass should be on by default.
 
 ``--lodo-from RESULTS.json``: the leave-one-dataset-out rows of models not on this machine come
 from that earlier run (each such row names the run and its model's recipe).
@@ -65,6 +64,7 @@ from dataprune.rag.comparison import (  # noqa: E402
     metric_curve,
     paired_bootstrap,
     passage_stats,
+    pruner_sweep,
     score_sweep,
     summed_metrics,
     threshold_masks,
@@ -101,7 +101,7 @@ def single_hop_report(
     sub = [examples[i] for i in bearing]
     others = {name: score_sweep([sc[i] for i in bearing]) for name, sc in sweeps.items()}
     prev_sub = [prev[i] for i in bearing]
-    others["previous"] = ([threshold_masks(prev_sub, t) for t in THRESHOLDS], list(THRESHOLDS))
+    others["previous"] = pruner_sweep(prev_sub, THRESHOLDS)
     report = compare_at_threshold(
         sub, [ours[i] for i in bearing], default, others,
         target_compression=SINGLE_HOP_TARGET["compression"], thresholds=THRESHOLDS,

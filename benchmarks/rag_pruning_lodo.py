@@ -37,6 +37,7 @@ from dataprune.rag.comparison import (
     compare_at_threshold,
     metric_curve,
     paired_bootstrap,
+    pruner_sweep,
     score_sweep,
     summed_metrics,
     threshold_masks,
@@ -166,10 +167,7 @@ def lodo_report(
             others = {"bm25": score_sweep(bl.bm25_scores([e.query for e in examples], all_texts))}
             if name in SHIPPED_UNSEEN:
                 theirs, _ = score_examples(shipped, examples)
-                others["shipped"] = (
-                    [threshold_masks(theirs, t) for t in THRESHOLD_GRID],
-                    list(THRESHOLD_GRID),
-                )
+                others["shipped"] = pruner_sweep(theirs)
             rep["questions"] = _grouped(
                 examples,
                 scores,

@@ -26,6 +26,7 @@ __all__ = [
     "metrics_from_sums",
     "paired_bootstrap",
     "passage_stats",
+    "pruner_sweep",
     "score_sweep",
     "summed_metrics",
     "threshold_masks",
@@ -123,6 +124,16 @@ def threshold_masks(scores: Sequence[Any], threshold: float) -> list[np.ndarray]
     return [select_sentences(s, threshold=threshold) for s in scores]
 
 
+def pruner_sweep(
+    scores: Sequence[Any], thresholds: Sequence[float] = THRESHOLD_GRID
+) -> tuple[list[list[np.ndarray]], list[float]]:
+    """Masks of another pruner's scores (:class:`~dataprune.rag.PassageScores`) at each of
+    ``thresholds``: the sweep a second checkpoint is matched on (same form as
+    :func:`score_sweep`)."""
+    thresholds = [float(t) for t in thresholds]
+    return [threshold_masks(scores, t) for t in thresholds], thresholds
+
+
 def score_sweep(
     sentence_scores: Sequence[np.ndarray],
 ) -> tuple[list[list[np.ndarray]], list[float]]:
@@ -206,8 +217,8 @@ def compare_at_threshold(
     threshold : float
         The setting reported.
     others : mapping of name to (masks per parameter, parameters)
-        Each filter's keep masks over its sweep (:func:`score_sweep`, or
-        :func:`threshold_masks` of another pruner over a grid).
+        Each filter's keep masks over its sweep (:func:`score_sweep`, or :func:`pruner_sweep`
+        of another pruner).
     target_compression : float
         ``best_recall_at_target_compression``: the best recall each curve reaches while
         removing at least this share of characters.

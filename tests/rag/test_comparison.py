@@ -4,10 +4,13 @@ import numpy as np
 
 from dataprune.rag import baselines as bl
 from dataprune.rag.comparison import (
+    THRESHOLD_GRID,
     compare_at_threshold,
     metrics_from_sums,
     passage_stats,
+    pruner_sweep,
     score_sweep,
+    threshold_masks,
     value_at_compression,
 )
 from dataprune.rag.inference import PassageScores
@@ -69,3 +72,16 @@ def test_interpolation_reads_between_points_and_refuses_outside():
     curve = [{"compression": 0.2, "recall": 0.9}, {"compression": 0.6, "recall": 0.5}]
     assert abs(value_at_compression(curve, 0.4, "recall") - 0.7) < 1e-12
     assert np.isnan(value_at_compression(curve, 0.8, "recall"))
+
+
+def test_pruner_sweep_is_the_threshold_masks_at_each_threshold():
+    ex = _examples(8)
+    scores = _oracle(ex)
+    masks, params = pruner_sweep(scores, (0.2, 0.5))
+    assert params == [0.2, 0.5]
+    for m, t in zip(masks, params):
+        assert all(np.array_equal(a, b) for a, b in zip(m, threshold_masks(scores, t)))
+    # the oracle keeps exactly the evidence at any threshold in (0, 1)
+    assert all(np.array_equal(a, np.asarray(e.labels, bool)) for a, e in zip(masks[0], ex))
+    full, grid = pruner_sweep(scores)
+    assert grid == list(THRESHOLD_GRID) and len(full) == len(THRESHOLD_GRID)
