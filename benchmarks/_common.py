@@ -94,8 +94,8 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
         load = list(os.getloadavg())
     except (OSError, AttributeError):
         load = None
-    return {
-        "cpu": platform.processor() or platform.machine(),
+    info = {
+        "cpu": _cpu_model() or platform.processor() or platform.machine(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "memory_gib": mem,
@@ -104,6 +104,26 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {p: _version(p) for p in ("numpy", *packages)},
     }
+    if "torch" in packages:
+        # the instruction set torch's CPU kernels dispatch to: bf16 forwards (and so pruning
+        # masks) differ between machines whose kernels differ
+        import torch
+
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return info
+
+
+def _cpu_model() -> str | None:
+    """The processor's model name from /proc/cpuinfo (None where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        return None
+    return None
 
 
 def record_end_load(info: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -124,8 +144,13 @@ def machine_sentence(info: dict[str, Any] | None) -> str:
     if not isinstance(info, dict) or not info.get("load_average_at_start"):
         return "Machine and load not recorded in this run's JSON."
     end = info.get("load_average_at_end")
+    detail = [info["cpu"]] if info.get("cpu") not in (None, "", info.get("machine")) else []
+    if info.get("torch_cpu_capability"):
+        detail.append(f"torch CPU kernels {info['torch_cpu_capability']}")
     return (
-        f"Machine: {info['cpu_count']} CPUs, 1-minute load average "
+        f"Machine: {info['cpu_count']} CPUs"
+        + (f" ({'; '.join(detail)})" if detail else "")
+        + ", 1-minute load average "
         f"{info['load_average_at_start'][0]:.1f} at the start"
         + (f" and {end[0]:.1f} at the end." if end else ".")
     )
