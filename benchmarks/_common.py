@@ -105,8 +105,9 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
         "versions": {p: _version(p) for p in ("numpy", *packages)},
     }
     if "torch" in packages:
-        # the instruction set torch's CPU kernels dispatch to: bf16 forwards (and so pruning
-        # masks) differ between machines whose kernels differ
+        # the instruction set torch's CPU kernels dispatch to: the same bf16 forwards, and the
+        # pruning masks computed from them, differed between two machines
+        # (benchmarks/results/model_pruning_machines.md)
         import torch
 
         info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()

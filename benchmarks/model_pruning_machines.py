@@ -20,7 +20,8 @@ follow from those activations, so two machines can prune differently from the sa
 
 (``benchmarks/results/machines/`` keeps the other machine's results apart from RESULTS.md.)
 
-Writes benchmarks/results/model_pruning_machines.{json,md} (then benchmarks/RESULTS.md).
+Writes benchmarks/results/<name>.{json,md} (default model_pruning_machines; then
+benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -40,13 +41,16 @@ if str(REPO) not in sys.path:
 from benchmarks import _common as common  # noqa: E402
 from benchmarks.model_pruning_analysis import (  # noqa: E402
     T1_PATTERNS,
+    T2_PATTERN,
     index_runs,
     paired,
     target1,
+    target2,
 )
 from benchmarks.model_pruning_setup import SOURCES, pattern_label  # noqa: E402
 
 RESULTS = HERE / "results"
+FIELDS = {"ppl": "held out", "dev_ppl": "development"}
 NAME = "model_pruning_machines"
 #: configuration fields that only list which runs an invocation asked for
 _RUN_LISTS = ("patterns", "seeds", "recipes", "refines", "recipe_options", "refine_options")
@@ -57,6 +61,7 @@ METHODS = {
     "magnitude": "magnitude (no data)",
     "wanda_random": "Wanda, random calibration",
     "wanda_recipes": "Wanda, the other recipes",
+    "wanda_refined": "Wanda + DSnoT (every variant run)",
 }
 
 
@@ -64,8 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--reference", type=Path, help="results JSON of the first machine")
     ap.add_argument("--other", type=Path, help="results JSON of the same command elsewhere")
+    ap.add_argument("--name", default=NAME, help=f"results file name (default {NAME})")
     ap.add_argument("--output-dir", type=Path, default=RESULTS)
-    common.add_render_only(ap, NAME)
+    common.add_render_only(ap, "<name>")
     args = ap.parse_args(argv)
     if not args.render_only and (args.reference is None or args.other is None):
         ap.error("--reference and --other are required (or --render-only)")
@@ -122,7 +128,7 @@ def compare(ref: dict, other: dict) -> dict[str, Any]:
             for s in SOURCES:
                 rows.append(
                     {
-                        "method": _method(recipe),
+                        "method": _method(recipe, refine),
                         "pattern": pattern,
                         "recipe": recipe,
                         "seed": seed,
@@ -166,6 +172,23 @@ def compare(ref: dict, other: dict) -> dict[str, Any]:
                 "n_paired": len(sign_b.keys() & {(c["pattern"], c["seed"], c["set"]) for c in ca}),
             }
         verdicts[recipe] = entry
+    dsnot = {}
+    for recipe in sorted({k[1] for k in common_keys if k[0] == T2_PATTERN and k[3] == "dsnot"}):
+        ta, tb = (target2(i, recipe, seeds, list(SOURCES)) for i in (ia, ib))
+        if ta and tb:
+            sign_b = {(x["seed"], e): v < 0 for x in tb["per_seed"] for e, v in x["rel"].items()}
+            changed = [
+                (x["seed"], e)
+                for x in ta["per_seed"]
+                for e, v in x["rel"].items()
+                if (x["seed"], e) in sign_b and (v < 0) != sign_b[(x["seed"], e)]
+            ]
+            dsnot[recipe] = {
+                "reference": ta,
+                "other": tb,
+                "flips": len(changed),
+                "n_paired": sum((x["seed"], e) in sign_b for x in ta["per_seed"] for e in x["rel"]),
+            }
     ca, cb = _calibrations(ref), _calibrations(other)
     both_sets = ca.keys() & cb.keys()
     same = [k for k in both_sets if ca[k]["composition"] == cb[k]["composition"]]
@@ -181,6 +204,7 @@ def compare(ref: dict, other: dict) -> dict[str, Any]:
         "rows": rows,
         "summary": summary,
         "verdicts": verdicts,
+        "dsnot": dsnot,
         "patterns": patterns,
         "calibrations": {
             "n_both": len(both_sets),
@@ -190,7 +214,9 @@ def compare(ref: dict, other: dict) -> dict[str, Any]:
     }
 
 
-def _method(recipe: str) -> str:
+def _method(recipe: str, refine: str) -> str:
+    if refine != "none":
+        return "wanda_refined"
     return {"magnitude": "magnitude", "random": "wanda_random"}.get(recipe, "wanda_recipes")
 
 
@@ -207,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out_dir = args.output_dir.resolve()
     if args.render_only:
-        res = json.loads((out_dir / f"{NAME}.json").read_text(encoding="utf-8"))
-        common.publish(NAME, markdown(res), out_dir=out_dir)
+        res = json.loads((out_dir / f"{args.name}.json").read_text(encoding="utf-8"))
+        common.publish(args.name, markdown(res, args.name), out_dir=out_dir)
         return 0
     ref, other = load(args.reference, "--reference"), load(args.other, "--other")
     diff = config_differences(ref["config"], other["config"])
@@ -226,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": ref["config"],
         **compare(ref, other),
     }
-    common.publish(NAME, markdown(res), res, out_dir=out_dir)
+    common.publish(args.name, markdown(res, args.name), res, out_dir=out_dir)
     return 0
 
 
@@ -244,51 +270,13 @@ def _cpu(machine: dict | None) -> str:
     return f"{named}; torch CPU kernels {kern or 'not recorded'}; {machine.get('platform', '?')}"
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def _same_platform(ref: dict, oth: dict) -> str:
+    pa, pb = ((m.get("machine") or {}).get("platform") for m in (ref, oth))
+    return "unknown" if not (pa and pb) else ("the same" if pa == pb else "different")
 
 
-def markdown(res: dict) -> str:
-    """The section, every sentence computed from ``res``."""
-    ref, oth, cal = res["reference"], res["other"], res["calibrations"]
+def _recipe_section(res: dict) -> list[str]:
     lines = [
-        "## Model pruning: the same run on two machines — `model_pruning_machines`",
-        "",
-        f"`{res['command']}` (script `benchmarks/model_pruning_machines.py`). Reference: "
-        f"`{ref['path']}`, written by `{ref['command']}` ({_cpu(ref['machine'])}). Other: "
-        f"`{oth['path']}`, written by `{oth['command']}` ({_cpu(oth['machine'])}). The two runs "
-        "have the same configuration (model, pool, calibration size, slices) and the same "
-        "seeds. Random calibration does not depend on the model, so both machines prune from "
-        "the same random samples. Of the other recipes' (recipe, seed) sets, "
-        f"{cal['n_same_memo']} of {cal['n_both']} were built on both machines from model "
-        "activations loaded from the benchmark's memo with the same recorded "
-        "computation time (the same stored activations), and "
-        f"{cal['n_same_composition']} of {cal['n_both']} have the same source composition on "
-        "both.",
-        "",
-        "### Perplexity differences between the machines (other / reference - 1)",
-        "",
-        "| method | perplexities | runs x sets | median abs. difference | largest abs. difference |",
-        "|---|---|---:|---:|---:|",
-    ]
-    fields = {"ppl": "held out", "dev_ppl": "development"}
-    for key, s in res["summary"].items():
-        method, field = key.split("|")
-        lines.append(
-            f"| {METHODS[method]} | {fields[field]} | {s['n']} | {_pct(s['median_abs_rel'])} "
-            f"| {_pct(s['max_abs_rel'])} |"
-        )
-    wanda = [r for r in res["rows"] if r["method"].startswith("wanda") and r["field"] == "ppl"]
-    if wanda:
-        top = max(wanda, key=lambda r: abs(r["rel"]))
-        lines += [
-            "",
-            f"Largest held-out difference: Wanda with `{top['recipe']}` calibration, "
-            f"{pattern_label(top['pattern'])}, seed {top['seed']}, {top['set']}: "
-            f"{top['reference']:.2f} on the reference, {top['other']:.2f} on the other machine "
-            f"({top['rel']:+.1%}).",
-        ]
-    lines += [
         "",
         "### Each recipe against random calibration, on each machine (plain Wanda, "
         + " and ".join(pattern_label(p) for p in res["patterns"])
@@ -307,23 +295,123 @@ def markdown(res: dict) -> str:
             e = entry[field]
             a, b = e["reference"], e["other"]
             lines.append(
-                f"| {recipe} | {fields[field]} | {a['wins']}/{a['n']}{' (met)' if a['met'] else ''} "
+                f"| {recipe} | {FIELDS[field]} | {a['wins']}/{a['n']}{' (met)' if a['met'] else ''} "
                 f"| {a['worst_rel']:+.1%} | {b['wins']}/{b['n']}{' (met)' if b['met'] else ''} "
                 f"| {b['worst_rel']:+.1%} | {e['flips']} of {e['n_paired']} |"
             )
-    flips = sum(e[f]["flips"] for e in res["verdicts"].values() for f in ("ppl", "dev_ppl"))
-    n_paired = sum(e[f]["n_paired"] for e in res["verdicts"].values() for f in ("ppl", "dev_ppl"))
-    w = res["summary"].get("wanda_random|ppl")
-    d = res["summary"].get("dense|ppl")
-    if w and d and n_paired:
+    return lines
+
+
+def _dsnot_section(res: dict) -> list[str]:
+    lines = [
+        "",
+        f"### DSnoT against plain Wanda at {pattern_label(T2_PATTERN)}, on each machine",
+        "",
+        "Held-out perplexity of Wanda + DSnoT relative to plain Wanda from the same calibration "
+        "set (negative: DSnoT lowers it), per seed and set; 'sign changes': (seed, set) pairs "
+        "where DSnoT lowers the perplexity on one machine and not on the other.",
+        "",
+        "| recipe | seed | reference: " + " / ".join(SOURCES) + " | refine < prune, reference "
+        "| other: " + " / ".join(SOURCES) + " | refine < prune, other |",
+        "|---|---:|---|---|---|---|",
+    ]
+    for recipe, e in res["dsnot"].items():
+        other = {x["seed"]: x for x in e["other"]["per_seed"]}
+        for x in e["reference"]["per_seed"]:
+            y = other.get(x["seed"])
+            if y is None:
+                continue
+            lines.append(
+                f"| {recipe} | {x['seed']} | "
+                + " / ".join(f"{x['rel'][k]:+.1%}" for k in SOURCES)
+                + f" | {'yes' if x['cheaper'] else 'no'} ({x['refine_s']:.1f} s vs "
+                f"{x['wanda_s']:.1f} s) | "
+                + " / ".join(f"{y['rel'][k]:+.1%}" for k in SOURCES)
+                + f" | {'yes' if y['cheaper'] else 'no'} ({y['refine_s']:.1f} s vs "
+                f"{y['wanda_s']:.1f} s) |"
+            )
+        lines.append(f"| {recipe} | sign changes | {e['flips']} of {e['n_paired']} | | | |")
+    return lines
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def markdown(res: dict, name: str = NAME) -> str:
+    """The section, every sentence computed from ``res``."""
+    ref, oth, cal = res["reference"], res["other"], res["calibrations"]
+    lines = [
+        f"## Model pruning: the same run on two machines — `{name}`",
+        "",
+        f"`{res['command']}` (script `benchmarks/model_pruning_machines.py`). Reference: "
+        f"`{ref['path']}`, written by `{ref['command']}` ({_cpu(ref['machine'])}). Other: "
+        f"`{oth['path']}`, written by `{oth['command']}` ({_cpu(oth['machine'])}). "
+        f"The two machines report {_same_platform(ref, oth)} platform strings. The two runs "
+        "have the same configuration (model, pool, calibration size, slices) and the same "
+        "seeds. Random calibration does not depend on the model, so both machines prune from "
+        "the same random samples."
+        + (
+            f" Of the other recipes' (recipe, seed) sets, {cal['n_same_memo']} of "
+            f"{cal['n_both']} were built on both machines from model activations loaded from "
+            "the benchmark's memo with the same recorded computation time (the same stored "
+            f"activations), and {cal['n_same_composition']} of {cal['n_both']} have the same "
+            "source composition on both."
+            if cal["n_both"]
+            else ""
+        ),
+        "",
+        "### Perplexity differences between the machines (other / reference - 1)",
+        "",
+        "| method | perplexities | runs x sets | median abs. difference | largest abs. difference |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for key, s in res["summary"].items():
+        method, field = key.split("|")
+        lines.append(
+            f"| {METHODS[method]} | {FIELDS[field]} | {s['n']} | {_pct(s['median_abs_rel'])} "
+            f"| {_pct(s['max_abs_rel'])} |"
+        )
+    wanda = [r for r in res["rows"] if r["method"].startswith("wanda") and r["field"] == "ppl"]
+    if wanda:
+        top = max(wanda, key=lambda r: abs(r["rel"]))
         lines += [
             "",
-            f"**Reading.** The dense model's held-out perplexities differ by at most "
-            f"{_pct(d['max_abs_rel'])} between the machines; Wanda's, from the same random "
-            f"calibration samples, by a median {_pct(w['median_abs_rel'])} and up to "
-            f"{_pct(w['max_abs_rel'])}. {flips} of the {n_paired} paired recipe-vs-random "
-            f"comparisons ({_pct(flips / n_paired)}) have a different winner on the other machine.",
+            f"Largest held-out difference: Wanda with `{top['recipe']}` calibration, "
+            f"{pattern_label(top['pattern'])}, seed {top['seed']}, {top['set']}: "
+            f"{top['reference']:.2f} on the reference, {top['other']:.2f} on the other machine "
+            f"({top['rel']:+.1%}).",
         ]
+    if res["verdicts"]:
+        lines += _recipe_section(res)
+    if res.get("dsnot"):
+        lines += _dsnot_section(res)
+    reading = []
+    w, d = res["summary"].get("wanda_random|ppl"), res["summary"].get("dense|ppl")
+    if w and d:
+        reading.append(
+            f"The dense model's held-out perplexities differ by at most {_pct(d['max_abs_rel'])} "
+            f"between the machines; Wanda's, from the same random calibration samples, by a "
+            f"median {_pct(w['median_abs_rel'])} and up to {_pct(w['max_abs_rel'])}."
+        )
+    flips = sum(e[f]["flips"] for e in res["verdicts"].values() for f in ("ppl", "dev_ppl"))
+    n_paired = sum(e[f]["n_paired"] for e in res["verdicts"].values() for f in ("ppl", "dev_ppl"))
+    if n_paired:
+        reading.append(
+            f"{flips} of the {n_paired} paired recipe-vs-random comparisons "
+            f"({_pct(flips / n_paired)}) have a different winner on the other machine."
+        )
+    for recipe, e in res.get("dsnot", {}).items():
+        a, b = e["reference"], e["other"]
+        reading.append(
+            f"Target 2 with `{recipe}` calibration (DSnoT lowers Wanda's held-out perplexity at "
+            f"{pattern_label(T2_PATTERN)} on every set and seed, refining in less time than the "
+            f"Wanda prune): {'met' if a['met'] else 'NOT met'} on the reference "
+            f"({a['lowered']}/{a['n']} lowered), {'met' if b['met'] else 'NOT met'} on the other "
+            f"machine ({b['lowered']}/{b['n']})."
+        )
+    if reading:
+        lines += ["", "**Reading.** " + " ".join(reading)]
     return "\n".join(lines) + "\n"
 
 
