@@ -48,6 +48,7 @@ from benchmarks.model_pruning_analysis import (  # noqa: E402
     target2,
 )
 from benchmarks.model_pruning_setup import SOURCES, pattern_label  # noqa: E402
+from benchmarks.model_pruning_verdicts import label, pct  # noqa: E402
 
 RESULTS = HERE / "results"
 FIELDS = {"ppl": "held out", "dev_ppl": "development"}
@@ -159,36 +160,31 @@ def compare(ref: dict, other: dict) -> dict[str, Any]:
         for field in ("ppl", "dev_ppl"):
             ca = paired(ia, recipe, patterns, seeds, list(SOURCES), field=field)
             cb = paired(ib, recipe, patterns, seeds, list(SOURCES), field=field)
-            sign_b = {(c["pattern"], c["seed"], c["set"]): c["rel"] < 0 for c in cb}
-            flips = sum(
-                (c["rel"] < 0) != sign_b[(c["pattern"], c["seed"], c["set"])]
-                for c in ca
-                if (c["pattern"], c["seed"], c["set"]) in sign_b
-            )
             entry[field] = {
                 "reference": target1(ca),
                 "other": target1(cb),
-                "flips": flips,
-                "n_paired": len(sign_b.keys() & {(c["pattern"], c["seed"], c["set"]) for c in ca}),
+                **_sign_changes(
+                    {(c["pattern"], c["seed"], c["set"]): c["rel"] for c in ca},
+                    {(c["pattern"], c["seed"], c["set"]): c["rel"] for c in cb},
+                ),
             }
         verdicts[recipe] = entry
     dsnot = {}
     for recipe in sorted({k[1] for k in common_keys if k[0] == T2_PATTERN and k[3] == "dsnot"}):
         ta, tb = (target2(i, recipe, seeds, list(SOURCES)) for i in (ia, ib))
         if ta and tb:
-            sign_b = {(x["seed"], e): v < 0 for x in tb["per_seed"] for e, v in x["rel"].items()}
-            changed = [
-                (x["seed"], e)
-                for x in ta["per_seed"]
-                for e, v in x["rel"].items()
-                if (x["seed"], e) in sign_b and (v < 0) != sign_b[(x["seed"], e)]
-            ]
             dsnot[recipe] = {
                 "reference": ta,
                 "other": tb,
-                "flips": len(changed),
-                "n_paired": sum((x["seed"], e) in sign_b for x in ta["per_seed"] for e in x["rel"]),
+                **_sign_changes(
+                    *(
+                        {(x["seed"], e): v for x in t["per_seed"] for e, v in x["rel"].items()}
+                        for t in (ta, tb)
+                    )
+                ),
             }
+    ra, rb = _calibrations(ref, random=True), _calibrations(other, random=True)
+    same_random = [k for k in ra.keys() & rb.keys() if ra[k]["composition"] == rb[k]["composition"]]
     ca, cb = _calibrations(ref), _calibrations(other)
     both_sets = ca.keys() & cb.keys()
     same = [k for k in both_sets if ca[k]["composition"] == cb[k]["composition"]]
@@ -207,6 +203,8 @@ def compare(ref: dict, other: dict) -> dict[str, Any]:
         "dsnot": dsnot,
         "patterns": patterns,
         "calibrations": {
+            "n_random_both": len(ra.keys() & rb.keys()),
+            "n_random_same_composition": len(same_random),
             "n_both": len(both_sets),
             "n_same_composition": len(same),
             "n_same_memo": len(memo),
@@ -220,13 +218,20 @@ def _method(recipe: str, refine: str) -> str:
     return {"magnitude": "magnitude", "random": "wanda_random"}.get(recipe, "wanda_recipes")
 
 
-def _calibrations(out: dict) -> dict[str, dict]:
-    """(recipe, seed) -> the calibration entry (recipes other than random)."""
+def _calibrations(out: dict, *, random: bool = False) -> dict[str, dict]:
+    """(recipe, seed) -> the calibration entry, of random calibration or of the other recipes."""
     return {
         f"{c['recipe']}|{c['seed']}": c
         for c in out.get("calibrations", [])
-        if c["recipe"] != "random"
+        if (c["recipe"] == "random") == random
     }
+
+
+def _sign_changes(ref: dict, other: dict) -> dict[str, int]:
+    """Paired relative differences (key -> rel) on both machines: how many keys both have
+    (``n_paired``) and how many of them change sign (``flips``: lower on one, not the other)."""
+    keys = ref.keys() & other.keys()
+    return {"n_paired": len(keys), "flips": sum((ref[k] < 0) != (other[k] < 0) for k in keys)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,9 +300,10 @@ def _recipe_section(res: dict) -> list[str]:
             e = entry[field]
             a, b = e["reference"], e["other"]
             lines.append(
-                f"| {recipe} | {FIELDS[field]} | {a['wins']}/{a['n']}{' (met)' if a['met'] else ''} "
-                f"| {a['worst_rel']:+.1%} | {b['wins']}/{b['n']}{' (met)' if b['met'] else ''} "
-                f"| {b['worst_rel']:+.1%} | {e['flips']} of {e['n_paired']} |"
+                f"| {label(recipe)} | {FIELDS[field]} | {a['wins']}/{a['n']}"
+                f"{' (met)' if a['met'] else ''} | {pct(a['worst_rel'])} | {b['wins']}/{b['n']}"
+                f"{' (met)' if b['met'] else ''} | {pct(b['worst_rel'])} "
+                f"| {e['flips']} of {e['n_paired']} |"
             )
     return lines
 
@@ -322,15 +328,15 @@ def _dsnot_section(res: dict) -> list[str]:
             if y is None:
                 continue
             lines.append(
-                f"| {recipe} | {x['seed']} | "
-                + " / ".join(f"{x['rel'][k]:+.1%}" for k in SOURCES)
+                f"| {label(recipe)} | {x['seed']} | "
+                + " / ".join(pct(x["rel"][k]) for k in SOURCES)
                 + f" | {'yes' if x['cheaper'] else 'no'} ({x['refine_s']:.1f} s vs "
                 f"{x['wanda_s']:.1f} s) | "
-                + " / ".join(f"{y['rel'][k]:+.1%}" for k in SOURCES)
+                + " / ".join(pct(y["rel"][k]) for k in SOURCES)
                 + f" | {'yes' if y['cheaper'] else 'no'} ({y['refine_s']:.1f} s vs "
                 f"{y['wanda_s']:.1f} s) |"
             )
-        lines.append(f"| {recipe} | sign changes | {e['flips']} of {e['n_paired']} | | | |")
+        lines.append(f"| {label(recipe)} | sign changes | {e['flips']} of {e['n_paired']} | | | |")
     return lines
 
 
@@ -349,8 +355,9 @@ def markdown(res: dict, name: str = NAME) -> str:
         f"`{oth['path']}`, written by `{oth['command']}` ({_cpu(oth['machine'])}). "
         f"The two machines report {_same_platform(ref, oth)} platform strings. The two runs "
         "have the same configuration (model, pool, calibration size, slices) and the same "
-        "seeds. Random calibration does not depend on the model, so both machines prune from "
-        "the same random samples."
+        "seeds. Random calibration does not depend on the model: "
+        f"{cal.get('n_random_same_composition', 0)} of its {cal.get('n_random_both', 0)} "
+        "(seed) sets have the same source composition on both machines."
         + (
             f" Of the other recipes' (recipe, seed) sets, {cal['n_same_memo']} of "
             f"{cal['n_both']} were built on both machines from model activations loaded from "
@@ -377,10 +384,12 @@ def markdown(res: dict, name: str = NAME) -> str:
         top = max(wanda, key=lambda r: abs(r["rel"]))
         lines += [
             "",
-            f"Largest held-out difference: Wanda with `{top['recipe']}` calibration, "
+            "Largest held-out difference: Wanda"
+            + (" + DSnoT" if top["refine"] != "none" else "")
+            + f" with {label(top['recipe'])} calibration, "
             f"{pattern_label(top['pattern'])}, seed {top['seed']}, {top['set']}: "
             f"{top['reference']:.2f} on the reference, {top['other']:.2f} on the other machine "
-            f"({top['rel']:+.1%}).",
+            f"({pct(top['rel'])}).",
         ]
     if res["verdicts"]:
         lines += _recipe_section(res)
@@ -404,7 +413,7 @@ def markdown(res: dict, name: str = NAME) -> str:
     for recipe, e in res.get("dsnot", {}).items():
         a, b = e["reference"], e["other"]
         reading.append(
-            f"Target 2 with `{recipe}` calibration (DSnoT lowers Wanda's held-out perplexity at "
+            f"Target 2 with {label(recipe)} calibration (DSnoT lowers Wanda's held-out perplexity at "
             f"{pattern_label(T2_PATTERN)} on every set and seed, refining in less time than the "
             f"Wanda prune): {'met' if a['met'] else 'NOT met'} on the reference "
             f"({a['lowered']}/{a['n']} lowered), {'met' if b['met'] else 'NOT met'} on the other "
