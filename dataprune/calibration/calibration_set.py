@@ -196,6 +196,13 @@ class CalibrationSet:
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, tokenizer: Any = None) -> CalibrationSet:
         """Read a set written by :meth:`save`."""
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise DataValidationError(
+                "not an .npz archive; expected a file written by CalibrationSet.save",
+                source=os.fspath(path),
+            )
         with np.load(path, allow_pickle=False) as z:
             return cls(
                 input_ids=z["input_ids"],

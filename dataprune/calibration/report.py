@@ -165,7 +165,7 @@ def _load_path(p: Path) -> tuple[CalibrationSet, str]:
 
     try:
         return CalibrationSet.load(f), p.name if p.is_dir() else p.stem
-    except DataValidationError as exc:  # arrays of the wrong shape
+    except DataValidationError as exc:  # not an .npz archive, arrays of the wrong shape
         raise DataValidationError(exc.reason, source=str(f)) from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # not an .npz, bad JSON
         reason = " ".join(str(exc).split()) or type(exc).__name__

@@ -62,6 +62,9 @@ def test_save_load_roundtrip(padded, tmp_path):
     assert back.provenance == padded.provenance and back.texts == padded.texts
     with pytest.raises(DataValidationError, match=r"ending in \.npz"):
         padded.save(tmp_path / "calib.json")
+    (tmp_path / "text.npz").write_text('{"text": "a"}')
+    with pytest.raises(DataValidationError, match=r"text\.npz: not an \.npz archive; expected"):
+        CalibrationSet.load(tmp_path / "text.npz")
 
 
 def test_subset(padded):

@@ -147,8 +147,12 @@ def test_loading_saved_sets_and_folders(tok, pool, tmp_path):
     with pytest.raises(DataValidationError, match=r"empty: no calibration\.npz inside"):
         load_calibration_sets(tmp_path / "empty")
     (tmp_path / "junk.npz").write_text("not a zip")
-    with pytest.raises(DataValidationError, match=r"junk\.npz: not a saved calibration set"):
+    with pytest.raises(DataValidationError, match=r"junk\.npz: not an \.npz archive") as err:
         load_calibration_sets(tmp_path / "junk.npz")
+    assert "pickle" not in str(err.value)
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    with pytest.raises(DataValidationError, match=r"other\.npz: not a saved calibration set"):
+        load_calibration_sets(tmp_path / "other.npz")
     with pytest.raises(DataValidationError, match="expected a CalibrationSet"):
         load_calibration_sets([3])
     with pytest.raises(DataValidationError, match="1 names for 2 calibration sets"):
