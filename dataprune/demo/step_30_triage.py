@@ -37,9 +37,14 @@ def run(ctx: Any) -> list[str]:
     t_load = time.perf_counter() - t0
     cfg = QTuningConfig(sample_ratio=0.25)  # every other option at its default
     t0 = time.perf_counter()
-    tri = QTuningTriage(cfg, model=model, tokenizer=tok, batch_size=8, max_length=MAX_LENGTH).fit(
-        [r["prompt"] for r in sample], [r["response"] for r in sample]
-    )
+    tri = QTuningTriage(
+        cfg,
+        model=model,
+        tokenizer=tok,
+        batch_size=8,
+        max_length=MAX_LENGTH,
+        random_state=ctx.random_state,
+    ).fit([r["prompt"] for r in sample], [r["response"] for r in sample])
     t_fit = time.perf_counter() - t0
     res = tri.result_
     out = ctx.output_dir / "triage_kept.jsonl"
@@ -76,10 +81,42 @@ def run(ctx: Any) -> list[str]:
         f"mismatched record {sample[j]['id']}: PPL {res.perplexity[j]:.1f} (median "
         f"{np.median(res.perplexity):.1f})"
         + ("" if res.ifd is None else f", IFD {res.ifd[j]:.2f} (median {np.median(res.ifd):.2f})")
-        + f", quadrant Q{int(res.samples.quadrant[j])}, "
-        f"{'kept' if res.samples.kept[j] else 'dropped'}",
+        + f", {_fate(res, j)}",
         f"kept samples with labels (-100 where pruned) -> {paths['kept']}",
         f"scores -> {paths['scores']}; EU-plane plot -> {paths['plot']}",
     ]
     ctx.state.update(triage=res)
     return lines
+
+
+def _fate(res: Any, j: int) -> str:
+    """Why sample ``j`` was kept or dropped: the rule that decided, and whether it can change."""
+    from dataprune.qtuning.sample_triage import (
+        ABRUPT_END,
+        CORNER,
+        DUPLICATE,
+        FILL_UP,
+        MISALIGNED,
+        SELECTION_NAMES,
+        TRIMMED,
+    )
+
+    tri, fill = res.samples, res.config.fill
+    sel, q = int(tri.selection[j]), f"Q{int(tri.quadrant[j])}"
+    t, p = tri.thresholds, res.perplexity[j]
+    corner = "a corner"  # per-source triage: each source has its own thresholds
+    if t:
+        corner = f"the {'Q2' if p > t['ppl_hi'] else 'Q4'} corner at alpha={tri.alpha:.3f}"
+    if sel in (DUPLICATE, ABRUPT_END, MISALIGNED):
+        return f"{q}, left out by the {SELECTION_NAMES[sel]!r} noise rule"
+    if sel == CORNER:
+        return f"{q}, kept: in {corner}"
+    if sel == FILL_UP:
+        return f"{q}, kept by the fill={fill} fill-up (no noise rule flagged it)"
+    where = f"in {corner} but " if sel == TRIMMED else ""
+    return f"dropped (labelled {q}): " + (
+        f"{where}not taken by the fill={fill} fill-up; no noise rule flagged it, "
+        "so another random_state can keep it"
+        if fill in ("random", "flat") or sel == TRIMMED
+        else "outside the corners and after the fill-up's K"
+    )

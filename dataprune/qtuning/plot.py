@@ -88,7 +88,9 @@ def plot_eu_plane(
     _log_axes(ax)
     ax.set_xlabel("perplexity of the response (error)")
     ax.set_ylabel(entropy_label + " (uncertainty)")
-    ax.set_title(title or "Error-Uncertainty plane")
+    ax.set_title(
+        title or "Error-Uncertainty plane", fontsize=10 if title and "\n" in title else None
+    )
     ax.legend(fontsize=8, loc="best", framealpha=0.85)
     ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()

@@ -149,7 +149,14 @@ def write_triage(
             selection=result.samples.selection,
             title=(
                 f"EU plane: {len(result)} samples, kept {c['kept']} "
-                f"({alpha_text(result.samples)}, {c['fill_up']} by fill-up)"
+                f"({alpha_text(result.samples)}, {c['fill_up']} by the fill={result.config.fill} "
+                "fill-up)"
+                + (
+                    "\nthe fill-up is a uniform draw from the samples no noise rule flagged;\n"
+                    "colour (rank axes): kept = nearer of Q2/Q4, dropped = nearer of Q1/Q3"
+                    if result.config.fill == "random"
+                    else ""
+                )
             ),
             entropy_label=f"mean entropy over {result.config.entropy_span} positions",
         )
