@@ -308,13 +308,22 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(cache, ignore_errors=True)
     q = summary["quadrants"]
     t = summary["tokens"]
+    fill = result.config.fill
     print(
         f"wrote {paths['kept']}: kept {q['kept']} of {len(records)} samples "
-        f"(Q2 {sum(result.samples.q2)}, Q4 {sum(result.samples.q4)}; dropped Q1 {q['Q1']} "
-        f"incl. {q['abrupt_end']} abrupt ends and {q['misaligned']} misaligned, Q3 {q['Q3']} incl. {q['duplicate']} duplicates; "
-        f"{q['fill_up']} by fill-up, {alpha_text(result.samples)}) and "
+        f"(Q2 {sum(result.samples.q2)}, Q4 {sum(result.samples.q4)}; {q['fill_up']} by the "
+        f"fill={fill} fill-up, {alpha_text(result.samples)}) and "
         f"{t['kept_tokens']} of {t['response_tokens_in_kept_samples']} response tokens in them "
         f"({timer.elapsed:.1f} s)"
+    )
+    flagged = q["duplicate"] + q["abrupt_end"] + q["misaligned"]
+    print(
+        f"left out by the noise rules: {flagged} ({q['duplicate']} duplicates, "
+        f"{q['abrupt_end']} abrupt ends, {q['misaligned']} misaligned); "
+        f"{len(records) - q['kept'] - flagged} more dropped"
+        + (" by the fill=random draw" if fill == "random" else "")
+        + f" (nearer Q1: {q['Q1'] - q['abrupt_end'] - q['misaligned']}, nearer Q3: "
+        f"{q['Q3'] - q['duplicate']})"
     )
     print(
         f"scores -> {paths['scores']}" + (f"; plot -> {paths['plot']}" if "plot" in paths else "")

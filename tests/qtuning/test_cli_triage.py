@@ -67,7 +67,10 @@ def test_triage_command_writes_everything(tmp_path, tiny_model_dir, capsys):
     assert "kept 4 of 16 samples" in printed
     scores = pq.read_table(f"{out}.scores.parquet").to_pydict()
     n_abrupt = sum(s == "abrupt end" for s in scores["selection"])
-    assert f"incl. {n_abrupt} abrupt ends" in printed
+    n_flagged = sum(s in ("abrupt end", "duplicate", "misaligned") for s in scores["selection"])
+    assert f"left out by the noise rules: {n_flagged} (" in printed
+    assert f", {n_abrupt} abrupt ends, " in printed
+    assert f"{16 - 4 - n_flagged} more dropped by the fill=random draw" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4
     assert all(len(r["input_ids"]) == len(r["labels"]) for r in rows)
