@@ -1,7 +1,7 @@
 """Calibration sets for model-side pruners, chosen by data pruning.
 
 >>> from dataprune.calibration import build_calibration_set
->>> calib = build_calibration_set(texts, tokenizer, n_samples=128, seq_len=512, selector="kcenter")
+>>> calib = build_calibration_set(texts, tokenizer, n_samples=128, seq_len=512)  # random: the default
 >>> calib.to_tensor(), calib.to_list(), calib.to_dataset(), calib.forward_loop
 >>> calib = build_calibration_set(texts, tokenizer, selector="kcenter", space="activations",
 ...                               model=model, sources=names, mix="balanced")

@@ -3,7 +3,7 @@ llm-compressor adapter, and perplexity comparisons of calibration sets.
 
 >>> from dataprune.calibration import build_calibration_set
 >>> from dataprune.model_pruning import WandaPruner
->>> calib = build_calibration_set(texts, tokenizer, n_samples=64, seq_len=512, selector="kcenter")
+>>> calib = build_calibration_set(texts, tokenizer, n_samples=64, seq_len=512)  # random blocks
 >>> report = WandaPruner(sparsity=0.5).prune(model, calib)          # or pattern="2:4"
 >>> report = WandaPruner(sparsity=0.6, refine="dsnot").prune(model, calib)  # + DSnoT swaps
 >>> model.save_pretrained("pruned")
