@@ -3,7 +3,9 @@
 Scores (``score=``): ``length`` (response words or characters), ``perplexity`` (of the response
 given the prompt, causal LM), ``ifd`` (instruction-following difficulty,
 :func:`dataprune.scores.ifd_scores`), ``el2n`` (EL2N-LM, :func:`dataprune.scores.lm_scores`),
-``qtuning`` (Q-Tuning quadrant 1-4 of :class:`dataprune.qtuning.QTuningTriage`) and
+``qtuning`` (Q-Tuning quadrant 1-4 of :class:`dataprune.qtuning.QTuningTriage`'s default
+triage, which keeps its ``sample_ratio`` of the records), ``qtuning_noise`` (which of that
+triage's noise rules left a record out: near-duplicate, abrupt end, misaligned; 0 for none) and
 ``label_quality`` (confident learning on out-of-fold probabilities of a proxy head on the
 embeddings; needs labels). Every score is computed on the records that reached the stage and
 kept as a status column.
@@ -40,6 +42,9 @@ class ScoreSpec:
     needs: frozenset[str]
     direction: str
     default_drop_values: tuple[float, ...] = ()
+    #: What a dropped value means, named in the record's reason (``"qtuning_noise = 2 (abrupt
+    #: end)"``).
+    value_names: tuple[tuple[float, str], ...] = ()
 
 
 QUALITY_SCORES: Registry[ScoreSpec] = Registry("quality score")
@@ -87,8 +92,13 @@ def _ifd(ctx: Any, seen: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
     return {"ifd": s.ifd.astype(np.float64), "perplexity": np.exp(s.nll_conditioned)}
 
 
+#: ``qtuning_noise`` codes: the Q-Tuning selection that left a record out, by its noise rule.
+_NOISE_CODES = {"duplicate": 1.0, "abrupt end": 2.0, "misaligned": 3.0}
+
+
 def _qtuning(ctx: Any, seen: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
     from dataprune.qtuning import QTuningTriage
+    from dataprune.qtuning.sample_triage import SELECTION_NAMES
 
     model, tok = ctx.causal_lm()
     prompts, responses = _pairs(ctx, seen)
@@ -100,8 +110,11 @@ def _qtuning(ctx: Any, seen: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
         random_state=ctx.random_state,
         show_progress_bar=ctx.show_progress_bar,
     ).fit(prompts, responses)
+    selection = tri.result_.samples.selection
+    noise = np.array([_NOISE_CODES.get(SELECTION_NAMES[int(c)], 0.0) for c in selection])
     return {
         "qtuning": tri.quadrant_.astype(np.float64),
+        "qtuning_noise": noise,
         "perplexity": np.asarray(tri.perplexity_, dtype=np.float64),
     }
 
@@ -138,7 +151,27 @@ QUALITY_SCORES.register(
 )
 QUALITY_SCORES.register(
     "qtuning",
-    ScoreSpec(_qtuning, frozenset({"lm", "sft"}), "Q-Tuning quadrant 1-4", (1.0, 3.0)),
+    ScoreSpec(
+        _qtuning,
+        frozenset({"lm", "sft"}),
+        "Q-Tuning quadrant 1-4 (Q2/Q4: kept by the default triage)",
+        (1.0, 3.0),
+        (
+            (1.0, "not kept by the Q-Tuning triage, Q1 side"),
+            (3.0, "not kept by the Q-Tuning triage, Q3 side"),
+        ),
+    ),
+)
+QUALITY_SCORES.register(
+    "qtuning_noise",
+    ScoreSpec(
+        _qtuning,
+        frozenset({"lm", "sft"}),
+        "Q-Tuning noise rule that left the record out: 1 near-duplicate, 2 abrupt end, "
+        "3 misaligned; 0 none",
+        (1.0, 2.0, 3.0),
+        ((1.0, "near-duplicate"), (2.0, "abrupt end"), (3.0, "misaligned")),
+    ),
 )
 QUALITY_SCORES.register(
     "label_quality",
@@ -157,7 +190,8 @@ class QualityConfig(StageConfig):
     Parameters
     ----------
     score : str
-        A name in ``QUALITY_SCORES``: length, perplexity, ifd, el2n, qtuning, label_quality.
+        A name in ``QUALITY_SCORES``: length, perplexity, ifd, el2n, qtuning, qtuning_noise,
+        label_quality.
     min, max : float, optional
         Keep records with ``min <= score <= max``.
     min_quantile, max_quantile : float, optional
@@ -165,7 +199,10 @@ class QualityConfig(StageConfig):
         the stage.
     drop_values : list of float, optional
         Drop records whose score equals one of these (``qtuning``: quadrants, default [1, 3] as
-        in Q-Tuning's static triage).
+        in Q-Tuning's static triage, which keeps ``QTuningConfig().sample_ratio`` (a quarter) of
+        the records: with its default ``fill="random"`` a seeded draw from what its noise rules
+        leave in; ``qtuning_noise``: default [1, 2, 3], every record a noise rule left out,
+        leaving the budget to a later ``select`` stage).
     drop_label_issues : bool, default=True
         ``label_quality``: drop the records confident learning flags as label issues.
     unit : {"words", "chars"}, default="words"
@@ -275,8 +312,13 @@ class Quality(Stage):
             cuts["max"] = float(hi)
             drop(finite & (s > hi), f"{cfg.score} above {_fmt(hi)}")
         values = cfg.drop_values if cfg.drop_values is not None else spec.default_drop_values
+        names = dict(spec.value_names)
         for v in values or ():
-            drop(finite & (s == float(v)), f"{cfg.score} = {_fmt(float(v))}")
+            name = names.get(float(v))
+            drop(
+                finite & (s == float(v)),
+                f"{cfg.score} = {_fmt(float(v))}" + (f" ({name})" if name else ""),
+            )
         if cfg.score == "label_quality" and cfg.drop_label_issues:
             drop(cols["label_issue"] > 0, "likely label issue (confident learning)")
         return StageOutput(
