@@ -369,7 +369,8 @@ def _write_outputs(
         parameters={"recipe": result.recipe},
         random_state=result.random_state,
         inputs={rs.source: rs.content_hash},
-        counts=result.counts(),
+        # n_output as every other command's manifest names the records written
+        counts={**result.counts(), "n_output": int(result.kept.sum())},
         models=result.models,
         outputs=outputs,
         extra={
