@@ -277,3 +277,45 @@ def test_bad_pruning_options_one_line_exit_2(tmp_path, tiny_ckpt, capsys, args, 
     err = capsys.readouterr().err.strip()
     assert rc == 2 and expected in err.splitlines()[-1]
     assert not out.exists()
+
+
+def test_train_options_build_the_config_and_the_recorded_command_rebuilds_it():
+    """``rag train`` flags -> TrainConfig (defaults from the config itself), and the command
+    recorded in the card (``_train_command``) parses back into the same config."""
+    import shlex
+    from dataclasses import asdict
+
+    from dataprune.cli.main import build_parser
+    from dataprune.cli.rag import _train_command, train_config_from_args
+    from dataprune.rag.config import PrunerConfig, TrainConfig
+
+    parser = build_parser()
+    plain = train_config_from_args(parser.parse_args(["rag", "train", "--data", "d", "-o", "o"]))
+    assert asdict(plain) == asdict(TrainConfig(data="d"))
+    argv = ["rag", "train", "--data", "d", "--output", "o", "--steps", "7", "--seed", "3"]
+    argv += [
+        "--evidence-sets",
+        "hotpotqa,selqa",
+        "--trainable-layers",
+        "4",
+        "--max-train-pairs",
+        "0",
+    ]
+    argv += ["--stop-after-steps", "5", "--target-compression", "0.55"]
+    args = parser.parse_args(argv)
+    cfg = train_config_from_args(args)
+    expected = TrainConfig(
+        data="d",
+        max_steps=7,
+        random_state=3,
+        evidence_sets=("hotpotqa", "selqa"),
+        max_train_pairs=None,  # 0 = all pairs
+        stop_after_steps=5,
+        target_compression=0.55,
+        pruner=PrunerConfig(trainable_layers=4),
+    )
+    assert asdict(cfg) == asdict(expected)
+    command = _train_command(args)
+    assert command.startswith("dataprune rag train --data d --output o")
+    again = train_config_from_args(parser.parse_args(shlex.split(command)[1:]))
+    assert asdict(again) == asdict(cfg)
