@@ -300,3 +300,21 @@ def test_to_frame_and_write_scores(tmp_path, enc):
     back = pd.read_parquet(path)
     assert back.shape == df.shape and back.loc[0, "status"] == "empty_text"
     assert "max_similarity" in back.columns and "duplicate_of" in back.columns
+
+
+def test_plot_scores_draws_every_numeric_column(enc, tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    res = dataprune.select(
+        _records(), method="kcenter", n_samples=10, text_field="text", model=enc, random_state=0
+    )
+    out = tmp_path / "plots"
+    out.mkdir()
+    path = res.plot_scores(out / "scores.png")
+    assert path == out / "scores.png" and [p.name for p in out.iterdir()] == ["scores.png"]
+    # one panel per numeric column (score, min_distances): wider than tall
+    w, h = Image.open(path).size
+    assert w > 1.8 * h
+    one = res.plot_scores(out / "one.png", max_columns=1)
+    assert Image.open(one).size[0] < w
