@@ -155,11 +155,12 @@ def _parse(doc: Any, name: str) -> Recipe:
             kind, options = entry, {}
         elif isinstance(entry, Mapping) and len(entry) == 1:
             kind, options = next(iter(entry.items()))
-            options = dict(options or {})
-            if not isinstance(options, dict):
+            if options is not None and not isinstance(options, Mapping):
                 raise DataValidationError(
-                    f"recipe {name}, stage {i + 1}: options must be a mapping"
+                    f"recipe {name}, stage {i + 1} ({kind}): options must be a mapping "
+                    f"{{option: value}}, got {type(options).__name__} {options!r}"
                 )
+            options = dict(options or {})
         else:
             raise DataValidationError(
                 f"recipe {name}, stage {i + 1}: expected a stage name or a one-key mapping "

@@ -178,6 +178,34 @@ def test_chat_messages_and_plain_text_records():
             {},
             "may appear once, as the last",
         ),
+        # option values of the wrong type (a YAML typo) are named, never a traceback
+        ({"stages": [{"quality": 5}]}, {}, "stage 1 (quality): options must be a mapping"),
+        ({"stages": [{"quality": ["min"]}]}, {}, "options must be a mapping {option: value}"),
+        (
+            {"stages": [{"fuzzy_dedup": {"threshold": "abc"}}]},
+            {},
+            "option 'threshold': expected a number, got 'abc'",
+        ),
+        (
+            {"stages": [{"quality": {"score": "length", "min": 1, "batch_size": 2.5}}]},
+            {},
+            "option 'batch_size': expected an integer, got 2.5",
+        ),
+        (
+            {"stages": [{"quality": {"score": "length", "drop_values": [1, "x"]}}]},
+            {},
+            "option 'drop_values': expected a list of numbers or null, got [1, 'x']",
+        ),
+        (
+            {"stages": [{"quality": {"score": "length", "min": 1, "drop_label_issues": "no"}}]},
+            {},
+            "option 'drop_label_issues': expected true or false, got 'no'",
+        ),
+        (
+            {"stages": [{"semantic_dedup": {"n_clusters": "10"}}]},
+            {},
+            "option 'n_clusters': expected an integer or null, got '10'",
+        ),
     ],
 )
 def test_bad_recipes_fail_before_any_work(recipe, kw, message):

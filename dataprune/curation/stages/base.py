@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -23,6 +25,39 @@ class StageConfig(ConfigMixin):
 
     def check(self, stage: str) -> None:
         """Raise :class:`DataValidationError` naming ``stage`` and the bad option."""
+
+
+_TYPE_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
+_PLURALS = {float: "numbers", int: "integers", str: "strings", bool: "true/false values"}
+
+
+def _expected(hint: Any, value: Any) -> str | None:
+    """``None`` when ``value`` fits the option's type ``hint`` (as a YAML recipe writes it: an
+    integer is a number, a list a list), else what was expected, in words."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        wanted = [_expected(a, value) for a in args if a is not type(None)]
+        if (value is None and type(None) in args) or any(w is None for w in wanted):
+            return None
+        return " or ".join(w for w in wanted if w) + (" or null" if type(None) in args else "")
+    if origin in (list, tuple):
+        what = f"a list of {_PLURALS.get(args[0], 'values') if args else 'values'}"
+        if not isinstance(value, (list, tuple)):
+            return what
+        return what if any(args and _expected(args[0], v) is not None for v in value) else None
+    if origin is dict or hint is dict:
+        return None if isinstance(value, Mapping) else "a mapping"
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(hint, type):
+        ok = isinstance(value, hint)
+    else:  # an annotation this check does not know: the config's own check decides
+        return None
+    return None if ok else _TYPE_NAMES.get(hint, hint.__name__)
 
 
 def bad_option(stage: str, option: str, expected: str, got: Any) -> DataValidationError:
@@ -89,6 +124,11 @@ class Stage:
                 f"stage {label!r}: unknown option(s) {', '.join(unknown)}; valid: "
                 f"{', '.join(valid) or '(none)'}"
             )
+        hints = typing.get_type_hints(cls.config_class)
+        for name, value in options.items():
+            expected = _expected(hints[name], value)
+            if expected is not None:
+                raise bad_option(label, name, expected, value)
         try:
             config = cls.config_class(**dict(options))
         except TypeError as exc:  # a required option is missing
