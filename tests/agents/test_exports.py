@@ -129,3 +129,18 @@ def test_crewai_tasks_are_ordered_with_context():
     assert set(tasks[0]["agent"]) == {"role", "goal", "backstory"}
     withj = to_crewai_tasks(Topology.full(["x", "y"], decision=AgentSpec("judge", role="Judge")))
     assert withj[-1]["name"] == "judge" and withj[-1]["context"] == ["x", "y"]
+
+
+def test_simulated_decision_agent_returns_the_majority_of_what_it_reads():
+    env = make_environment(random_state=0)
+    judged = env.full_topology(decision=AgentSpec("judge"))
+    voted = env.full_topology(aggregator="majority")
+    backend = SimulatedBackend(env)
+    for q in env.make_queries(8, random_state=4):
+        res = Executor(backend).run(judged, q.text)
+        rule = Executor(backend).run(voted, q.text)
+        assert res.decided_by == "decision:judge"
+        assert "judge" in res.to_dict()["ledger"]["agents"]
+        # the judge reads every active agent's final answer and returns their majority: what
+        # the majority rule returns over the same (seeded) agent answers
+        assert res.answer == rule.answer and res.answer in (q.answer, q.trap)
