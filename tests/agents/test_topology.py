@@ -31,6 +31,19 @@ def test_presets_structure():
     assert find_cycle(r1.adjacency) is None
 
 
+def test_layered_by_names_prunes_the_agents_no_layer_names():
+    lay = Topology.layered(AGENTS, [["d"], ["b", "a"]])
+    assert sorted(lay.edges()) == [("d", "a"), ("d", "b")]
+    assert lay.active.tolist() == [True, True, False, True]  # c is in no layer
+    assert Topology.layered(AGENTS, [["a", "b"], ["c", "d"]]).active.all()
+    with pytest.raises(DataValidationError, match="unknown agent 'e' in layers; agents are: a, b"):
+        Topology.layered(AGENTS, [["a"], ["e"]])
+    with pytest.raises(DataValidationError, match="an agent appears in more than one layer"):
+        Topology.layered(AGENTS, [["a", "b"], ["b"]])
+    with pytest.raises(DataValidationError, match=r"layer sizes \[2, 1\] must be >= 1 and sum"):
+        Topology.layered(AGENTS, [2, 1])
+
+
 def test_cycle_and_self_loop_rejected_with_names():
     A = np.zeros((3, 3))
     A[0, 1] = A[1, 2] = A[2, 0] = 1
