@@ -173,3 +173,27 @@ def test_agp_with_minilm_adapts_agents_to_the_query_type():
     assert acc > acc_rnd + 0.05
     assert tok < 0.7 * env.tokens(full)
     assert isinstance(TokenCostModel().estimate(tops[0]), float)
+
+
+def test_validation_split_stops_early_and_restores_the_best_epoch(mined, hashing_encoder):
+    _, full, recs = mined
+    cfg = AGPConfig(hidden_dim=16, epochs=30, validation_fraction=0.25, patience=3)
+    agp = fit(recs, hashing_encoder, base=full, config=cfg)
+    h = agp.history_
+    val = [r["val_loss"] for r in h]
+    last = h[-1]
+    assert len(h) <= cfg.epochs and all(np.isfinite(val))
+    # the best epoch is the lowest validation loss; training stopped patience epochs after it
+    # (or at the last epoch) and reports it
+    assert last["best_val_loss"] == pytest.approx(min(val))
+    assert val[last["best_epoch"] - 1] == pytest.approx(min(val))
+    assert len(h) == cfg.epochs or len(h) - last["best_epoch"] >= cfg.patience
+    # the restored weights are the best epoch's, not the last one's: the same run stopped right
+    # after that epoch predicts exactly the same
+    best = last["best_epoch"]
+    assert best < len(h)  # (else the check below could not tell restored from last weights)
+    cut = AGPConfig(hidden_dim=16, epochs=best, validation_fraction=0.25, patience=cfg.epochs)
+    short = fit(recs, hashing_encoder, base=full, config=cut)
+    assert len(short.history_) == best and short.history_[-1]["best_epoch"] == best
+    q = ["Solve 2x = 8.", "Write a function that reverses a string."]
+    np.testing.assert_array_equal(agp.predict_proba(q)[0], short.predict_proba(q)[0])

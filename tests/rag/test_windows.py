@@ -106,3 +106,14 @@ def test_exact_match_marks_repeated_query_content_tokens_only(tiny_pruner):
     assert "the" not in {m.lower() for m in marked}
     a, b = w.query_span
     assert not any(w.exact_match[a:b])
+
+
+def test_template_from_a_tokenizer_without_sequence_ids(tiny_pruner):
+    """A slow (Python) tokenizer returns plain dicts: the probe tokens are located instead."""
+    fast = tiny_pruner.tokenizer
+
+    class Slow:
+        def __call__(self, *texts, **kw):
+            return dict(fast(*texts, **kw))  # a plain mapping: no .sequence_ids()
+
+    assert PairTemplate.from_tokenizer(Slow()) == PairTemplate.from_tokenizer(fast)
