@@ -114,9 +114,13 @@ def _fate(res: Any, j: int) -> str:
     if sel == FILL_UP:
         return f"{q}, kept by the fill={fill} fill-up (no noise rule flagged it)"
     where = f"in {corner} but " if sel == TRIMMED else ""
+    if fill == "random":  # a seeded uniform draw: the plane did not decide
+        return (
+            f"dropped (labelled {q}): {where}not taken by the fill=random draw; no noise rule "
+            "flagged it, so another random_state can keep it"
+        )
     return f"dropped (labelled {q}): " + (
-        f"{where}not taken by the fill={fill} fill-up; no noise rule flagged it, "
-        "so another random_state can keep it"
-        if fill in ("random", "flat") or sel == TRIMMED
-        else "outside the corners and after the fill-up's K"
+        f"{where}trimmed by the fill={fill} order to reach exactly K"
+        if sel == TRIMMED
+        else f"outside the corners and not reached by the fill={fill} fill-up"
     )

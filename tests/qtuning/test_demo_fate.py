@@ -26,7 +26,7 @@ def test_every_selection_names_the_rule_that_decided():
     trimmed = int(np.flatnonzero(sel == TRIMMED)[0])
     text = _fate(res, trimmed)
     assert text.startswith(f"dropped (labelled Q{res.samples.quadrant[trimmed]}): in the Q")
-    assert "not taken by the fill=random fill-up" in text and "another random_state" in text
+    assert "not taken by the fill=random draw" in text and "another random_state" in text
     fill = int(np.flatnonzero(sel == FILL_UP)[0])
     assert "kept by the fill=random fill-up" in _fate(res, fill)
 
@@ -36,7 +36,19 @@ def test_every_selection_names_the_rule_that_decided():
         uniform, corner
     )
     dropped = int(np.flatnonzero(~uniform.samples.kept & (uniform.samples.selection == 0))[0])
-    assert _fate(uniform, dropped).endswith("outside the corners and after the fill-up's K")
+    assert _fate(uniform, dropped).endswith(
+        "outside the corners and not reached by the fill=uniform fill-up"
+    )
+    # a deterministic order trims a surplus of corner samples: no other draw would keep them
+    ppl, ent = np.array([1.0, 2.0, 3.0, 4.0]), np.array([4.0, 3.0, 2.0, 1.0])
+    cfg = QTuningConfig(sample_ratio=0.25, fill="uniform")
+    tri = triage_samples(ppl, ent, cfg)
+    assert tri.selection[3] == TRIMMED
+    over = SimpleNamespace(samples=tri, config=cfg, perplexity=ppl, entropy=ent)
+    assert _fate(over, 3) == (
+        f"dropped (labelled Q1): in the Q2 corner at alpha={tri.alpha:.3f} but trimmed by the "
+        "fill=uniform order to reach exactly K"
+    )
 
     flags = np.zeros(40, dtype=bool)
     flags[3] = True
