@@ -153,6 +153,15 @@ def register(sub: Subparsers) -> None:
         "--eval-max-tokens", type=int, default=16384, help="token budget (default 16384)"
     )
     e.add_argument("--eval-seq-len", type=int, default=512, help="window (default 512)")
+    e.add_argument(
+        "--against-random",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also prune from N random calibration sets of the same size (the default recipe, "
+        "seeds --random-state + 1 ... + N) and report where this run's --eval perplexity falls "
+        "among theirs: whether the selection helped on your data (N more prunes; needs --eval)",
+    )
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty DIR")
     p.set_defaults(run=run)
@@ -183,6 +192,14 @@ def _validate_args(args: argparse.Namespace) -> None:
         )
     if args.space != "embeddings" and args.encoder:
         raise DataValidationError(f"--encoder is for --space embeddings, not {args.space}")
+    if args.against_random < 0:
+        raise DataValidationError(f"--against-random must be >= 0, got {args.against_random}")
+    if args.against_random and not args.eval:
+        raise DataValidationError("--against-random needs --eval INPUT (the texts to compare on)")
+    if args.against_random and not _needs_calibration(args):
+        raise DataValidationError(
+            f"--against-random compares calibration sets; --method {args.method} uses none"
+        )
     if args.calibration:  # --selector and its -O options: names and values, before any loading
         from dataprune.calibration.build import resolve_selector
 
@@ -278,6 +295,9 @@ def run(args: argparse.Namespace) -> int:
         ppl_before = perplexity(
             model, tokenizer, eval_texts, seq_len=args.eval_seq_len, max_tokens=args.eval_max_tokens
         )
+    baseline = None
+    if args.against_random:  # before the pruning that is kept: the model comes back dense
+        baseline = _random_baseline(args, texts, tokenizer, model, pruner, eval_texts)
     report = pruner.prune(model, calib)
     if eval_texts is not None:
         ppl_after = perplexity(
@@ -295,6 +315,10 @@ def run(args: argparse.Namespace) -> int:
                 "dense": ppl_before.to_dict(),
                 "pruned": ppl_after.to_dict(),
             }
+        if baseline is not None:
+            baseline["pruned"] = ppl_after.perplexity
+            baseline["lower_than"] = sum(ppl_after.perplexity < x for x in baseline["perplexity"])
+            report_d["eval"]["random_calibration"] = baseline
         atomic_write_json(tmp / "prune_report.json", report_d)
         if calib is not None:
             calib.save(tmp / "calibration.npz")
@@ -316,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
                 "dtype": args.dtype,
                 "refine": args.refine,
                 "refine_config": params.get("refine_config"),
+                "against_random": args.against_random,
             },
             random_state=args.random_state,
             inputs=inputs,
@@ -342,7 +367,58 @@ def run(args: argparse.Namespace) -> int:
             f"perplexity on {args.eval}: dense {ppl_before.perplexity:.2f} -> pruned "
             f"{ppl_after.perplexity:.2f} ({ppl_after.n_tokens} tokens)"
         )
+    if baseline is not None:
+        print(_baseline_line(baseline))
     print(
         f"wrote {out}/ (model, tokenizer, prune_report.json, manifest.json) in {timer.elapsed:.1f} s"
     )
     return 0
+
+
+def _random_baseline(args, texts, tokenizer, model, pruner, eval_texts) -> dict:
+    """Prune from ``--against-random`` random calibration sets (same size, the default recipe)
+    and measure ``--eval`` perplexity after each; the model is left dense."""
+    from dataprune.calibration import build_calibration_set
+    from dataprune.model_pruning import compare_calibration
+
+    seeds = [args.random_state + i for i in range(1, args.against_random + 1)]
+    sets = {
+        f"random seed {s}": build_calibration_set(
+            texts,
+            tokenizer,
+            n_samples=args.n_samples,
+            seq_len=args.seq_len,
+            selector="random",
+            chunking=args.chunking,
+            random_state=s,
+        )
+        for s in seeds
+    }
+    table = compare_calibration(
+        model,
+        pruner,
+        sets,
+        eval_texts,
+        tokenizer=tokenizer,
+        seq_len=args.eval_seq_len,
+        max_eval_tokens=args.eval_max_tokens,
+        include_dense=False,
+    )
+    return {
+        "n": len(seeds),
+        "seeds": seeds,
+        "perplexity": [table.perplexity(name, "eval") for name in sets],
+    }
+
+
+def _baseline_line(b: dict) -> str:
+    """One line: this run's perplexity against the random calibration sets'."""
+    import numpy as np
+
+    ppl = np.asarray(b["perplexity"])
+    return (
+        f"against {b['n']} random calibration set(s) of the same size (seeds "
+        f"{', '.join(map(str, b['seeds']))}): perplexity {b['pruned']:.2f} vs random mean "
+        f"{ppl.mean():.2f} (min {ppl.min():.2f}, max {ppl.max():.2f}); lower than "
+        f"{b['lower_than']} of {b['n']}"
+    )

@@ -203,3 +203,52 @@ def test_prune_model_activation_space_and_balanced_mix(tiny_dir, tmp_path, capsy
     assert all(repr(m) in err for m in MIXES)
     assert main([*args, "--overwrite", "--mix", "balanced"]) == 2
     assert "--mix balanced needs --source-field" in capsys.readouterr().err
+
+
+def test_against_random_reports_where_the_run_falls_among_random_calibration(
+    tiny_dir, pool_file, tmp_path, capsys, isolated_cache
+):
+    base = ["prune-model", "--model", str(tiny_dir), "--sparsity", "0.5", "--dtype", "float32"]
+    base += ["--calibration", str(pool_file), "--text-field", "body", "--n-samples", "4"]
+    base += ["--seq-len", "12", "--eval", str(pool_file), "--eval-max-tokens", "60"]
+    base += ["--eval-seq-len", "20", "--selector", "longest"]
+    assert main([*base, "--output", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    assert main([*base, "--against-random", "2", "--output", str(tmp_path / "vs")]) == 0
+    printed = capsys.readouterr().out
+    plain = json.loads((tmp_path / "plain" / "prune_report.json").read_text())["eval"]
+    vs = json.loads((tmp_path / "vs" / "prune_report.json").read_text())["eval"]
+    # the kept pruning is untouched by the baseline runs (the model is dense again before it)
+    assert vs["pruned"] == plain["pruned"] and vs["dense"] == plain["dense"]
+    b = vs["random_calibration"]
+    assert b["n"] == 2 and b["seeds"] == [1, 2] and len(b["perplexity"]) == 2
+    assert b["pruned"] == vs["pruned"]["perplexity"]
+    assert b["lower_than"] == sum(vs["pruned"]["perplexity"] < x for x in b["perplexity"])
+    # a random set of another seed is a different set: its perplexity is the kept run's only
+    # by chance, and each is what a plain run with that seed and selector reports
+    assert main([*base[:-2], "--random-state", "2", "--output", str(tmp_path / "r2")]) == 0
+    capsys.readouterr()
+    r2 = json.loads((tmp_path / "r2" / "prune_report.json").read_text())["eval"]["pruned"]
+    assert b["perplexity"][1] == pytest.approx(r2["perplexity"])
+    assert "against 2 random calibration set(s) of the same size (seeds 1, 2)" in printed
+    assert f"lower than {b['lower_than']} of 2" in printed
+    manifest = json.loads((tmp_path / "vs" / "manifest.json").read_text())
+    assert manifest["parameters"]["against_random"] == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--against-random", "2"], "--against-random needs --eval INPUT"),
+        (["--against-random", "-1"], "--against-random must be >= 0"),
+        (
+            ["--method", "magnitude", "--against-random", "2", "--eval", "e.jsonl"],
+            "--against-random compares calibration sets; --method magnitude uses none",
+        ),
+    ],
+)
+def test_against_random_bad_options(extra, message, capsys, tmp_path):
+    argv = ["prune-model", "--sparsity", "0.5", "--calibration", "x.jsonl", *extra]
+    assert main([*argv, "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
