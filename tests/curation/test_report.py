@@ -108,3 +108,32 @@ def test_duplicate_components_and_verdicts():
     assert c.verdict == "better"
     assert Comparison("x", "x", 0.25, np.array([0.2, 0.3]), "lower").verdict == "within"
     assert Comparison("x", "x", 0.5, np.array([0.2, 0.3]), "higher").verdict == "better"
+
+
+def test_a_score_of_a_few_codes_is_drawn_as_counts_per_code(monkeypatch):
+    import matplotlib.axes
+
+    from dataprune.curation.report import html
+
+    ticks, hists = [], []
+    set_xticks, hist = matplotlib.axes.Axes.set_xticks, matplotlib.axes.Axes.hist
+
+    def spy_ticks(self, t, labels=None, **kw):
+        ticks.append(list(labels or []))
+        return set_xticks(self, t, labels, **kw)
+
+    def spy_hist(self, *a, **kw):
+        hists.append(1)
+        return hist(self, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xticks", spy_ticks)
+    monkeypatch.setattr(matplotlib.axes.Axes, "hist", spy_hist)
+    # a rare code (3, once in 200) is shown, not clipped away by a percentile range
+    codes = np.array([0.0] * 196 + [2.0] * 3 + [3.0] + [np.nan])
+    kept = np.arange(len(codes)) % 2 == 0
+    assert html._hist(codes, kept, "qtuning_noise", {}).startswith("data:image/png;base64,")
+    assert ticks == [["0", "2", "3"]] and not hists
+    # a continuous score, or one with cuts, stays a histogram
+    html._hist(np.linspace(0, 1, 50), np.ones(50, bool), "ifd", {})
+    html._hist(np.array([1.0, 2.0, 3.0] * 5), np.ones(15, bool), "length", {"min": 2.0})
+    assert len(hists) == 4

@@ -83,6 +83,26 @@ def _hist(values: np.ndarray, kept: np.ndarray, name: str, cuts: dict[str, float
     ok = np.isfinite(values)
     v = values[ok]
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
+    codes = np.unique(v)
+    if 0 < len(codes) <= 10 and np.all(codes == np.round(codes)) and not cuts:
+        # a score of a few codes (Q-Tuning quadrants, noise rules): counts per code, every code
+        # shown (a histogram's percentile range would clip a rare code away)
+        kk = kept[ok]
+        x = np.arange(len(codes))
+        for off, mask, color, label in (
+            (-0.2, ~kk, "#e0a04a", "dropped"),
+            (0.2, kk, "#4a7bd0", "kept"),
+        ):
+            bars = ax.bar(x + off, [int(np.sum(v[mask] == c)) for c in codes], 0.4, color=color,
+                          label=label)  # fmt: skip
+            ax.bar_label(bars, fontsize=7, padding=1)
+        ax.margins(y=0.15)  # room for the count labels
+        ax.set_xticks(x, [f"{c:g}" for c in codes])
+        ax.set_xlabel(f"{name} (value)")
+        ax.set_ylabel("records")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+        return _png(fig)
     lo, hi = np.percentile(v, [0.5, 99.5]) if len(v) else (0, 1)
     for c in cuts.values():
         lo, hi = min(lo, c), max(hi, c)
@@ -94,6 +114,8 @@ def _hist(values: np.ndarray, kept: np.ndarray, name: str, cuts: dict[str, float
     for side, c in cuts.items():
         ax.axvline(c, color="#a3271b", ls="--", lw=1.3)
         ax.annotate(f"{side} {c:.3g}", (c, ax.get_ylim()[1] * 0.92), fontsize=8, color="#a3271b")
+    ax.set_xlabel(name)
+    ax.set_ylabel("records")
     ax.set_title(name)
     ax.legend(fontsize=8)
     return _png(fig)
