@@ -21,6 +21,7 @@ def add_input_args(
     required: bool = True,
     split: bool = True,
     input_help: str = "JSONL / JSON / parquet / CSV file, or a hub dataset id",
+    rejects: str = "OUTPUT.rejects.jsonl",
 ) -> None:
     """Add the input, its field options, ``--split`` and ``--on-bad-record`` (one definition for
     every command that reads records).
@@ -36,6 +37,8 @@ def add_input_args(
         For the input argument.
     split : bool
         Add ``--split`` (hub dataset ids).
+    rejects : str
+        Where ``--on-bad-record skip`` writes the skipped records (for the help text).
     """
     if flags is None:
         p.add_argument(dest, metavar="INPUT", help=input_help)
@@ -57,7 +60,7 @@ def add_input_args(
         choices=("error", "skip"),
         default="error",
         help="stop at the first bad record (default) or skip bad records and write them to "
-        "OUTPUT.rejects.jsonl",
+        + rejects,
     )
 
 

@@ -58,6 +58,7 @@ def register(sub: Subparsers) -> None:
         dest="calibration",
         required=False,
         input_help="JSONL / JSON / parquet / CSV pool of texts, or a hub dataset id",
+        rejects="DIR/calibration.rejects.jsonl (those of --eval to DIR/eval.rejects.jsonl)",
     )
     g.add_argument(
         "--selector",
@@ -238,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
 
     from dataprune.atomic import atomic_dir, atomic_write_json
     from dataprune.cli._common import field_sources, text_fields_from_args
+    from dataprune.io import write_rejects
     from dataprune.manifest import RunTimer, build_manifest
     from dataprune.model_pruning import get_model_pruner
     from dataprune.model_pruning.perplexity import perplexity
@@ -257,10 +259,10 @@ def run(args: argparse.Namespace) -> int:
     if args.calibration:
         fields = text_fields_from_args(args)
         calib_rs, texts = _texts(args.calibration, args, fields)
-    eval_texts = None
+    eval_texts = eval_rs = None
     if args.eval:
         eval_field = args.eval_text_field or args.text_field
-        _, eval_texts = _texts(args.eval, args, [eval_field] if eval_field else [])
+        eval_rs, eval_texts = _texts(args.eval, args, [eval_field] if eval_field else [])
 
     model, tokenizer = load_causal_lm(args.model, dtype=args.dtype)
     resolved = getattr(model, "dataprune_source", None)
@@ -322,6 +324,12 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_json(tmp / "prune_report.json", report_d)
         if calib is not None:
             calib.save(tmp / "calibration.npz")
+        # every skipped record is kept, with its line and reason (--on-bad-record skip)
+        rejected = {
+            name: write_rejects(rs.rejects, tmp / name)
+            for name, rs in (("calibration", calib_rs), ("eval", eval_rs))
+            if rs is not None and rs.rejects
+        }
         inputs = {}
         if calib_rs is not None:
             inputs[calib_rs.source] = calib_rs.content_hash
@@ -348,10 +356,15 @@ def run(args: argparse.Namespace) -> int:
                 "n_calibration_pool": 0 if texts is None else len(texts),
                 "n_calibration_samples": 0 if calib is None else calib.n_samples,
                 "n_rejected": 0 if calib_rs is None else len(calib_rs.rejects),
+                "n_eval_rejected": 0 if eval_rs is None else len(eval_rs.rejects),
                 "n_pruned_layers": len(report.layers),
             },
             models={"causal_lm": resolved.describe() if resolved else {"name": str(args.model)}},
-            outputs={"model": str(out), "report": str(out / "prune_report.json")},
+            outputs={
+                "model": str(out),
+                "report": str(out / "prune_report.json"),
+                **{f"{k}_rejects": str(out / p.name) for k, p in rejected.items()},
+            },
             timer=timer,
             extra={"calibration": None if calib is None else calib.provenance},
         )
@@ -369,6 +382,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if baseline is not None:
         print(_baseline_line(baseline))
+    for name, path in rejected.items():
+        rs = calib_rs if name == "calibration" else eval_rs
+        print(f"skipped {len(rs.rejects)} bad {name} records (details in {out / path.name})")
     print(
         f"wrote {out}/ (model, tokenizer, prune_report.json, manifest.json) in {timer.elapsed:.1f} s"
     )

@@ -166,4 +166,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             nan_as_null=True,  # a baseline that cannot reach the pruner's compression: null
         )
         print(f"wrote {args.output} ({timer.elapsed:.1f} s)")
+    if rs.rejects:  # --on-bad-record skip: the skipped records, kept with their line and reason
+        from dataprune.cli._common import report_rejects
+
+        print(
+            report_rejects(rs, args.output)
+            if args.output is not None
+            else f"skipped {len(rs.rejects)} bad records (give --output to keep them in "
+            "OUTPUT.rejects.jsonl)"
+        )
     return 0

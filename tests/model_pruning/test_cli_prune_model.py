@@ -252,3 +252,26 @@ def test_against_random_bad_options(extra, message, capsys, tmp_path):
     assert main([*argv, "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_skipped_records_are_kept_in_the_output_folder(tiny_dir, tmp_path, capsys, isolated_cache):
+    rows = [{"body": f"{a} and {b}"} for a in CORPUS for b in CORPUS[:2]]
+    rows[3] = {"body": 5}
+    pool = write_records(rows, tmp_path / "pool.jsonl")
+    out = tmp_path / "pruned"
+    argv = ["prune-model", "--model", str(tiny_dir), "--sparsity", "0.5", "--dtype", "float32",
+            "--calibration", str(pool), "--text-field", "body", "--n-samples", "2",
+            "--seq-len", "12", "--on-bad-record", "skip", "--eval", str(pool),
+            "--eval-max-tokens", "40", "--eval-seq-len", "20", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert (
+        f"skipped 1 bad calibration records (details in {out / 'calibration.rejects.jsonl'})"
+        in printed
+    )
+    for name in ("calibration", "eval"):
+        (r,) = [json.loads(x) for x in (out / f"{name}.rejects.jsonl").read_text().splitlines()]
+        assert r["line"] == 4 and r["raw"] == {"body": 5}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["n_rejected"] == 1 and manifest["counts"]["n_eval_rejected"] == 1
+    assert manifest["outputs"]["eval_rejects"] == str(out / "eval.rejects.jsonl")

@@ -72,3 +72,20 @@ def test_unknown_baseline_lists_the_valid_ones(tmp_path, tiny_ckpt, capsys):
     argv = ["rag", "evaluate", "-i", str(src), "--model", str(tiny_ckpt), "--baselines", "tfidf"]
     assert main(argv) == 2
     assert "valid: bm25, embedding" in capsys.readouterr().err
+
+
+def test_skipped_records_are_kept_next_to_the_report(tmp_path, tiny_ckpt, capsys):
+    rows = [*ROWS, {"query": "q?", "text": 7, "evidence": []}, {"query": "q?", "evidence": []}]
+    src, out = _write(tmp_path, rows), tmp_path / "report.json"
+    argv = ["rag", "evaluate", "-i", str(src), "--model", str(tiny_ckpt), "--baselines", "bm25",
+            "--n-boot", "200", "--on-bad-record", "skip"]  # fmt: skip
+    assert main([*argv, "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"skipped 2 bad records (details in {out}.rejects.jsonl)" in text
+    rejected = [
+        json.loads(x) for x in (tmp_path / "report.json.rejects.jsonl").read_text().splitlines()
+    ]
+    assert [r["line"] for r in rejected] == [4, 5]
+    assert json.loads(out.read_text())["input"]["n_rejected"] == 2
+    assert main(argv) == 0  # without --output the count is still printed
+    assert "skipped 2 bad records (give --output to keep them" in capsys.readouterr().out
