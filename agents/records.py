@@ -91,7 +91,7 @@ def validate_agp_record(
     ew = record["edge_weight"]
     if not isinstance(ew, Sequence) or isinstance(ew, (str, bytes)) or len(ew) != n:
         raise err(
-            f"expected an {n} x {n} list of edge probabilities (n = len(mask))", "edge_weight"
+            f"expected a list of {n} lists of {n} edge probabilities (n = len(mask))", "edge_weight"
         )
     E = np.empty((n, n), dtype=np.float64)
     for i, row in enumerate(ew):

@@ -41,7 +41,7 @@ def as_matrix(x: Any, n: int, what: str, dtype: Any) -> np.ndarray:
     try:
         M = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError):
-        raise DataValidationError(f"{what}: expected an {n} x {n} numeric matrix") from None
+        raise DataValidationError(f"{what}: expected a numeric matrix of shape {n} x {n}") from None
     if M.shape != (n, n):
         raise DataValidationError(
             f"{what}: expected shape ({n}, {n}) for {n} agents, got {M.shape}"

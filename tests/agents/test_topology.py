@@ -169,7 +169,7 @@ def test_agp_record_mask_one_means_pruned():
             {"task": "q", "edge_weight": [[0]], "mask": [2]},
             "expected 0 (agent runs) or 1 (agent pruned)",
         ),
-        ({"task": "q", "edge_weight": [[0, 1]], "mask": [0, 0]}, "2 x 2 list"),
+        ({"task": "q", "edge_weight": [[0, 1]], "mask": [0, 0]}, "a list of 2 lists of 2 edge"),
         ({"task": "q", "edge_weight": [[0, 1.5], [0, 0]], "mask": [0, 0]}, "outside [0, 1]"),
         ({"task": "", "edge_weight": [[0]], "mask": [0]}, "field 'task'"),
         ([1, 2], "expected a JSON object"),
