@@ -141,6 +141,9 @@ def test_env_json(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["models"]["encoder"]["source"] == "offline-package"
     assert "cpu_threads" in info["devices"]
+    import torch
+
+    assert info["devices"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 @pytest.mark.offline_models

@@ -37,6 +37,9 @@ def collect() -> dict:
 
         info["devices"] = {
             "cpu_threads": torch.get_num_threads(),
+            # the CPU kernels torch dispatches to: pruned-model perplexities from the same
+            # calibration samples differ between them (benchmarks/results/model_pruning_machines.md)
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cuda": torch.cuda.is_available(),
             "cuda_devices": [
                 torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         cuda = ", ".join(d["cuda_devices"]) if d["cuda"] else "no"
         print(
-            f"devices: cpu ({d['cpu_threads']} threads), cuda: {cuda}, mps: {'yes' if d['mps'] else 'no'}"
+            f"devices: cpu ({d['cpu_threads']} threads, torch kernels {d['cpu_capability']}), "
+            f"cuda: {cuda}, mps: {'yes' if d['mps'] else 'no'}"
         )
     print(f"cache: {info['cache_dir']}   HF_HUB_OFFLINE={info['hf_hub_offline'] or '(unset)'}")
     print("models:")
