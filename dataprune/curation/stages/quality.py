@@ -27,6 +27,7 @@ from dataprune.curation.stages.base import (
     bad_option,
     register_stage,
 )
+from dataprune.qtuning.sample_triage import ABRUPT_END, DUPLICATE, MISALIGNED
 from dataprune.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -92,13 +93,14 @@ def _ifd(ctx: Any, seen: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
     return {"ifd": s.ifd.astype(np.float64), "perplexity": np.exp(s.nll_conditioned)}
 
 
-#: ``qtuning_noise`` codes: the Q-Tuning selection that left a record out, by its noise rule.
-_NOISE_CODES = {"duplicate": 1.0, "abrupt end": 2.0, "misaligned": 3.0}
+#: ``qtuning_noise`` values: the noise rule that left a record out (by its Q-Tuning selection
+#: code) -> (score value, name in the record's reason).
+_NOISE_RULES = {DUPLICATE: (1.0, "near-duplicate"), ABRUPT_END: (2.0, "abrupt end"),
+                MISALIGNED: (3.0, "misaligned")}  # fmt: skip
 
 
 def _qtuning(ctx: Any, seen: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
     from dataprune.qtuning import QTuningTriage
-    from dataprune.qtuning.sample_triage import SELECTION_NAMES
 
     model, tok = ctx.causal_lm()
     prompts, responses = _pairs(ctx, seen)
@@ -111,7 +113,7 @@ def _qtuning(ctx: Any, seen: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
         show_progress_bar=ctx.show_progress_bar,
     ).fit(prompts, responses)
     selection = tri.result_.samples.selection
-    noise = np.array([_NOISE_CODES.get(SELECTION_NAMES[int(c)], 0.0) for c in selection])
+    noise = np.array([_NOISE_RULES.get(int(c), (0.0,))[0] for c in selection])
     return {
         "qtuning": tri.quadrant_.astype(np.float64),
         "qtuning_noise": noise,
@@ -170,7 +172,7 @@ QUALITY_SCORES.register(
         "Q-Tuning noise rule that left the record out: 1 near-duplicate, 2 abrupt end, "
         "3 misaligned; 0 none",
         (1.0, 2.0, 3.0),
-        ((1.0, "near-duplicate"), (2.0, "abrupt end"), (3.0, "misaligned")),
+        tuple(_NOISE_RULES.values()),
     ),
 )
 QUALITY_SCORES.register(
