@@ -59,6 +59,17 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="also save OUTPUT.scores.png: score histograms, kept vs not kept",
     )
+    p.add_argument(
+        "--against-random",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare the kept set with N random subsets of the same size drawn from the "
+        "same candidates, on measures that need no training: embedding coverage (methods that "
+        "do not embed the records use the default sentence encoder for it), label mix with "
+        "--label-field, semantic duplicates, score means; printed and saved in the manifest "
+        "(e.g. 20; default 0: off)",
+    )
     add_engine_args(
         p,
         engine_help="where the work runs: 'local' (this process, default) or 'ray' (embedding "
@@ -100,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         raise DataValidationError(f"--fraction must be in (0, 1], got {args.fraction}")
     if args.n_samples is not None and args.n_samples < 1:
         raise DataValidationError(f"--n-samples must be >= 1, got {args.n_samples}")
+    if args.against_random < 0:
+        raise DataValidationError(f"--against-random must be >= 0, got {args.against_random}")
     check_output(args.output, inputs=(args.input,))
     rs = load_records(args.input, split=args.split, on_bad_record=args.on_bad_record)
     fmt = output_format(args.output, rs.format)
@@ -118,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         empty_text="keep" if args.keep_empty else "exclude",
         engine=engine,
         engine_options=engine_options,
+        against_random=args.against_random,
         **options,
     )
     kept = result.dataset.records
@@ -147,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         outputs=outputs,
         timer=timer,
         extra={
+            "against_random": [c.to_dict() for c in result.comparisons],
             "details": result.details,
             "empty_text_indices": empty.tolist(),
             "score_columns": ["score", *result.columns],
@@ -172,4 +187,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"likely label issues: {result.details['n_label_issues']}")
     if rejects_note:
         print(rejects_note)
+    if args.against_random:
+        for line in comparison_lines(result.comparisons, result.budget, args.against_random):
+            print(line)
     return 0
+
+
+def comparison_lines(comparisons: list, k: int, n_subsets: int) -> list[str]:
+    """What ``--against-random`` prints: one line per measure, the verdict first."""
+    if not comparisons:
+        return [f"against random: nothing to compare (the {k} kept records are every candidate)"]
+    lines = [
+        f"kept set against {n_subsets} random subsets of the same size ({k} records) from the "
+        "same candidates (no training):"
+    ]
+    for c in comparisons:
+        lo, hi = c.random_range
+        if c.verdict:
+            ties = f", ties {c.ties}" if c.ties else ""
+            tail = f": {c.verdict} (beats {c.rank}{ties} of {len(c.random)}; {c.better} is better)"
+        else:
+            tail = ""
+        lines.append(
+            f"  {c.label}: kept {c.kept:.4g}, random {c.random_mean:.4g} "
+            f"(95% range {lo:.4g}-{hi:.4g}){tail}"
+        )
+    return lines

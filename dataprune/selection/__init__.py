@@ -29,6 +29,7 @@ __all__ = [
     "ScoreSelector",
     "SelectionResult",
     "SemDeDup",
+    "compare_selection_with_random",
     "resolve_budget",
     "select",
 ]
@@ -50,6 +51,7 @@ _LAZY = {
     "MethodSpec": "dataprune.selection.methods",
     "SelectionResult": "dataprune.selection.api",
     "select": "dataprune.selection.api",
+    "compare_selection_with_random": "dataprune.selection.against_random",
 }
 
 

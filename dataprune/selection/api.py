@@ -69,6 +69,10 @@ class SelectionResult:
         Method-specific findings (e.g. ``duplicate_groups`` as input positions).
     rejects : list
         :class:`~dataprune.io.Rejected` records skipped by validation.
+    comparisons : list of Comparison
+        With ``select(..., against_random=N)``: the kept set against N random subsets of the
+        same size (:func:`dataprune.selection.against_random.compare_selection_with_random`);
+        empty otherwise.
     """
 
     method: str
@@ -87,6 +91,12 @@ class SelectionResult:
     models: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     rejects: list[Any] = field(default_factory=list)
+    comparisons: list[Any] = field(default_factory=list)
+
+    @property
+    def candidates(self) -> np.ndarray:
+        """Input positions of the records the method chose from, ascending."""
+        return np.flatnonzero(self.rank >= 0)
 
     @property
     def empty_indices(self) -> np.ndarray:
@@ -272,6 +282,7 @@ def select(
     show_progress_bar: bool | None = None,
     engine: Any = "local",
     engine_options: Mapping[str, Any] | None = None,
+    against_random: int = 0,
     **options: Any,
 ) -> SelectionResult:
     """Select exactly ``n_samples`` (or ``fraction`` of the) records with a named method.
@@ -315,6 +326,11 @@ def select(
     engine_options : dict, optional
         For ``engine="ray"``: ``address``, ``num_cpus``, ``concurrency`` (model actors),
         ``work_dir`` (shards, for resuming), ``shard_size``, ``max_retries``.
+    against_random : int, default=0
+        Also compare the kept set with this many random subsets of the same size drawn from
+        the candidates (embedding coverage, label mix, duplicates, score means; stored in
+        ``SelectionResult.comparisons``). Methods that do not embed the records embed them with
+        the default sentence encoder for the coverage. 0: no comparison.
     **options
         Method options, e.g. ``keep="easy"`` (prototypes, el2n), ``offset=0.1`` (el2n, grand),
         ``eps=0.05`` (semdedup), ``beta=0.1`` (ccs), ``n_runs=5`` / ``proxy={...}`` (proxy
@@ -350,6 +366,14 @@ def select(
         )
     if empty_text not in ("exclude", "keep"):
         raise DataValidationError(f"empty_text must be 'exclude' or 'keep', got {empty_text!r}")
+    if (
+        isinstance(against_random, bool)
+        or not isinstance(against_random, (int, np.integer))
+        or against_random < 0
+    ):
+        raise DataValidationError(
+            f"against_random: expected an integer >= 0 (random subsets), got {against_random!r}"
+        )
     spec.check_options(options)  # names and values, before any loading
     sel_opts, inp_opts = spec.split_options(options)
     fields, is_sft = _text_fields(text_field, prompt_field, response_field)
@@ -450,6 +474,7 @@ def select(
             offset=float(getattr(selector, "offset", 0.0) or 0.0),
             score=spec.name,
         )
+    feature_columns = list(columns)  # computed before selecting: scores of the records alone
     columns.update(_per_record_columns(selector, where))
 
     sel_pos = cand[selector.selected_indices_]  # positions in rs.records, selection order
@@ -483,6 +508,7 @@ def select(
         "options": {k: v for k, v in options.items()},
         "engine": "local" if eng is None else eng.name,
         "selector": repr(selector),
+        "against_random": int(against_random),
     }
     result = SelectionResult(
         method=spec.name,
@@ -503,4 +529,17 @@ def select(
         rejects=list(rs.rejects),
     )
     logger.info("%s", result.summary())
+    if against_random:
+        from dataprune.selection.against_random import (
+            candidate_embeddings,
+            compare_selection_with_random,
+        )
+
+        result.comparisons = compare_selection_with_random(
+            result,
+            embeddings=candidate_embeddings(spec, X, ctx),
+            labels=y,
+            columns=[c for c in feature_columns if c in full_cols],
+            n_subsets=int(against_random),
+        )
     return result

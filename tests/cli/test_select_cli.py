@@ -266,6 +266,7 @@ def test_bad_records_skipped_and_listed(tmp_path, capsys, fake_encoder):
         ),
         (["-m", "el2n", "--n-samples", "3", "--text-field", "text"], "needs labels"),
         (["-m", "random", "--n-samples", "3", "--text-field", "nope"], "field 'nope': missing"),
+        (["-m", "random", "--n-samples", "3", "--against-random", "-1"], "--against-random must"),
     ],
 )
 def test_errors_one_line_exit_2(tmp_path, capsys, fake_encoder, src, args, expected):
@@ -393,3 +394,26 @@ def test_text_field_defaults_to_text(tmp_path, capsys, fake_encoder, src):
     assert status == 2 and len(err.splitlines()) == 1
     assert "no 'text' field (record 0 has 'body')" in err and "--text-field" in err
     assert not bad.exists()
+
+
+def test_against_random_prints_and_saves_each_measure(tmp_path, capsys, fake_encoder, src):
+    out = tmp_path / "o.jsonl"
+    args = ["select", str(src), "-m", "kcenter", "--n-samples", "10", "--text-field", "text"]
+    assert main([*args, "--label-field", "label", "--against-random", "12", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "kept set against 12 random subsets of the same size (10 records)" in printed
+    assert "embedding coverage" in printed and "classes present (of 4)" in printed
+    saved = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())["against_random"]
+    assert [c["name"] for c in saved] == [
+        "coverage",
+        "classes_present",
+        "label_distance",
+        "label_imbalance",
+    ]
+    cov = saved[0]
+    assert cov["n_subsets"] == 12 and cov["better"] == "higher"
+    assert cov["verdict"] in printed.split("embedding coverage")[1].splitlines()[0]
+    assert main([*args, "-o", str(tmp_path / "plain.jsonl")]) == 0
+    assert "random subsets" not in capsys.readouterr().out
+    plain = json.loads((tmp_path / "plain.jsonl.manifest.json").read_text())
+    assert plain["against_random"] == []
