@@ -7,7 +7,8 @@ rounds, decision/aggregator; presets and framework exports). Pruners: :class:`AG
 :class:`Executor` with OpenAI-compatible, local Hugging Face and simulated backends. Dynamic
 workflows (PriorDynaFlow): :class:`FlowPolicy` chooses the next agent at run time from a learned
 Q-table and the acting agent's proposal, run by :class:`FlowExecutor` (:mod:`dataprune.agents.flow`).
-Offline evaluation: :mod:`dataprune.agents.simulator`.
+Offline evaluation: :mod:`dataprune.agents.simulator`; whether AGP beats one fixed topology on
+your own records: :func:`evaluate_agp`.
 
 Every name is imported on first use (torch only when an AGP model is trained or loaded).
 """
@@ -42,6 +43,7 @@ __all__ = [
     "TokenCostModel",
     "Topology",
     "TopologyPruner",
+    "evaluate_agp",
     "load_agp_records",
     "make_pruner",
     "mine_subgraphs",
@@ -75,6 +77,7 @@ _WHERE = {
     "TokenCostModel": "dataprune.agents.costs",
     "Topology": "dataprune.agents.topology",
     "TopologyPruner": "dataprune.agents.pruner",
+    "evaluate_agp": "dataprune.agents.agp.evaluation",
     "load_agp_records": "dataprune.agents.records",
     "make_pruner": "dataprune.agents.baselines",
     "mine_subgraphs": "dataprune.agents.mining",

@@ -43,23 +43,10 @@ FILES = {
 METHODS = ["agp", "agp_prior_es", "majority", "shuffled_query_agp"]
 
 
-def scores(keep_true, edge_true, keep_pred, edge_prob):
-    n = keep_true.shape[1]
-    off = ~np.eye(n, dtype=bool)
-    node_acc = float((keep_pred == (keep_true > 0.5)).mean())
-    exact = float((keep_pred == (keep_true > 0.5)).all(axis=1).mean())
-    e_true = edge_true[:, off] >= 0.5
-    e_pred = edge_prob[:, off] >= 0.5
-    return {
-        "node_mask_accuracy": node_acc,
-        "exact_mask_rate": exact,
-        "edge_accuracy": float((e_true == e_pred).mean()),
-        "edge_mae": float(np.abs(edge_prob[:, off] - edge_true[:, off]).mean()),
-    }
-
-
 def run(path: Path, seed: int, encoder) -> dict:
     from dataprune.agents import AGPConfig, AGPPruner, load_agp_records
+    from dataprune.agents.agp.evaluation import majority_prediction
+    from dataprune.agents.agp.evaluation import mask_scores as scores
 
     recs = load_agp_records(path)
     n = len(recs)
@@ -94,14 +81,7 @@ def run(path: Path, seed: int, encoder) -> dict:
     ).fit(tr)
     qn, qe = prior.predict_proba(te.tasks)
     out["agp_prior_es"] = scores(te.keep, te.edge_weight, qn >= 0.5, qe)
-    maj_keep = tr.keep.mean(axis=0) >= 0.5
-    mean_e = tr.edge_weight.mean(axis=0)
-    out["majority"] = scores(
-        te.keep,
-        te.edge_weight,
-        np.broadcast_to(maj_keep, te.keep.shape),
-        np.broadcast_to(mean_e, te.edge_weight.shape),
-    )
+    out["majority"] = scores(te.keep, te.edge_weight, *majority_prediction(tr, len(te)))
     shuf = tr.subset(np.arange(len(tr)))
     shuffled_tasks = [shuf.tasks[i] for i in rng.permutation(len(shuf))]
     from dataprune.agents.records import AGPRecords

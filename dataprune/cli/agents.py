@@ -34,33 +34,17 @@ def register(sub: Subparsers) -> None:
         "train",
         help="Stage II: train an AGP pruner on Stage I records (AGP format, mask 1 = pruned)",
     )
-    t.add_argument(
-        "--records", required=True, help="JSON list or JSONL of {task, edge_weight, mask}"
-    )
+    _add_agp_training_options(t)
     t.add_argument("--output", "-o", required=True, help="model directory to write")
     t.add_argument(
         "--overwrite", action="store_true", help="replace an existing non-empty model directory"
     )
-    t.add_argument(
-        "--agents",
-        help="JSON file with the agent pool (list of {name, role, profile, ...}); "
-        "default agent_0..agent_{N-1}",
-    )
-    t.add_argument("--encoder", default=None, help="sentence encoder (default all-MiniLM-L6-v2)")
-    # AGP's training options: defaults and help from AGPConfig (one source)
-    add_config_options(
-        t,
-        AGPConfig,
-        fields=("epochs", "max_steps", "batch_size", "learning_rate", "hidden_dim"),
-        types={
-            "epochs": positive_int,
-            "max_steps": positive_int,
-            "batch_size": positive_int,
-            "hidden_dim": positive_int,
-        },
-    )
     t.add_argument("--random-state", type=int, default=0)
     t.set_defaults(run=run_train)
+
+    from dataprune.cli.agents_evaluate import add_evaluate_parser
+
+    add_evaluate_parser(asub, _add_agp_training_options)
 
     r = asub.add_parser("predict", help="predict the pruned topology for a query")
     r.add_argument("--model", required=True, help="model directory from `dataprune agents train`")
@@ -175,6 +159,44 @@ def register(sub: Subparsers) -> None:
 def _no_action(args: argparse.Namespace) -> int:
     args._parser.print_help()
     return 2
+
+
+def _add_agp_training_options(parser: argparse.ArgumentParser) -> None:
+    """What ``train`` and ``evaluate`` share: the records, the agent pool, the encoder and AGP's
+    training options (defaults and help from AGPConfig, one source)."""
+    parser.add_argument(
+        "--records", required=True, help="JSON list or JSONL of {task, edge_weight, mask}"
+    )
+    parser.add_argument(
+        "--agents",
+        help="JSON file with the agent pool (list of {name, role, profile, ...}); "
+        "default agent_0..agent_{N-1}",
+    )
+    parser.add_argument(
+        "--encoder", default=None, help="sentence encoder (default all-MiniLM-L6-v2)"
+    )
+    add_config_options(
+        parser,
+        AGPConfig,
+        fields=(
+            "epochs",
+            "max_steps",
+            "batch_size",
+            "learning_rate",
+            "hidden_dim",
+            "init_from_prior",
+            "validation_fraction",
+            "patience",
+        ),
+        types={
+            "epochs": positive_int,
+            "max_steps": positive_int,
+            "batch_size": positive_int,
+            "hidden_dim": positive_int,
+            "validation_fraction": non_negative_float,
+            "patience": positive_int,
+        },
+    )
 
 
 def _load_agents(path: str) -> list:

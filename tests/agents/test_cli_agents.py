@@ -145,6 +145,11 @@ def test_train_predict_export_roundtrip(tmp_path, capsys, fake_encoder, records)
             ["agents", "export", "--format", "json", "--topology", "{tmp}/cyc.json"],
             "cycle (x -> y -> x)",
         ),
+        (
+            ["agents", "evaluate", "--records", "{tmp}/bad.json", "--test-fraction", "1.5"],
+            "--test-fraction must be in (0, 1), got 1.5",
+        ),
+        (["agents", "evaluate", "--records", "{tmp}/bad.json"], "record 0, field 'mask'"),
     ],
 )
 def test_errors_are_one_line_exit_2(tmp_path, capsys, argv, expected):
@@ -157,6 +162,29 @@ def test_errors_are_one_line_exit_2(tmp_path, capsys, argv, expected):
     status = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err.strip()
     assert status == 2 and len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_evaluate_prints_verdicts_and_writes_the_report(tmp_path, capsys, fake_encoder, records):
+    recs, agents, env = records
+    out = tmp_path / "ev.json"
+    argv = ["agents", "evaluate", "--records", str(recs), "--agents", str(agents)]
+    argv += ["--splits", "2", "--epochs", "2", "--hidden-dim", "8", "-o", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "AGP against the per-position majority (one fixed topology) on 2 random splits" in printed
+    )
+    assert printed.count("AGP - majority") == 4
+    report = json.loads(out.read_text())
+    assert report["command"] == "dataprune agents evaluate"
+    assert report["report"]["n_splits"] == 2 and report["report"]["config"]["epochs"] == 2
+    assert report["report"]["n_agents"] == len(env.agent_specs())
+    assert set(report["report"]["paired"]) == {
+        "node_mask_accuracy",
+        "exact_mask_rate",
+        "edge_accuracy",
+        "edge_mae",
+    }
 
 
 def test_agents_help_is_import_light():
