@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def comparison_lines(comparisons: list, k: int, n_subsets: int) -> list[str]:
-    """What ``--against-random`` prints: one line per measure, the verdict first."""
+    """What ``--against-random`` prints: a heading, then one line per measure with its verdict."""
     if not comparisons:
         return [f"against random: nothing to compare (the {k} kept records are every candidate)"]
     lines = [
