@@ -3,6 +3,9 @@
 * ``full``: the base graph (by default the full mesh DAG), every agent and edge.
 * ``chain`` / ``star`` / ``layered``: fixed presets.
 * ``random``: a random sub-graph per query (seeded by the query, so reproducible).
+* ``majority``: one fixed topology learned from Stage I records -- each agent and edge kept
+  when most records keep it -- the query-independent baseline AGP's per-query choice has to
+  beat (:func:`~dataprune.agents.agp.evaluation.evaluate_agp`).
 * ``agentprune``: AgentPrune-style (ICLR 2025) -- one *global* set of edge logits over the base
   graph, trained by policy gradient (REINFORCE with a moving-average baseline) on the utility of
   sampled graphs, with periodic magnitude pruning of the weakest edges; every agent always runs
@@ -35,6 +38,7 @@ __all__ = [
     "PRUNERS",
     "AgentPrunePruner",
     "FullGraphPruner",
+    "MajorityPruner",
     "PresetPruner",
     "RandomPruner",
     "make_pruner",
@@ -322,6 +326,85 @@ class AgentPrunePruner(TopologyPruner):
         return self.topology_._replace()
 
 
+class MajorityPruner(TopologyPruner):
+    """One fixed topology from Stage I records: the per-position majority.
+
+    ``fit`` takes each agent's keep rate and each edge's mean weight over the records (the
+    query-independent part of what the records say) and turns them into a topology the way AGP
+    turns its per-query probabilities into one (:func:`~dataprune.agents.pruner.select_topology`:
+    agents with a rate >= ``node_threshold``, edges >= ``edge_threshold`` among them, restricted
+    to ``base``'s edges, made acyclic); every query gets it. If AGP does not beat this on your
+    records (``dataprune agents evaluate``), deploy this instead.
+
+    Parameters
+    ----------
+    agents : sequence of AgentSpec or str, optional
+        The pool (default: ``base``'s agents, else ``agent_0 .. agent_{N-1}`` from the records).
+    base : Topology, optional
+        Candidate edges (default: the full mesh DAG).
+    node_threshold, edge_threshold : float, default=0.5
+        Keep rates at or above which an agent / edge is kept.
+    aggregator : str, default="majority"
+
+    Attributes
+    ----------
+    node_prob_ : ndarray of shape (n_agents,)
+        Share of the records that keep each agent.
+    edge_prob_ : ndarray of shape (n_agents, n_agents)
+        Mean edge weight over the records.
+    topology_ : Topology
+        The topology every query gets.
+    n_records_ : int
+    """
+
+    name = "majority"
+
+    def __init__(
+        self,
+        agents: Sequence[AgentSpec | str] | None = None,
+        *,
+        base: Topology | None = None,
+        node_threshold: float = 0.5,
+        edge_threshold: float = 0.5,
+        aggregator: str = "majority",
+    ) -> None:
+        self.agents = agents
+        self.base = base
+        self.node_threshold = node_threshold
+        self.edge_threshold = edge_threshold
+        self.aggregator = aggregator
+
+    def fit(
+        self, records: Any = None, *, queries: Any = None, evaluator: Any = None
+    ) -> MajorityPruner:
+        """Learn the fixed topology from Stage I records (list of dicts, AGPRecords or a path)."""
+        from dataprune.agents.pruner import records_and_agents, select_topology
+
+        if records is None:
+            raise DataValidationError("MajorityPruner.fit needs Stage I records")
+        recs, agents = records_and_agents(records, self.agents, self.base)
+        base = _base_for(agents, self.base, self.aggregator)
+        self.node_prob_ = np.asarray(recs.keep, dtype=np.float64).mean(axis=0)
+        self.edge_prob_ = np.asarray(recs.edge_weight, dtype=np.float64).mean(axis=0)
+        self.topology_ = select_topology(
+            agents,
+            self.node_prob_,
+            self.edge_prob_,
+            candidates=base.effective_adjacency(),
+            node_threshold=self.node_threshold,
+            edge_threshold=self.edge_threshold,
+            aggregator=self.aggregator,
+            metadata={"pruner": self.name},
+        )
+        self.agents_ = agents
+        self.n_records_ = len(recs)
+        return self
+
+    def predict(self, query: str) -> Topology:
+        check_fitted(self, ["agents_", "topology_"])
+        return self.topology_._replace()
+
+
 def _agp_factory(**params: Any) -> TopologyPruner:
     from dataprune.agents.agp import AGPPruner
 
@@ -334,10 +417,11 @@ PRUNERS.register("star", lambda **kw: PresetPruner(kind="star", **kw))
 PRUNERS.register("layered", lambda **kw: PresetPruner(kind="layered", **kw))
 PRUNERS.register("random", RandomPruner)
 PRUNERS.register("agentprune", AgentPrunePruner)
+PRUNERS.register("majority", MajorityPruner)
 PRUNERS.register("agp", _agp_factory)
 
 
 def make_pruner(name: str, **params: Any) -> TopologyPruner:
-    """Build a registered pruner by name (``agp``, ``agentprune``, ``full``, ``chain``, ``star``,
-    ``layered``, ``random``)."""
+    """Build a registered pruner by name (``agp``, ``agentprune``, ``majority``, ``full``,
+    ``chain``, ``star``, ``layered``, ``random``)."""
     return PRUNERS.get(name)(**params)

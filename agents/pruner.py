@@ -18,7 +18,47 @@ from dataprune.estimator import BaseEstimator, check_fitted
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NotFittedError", "TopologyPruner", "query_seed", "select_topology"]
+__all__ = [
+    "NotFittedError",
+    "TopologyPruner",
+    "query_seed",
+    "records_and_agents",
+    "select_topology",
+]
+
+
+def records_and_agents(
+    records: Any, agents: Sequence[Any] | None, base: Topology | None
+) -> tuple[Any, tuple[AgentSpec, ...]]:
+    """Validate Stage I records (list of dicts, :class:`AGPRecords` or a path) against the pool
+    and resolve the pool: ``agents``, else ``base``'s agents, else ``agent_0 .. agent_{N-1}``.
+
+    Returns
+    -------
+    records : AGPRecords
+    agents : tuple of AgentSpec
+    """
+    import os
+
+    from dataprune.agents.records import load_agp_records, validate_agp_records
+    from dataprune.agents.spec import as_agent_specs
+
+    n_expected = None
+    if agents is not None:
+        n_expected = len(agents)
+    elif base is not None:
+        n_expected = base.n_agents
+    if isinstance(records, (str, os.PathLike)):
+        recs = load_agp_records(records, n_agents=n_expected)
+    else:
+        recs = validate_agp_records(records, n_agents=n_expected)
+    if agents is not None:
+        pool = as_agent_specs(agents)
+    elif base is not None:
+        pool = base.agents
+    else:
+        pool = as_agent_specs([f"agent_{i}" for i in range(recs.n_agents)])
+    return recs, pool
 
 
 def query_seed(random_state: int | None, query: str) -> int:

@@ -131,6 +131,7 @@ def run_seed(scenario: str, seed: int, encoder, n_train: int, n_test: int) -> di
     ).fit(queries=texts, evaluator=ap_eval)
     timings["agentprune_fit_s"] = time.perf_counter() - t0
     agentprune_evals = ap_eval.n_calls
+    pruners["majority"] = make_pruner("majority", base=full).fit(recs)
     pruners["full"] = make_pruner("full", base=full).fit()
     pruners["chain"] = make_pruner("chain", agents=env.agent_specs()).fit()
     pruners["star"] = make_pruner("star", agents=env.agent_specs()).fit()
@@ -237,6 +238,9 @@ def summarize(per_seed: list[dict]) -> dict:
         ("agp", "agentprune", "accuracy"),
         ("agp_noisefree", "full", "accuracy"),
         ("agp_noisefree", "agentprune", "regret_at_matched_tokens"),
+        ("agp", "majority", "accuracy"),
+        ("agp", "majority", "tokens_saved_vs_full_pct"),
+        ("agp", "majority", "regret_at_matched_tokens"),
     ]:
         d = [s["methods"][a][metric] - s["methods"][b][metric] for s in per_seed]
         m, h = common.t_ci95(d)
@@ -283,12 +287,39 @@ def verdict(summary: dict) -> str:
     else:
         acc_word = "not significantly different from the full graph (the CI spans 0)"
     reg_ok = dreg["mean"] + dreg["ci95"] < 0
-    return (
+    text = (
         f"AGP uses {saved:.1f}% fewer tokens than the full graph (target >= 50%: "
         f"{'met' if tok_ok else 'NOT met'}); accuracy difference vs full {dacc['mean']:+.3f} ± "
         f"{dacc['ci95']:.3f}: {acc_word}; regret difference vs AgentPrune-style "
         f"{dreg['mean']:+.3f} ± {dreg['ci95']:.3f} "
         f"({'significantly lower regret' if reg_ok else 'NOT significantly lower regret'})."
+    )
+    if "agp - majority: accuracy" in p:  # runs before the fixed-majority baseline lack it
+        text += " " + _versus_fixed(p)
+    return text
+
+
+def _versus_fixed(p: dict) -> str:
+    """AGP against the one fixed topology of its own Stage I records (per query vs fixed)."""
+
+    def word(d: dict, lower_is_better: bool) -> str:
+        lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+        good, bad = (hi < 0, lo > 0) if lower_is_better else (lo > 0, hi < 0)
+        return (
+            "significantly better"
+            if good
+            else ("significantly worse" if bad else "no significant difference")
+        )
+
+    acc = p["agp - majority: accuracy"]
+    tok = p["agp - majority: tokens_saved_vs_full_pct"]
+    reg = p["agp - majority: regret_at_matched_tokens"]
+    return (
+        f"Against the fixed majority topology of the same Stage I records (one topology for "
+        f"every query): accuracy {acc['mean']:+.3f} ± {acc['ci95']:.3f} "
+        f"({word(acc, False)}), tokens saved vs full {tok['mean']:+.1f} ± {tok['ci95']:.1f} "
+        f"points, regret at matched tokens {reg['mean']:+.3f} ± {reg['ci95']:.3f} "
+        f"({word(reg, True)})."
     )
 
 

@@ -10,11 +10,22 @@ import numpy as np
 from benchmarks import _common as common
 from benchmarks import agents_simulator_flow as flow
 
-METHODS = ["agp", "agp_noisefree", "agentprune", "full", "chain", "star", "random", "oracle"]
+METHODS = [
+    "agp",
+    "agp_noisefree",
+    "agentprune",
+    "majority",
+    "full",
+    "chain",
+    "star",
+    "random",
+    "oracle",
+]
 LABELS = {
     "agp": "AGP (Stage I mined with sampled runs)",
     "agp_noisefree": "AGP (Stage I with exact accuracies; ceiling)",
     "agentprune": "AgentPrune-style (global edges, PG + magnitude pruning)",
+    "majority": "fixed majority topology of the same Stage I records (one for every query)",
     "full": "full mesh DAG",
     "chain": "chain",
     "star": "star",

@@ -72,15 +72,19 @@ def mask_scores(
 
 def majority_prediction(train: Any, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
     """The query-independent baseline fitted on ``train`` (:class:`AGPRecords`), repeated for
-    ``n_queries``: keep an agent when most training records keep it; each edge at its mean.
+    ``n_queries``: keep an agent when most training records keep it; each edge at its mean
+    (:class:`~dataprune.agents.baselines.MajorityPruner`'s rates).
 
     Returns
     -------
     keep_pred : ndarray of shape (n_queries, n_agents), bool
     edge_prob : ndarray of shape (n_queries, n_agents, n_agents)
     """
-    keep = np.asarray(train.keep).mean(axis=0) >= 0.5
-    edge = np.asarray(train.edge_weight).mean(axis=0)
+    from dataprune.agents.baselines import MajorityPruner
+
+    fixed = MajorityPruner().fit(train)  # the topology a user would deploy instead of AGP
+    keep = fixed.node_prob_ >= fixed.node_threshold
+    edge = fixed.edge_prob_
     n = len(keep)
     return (
         np.broadcast_to(keep, (n_queries, n)).copy(),
@@ -176,7 +180,8 @@ class AGPEvaluation:
         elif p["verdict"] == "worse":
             out.append(
                 "AGP decides which agents run worse than one fixed set on these records: use "
-                "the fixed topology, or train with --init-from-prior "
+                "the fixed topology (dataprune agents export --majority-of RECORDS, "
+                "MajorityPruner), or train with --init-from-prior "
                 "(AGPConfig(init_from_prior=True)), which starts from it, and evaluate again."
             )
         else:

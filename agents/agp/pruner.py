@@ -14,8 +14,13 @@ import numpy as np
 
 from dataprune.agents.agp.config import AGPConfig
 from dataprune.agents.costs import TokenCostModel
-from dataprune.agents.pruner import TopologyPruner, query_seed, select_topology
-from dataprune.agents.records import AGPRecords, load_agp_records, validate_agp_records
+from dataprune.agents.pruner import (
+    TopologyPruner,
+    query_seed,
+    records_and_agents,
+    select_topology,
+)
+from dataprune.agents.records import AGPRecords
 from dataprune.agents.spec import AgentSpec, as_agent_specs
 from dataprune.agents.topology import Topology
 from dataprune.errors import DataValidationError, ModelNotAvailableError
@@ -217,21 +222,7 @@ class AGPPruner(TopologyPruner):
                 "AGPPruner.fit needs Stage I records (mine them with "
                 "dataprune.agents.mining.mine_subgraphs or load AGP's released files)"
             )
-        n_expected = None
-        if self.agents is not None:
-            n_expected = len(self.agents)
-        elif self.base is not None:
-            n_expected = self.base.n_agents
-        if isinstance(records, (str, os.PathLike)):
-            recs = load_agp_records(records, n_agents=n_expected)
-        else:
-            recs = validate_agp_records(records, n_agents=n_expected)
-        if self.agents is not None:
-            agents = as_agent_specs(self.agents)
-        elif self.base is not None:
-            agents = self.base.agents
-        else:
-            agents = as_agent_specs([f"agent_{i}" for i in range(recs.n_agents)])
+        recs, agents = records_and_agents(records, self.agents, self.base)
         if self.base is not None and [a.name for a in self.base.agents] != [a.name for a in agents]:
             raise DataValidationError("base topology agents differ from the pruner's agents")
         cfg = self.config if self.config is not None else AGPConfig()

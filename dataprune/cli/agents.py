@@ -69,8 +69,14 @@ def register(sub: Subparsers) -> None:
     )
     src.add_argument("--model", help="AGP model directory (with --query)")
     src.add_argument("--preset", choices=PRESETS, help="a preset over --agents")
+    src.add_argument(
+        "--majority-of",
+        metavar="RECORDS",
+        help="the one fixed topology of Stage I records: each agent and edge kept when most "
+        "records keep it (MajorityPruner; what `agents evaluate` compares AGP with)",
+    )
     e.add_argument("--query", help="query for --model")
-    e.add_argument("--agents", help="agent pool JSON for --preset")
+    e.add_argument("--agents", help="agent pool JSON for --preset (optional for --majority-of)")
     e.add_argument("--random-state", type=int, default=0, help="seed of the random preset")
     e.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
     e.set_defaults(run=run_export)
@@ -297,9 +303,14 @@ def run_export(args: argparse.Namespace) -> int:
     from dataprune.outputs import check_output
 
     if args.output is not None:  # never the --topology / --agents / --model it reads
-        check_output(args.output, inputs=(args.topology, args.agents, args.model))
+        check_output(args.output, inputs=(args.topology, args.agents, args.model, args.majority_of))
     if args.topology:
         top = Topology.load(args.topology)
+    elif args.majority_of:
+        from dataprune.agents.baselines import MajorityPruner
+
+        agents = _load_agents(args.agents) if args.agents else None
+        top = MajorityPruner(agents).fit(args.majority_of).predict("")
     elif args.model:
         if not args.query:
             raise DataValidationError("--model needs --query (the topology is predicted per query)")

@@ -187,6 +187,22 @@ def test_evaluate_prints_verdicts_and_writes_the_report(tmp_path, capsys, fake_e
     }
 
 
+def test_export_majority_of_records(tmp_path, capsys, records):
+    recs, agents, env = records
+    out = tmp_path / "fixed.json"
+    argv = ["agents", "export", "--format", "json", "--majority-of", str(recs)]
+    assert main([*argv, "--agents", str(agents), "-o", str(out)]) == 0
+    top = Topology.load(out)
+    from dataprune.agents import MajorityPruner
+
+    expected = MajorityPruner([s.to_dict() for s in env.agent_specs()]).fit(str(recs))
+    assert top.active_names == expected.topology_.active_names
+    assert top.edges() == expected.topology_.edges()
+    assert "wrote json export of" in capsys.readouterr().out
+    assert main(["agents", "export", "--format", "mermaid", "--majority-of", str(recs)]) == 0
+    assert capsys.readouterr().out.startswith("flowchart")
+
+
 def test_agents_help_is_import_light():
     code = (
         "import sys; from dataprune.cli.main import build_parser; p = build_parser();"

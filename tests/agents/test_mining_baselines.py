@@ -114,6 +114,7 @@ def test_registry_and_simple_baselines():
     assert set(PRUNERS.names()) >= {
         "agp",
         "agentprune",
+        "majority",
         "full",
         "chain",
         "star",
@@ -155,3 +156,39 @@ def test_agentprune_learns_global_edges_with_magnitude_pruning():
     assert np.mean(ap.history_[-15:]) >= np.mean(ap.history_[:15]) - 0.05
     with pytest.raises(DataValidationError, match="needs training queries and an evaluator"):
         AgentPrunePruner(base=base).fit()
+
+
+def _agp_record(task, keep, edges):
+    n = len(keep)
+    w = [[0.0] * n for _ in range(n)]
+    for i, j in edges:
+        w[i][j] = 1.0
+    return {"task": task, "edge_weight": w, "mask": [1 - k for k in keep]}
+
+
+def test_majority_pruner_is_one_fixed_topology_of_the_records(tmp_path):
+    import json
+
+    recs = [
+        _agp_record("q1", [1, 1, 0], [(0, 1)]),
+        _agp_record("q2", [1, 1, 1], [(0, 1), (1, 2)]),
+        _agp_record("q3", [1, 0, 1], [(0, 2)]),
+    ]
+    m = make_pruner("majority", agents=["a", "b", "c"]).fit(recs)
+    np.testing.assert_allclose(m.node_prob_, [1.0, 2 / 3, 2 / 3])
+    assert m.edge_prob_[0, 1] == pytest.approx(2 / 3) and m.edge_prob_[1, 2] == pytest.approx(1 / 3)
+    top = m.predict("any query")
+    assert top == m.predict("another query")  # the same topology for every query
+    assert top.active_names == ["a", "b", "c"] and top.edges() == [("a", "b")]
+    strict = make_pruner("majority", agents=["a", "b", "c"], node_threshold=0.9).fit(recs)
+    assert strict.predict("q").active_names == ["a"]
+    path = tmp_path / "recs.json"
+    path.write_text(json.dumps(recs))
+    default_names = make_pruner("majority").fit(str(path)).predict("q")
+    assert [a.name for a in default_names.agents] == ["agent_0", "agent_1", "agent_2"]
+    with pytest.raises(
+        DataValidationError, match="record 0, field 'mask': has 3 agents but the agent pool has 2"
+    ):
+        make_pruner("majority", agents=["a", "b"]).fit(recs)
+    with pytest.raises(DataValidationError, match="needs Stage I records"):
+        make_pruner("majority", agents=["a"]).fit()
