@@ -20,6 +20,7 @@ Paired differences (AGP minus majority, same split) carry a Student-t 95% CI ove
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,7 +214,7 @@ def evaluate_agp(
         The agent pool (default ``agent_0 .. agent_{N-1}``).
     config : AGPConfig, optional
         Trained on every split (default ``AGPConfig()``).
-    encoder : str or encoder object, optional
+    encoder : str, path or encoder object, optional
         Loaded once and shared by the splits (default: the config's encoder).
     n_splits : int, default=5
         Random train/test splits (seeded by ``random_state``); the paired CIs are over them.
@@ -253,7 +254,7 @@ def evaluate_agp(
             f"{n} records: too few to hold out {n_test} and train on at least 2"
         )
     config = config if config is not None else AGPConfig()
-    if encoder is None or isinstance(encoder, str):
+    if encoder is None or isinstance(encoder, (str, os.PathLike)):
         from dataprune.models import load_encoder
 
         encoder = load_encoder(encoder if encoder is not None else config.encoder)
@@ -276,6 +277,12 @@ def evaluate_agp(
                 "agp": mask_scores(test.keep, test.edge_weight, keep_pred, edge_prob),
                 "majority": mask_scores(test.keep, test.edge_weight, maj_keep, maj_edge),
             }
+        )
+        logger.debug(
+            "split %d: node-mask accuracy AGP %.4f, majority %.4f",
+            len(splits),
+            splits[-1]["agp"]["node_mask_accuracy"],
+            splits[-1]["majority"]["node_mask_accuracy"],
         )
     return AGPEvaluation(
         splits=splits,

@@ -16,7 +16,14 @@ def run(ctx: Any) -> list[str]:
 
     import numpy as np
 
-    from dataprune.agents import AGPConfig, AGPPruner, Executor, SimulatedBackend, mine_subgraphs
+    from dataprune.agents import (
+        AGPConfig,
+        AGPPruner,
+        Executor,
+        MajorityPruner,
+        SimulatedBackend,
+        mine_subgraphs,
+    )
     from dataprune.agents.simulator import SimulatorEvaluator, make_environment
     from dataprune.atomic import atomic_write, atomic_write_json
     from dataprune.models import load_encoder
@@ -46,6 +53,9 @@ def run(ctx: Any) -> list[str]:
     tok = float(np.mean([env.tokens(t) for t in tops]))
     full_acc = float(np.mean([env.expected_accuracy(full, q.qtype) for q in test]))
     full_tok = env.tokens(full)
+    fixed = MajorityPruner(base=full).fit(records).predict("")  # one topology for every query
+    fixed_acc = float(np.mean([env.expected_accuracy(fixed, q.qtype) for q in test]))
+    fixed_tok = env.tokens(fixed)
     lines = [
         f"simulated pool of {env.n_agents} agents ({', '.join(a.name for a in env.agents)}), "
         f"{env.n_types} query types",
@@ -54,6 +64,9 @@ def run(ctx: Any) -> list[str]:
         f"Stage II: AGP trained in {agp.history_[-1]['steps']} steps -> {model_dir}",
         f"held-out {len(test)} queries: AGP accuracy {acc:.3f} with {tok:.0f} tokens/query vs "
         f"full graph {full_acc:.3f} with {full_tok:.0f} ({100 * (1 - tok / full_tok):.0f}% fewer tokens)",
+        f"  one fixed topology for every query (the records' per-position majority, "
+        f"MajorityPruner): {fixed_acc:.3f} with {fixed_tok:.0f} tokens, "
+        f"{fixed.n_active_agents} agents",
     ]
     q = test[0]
     top = agp.predict(q.text)

@@ -216,7 +216,13 @@ def candidate_embeddings(spec: Any, X: Any, ctx: Any) -> np.ndarray | None:
     if spec.fit_input in ("embeddings", "embeddings+labels"):
         return np.asarray(X, dtype=np.float32)
     if ctx.embeddings is not None:
-        return np.asarray(ctx.embeddings, dtype=np.float32)[ctx.rows]
+        E = np.asarray(ctx.embeddings, dtype=np.float32)
+        if E.ndim != 2 or E.shape[0] != ctx.n_input:
+            raise DataValidationError(
+                f"embeddings must have shape ({ctx.n_input}, dim): one row per input record, "
+                f"got {E.shape}"
+            )
+        return E[ctx.rows]
     if not ctx.fields:
         logger.info("against random: no text field, so no embedding coverage")
         return None

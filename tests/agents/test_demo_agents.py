@@ -15,6 +15,7 @@ def test_demo_step_runs_without_shared_data(tmp_path):
     text = "\n".join(lines)
     assert "Stage I: mined 120 records" in text and "fewer tokens" in text
     assert "executed on the simulated backend" in text
+    assert "one fixed topology for every query (the records' per-position majority" in text
     assert (tmp_path / "agp_model" / "model.safetensors").is_file()
     run = json.loads((tmp_path / "execution.json").read_text())
     assert run["ledger"]["total_tokens"] > 0

@@ -147,3 +147,16 @@ def test_facility_location_covers_real_text_better_than_random(shared_data, isol
     )
     cov = {c.name: c for c in res.comparisons}["coverage"]
     assert cov.verdict == "better" and cov.rank == 20
+
+
+def test_precomputed_embeddings_serve_the_coverage_of_methods_that_do_not_embed():
+    recs = _records(30)
+    E = np.eye(30, 8, dtype=np.float32)
+    E[8:] = np.eye(8, dtype=np.float32)[np.arange(22) % 8]
+    res = dataprune.select(
+        recs, method="random", n_samples=6, embeddings=E, random_state=0, against_random=5
+    )
+    assert "coverage" in {c.name for c in res.comparisons}
+    assert "coverage_encoder" not in res.models  # nothing was encoded
+    with pytest.raises(DataValidationError, match=r"embeddings must have shape \(30, dim\)"):
+        dataprune.select(recs, method="random", n_samples=6, embeddings=E[:5], against_random=5)
