@@ -20,6 +20,7 @@ __all__ = [
     "Comparison",
     "column_means",
     "compare",
+    "comparison_lines",
     "coverage",
     "duplicate_share",
     "finite_mean",
@@ -222,3 +223,33 @@ def column_means(
         if np.isfinite(c.kept) and np.isfinite(c.random).all():
             out.append(c)
     return out
+
+
+def comparison_lines(
+    comparisons: Sequence[Comparison],
+    k: int,
+    n_subsets: int,
+    *,
+    pool: str = "the same candidates",
+) -> list[str]:
+    """What ``select --against-random`` and ``curate`` print: a heading, then one line per
+    measure with its verdict (``k``: the kept set's size; ``pool``: where the random subsets
+    come from)."""
+    if not comparisons:
+        return [f"against random: nothing to compare (the {k} kept records are the whole pool)"]
+    lines = [
+        f"kept set against {n_subsets} random subsets of the same size ({k} records) from "
+        f"{pool} (no training):"
+    ]
+    for c in comparisons:
+        lo, hi = c.random_range
+        if c.verdict:
+            ties = f", ties {c.ties}" if c.ties else ""
+            tail = f": {c.verdict} (beats {c.rank}{ties} of {len(c.random)}; {c.better} is better)"
+        else:
+            tail = ""
+        lines.append(
+            f"  {c.label}: kept {c.kept:.4g}, random {c.random_mean:.4g} "
+            f"(95% range {lo:.4g}-{hi:.4g}){tail}"
+        )
+    return lines

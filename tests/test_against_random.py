@@ -9,6 +9,7 @@ from dataprune.against_random import (
     Comparison,
     column_means,
     compare,
+    comparison_lines,
     coverage,
     duplicate_share,
     group_ids,
@@ -70,3 +71,20 @@ def test_compare_and_column_means_leave_out_integer_and_undefined_columns():
     assert out["mean:score"].kept == 2.5 and out["mean:flag"].kept == 1.0
     assert out["mean:score"].better == "" and out["mean:score"].verdict == ""
     assert column_means(cols, np.array([0, 3]), subsets, skip=("score", "flag")) == []
+
+
+def test_comparison_lines_name_the_pool_the_verdict_and_ties():
+    comps = [
+        Comparison("d", "dups", 0.0, np.array([0.0, 0.1, 0.2]), "lower"),
+        Comparison("m", "mean x", 2.0, np.array([1.0, 3.0]), ""),
+    ]
+    lines = comparison_lines(comps, 7, 3, pool="the valid input records")
+    assert lines[0] == (
+        "kept set against 3 random subsets of the same size (7 records) from the valid input "
+        "records (no training):"
+    )
+    assert lines[1].endswith(": within (beats 2, ties 1 of 3; lower is better)")
+    assert lines[2] == "  mean x: kept 2, random 2 (95% range 1.05-2.95)"
+    assert comparison_lines([], 7, 3) == [
+        "against random: nothing to compare (the 7 kept records are the whole pool)"
+    ]

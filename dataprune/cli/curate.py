@@ -115,6 +115,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result.summary()} -> {args.output} ({timer.elapsed:.1f} s)")
     print(f"status -> {paths['status']}; manifest -> {args.output}.manifest.json")
     if not args.no_report:
+        from dataprune.against_random import comparison_lines
+
+        if result.comparisons:
+            n_subsets = len(result.comparisons[0].random)
+            lines = comparison_lines(
+                result.comparisons, len(result), n_subsets, pool="the valid input records"
+            )
+            for line in lines:
+                print(line)
         print(f"report -> {paths['report']}")
     if result.cached_stages:
         print(f"reused cached stages: {', '.join(result.cached_stages)}")

@@ -188,28 +188,8 @@ def run(args: argparse.Namespace) -> int:
     if rejects_note:
         print(rejects_note)
     if args.against_random:
+        from dataprune.against_random import comparison_lines
+
         for line in comparison_lines(result.comparisons, result.budget, args.against_random):
             print(line)
     return 0
-
-
-def comparison_lines(comparisons: list, k: int, n_subsets: int) -> list[str]:
-    """What ``--against-random`` prints: a heading, then one line per measure with its verdict."""
-    if not comparisons:
-        return [f"against random: nothing to compare (the {k} kept records are every candidate)"]
-    lines = [
-        f"kept set against {n_subsets} random subsets of the same size ({k} records) from the "
-        "same candidates (no training):"
-    ]
-    for c in comparisons:
-        lo, hi = c.random_range
-        if c.verdict:
-            ties = f", ties {c.ties}" if c.ties else ""
-            tail = f": {c.verdict} (beats {c.rank}{ties} of {len(c.random)}; {c.better} is better)"
-        else:
-            tail = ""
-        lines.append(
-            f"  {c.label}: kept {c.kept:.4g}, random {c.random_mean:.4g} "
-            f"(95% range {lo:.4g}-{hi:.4g}){tail}"
-        )
-    return lines

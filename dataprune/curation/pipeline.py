@@ -377,6 +377,7 @@ def _write_outputs(
             "funnel": result.funnel,
             "stage_seconds": result.stage_seconds,
             "cached_stages": result.cached_stages,
+            "against_random": [c.to_dict() for c in result.comparisons],
         },
     )
     write_manifest(paths["kept"], manifest)

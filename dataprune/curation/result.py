@@ -43,6 +43,10 @@ class CurationResult:
         Per stage label: what the report shows (cuts, duplicate groups as input positions, ...).
     recipe : dict
         The resolved recipe (every option).
+    comparisons : list of Comparison
+        With a report: the kept set against random subsets of its size (coverage, duplicate,
+        flagged and label-issue shares, score means; :mod:`dataprune.against_random`); empty
+        without one.
     """
 
     n_input: int
@@ -67,6 +71,7 @@ class CurationResult:
     models: dict[str, Any] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     cached_stages: list[str] = field(default_factory=list)
+    comparisons: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.kept_indices)

@@ -35,6 +35,9 @@ def test_curate_writes_every_output_and_resumes(tmp_path, capsys):
     # the built-in default recipe: exact + fuzzy dedup, then a random subset of the budget
     assert "kept 10 of 41 records" in printed and "exact_dedup -1" in printed
     assert f"report -> {out}.report.html" in printed
+    # the report's kept-versus-random comparison, printed and in the manifest
+    assert "kept set against 20 random subsets of the same size (10 records)" in printed
+    assert "records with a duplicate also in the set: kept 0" in printed
     kept = load_records(out).records
     assert len(kept) == 10 and all(r["uid"] != "copy4" for r in kept)
     st = pd.read_parquet(f"{out}.status.parquet")
@@ -43,6 +46,8 @@ def test_curate_writes_every_output_and_resumes(tmp_path, capsys):
     man = json.loads((tmp_path / "kept.jsonl.manifest.json").read_text())
     assert man["counts"]["n_input"] == 41 and man["counts"]["n_output"] == 10
     assert man["counts"]["n_kept"] == 10 and man["counts"]["dropped_exact_dedup"] == 1
+    (dup,) = man["against_random"]
+    assert dup["name"] == "duplicate_share" and dup["kept"] == 0.0 and dup["n_subsets"] == 20
     assert src.read_bytes() == before  # the input is never modified
     # a rerun reuses every finished stage and keeps the same records
     assert main(argv) == 0

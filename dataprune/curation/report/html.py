@@ -303,7 +303,8 @@ def render_report(
 def write_report(
     result: Any, path: str | os.PathLike[str], *, n_random_subsets: int = 20, ctx: Any = None
 ) -> Path:
-    """Compute the comparisons and write the report atomically."""
+    """Compute the kept-versus-random comparisons, keep them in ``result.comparisons`` (what
+    ``dataprune curate`` prints and the manifest records) and write the report atomically."""
     from dataprune.atomic import atomic_write
 
     emb = getattr(ctx, "_embeddings", None) if ctx is not None else None
@@ -311,6 +312,7 @@ def write_report(
     comps = compare_with_random(
         result, embeddings=emb, valid_index=valid_index, n_subsets=n_random_subsets
     )
+    result.comparisons = comps
     text = render_report(result, comparisons=comps, n_random_subsets=n_random_subsets)
     path = Path(path)
     with atomic_write(path) as fh:
