@@ -229,7 +229,7 @@ def evaluate_agp(
     """
     from dataprune.agents.agp.config import AGPConfig
     from dataprune.agents.agp.pruner import AGPPruner
-    from dataprune.agents.records import AGPRecords, load_agp_records, validate_agp_records
+    from dataprune.agents.pruner import records_and_agents
     from dataprune.progress import progress
 
     if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
@@ -242,11 +242,7 @@ def evaluate_agp(
         raise DataValidationError(
             f"test_fraction: expected a number in (0, 1), got {test_fraction}"
         )
-    n_agents = len(agents) if agents is not None else None
-    if isinstance(records, (AGPRecords, list, tuple)):
-        records = validate_agp_records(records, n_agents=n_agents)
-    else:
-        records = load_agp_records(records, n_agents=n_agents)
+    records, pool = records_and_agents(records, agents, None)
     n = len(records)
     n_test = max(1, round(float(test_fraction) * n))
     if n - n_test < 2:
@@ -265,7 +261,7 @@ def evaluate_agp(
         test, train = records.subset(np.sort(perm[:n_test])), records.subset(np.sort(perm[n_test:]))
         seed = int(rng.integers(2**31 - 1))
         agp = AGPPruner(
-            agents, config=config, encoder=encoder, random_state=seed, show_progress_bar=False
+            pool, config=config, encoder=encoder, random_state=seed, show_progress_bar=False
         ).fit(train)
         node_prob, edge_prob = agp.predict_proba(test.tasks)
         keep_pred = node_prob >= agp.node_threshold

@@ -360,9 +360,20 @@ def _write_outputs(
     if rej is not None:
         outputs["rejects"] = str(rej)
     if report:
-        from dataprune.curation.report import write_report
+        from dataprune.curation.report import compare_with_random, write_report
 
-        write_report(result, paths["report"], n_random_subsets=n_random_subsets, ctx=ctx)
+        result.comparisons = compare_with_random(
+            result,
+            embeddings=getattr(ctx, "_embeddings", None),
+            valid_index=ctx.view.index,
+            n_subsets=n_random_subsets,
+        )
+        write_report(
+            result,
+            paths["report"],
+            n_random_subsets=n_random_subsets,
+            comparisons=result.comparisons,
+        )
         outputs["report"] = str(paths["report"])
     manifest = build_manifest(
         command="dataprune curate",

@@ -44,9 +44,9 @@ class CurationResult:
     recipe : dict
         The resolved recipe (every option).
     comparisons : list of Comparison
-        With a report: the kept set against random subsets of its size (coverage, duplicate,
-        flagged and label-issue shares, score means; :mod:`dataprune.against_random`); empty
-        without one.
+        With ``output`` and ``report``: the kept set against random subsets of its size
+        (coverage, duplicate, flagged and label-issue shares, score means;
+        :mod:`dataprune.against_random`), as the report shows it; empty otherwise.
     """
 
     n_input: int

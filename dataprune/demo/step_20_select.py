@@ -22,7 +22,6 @@ def run(ctx: Any) -> list[str]:
     import numpy as np
 
     import dataprune
-    from dataprune.curation.report import compare_with_random
 
     if "records" not in ctx.state:  # run on its own: build what step 10 leaves behind
         from dataprune.demo.data import load_humaneval_sft
@@ -45,12 +44,7 @@ def run(ctx: Any) -> list[str]:
     injected = np.array(["injected_duplicate_of" in r for r in records])
     dropped_dups = {f["stage"]: f["n_dropped"] for f in res.funnel if f["kind"].endswith("dedup")}
     caught = int((injected & (res.duplicate_of != None)).sum())  # noqa: E711 - object array
-    comps = {
-        c.name: c
-        for c in compare_with_random(
-            res, embeddings=res.embeddings, valid_index=np.flatnonzero(res.stage != "validate")
-        )
-    }
+    comps = {c.name: c for c in res.comparisons}  # what the report shows
     ctx.state.update(curation=res)
     lines = [
         f"{res.summary()} -> {out}",

@@ -91,7 +91,7 @@ def compare_selection_with_random(
             f"columns: {', '.join(map(repr, unknown))} not in the result's columns "
             f"({', '.join(result.columns) or 'none'})"
         )
-    n_cand = int((np.asarray(result.rank) >= 0).sum())
+    n_cand = len(result.candidates)
     if embeddings is not None:
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[0] != n_cand:
@@ -122,7 +122,7 @@ def _compute_comparisons(
     n_subsets: int,
     max_probe: int,
 ) -> list[Comparison]:
-    cand = np.flatnonzero(np.asarray(result.rank) >= 0)  # input positions, ascending
+    cand = result.candidates  # input positions, ascending
     n_cand = len(cand)
     row = np.full(result.n_input, -1, dtype=np.int64)
     row[cand] = np.arange(n_cand)

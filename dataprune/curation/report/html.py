@@ -301,19 +301,24 @@ def render_report(
 
 
 def write_report(
-    result: Any, path: str | os.PathLike[str], *, n_random_subsets: int = 20, ctx: Any = None
+    result: Any,
+    path: str | os.PathLike[str],
+    *,
+    n_random_subsets: int = 20,
+    ctx: Any = None,
+    comparisons: list[Comparison] | None = None,
 ) -> Path:
-    """Compute the kept-versus-random comparisons, keep them in ``result.comparisons`` (what
-    ``dataprune curate`` prints and the manifest records) and write the report atomically."""
+    """Write the report atomically; ``comparisons``: the kept-versus-random comparison
+    (``result.comparisons`` after :func:`dataprune.curate`), computed here when not given."""
     from dataprune.atomic import atomic_write
 
-    emb = getattr(ctx, "_embeddings", None) if ctx is not None else None
-    valid_index = ctx.view.index if ctx is not None else None
-    comps = compare_with_random(
-        result, embeddings=emb, valid_index=valid_index, n_subsets=n_random_subsets
-    )
-    result.comparisons = comps
-    text = render_report(result, comparisons=comps, n_random_subsets=n_random_subsets)
+    if comparisons is None:
+        emb = getattr(ctx, "_embeddings", None) if ctx is not None else None
+        valid_index = ctx.view.index if ctx is not None else None
+        comparisons = compare_with_random(
+            result, embeddings=emb, valid_index=valid_index, n_subsets=n_random_subsets
+        )
+    text = render_report(result, comparisons=comparisons, n_random_subsets=n_random_subsets)
     path = Path(path)
     with atomic_write(path) as fh:
         fh.write(text)
