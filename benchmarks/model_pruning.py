@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from dataprune.models import load_causal_lm
 
-        model, tok = load_causal_lm()  # bf16 forwards; Wanda statistics and scores are float32
+        # bf16 forwards as published (Wanda statistics and scores are float32)
+        model, tok = load_causal_lm(dtype="bfloat16")
 
     def ids_of(texts: dict[str, list[str]], n: int) -> dict[str, Any]:
         return {k: tokenize_eval_texts(tok, v, max_tokens=n) for k, v in texts.items()}

@@ -158,7 +158,7 @@ def bench_dynamic(rows, *, micro_batch, max_length, rounds, use_lora, forward, t
     from dataprune.models import load_causal_lm
     from dataprune.qtuning import QTuningConfig, QTuningTrainer, SFTCollator, sft_features
 
-    model, tok = load_causal_lm()
+    model, tok = load_causal_lm(dtype="bfloat16")  # as published
     if use_lora:
         from peft import LoraConfig, get_peft_model
 
@@ -262,7 +262,7 @@ def main() -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rows = _rows(max(args.n_static, args.micro_batch * 4), args.seed)
-    model, tok = load_causal_lm()
+    model, tok = load_causal_lm(dtype="bfloat16")  # as published
     static = bench_static(
         model,
         tok,

@@ -145,8 +145,9 @@ def main(argv=None) -> int:
     import torch
     from transformers import DebertaV2Config, DebertaV2Model
 
+    from dataprune.precision import cpu_bf16_flags, cpu_has_fast_bf16
     from dataprune.rag.config import PrunerConfig
-    from dataprune.rag.inference import cpu_bf16_flags, cpu_has_fast_bf16, resolve_precision
+    from dataprune.rag.inference import resolve_precision
     from dataprune.rag.labels import load_squad_v2
     from dataprune.rag.model import PrunerModel
     from dataprune.rag.pruner import ContextPruner

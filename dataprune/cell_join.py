@@ -5,8 +5,9 @@ grouped by their nearest coarse centroid (a cell), and all queries of one cell a
 against the rows of the ``nprobe`` cells whose centroids are nearest to that cell's centroid, with
 one dense matrix product per block instead of one index lookup per query. Each row is stored in its
 ``spill`` nearest cells, so a neighbour just across a cell boundary is still a candidate. Candidate
-similarities can be computed in bfloat16 (several times the float32 GEMM rate on CPUs with
-AVX512-BF16 or AMX) and the best ``k + rerank_extra`` candidates are then re-scored exactly in
+similarities are computed in bfloat16 on CPUs with AVX512-BF16 or AMX (several times the float32
+GEMM rate there; ``dtype="auto"`` keeps float32 on other CPUs, where bf16 products are emulated and
+about 100x slower than float32) and the best ``k + rerank_extra`` candidates are then re-scored exactly in
 float32, so the returned similarities are exact inner products.
 
 Cost: about ``n * nprobe * spill * n / nlist * dim`` multiply-adds; memory O(n * (k + spill)) plus
@@ -181,7 +182,7 @@ def cell_join_knn(
     spill: int | None = None,
     n_train: int | None = None,
     niter: int = CELL_NITER,
-    dtype: str = "bfloat16",
+    dtype: str = "auto",
     rerank_extra: int = 8,
     max_block_elements: int = 2**25,
     random_state: int = 0,
@@ -206,8 +207,10 @@ def cell_join_knn(
         Rows sampled to train the centroids (default ``min(n, 64 * nlist)``).
     niter : int, default=20
         k-means iterations.
-    dtype : {"bfloat16", "float32"}, default="bfloat16"
+    dtype : {"auto", "bfloat16", "float32"}, default="auto"
         Precision of the candidate scoring; the kept neighbours are re-scored in float32.
+        ``"auto"``: bfloat16 on CPUs with AMX or AVX512-BF16, float32 elsewhere, where bf16
+        products are emulated and far slower (:func:`dataprune.precision.resolve_dtype`).
     rerank_extra : int, default=8
         Candidates beyond ``k`` re-scored exactly per row (bfloat16 only).
     max_block_elements : int, default=2**25
@@ -230,8 +233,11 @@ def cell_join_knn(
     n, d = X.shape
     p = resolve_cell_params(n, nlist, nprobe, spill)
     nlist, nprobe, spill = p["nlist"], p["nprobe"], p["spill"]
-    if dtype not in ("bfloat16", "float32"):
-        raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
+    if dtype not in ("auto", "bfloat16", "float32"):
+        raise ValueError(f"dtype must be 'auto', 'bfloat16' or 'float32', got {dtype!r}")
+    from dataprune.precision import resolve_dtype
+
+    dtype = resolve_dtype(dtype, "cpu")
     cdt = torch.bfloat16 if dtype == "bfloat16" else torch.float32
     if nlist > 1:
         if centroids is None:

@@ -329,7 +329,7 @@ def load_encoder(
 def load_causal_lm(
     name_or_path: str | os.PathLike[str] | None = None,
     *,
-    dtype: Any = "bfloat16",
+    dtype: Any = "auto",
     device: str = "cpu",
 ) -> tuple[Any, Any]:
     """Load a Hugging Face causal LM and its tokenizer.
@@ -341,8 +341,11 @@ def load_causal_lm(
     ----------
     name_or_path : str or path, optional
         Local folder or hub id; ``None`` means SmolLM2-135M-Instruct.
-    dtype : str or torch.dtype, default="bfloat16"
-        Parameter dtype.
+    dtype : str or torch.dtype, default="auto"
+        Parameter dtype: ``"auto"`` is bfloat16 where bf16 matrix products are fast on ``device``
+        (CUDA with bf16 support, CPUs with AMX or AVX512-BF16) and float32 elsewhere, where
+        PyTorch emulates bf16 several times slower (:func:`dataprune.precision.resolve_dtype`);
+        ``model.dtype`` tells which.
     device : str, default="cpu"
         Torch device.
 
@@ -355,6 +358,9 @@ def load_causal_lm(
 
     check_device(device)
     resolved = resolve_causal_lm(name_or_path)
+    from dataprune.precision import resolve_dtype
+
+    dtype = resolve_dtype(dtype, device)
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if resolved.source == "offline-package":
         folder = _convert_smollm_gguf(Path(resolved.path))

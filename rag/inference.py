@@ -8,23 +8,20 @@ kept sentences for any threshold, so a threshold sweep costs one forward pass.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from dataprune.precision import fast_bf16
 from dataprune.rag.sentences import Sentence
 from dataprune.rag.windows import EncodedPair, PairTemplate, encode_pairs
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "FAST_BF16_CPU_FLAGS",
     "PassageScores",
-    "cpu_bf16_flags",
-    "cpu_has_fast_bf16",
     "forward_windows",
     "resolve_precision",
     "score_pairs",
@@ -66,47 +63,12 @@ class PassageScores:
         )
 
 
-#: ``/proc/cpuinfo`` flags that make bf16 autocast the ``precision="auto"`` choice on CPU: AMX
-#: tiles (``amx_bf16``) or AVX512-BF16 dot-product instructions (``avx512_bf16``).
-FAST_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-@functools.cache
-def _cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU feature flags listed in ``path`` (first ``flags`` line); empty when unreadable."""
-    try:
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU lists ``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``.
-
-    On such CPUs bf16 autocast runs the shipped pruner faster than float32 (AMX tiles, or the
-    AVX512-BF16 dot-product instructions oneDNN uses for bf16 matmuls), which is why
-    ``precision="auto"`` picks bfloat16 there. Speed and score parity of bf16 autocast vs float32
-    on the benchmark machine are measured by ``benchmarks/rag_speed.py`` (results in
-    ``benchmarks/results/rag_speed.md``). False where ``/proc/cpuinfo`` is missing (non-Linux).
-    """
-    return bool(cpu_bf16_flags())
-
-
-def cpu_bf16_flags() -> tuple[str, ...]:
-    """The :data:`FAST_BF16_CPU_FLAGS` this CPU lists in ``/proc/cpuinfo`` (may be empty)."""
-    flags = _cpu_flags()
-    return tuple(f for f in FAST_BF16_CPU_FLAGS if f in flags)
-
-
 def resolve_precision(precision: str, device: Any) -> str:
     """Resolve ``precision`` for ``device``; ``"float32"`` and ``"bfloat16"`` pass through.
 
-    ``"auto"`` -> ``"bfloat16"`` (autocast) on CUDA and on CPUs with ``amx_bf16`` or
-    ``avx512_bf16`` (:func:`cpu_has_fast_bf16`), ``"float32"`` elsewhere.
+    ``"auto"`` -> ``"bfloat16"`` (autocast) where bf16 matrix products are fast
+    (:func:`dataprune.precision.fast_bf16`: CUDA devices with bf16 support, CPUs with
+    ``amx_bf16`` or ``avx512_bf16``), ``"float32"`` elsewhere.
     """
     if precision not in ("auto", "float32", "bfloat16"):
         from dataprune.errors import UnknownOptionError
@@ -114,10 +76,7 @@ def resolve_precision(precision: str, device: Any) -> str:
         raise UnknownOptionError(f"unknown precision {precision!r}; valid: auto, bfloat16, float32")
     if precision != "auto":
         return precision
-    dev = str(device)
-    if dev.startswith("cuda"):
-        return "bfloat16"
-    return "bfloat16" if cpu_has_fast_bf16() else "float32"
+    return "bfloat16" if fast_bf16(device) else "float32"
 
 
 def _autocast(device: Any, precision: str) -> Any:

@@ -127,3 +127,15 @@ def test_train_cells_continued_from_its_own_centroids_equals_one_run(clustered):
         clustered, 20, niter=cell_join.CELL_NITER - 5, random_state=3, init_centroids=first
     )
     np.testing.assert_array_equal(more, once)
+
+
+@pytest.mark.parametrize(("fast", "same_as"), [(True, "bfloat16"), (False, "float32")])
+def test_auto_dtype_is_bf16_only_where_the_cpu_is_fast_at_it(monkeypatch, clustered, fast, same_as):
+    from dataprune import precision
+
+    X = clustered[:1500]
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"} if fast else ()))
+    auto = cell_join_knn(X, 5, nlist=8, nprobe=3)
+    fixed = cell_join_knn(X, 5, nlist=8, nprobe=3, dtype=same_as)
+    np.testing.assert_array_equal(auto[1], fixed[1])
+    np.testing.assert_array_equal(auto[0], fixed[0])

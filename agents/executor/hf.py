@@ -24,7 +24,9 @@ class HFLocalBackend(ChatBackend):
     max_new_tokens : int, default=128
     temperature : float, default=0.0
         0 = greedy decoding (deterministic).
-    dtype : str, default="bfloat16"
+    dtype : str, default="auto"
+        As in :func:`dataprune.models.load_causal_lm` (``"auto"``: bfloat16 where it is fast,
+        float32 elsewhere).
 
     Notes
     -----
@@ -42,7 +44,7 @@ class HFLocalBackend(ChatBackend):
         tokenizer: Any = None,
         max_new_tokens: int = 128,
         temperature: float = 0.0,
-        dtype: str = "bfloat16",
+        dtype: str = "auto",
     ) -> None:
         self._model_arg = model
         self._model = None if model is None or isinstance(model, str) else model

@@ -64,6 +64,26 @@ def add_input_args(
     )
 
 
+def add_dtype_arg(p: Any, *, what: str) -> None:
+    """``--dtype`` of the commands that load a causal LM (default ``auto``:
+    :func:`dataprune.precision.resolve_dtype`); ``what`` ends the help text."""
+    from dataprune.precision import DTYPES
+
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="auto",
+        help="model dtype; auto (default): bfloat16 on CUDA with bf16 support and on CPUs with "
+        "AMX or AVX512-BF16, float32 elsewhere (where bf16 is emulated, several times slower)"
+        f"; {what}",
+    )
+
+
+def model_dtype(model: Any) -> str:
+    """The parameter dtype of a loaded torch model, as a name (``"float32"``, ...), for manifests."""
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
 def add_output_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument("--output", "-o", required=required, help="output file (format from its suffix)")
 

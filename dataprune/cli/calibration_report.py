@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import Subparsers, add_input_args, positive_int
+from dataprune.cli._common import (
+    Subparsers,
+    add_dtype_arg,
+    add_input_args,
+    model_dtype,
+    positive_int,
+)
 
 ORDER = 58  # next to prune-model, which consumes the sets
 
@@ -69,12 +75,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--batch-size", type=positive_int, default=8, help="blocks per forward pass (default 8)"
     )
-    p.add_argument(
-        "--dtype",
-        choices=("bfloat16", "float32", "float16"),
-        default="bfloat16",
-        help="model dtype for the forward passes (pooling is always float32)",
-    )
+    add_dtype_arg(p, what="used for the forward passes (pooling is always float32)")
     p.add_argument("--output", "-o", required=True, help="report file (JSON)")
     p.set_defaults(run=run)
 
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             "seq_len": report.reference["seq_len"],
             "max_reference_blocks": args.max_reference_blocks,
             "batch_size": args.batch_size,
-            "dtype": args.dtype,
+            "dtype": model_dtype(model),
         },
         random_state=None,
         inputs={rs.source: rs.content_hash},

@@ -9,8 +9,10 @@ import dataclasses
 
 from dataprune.cli._common import (
     Subparsers,
+    add_dtype_arg,
     add_input_args,
     key_value_option,
+    model_dtype,
     non_negative_float,
     positive_int,
 )
@@ -137,11 +139,8 @@ def register(sub: Subparsers) -> None:
             "variance_power": non_negative_float,
         },
     )
-    w.add_argument(
-        "--dtype",
-        choices=("bfloat16", "float32", "float16"),
-        default="bfloat16",
-        help="model dtype for the forward passes and the saved model (scores are always float32)",
+    add_dtype_arg(
+        w, what="used for the forward passes and the saved model (scores are always float32)"
     )
     e = p.add_argument_group("evaluation (optional)")
     e.add_argument("--eval", metavar="INPUT", help="held-out texts: perplexity before and after")
@@ -345,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
                 "seq_len": args.seq_len,
                 "chunking": args.chunking,
                 "sequential": not args.no_sequential,
-                "dtype": args.dtype,
+                "dtype": model_dtype(model),
                 "refine": args.refine,
                 "refine_config": params.get("refine_config"),
                 "against_random": args.against_random,

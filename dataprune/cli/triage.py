@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dataprune.cli._common import Subparsers, add_input_args
+from dataprune.cli._common import Subparsers, add_dtype_arg, add_input_args, model_dtype
 from dataprune.cli.config_options import add_config_options, config_from_args
 from dataprune.qtuning.config import (
     DROP_POLICIES,
@@ -95,12 +95,7 @@ def register(sub: Subparsers) -> None:
         default=None,
         help="causal LM path or hub id (default: SmolLM2-135M-Instruct, offline)",
     )
-    p.add_argument(
-        "--dtype",
-        default="bfloat16",
-        choices=("bfloat16", "float32", "float16"),
-        help="model dtype (bf16 is ~4x faster than fp32 on CPUs with AMX)",
-    )
+    add_dtype_arg(p, what="the scores are computed in float32 from its logits")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=1024, help="token window per sample")
@@ -257,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
             "source_field": args.source_field,
             **config.to_dict(),
             "model": args.model,
-            "dtype": args.dtype,
+            "dtype": model_dtype(model),
             "batch_size": args.batch_size,
             "max_length": args.max_length,
             "chat_template": not args.no_chat_template,

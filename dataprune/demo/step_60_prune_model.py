@@ -29,7 +29,7 @@ def run(ctx: Any) -> list[str]:
     n_pool = (len(originals) * 3) // 4
     pool, held_out = originals[:n_pool], originals[n_pool:]
 
-    model, tok = load_causal_lm()  # bf16 forwards; Wanda's statistics are float32
+    model, tok = load_causal_lm()  # dtype auto (bf16 where fast); Wanda's statistics are float32
     common = {"n_samples": N_SAMPLES, "seq_len": SEQ_LEN, "chunking": "truncate"}
     pool_texts = [texts[i] for i in pool]
     sets = {

@@ -24,7 +24,8 @@ __all__ = ["score_sft_cached"]
 
 
 def _model_fingerprint(model: Any) -> str:
-    """Cheap identity of a model's weights (a strided sample of every parameter)."""
+    """Cheap identity of a model's weights (a strided sample of every parameter) and dtypes: a
+    float32 load of bfloat16 weights holds the same values but scores differently."""
     import torch
 
     h = hashlib.sha256()
@@ -36,7 +37,7 @@ def _model_fingerprint(model: Any) -> str:
             flat = p.detach().reshape(-1)
             step = max(1, flat.numel() // 256)
             h.update(name.encode())
-            h.update(str(tuple(p.shape)).encode())
+            h.update(f"{tuple(p.shape)} {p.dtype}".encode())
             h.update(flat[::step].float().cpu().numpy().tobytes())
     return h.hexdigest()
 

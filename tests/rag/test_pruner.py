@@ -250,45 +250,17 @@ def test_hub_failures_are_reported_as_such(fake_hub):
         assert "trust_remote_code" not in str(err.value)
 
 
-_CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 {}\n\n"
-
-
-@pytest.mark.parametrize(
-    ("extra_flags", "device", "expected"),
-    [
-        ("avx512f amx_tile amx_bf16", "cpu", "bfloat16"),  # AMX only
-        ("avx512f avx512_bf16", "cpu", "bfloat16"),  # AVX512-BF16 without AMX
-        ("avx512f avx512_vnni", "cpu", "float32"),  # neither
-        ("", "cpu", "float32"),
-        ("", "cuda", "bfloat16"),  # CUDA whatever the CPU
-        ("", "cuda:1", "bfloat16"),
-    ],
-)
-def test_precision_auto_rule(monkeypatch, tmp_path, extra_flags, device, expected):
-    from dataprune.rag import inference
-
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(_CPUINFO.format(extra_flags) * 2)
-    flags = inference._cpu_flags.__wrapped__(str(cpuinfo))
-    assert flags == frozenset(f"fpu sse2 avx2 {extra_flags}".split())
-    monkeypatch.setattr(inference, "_cpu_flags", lambda: flags)
-    assert inference.cpu_has_fast_bf16() is ("bf16" in extra_flags)
-    assert set(inference.cpu_bf16_flags()) == {f for f in flags if f.endswith("_bf16")}
-    assert inference.resolve_precision("auto", device) == expected
-    for fixed in ("float32", "bfloat16"):  # explicit precisions pass through
-        assert inference.resolve_precision(fixed, device) == fixed
-    pruner = ContextPruner(None, None, device=device)
-    assert pruner.precision_ == expected
-
-
-def test_cpu_flags_unreadable_means_float32(monkeypatch, tmp_path):
+@pytest.mark.parametrize(("fast", "expected"), [(True, "bfloat16"), (False, "float32")])
+def test_precision_auto_follows_the_machine(monkeypatch, fast, expected):
     from dataprune.errors import UnknownOptionError
     from dataprune.rag import inference
 
-    assert inference._cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
-    monkeypatch.setattr(inference, "_cpu_flags", frozenset)
-    assert not inference.cpu_has_fast_bf16()
-    assert inference.resolve_precision("auto", "cpu") == "float32"
+    # the rule itself (CPU flags, CUDA) is tested in tests/test_precision.py
+    monkeypatch.setattr(inference, "fast_bf16", lambda device: fast)
+    assert inference.resolve_precision("auto", "cpu") == expected
+    for fixed in ("float32", "bfloat16"):  # explicit precisions pass through
+        assert inference.resolve_precision(fixed, "cpu") == fixed
+    assert ContextPruner(None, None, device="cpu").precision_ == expected
     with pytest.raises(UnknownOptionError, match="unknown precision"):
         inference.resolve_precision("float16", "cpu")
 
