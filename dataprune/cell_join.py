@@ -6,8 +6,8 @@ against the rows of the ``nprobe`` cells whose centroids are nearest to that cel
 one dense matrix product per block instead of one index lookup per query. Each row is stored in its
 ``spill`` nearest cells, so a neighbour just across a cell boundary is still a candidate. Candidate
 similarities are computed in bfloat16 on CPUs with AVX512-BF16 or AMX (several times the float32
-GEMM rate there; ``dtype="auto"`` keeps float32 on other CPUs, where bf16 products are emulated and
-about 100x slower than float32) and the best ``k + rerank_extra`` candidates are then re-scored exactly in
+GEMM rate there; ``dtype="auto"`` keeps float32 on other CPUs, where bf16 products are emulated
+and about 100x slower) and the best ``k + rerank_extra`` candidates are then re-scored exactly in
 float32, so the returned similarities are exact inner products.
 
 Cost: about ``n * nprobe * spill * n / nlist * dim`` multiply-adds; memory O(n * (k + spill)) plus

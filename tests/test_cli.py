@@ -144,6 +144,11 @@ def test_env_json(capsys):
     import torch
 
     assert info["devices"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    from dataprune.precision import cpu_has_fast_bf16
+
+    fast = cpu_has_fast_bf16()  # the machine's own answer, whichever it is
+    assert info["devices"]["auto_dtype_cpu"] == ("bfloat16" if fast else "float32")
+    assert bool(info["devices"]["cpu_bf16_flags"]) is fast
 
 
 @pytest.mark.offline_models

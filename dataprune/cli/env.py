@@ -35,6 +35,8 @@ def collect() -> dict:
     try:
         import torch
 
+        from dataprune.precision import cpu_bf16_flags, resolve_dtype
+
         info["devices"] = {
             "cpu_threads": torch.get_num_threads(),
             # the CPU kernels torch dispatches to: pruned-model perplexities from the same
@@ -45,6 +47,9 @@ def collect() -> dict:
                 torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
             ],
             "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+            # what dtype="auto" picks on the CPU (dataprune.precision): bf16 only where it is fast
+            "cpu_bf16_flags": list(cpu_bf16_flags()),
+            "auto_dtype_cpu": resolve_dtype("auto", "cpu"),
         }
     except ImportError:
         info["devices"] = {"error": "torch is not installed"}
@@ -80,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             f"devices: cpu ({d['cpu_threads']} threads, torch kernels {d['cpu_capability']}), "
             f"cuda: {cuda}, mps: {'yes' if d['mps'] else 'no'}"
         )
+        flags = ", ".join(d["cpu_bf16_flags"]) or "no amx_bf16 / avx512_bf16"
+        print(f"dtype auto on cpu: {d['auto_dtype_cpu']} ({flags})")
     print(f"cache: {info['cache_dir']}   HF_HUB_OFFLINE={info['hf_hub_offline'] or '(unset)'}")
     print("models:")
     for label, m in info["models"].items():
