@@ -343,7 +343,7 @@ def load_causal_lm(
         Local folder or hub id; ``None`` means SmolLM2-135M-Instruct.
     dtype : str or torch.dtype, default="auto"
         Parameter dtype: ``"auto"`` is bfloat16 where bf16 matrix products are fast on ``device``
-        (CUDA with bf16 support, CPUs with AMX or AVX512-BF16) and float32 elsewhere, where
+        (CUDA GPUs with native bf16, CPUs with AMX or AVX512-BF16) and float32 elsewhere, where
         PyTorch emulates bf16 several times slower (:func:`dataprune.precision.resolve_dtype`);
         ``model.dtype`` tells which.
     device : str, default="cpu"

@@ -1,8 +1,8 @@
 """Whether this machine computes fast in bfloat16, and the ``"auto"`` dtype every model loader uses.
 
-bfloat16 halves memory and, where the hardware has it, multiplies matrix-product speed: CUDA GPUs,
-and CPUs with AMX tiles (``amx_bf16``) or AVX512-BF16 dot-product instructions (``avx512_bf16``),
-which oneDNN uses for bf16 matmuls. Elsewhere PyTorch emulates bf16 matmuls, and they are far
+bfloat16 halves memory and, where the hardware has it, multiplies matrix-product speed: CUDA
+GPUs with native bf16 (Ampere and later), and CPUs with AMX tiles (``amx_bf16``) or AVX512-BF16
+dot-product instructions (``avx512_bf16``), which oneDNN uses for bf16 matmuls. Elsewhere PyTorch emulates bf16 matmuls, and they are far
 slower than float32: on a 2-core AMD EPYC without those flags a SmolLM2-135M forward over 2 x 512
 tokens took 16.1 s in bfloat16 against 2.7 s in float32, and an 8192 x 384 by 384 x 8192 product
 95 s against 0.9 s. So ``dtype="auto"`` (the default of :func:`dataprune.models.load_causal_lm`,
@@ -60,13 +60,17 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def fast_bf16(device: Any = "cpu") -> bool:
-    """Whether bfloat16 matrix products are fast on ``device``: CUDA devices that support bf16,
-    CPUs per :func:`cpu_has_fast_bf16`; other devices (``mps``, ...) False."""
+    """Whether bfloat16 matrix products are fast on ``device``: CUDA GPUs with native bf16
+    (compute capability 8.0 or later, or ROCm; ``torch.cuda.is_bf16_supported`` without the
+    emulation it counts by default, so a T4 or V100 says False), CPUs per
+    :func:`cpu_has_fast_bf16`; other devices (``mps``, ...) False."""
     dev = str(device)
     if dev.startswith("cuda"):
         import torch
 
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        return bool(
+            torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+        )
     if dev == "cpu" or dev.startswith("cpu:"):
         return cpu_has_fast_bf16()
     return False

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dataprune.precision import fast_bf16
+from dataprune.precision import resolve_dtype
 from dataprune.rag.sentences import Sentence
 from dataprune.rag.windows import EncodedPair, PairTemplate, encode_pairs
 
@@ -66,17 +66,15 @@ class PassageScores:
 def resolve_precision(precision: str, device: Any) -> str:
     """Resolve ``precision`` for ``device``; ``"float32"`` and ``"bfloat16"`` pass through.
 
-    ``"auto"`` -> ``"bfloat16"`` (autocast) where bf16 matrix products are fast
-    (:func:`dataprune.precision.fast_bf16`: CUDA devices with bf16 support, CPUs with
-    ``amx_bf16`` or ``avx512_bf16``), ``"float32"`` elsewhere.
+    ``"auto"`` -> :func:`dataprune.precision.resolve_dtype`'s choice: ``"bfloat16"`` (autocast)
+    where bf16 matrix products are fast (CUDA GPUs with native bf16, CPUs with ``amx_bf16`` or
+    ``avx512_bf16``), ``"float32"`` elsewhere.
     """
     if precision not in ("auto", "float32", "bfloat16"):
         from dataprune.errors import UnknownOptionError
 
         raise UnknownOptionError(f"unknown precision {precision!r}; valid: auto, bfloat16, float32")
-    if precision != "auto":
-        return precision
-    return "bfloat16" if fast_bf16(device) else "float32"
+    return resolve_dtype(precision, device)
 
 
 def _autocast(device: Any, precision: str) -> Any:

@@ -68,8 +68,9 @@ class ContextPruner:
         Windows per forward pass (length-sorted).
     device : str, default="cpu"
     precision : {"auto", "float32", "bfloat16"}, default="auto"
-        ``"auto"`` uses bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16 (``amx_bf16``
-        or ``avx512_bf16`` in ``/proc/cpuinfo``), float32 elsewhere; speed and score parity of
+        ``"auto"`` uses bf16 autocast on CUDA GPUs with native bf16 and on CPUs with AMX or
+        AVX512-BF16 (``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``), float32 elsewhere
+        (:func:`dataprune.precision.resolve_dtype`); speed and score parity of
         the two are measured by ``benchmarks/rag_speed.py`` (see benchmarks/RESULTS.md).
     name : str, optional
         What was loaded (for manifests).

@@ -44,11 +44,14 @@ def test_auto_dtype_on_cuda_asks_torch(monkeypatch, supported):
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **k: calls.append(k) or supported)
     expected = "bfloat16" if supported else "float32"  # whatever the CPU says
     assert precision.resolve_dtype("auto", "cuda") == expected
     assert precision.resolve_dtype("auto", "cuda:1") == expected
     assert precision.fast_bf16("mps") is False
+    # native bf16 only: torch counts emulated bf16 (T4, V100) as supported by default
+    assert calls and all(k == {"including_emulation": False} for k in calls)
 
 
 def test_bad_dtype_lists_the_valid_names():

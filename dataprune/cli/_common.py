@@ -73,7 +73,7 @@ def add_dtype_arg(p: Any, *, what: str) -> None:
         "--dtype",
         choices=DTYPES,
         default="auto",
-        help="model dtype; auto (default): bfloat16 on CUDA with bf16 support and on CPUs with "
+        help="model dtype; auto (default): bfloat16 on CUDA GPUs with native bf16 and on CPUs with "
         "AMX or AVX512-BF16, float32 elsewhere (where bf16 is emulated, several times slower)"
         f"; {what}",
     )

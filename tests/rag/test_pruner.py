@@ -252,11 +252,12 @@ def test_hub_failures_are_reported_as_such(fake_hub):
 
 @pytest.mark.parametrize(("fast", "expected"), [(True, "bfloat16"), (False, "float32")])
 def test_precision_auto_follows_the_machine(monkeypatch, fast, expected):
+    from dataprune import precision
     from dataprune.errors import UnknownOptionError
     from dataprune.rag import inference
 
     # the rule itself (CPU flags, CUDA) is tested in tests/test_precision.py
-    monkeypatch.setattr(inference, "fast_bf16", lambda device: fast)
+    monkeypatch.setattr(precision, "fast_bf16", lambda device: fast)
     assert inference.resolve_precision("auto", "cpu") == expected
     for fixed in ("float32", "bfloat16"):  # explicit precisions pass through
         assert inference.resolve_precision(fixed, "cpu") == fixed
